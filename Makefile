@@ -1,0 +1,49 @@
+# Two commands matter: `make run` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SYSTEM_STAMP := .cache/system-deps-stamp
+
+# Debian packages the tests need: a real browser, a real X server and tools to drive it.
+DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils xauth x11vnc
+
+.PHONY: run serve test test-sqlite lint bench system-deps clean
+
+run: $(STAMP)
+	$(BIN)/fjernhjelp demo
+
+serve: $(STAMP)
+	$(BIN)/fjernhjelp serve
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,desktop]'
+	touch $@
+
+system-deps: $(SYSTEM_STAMP)
+
+$(SYSTEM_STAMP):
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@mkdir -p $(dir $@) && touch $@
+
+test: $(STAMP) system-deps
+	scripts/test.sh
+
+test-sqlite: $(STAMP) system-deps
+	FJERNHJELP_TEST_BACKENDS=sqlite scripts/test.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/login.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

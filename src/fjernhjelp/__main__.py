@@ -1,0 +1,3 @@
+from fjernhjelp.cli import main
+
+main()

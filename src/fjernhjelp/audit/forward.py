@@ -1,0 +1,57 @@
+"""Forwarding committed audit events as syslog (RFC 5424 over UDP).
+
+Only events whose transaction committed are sent: they are collected on the session
+by audit.log.record() and flushed here after commit, dropped after rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import socket
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from fjernhjelp.audit.query import event_as_dict
+
+_log = logging.getLogger(__name__)
+
+
+class SyslogForwarder:
+    def __init__(self, target: str, app_name: str = "fjernhjelp") -> None:
+        host, _, port = target.rpartition(":")
+        self._address = (host.strip("[]"), int(port))
+        family = socket.AF_INET6 if ":" in self._address[0] else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._app = app_name
+        self._hostname = socket.gethostname()
+
+    def send(self, payload: dict[str, Any]) -> None:
+        # PRI 110 = facility 13 (log audit) * 8 + severity 6 (informational).
+        message = (
+            f"<110>1 {payload['occurred_at']} {self._hostname} {self._app} - audit - "
+            + json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        )
+        try:
+            self._sock.sendto(message.encode(), self._address)
+        except OSError as exc:  # a syslog outage must not stop the service
+            _log.warning("audit syslog forwarding failed: %s", exc)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def install(factory: sessionmaker[Session], forwarder: SyslogForwarder) -> None:
+    factory.configure(info={"audit_forwarding": True})
+
+    @event.listens_for(factory, "after_commit")
+    def _after_commit(session: Session) -> None:
+        for ev in session.info.pop("audit_pending", []):
+            forwarder.send(event_as_dict(ev))
+
+    @event.listens_for(factory, "after_rollback")
+    def _after_rollback(session: Session) -> None:
+        session.info.pop("audit_pending", None)

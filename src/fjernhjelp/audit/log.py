@@ -1,0 +1,117 @@
+"""Appending audit events, in the caller's transaction.
+
+An event is written in the same transaction as the change it records: if the change
+rolls back, so does its event, and no change commits without one.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fjernhjelp.audit.chain import canonical_details, event_hash, fields_of
+from fjernhjelp.audit.models import AuditEvent, AuditHead
+from fjernhjelp.db.base import utcnow
+
+if TYPE_CHECKING:
+    from fjernhjelp.auth.models import User
+
+
+class Outcome(enum.StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"  # the actor tried and failed (wrong code, bad signature)
+    DENIED = "denied"  # policy refused it (locked, no grant, suspended)
+    INFO = "info"  # something happened that is neither (a lockout started)
+
+
+# Keys that would carry a secret if a caller passed one by mistake. Refusing them here
+# keeps secrets out of the log even when a caller forgets.
+_SECRET_KEYS = frozenset({"password", "secret", "token", "otp", "code", "key", "totp"})
+
+
+class SecretInAuditDetails(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    user_id: uuid.UUID | None
+    name: str | None
+    org_id: uuid.UUID | None
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(user.id, user.username, user.organisation_id)
+
+    @classmethod
+    def named(cls, name: str | None) -> Actor:
+        """Someone we cannot (or must not) tie to an account, e.g. an unknown login name."""
+        return cls(None, name, None)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(None, "system", None)
+
+    @classmethod
+    def command_line(cls) -> Actor:
+        return cls(None, "command-line", None)
+
+
+def _check_details(details: dict[str, Any]) -> None:
+    for key, value in details.items():
+        if key.lower() in _SECRET_KEYS:
+            raise SecretInAuditDetails(f"audit details must not carry {key!r}")
+        if isinstance(value, dict):
+            _check_details(value)
+
+
+def record(
+    db: Session,
+    action: str,
+    outcome: Outcome,
+    *,
+    actor: Actor,
+    reason: str | None = None,
+    customer_org_id: uuid.UUID | None = None,
+    machine_id: str | None = None,
+    source_address: str | None = None,
+    factor: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the chain. The caller commits."""
+    if details:
+        _check_details(details)
+    # Locking the head row serialises appenders on PostgreSQL; on SQLite the
+    # transaction already holds the write lock (BEGIN IMMEDIATE, db/engine.py).
+    # The head row is created by the first migration; its absence is a broken database.
+    head = db.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    event = AuditEvent(
+        seq=head.seq + 1,
+        id=uuid.uuid4(),
+        occurred_at=utcnow(),
+        action=action,
+        outcome=str(outcome),
+        reason=reason,
+        actor_user_id=actor.user_id,
+        actor_name=actor.name,
+        actor_org_id=actor.org_id,
+        customer_org_id=customer_org_id,
+        machine_id=machine_id,
+        source_address=source_address,
+        factor=factor,
+        details=canonical_details(details),
+        prev_hash=head.hash,
+    )
+    event.hash = event_hash(head.hash, fields_of(event))
+    head.seq = event.seq
+    head.hash = event.hash
+    db.add(event)
+    db.flush()
+    if db.info.get("audit_forwarding"):
+        db.info.setdefault("audit_pending", []).append(event)
+    return event

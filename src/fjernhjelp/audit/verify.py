@@ -1,0 +1,81 @@
+"""Walking the chain to find the first event that was edited, deleted or reordered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fjernhjelp.audit.chain import GENESIS, event_hash, fields_of
+from fjernhjelp.audit.models import AuditEvent, AuditHead
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    checked: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def count_events(db: Session) -> int:
+    return db.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
+
+
+def verify_chain(
+    db: Session, progress: Callable[[int], None] | None = None, batch: int = 5000
+) -> VerifyResult:
+    expected_seq = 1
+    prev_hash = GENESIS
+    checked = 0
+    last_seq = 0
+    # Keyset pagination keeps memory flat on millions of events.
+    while True:
+        rows = (
+            db.execute(
+                select(AuditEvent)
+                .where(AuditEvent.seq > last_seq)
+                .order_by(AuditEvent.seq)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
+        if not rows:
+            break
+        for event in rows:
+            if event.seq != expected_seq:
+                return VerifyResult(
+                    checked, expected_seq, f"event {expected_seq} is missing (next is {event.seq})"
+                )
+            if event.prev_hash != prev_hash:
+                return VerifyResult(
+                    checked, event.seq, f"event {event.seq} does not follow its predecessor"
+                )
+            if event_hash(event.prev_hash, fields_of(event)) != event.hash:
+                return VerifyResult(
+                    checked, event.seq, f"event {event.seq} was changed after it was written"
+                )
+            prev_hash = event.hash
+            expected_seq += 1
+            checked += 1
+            last_seq = event.seq
+        if progress:
+            progress(len(rows))
+        db.expunge_all()
+    head = db.get(AuditHead, 1)
+    if head is None:
+        return VerifyResult(checked, None, "the chain head is missing")
+    if head.seq != checked or head.hash != prev_hash:
+        return VerifyResult(
+            checked,
+            checked + 1 if head.seq > checked else head.seq,
+            f"the log ends at event {checked} but its head records event {head.seq}"
+            " (events were removed from the end, or the head was altered)",
+        )
+    return VerifyResult(checked)

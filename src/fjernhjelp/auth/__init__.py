@@ -1,0 +1,1 @@
+"""Identity: passwords, second factors, login, browser and API sessions."""

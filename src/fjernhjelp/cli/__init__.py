@@ -1,0 +1,23 @@
+"""The ``fjernhjelp`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from fjernhjelp.cli import admin, audit, db, serve
+
+app = typer.Typer(
+    name="fjernhjelp",
+    help="Remote assistance for a health network.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold passwords or keys
+)
+app.command("serve")(serve.serve)
+app.command("demo")(serve.demo)
+app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
+app.add_typer(audit.app, name="audit")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,85 @@
+"""``fjernhjelp serve`` and ``fjernhjelp demo``: run the server."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import segno
+import typer
+import uvicorn
+
+from fjernhjelp import demo as demo_data
+from fjernhjelp import logs
+from fjernhjelp.cli.common import DatabaseUrl, DataDir, console, settings_from
+from fjernhjelp.config import Settings
+from fjernhjelp.db import migrate
+from fjernhjelp.server.app import create_app
+from fjernhjelp.server.state import build_state
+
+Bind = Annotated[str | None, typer.Option("--bind", help="host:port to listen on.")]
+
+
+def _run(settings: Settings) -> None:
+    logs.configure(settings)
+    state = build_state(settings)
+    migrate.upgrade(state.engine)
+    app = create_app(state=state)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        proxy_headers=False,  # X-Forwarded-For is read by us, from trusted proxies only
+        server_header=False,
+        log_config=logs.uvicorn_log_config(),
+    )
+
+
+def serve(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind = None) -> None:
+    """Run the server (migrations are applied first)."""
+    _run(settings_from(data_dir, database_url, bind=bind))
+
+
+def demo(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind = None) -> None:
+    """Run the server with demo data, printing the demo logins."""
+    settings = settings_from(data_dir, database_url, bind=bind)
+    state = build_state(settings)
+    migrate.upgrade(state.engine)
+    with state.sessions() as db:
+        accounts = demo_data.seed(db, state.login.passwords, state.keys.at_rest)
+        db.commit()
+    path = settings.data_dir / "demo-credentials.json"
+    url = settings.effective_public_url
+    data = demo_data.save(path, url, accounts)
+    _print_credentials(url, data, path)
+    _run(settings)
+
+
+def _print_credentials(url: str, data: dict[str, object], path: object) -> None:
+    console.rule("[bold]fjernhjelp demo")
+    console.print(f"Open [bold]{url}[/bold] in a browser.\n")
+    for account in data["accounts"]:  # type: ignore[attr-defined]
+        console.print(
+            f"  [bold]{account['username']}[/bold] ({account['role']}, {account['organisation']})\n"
+            f"    password:    {account['password']}\n"
+            f"    TOTP secret: {account['totp_secret']}"
+        )
+    technician = next(
+        (a for a in data["accounts"] if a["role"] == "technician"),
+        None,  # type: ignore[attr-defined]
+    )
+    if technician:
+        uri = (
+            f"otpauth://totp/fjernhjelp:{technician['username']}"
+            f"?secret={technician['totp_secret']}&issuer=fjernhjelp"
+        )
+        console.print("\nScan this with an authenticator app to log in as the technician:")
+        segno.make(uri, error="m").terminal(compact=True)
+    console.print(f"\nThe same is written to {path}.")
+    console.rule()
+    _ = json  # credentials file is JSON; see demo.save
+
+
+__all__ = ["demo", "serve"]

@@ -1,0 +1,1 @@
+"""The customer portal: organisations and (later) groups, agreements and grants."""

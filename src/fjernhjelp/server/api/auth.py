@@ -1,0 +1,102 @@
+"""Logging in over the API (the CLI): password, then second factor, then a bearer token."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from fjernhjelp.auth import login
+from fjernhjelp.auth.login import LockedOut, LoginRefused
+from fjernhjelp.auth.models import SessionKind
+from fjernhjelp.server.api.deps import ApiSession
+from fjernhjelp.server.deps import DB, Client, State
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class PasswordStep(BaseModel):
+    username: str = Field(max_length=200)
+    password: str = Field(max_length=1024)
+
+
+class PendingLogin(BaseModel):
+    pending_token: str
+    factors: list[str] = Field(description="kinds of second factor the account has")
+
+
+class FactorStep(BaseModel):
+    pending_token: str = Field(max_length=128)
+    code: str = Field(max_length=100, description="TOTP code or Yubico OTP")
+
+
+class SessionToken(BaseModel):
+    token: str
+    expires_at: datetime
+
+
+class Refusal(BaseModel):
+    error: str
+    detail: str
+
+
+def _refusal(exc: LoginRefused) -> JSONResponse:
+    status = (
+        429
+        if isinstance(exc, LockedOut)
+        else 403
+        if isinstance(exc, login.AccountUnavailable)
+        else 401
+    )
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, LockedOut) else None
+    reason = exc.reason if isinstance(exc, login.AccountUnavailable) else exc.message
+    return JSONResponse(
+        {"error": exc.message, "detail": reason}, status_code=status, headers=headers
+    )
+
+
+@router.post(
+    "/login",
+    response_model=PendingLogin,
+    responses={401: {"model": Refusal}, 403: {"model": Refusal}, 429: {"model": Refusal}},
+)
+def api_login(
+    body: PasswordStep, state: State, db: DB, client: Client
+) -> PendingLogin | JSONResponse:
+    try:
+        started = login.begin(
+            db, state.login, body.username, body.password, client, state.now(), kind=SessionKind.API
+        )
+    except LoginRefused as exc:
+        db.commit()
+        return _refusal(exc)
+    kinds = login.pending_factor_kinds(started.session.user)
+    db.commit()
+    return PendingLogin(pending_token=started.token, factors=kinds)
+
+
+@router.post(
+    "/factor",
+    response_model=SessionToken,
+    responses={401: {"model": Refusal}, 429: {"model": Refusal}},
+)
+def api_factor(
+    body: FactorStep, state: State, db: DB, client: Client
+) -> SessionToken | JSONResponse:
+    try:
+        done = login.finish(db, state.login, body.pending_token, body.code, client, state.now())
+    except LoginRefused as exc:
+        db.commit()
+        return _refusal(exc)
+    db.commit()
+    return SessionToken(token=done.token, expires_at=done.session.expires_at)
+
+
+@router.post("/logout", status_code=204)
+def api_logout(session: ApiSession, db: DB, client: Client) -> None:
+    if session.kind != SessionKind.API:
+        raise HTTPException(400, "use the web page to log out of a browser session")
+    login.logout(db, session, client)
+    db.commit()

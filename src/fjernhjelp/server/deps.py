@@ -1,0 +1,134 @@
+"""FastAPI dependencies: the database session, the caller, their language, CSRF."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from fjernhjelp.auth import sessions
+from fjernhjelp.auth.models import LoginSession, SessionKind, User
+from fjernhjelp.auth.sessions import ClientInfo
+from fjernhjelp.server.security import client_address, cookie_name, csrf_valid
+from fjernhjelp.server.state import AppState
+from fjernhjelp.web.i18n import Translator, negotiate
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.fjh
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    db = get_state(request).sessions()
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+State = Annotated[AppState, Depends(get_state)]
+DB = Annotated[Session, Depends(get_db)]
+
+
+def get_client(request: Request) -> ClientInfo:
+    state = get_state(request)
+    peer = request.client.host if request.client else None
+    return ClientInfo(
+        source_address=client_address(peer, request.headers.get("x-forwarded-for"), state.settings),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+Client = Annotated[ClientInfo, Depends(get_client)]
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; the app turns it into a redirect to /login."""
+
+
+class Forbidden(Exception):
+    """The caller is logged in but may not do this; the app answers 403."""
+
+
+class CsrfRefused(Exception):
+    """A state-changing request without a valid CSRF token; refused and audited."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def session_cookie(state: AppState) -> str:
+    return cookie_name(state.settings, "fjh_session")
+
+
+def browser_session(request: Request, state: State, db: DB) -> LoginSession | None:
+    token = request.cookies.get(session_cookie(state))
+    row = sessions.find(db, token, policy=state.login.policy, now=state.now())
+    if row is not None and row.kind != SessionKind.BROWSER:
+        return None
+    if db.dirty or db.deleted:
+        db.commit()
+    request.state.user = row.user if row else None
+    return row
+
+
+BrowserSession = Annotated[LoginSession | None, Depends(browser_session)]
+
+
+def page_user(row: BrowserSession) -> User:
+    if row is None:
+        raise LoginRequired
+    return row.user
+
+
+PageUser = Annotated[User, Depends(page_user)]
+
+
+def translator(request: Request, state: State) -> Translator:
+    user: User | None = getattr(request.state, "user", None)
+    lang = negotiate(
+        request.cookies.get("fjh_lang"),
+        user.language if user else None,
+        request.headers.get("accept-language"),
+        state.settings.default_language,
+    )
+    return Translator(lang)
+
+
+T = Annotated[Translator, Depends(translator)]
+
+
+async def csrf_protect(request: Request) -> None:
+    """Refuse a state-changing browser request without a valid CSRF token."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    state = get_state(request)
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise CsrfRefused("cross_site_request")
+    token = request.headers.get("x-csrf-token")
+    if token is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get("csrf_token")
+            token = value if isinstance(value, str) else None
+    if not csrf_valid(state.keys.cookie, request.scope["state"].get("csrf_seed"), token):
+        raise CsrfRefused("csrf_token_missing" if not token else "csrf_token_invalid")
+
+
+def require(
+    user: User, *, operator: bool = False, admin: bool = False, technician: bool = False
+) -> None:
+    allowed = (
+        (operator and user.is_operator)
+        or (admin and (user.is_admin or user.is_operator))
+        or (technician and user.is_technician)
+    )
+    if not allowed:
+        raise Forbidden

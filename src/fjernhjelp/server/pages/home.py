@@ -1,0 +1,38 @@
+"""The front door, the language switch and the technician console."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from fjernhjelp.server.deps import BrowserSession, PageUser, T, require
+from fjernhjelp.server.pages.auth import safe_next
+from fjernhjelp.server.pages.render import render
+from fjernhjelp.web.i18n import LANGUAGES
+
+router = APIRouter()
+
+
+@router.get("/")
+def home(session: BrowserSession) -> Response:
+    if session is None:
+        return RedirectResponse("/login", status_code=303)
+    user = session.user
+    if user.is_technician and not (user.is_admin or user.is_operator):
+        return RedirectResponse("/console", status_code=303)
+    return RedirectResponse("/portal", status_code=303)
+
+
+@router.get("/lang/{code}")
+def set_language(code: str, next: str = "/") -> Response:
+    response = RedirectResponse(safe_next(next), status_code=303)
+    if code in LANGUAGES:
+        response.set_cookie("fjh_lang", code, max_age=365 * 86400, path="/", samesite="lax")
+    return response
+
+
+@router.get("/console", response_class=HTMLResponse)
+def console(request: Request, t: T, user: PageUser) -> Response:
+    require(user, technician=True)
+    # Machines appear here once agents and grants exist (the Access issue).
+    return render(request, t, "console.html", machines=[])

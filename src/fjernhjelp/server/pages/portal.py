@@ -1,0 +1,92 @@
+"""The portal's front page and the audit log view."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+from fjernhjelp.audit.export import export_lines
+from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.audit.query import event_as_dict, parse_filter, visible_events
+from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
+from fjernhjelp.server.pages.render import render
+
+router = APIRouter(prefix="/portal")
+
+PAGE_SIZE = 100
+
+
+@router.get("", response_class=HTMLResponse)
+def portal_home(request: Request, t: T, user: PageUser) -> Response:
+    require(user, admin=True)
+    return render(request, t, "portal.html", organisation=user.organisation)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_view(
+    request: Request,
+    db: DB,
+    t: T,
+    user: PageUser,
+    since: str | None = None,
+    until: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    before: int | None = None,
+) -> Response:
+    require(user, admin=True)
+    scope = None if user.is_operator else user.organisation_id
+    flt = parse_filter(since, until, actor, action, outcome)
+    rows = (
+        db.execute(visible_events(scope, flt, limit=PAGE_SIZE + 1, before_seq=before))
+        .scalars()
+        .all()
+    )
+    events = [event_as_dict(e) for e in rows[:PAGE_SIZE]]
+    older = events[-1]["seq"] if len(rows) > PAGE_SIZE else None
+    return render(
+        request,
+        t,
+        "audit.html",
+        events=events,
+        older=older,
+        filters={
+            "since": since or "",
+            "until": until or "",
+            "actor": actor or "",
+            "action": action or "",
+            "outcome": outcome or "",
+        },
+        scope_all=scope is None,
+    )
+
+
+@router.get("/audit/export.jsonl")
+def audit_export(state: State, db: DB, client: Client, user: PageUser) -> Response:
+    require(user, admin=True)
+    scope = None if user.is_operator else user.organisation_id
+    record(
+        db,
+        "audit.exported",
+        Outcome.SUCCESS,
+        actor=Actor.of(user),
+        customer_org_id=scope,
+        source_address=client.source_address,
+        details={"scope": "all" if scope is None else str(scope)},
+    )
+    db.commit()
+
+    def lines():  # type: ignore[no-untyped-def]
+        with state.readers() as db:
+            for line in export_lines(db, scope):
+                yield line + "\n"
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return StreamingResponse(
+        lines(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.jsonl"'},
+    )

@@ -1,0 +1,74 @@
+"""Everything a request handler needs, built once at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from fjernhjelp.auth.login import LoginConfig
+from fjernhjelp.auth.passwords import HashCost, Passwords
+from fjernhjelp.auth.sessions import SessionPolicy
+from fjernhjelp.auth.throttle import ThrottleRule
+from fjernhjelp.config import Settings
+from fjernhjelp.db.base import utcnow
+from fjernhjelp.db.engine import make_engine, make_session_factory
+from fjernhjelp.keystore import Keys
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    readers: sessionmaker[Session]  # long reads (exports) that must not hold a write lock
+    keys: Keys
+    login: LoginConfig
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+def login_config(settings: Settings, keys: Keys) -> LoginConfig:
+    return LoginConfig(
+        passwords=Passwords(
+            HashCost(
+                time_cost=settings.argon2_time_cost,
+                memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            )
+        ),
+        at_rest_key=keys.at_rest,
+        policy=SessionPolicy(
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            absolute=timedelta(hours=settings.session_absolute_hours),
+            pending=timedelta(minutes=settings.login_pending_minutes),
+        ),
+        account_rule=ThrottleRule(
+            settings.account_failures_before_lockout,
+            settings.lockout_base_seconds,
+            settings.lockout_max_seconds,
+        ),
+        address_rule=ThrottleRule(
+            settings.address_failures_before_lockout,
+            settings.lockout_base_seconds,
+            settings.lockout_max_seconds,
+        ),
+    )
+
+
+def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
+    engine = engine or make_engine(settings.effective_database_url)
+    keys = Keys.load(settings.keys_dir)
+    return AppState(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        readers=make_session_factory(engine, deferred=True),
+        keys=keys,
+        login=login_config(settings, keys),
+    )

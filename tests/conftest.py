@@ -1,0 +1,164 @@
+"""Fixtures: a clean database on each backend, the app, a test client, a controllable clock.
+
+FJERNHJELP_TEST_BACKENDS (comma-separated: sqlite, postgresql) decides which backends
+the database tests run on; scripts/test.sh sets it, .ci/run always asks for both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from fjernhjelp.audit.chain import GENESIS
+from fjernhjelp.config import Settings
+from fjernhjelp.db import migrate
+from fjernhjelp.db.base import utcnow
+from fjernhjelp.db.engine import make_engine
+from fjernhjelp.db.models import Base
+from fjernhjelp.server.app import create_app
+from fjernhjelp.server.state import AppState, build_state
+
+BACKENDS = [b for b in os.environ.get("FJERNHJELP_TEST_BACKENDS", "sqlite").split(",") if b]
+PG_ADMIN_URL = os.environ.get(
+    "FJERNHJELP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@dataclass
+class Backend:
+    name: str
+    template: str  # a migrated database: a file path (SQLite) or a URL (PostgreSQL)
+
+    def fresh_url(self, tmp_path: Path) -> str:
+        if self.name == "sqlite":
+            target = tmp_path / "fjernhjelp.db"
+            shutil.copyfile(self.template, target)
+            return f"sqlite:///{target}"
+        _truncate_postgres(self.template)
+        return self.template
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = make_engine(url, poolclass=NullPool)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        # TRUNCATE does not fire the row triggers that keep audit_events append-only.
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER ALL"))
+        conn.execute(
+            text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": GENESIS}
+        )
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("template") / "template.db"
+        engine = make_engine(f"sqlite:///{path}")
+        migrate.upgrade(engine)
+        engine.dispose()  # the last connection to close checkpoints and removes the WAL
+        yield Backend("sqlite", str(path))
+        return
+    if request.param != "postgresql":
+        raise pytest.UsageError(f"unknown backend {request.param}")
+    name = f"fjh_test_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_ADMIN_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url, poolclass=NullPool)
+    migrate.upgrade(engine)
+    engine.dispose()
+    yield Backend("postgresql", url)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(backend: Backend, tmp_path: Path) -> str:
+    return backend.fresh_url(tmp_path)
+
+
+class Clock:
+    """Real time plus an offset tests can move forward (lockouts, expiry)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
+
+    def advance(self, **kwargs: float) -> None:
+        self.offset += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def test_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "database_url": database_url,
+        # Cheaper argon2id for speed; the algorithm and the code path are the same.
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 1024,
+        "argon2_parallelism": 1,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return test_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+def state(settings: Settings, clock: Clock) -> Iterator[AppState]:
+    st = build_state(settings)
+    st.clock = clock
+    yield st
+    st.engine.dispose()
+
+
+@pytest.fixture
+def engine(state: AppState) -> Engine:
+    return state.engine
+
+
+@pytest.fixture
+def db(state: AppState) -> Iterator[Session]:
+    """The test's own session. Deferred, so a test that has read something does not hold
+    SQLite's write lock while the app under test serves a request; call db.rollback()
+    (or commit) before reading what the app wrote, to see a fresh snapshot."""
+    with state.readers() as session:
+        yield session
+
+
+@pytest.fixture
+def app(state: AppState):  # type: ignore[no-untyped-def]
+    return create_app(state=state)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, base_url="http://testserver", follow_redirects=False) as c:
+        yield c

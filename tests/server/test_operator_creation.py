@@ -1,0 +1,68 @@
+"""No web request can create an operator (the lesson of CVE-2024-1709)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from fastapi.routing import APIRoute
+from sqlalchemy import func, select
+
+from fjernhjelp.auth.models import User
+from tests.helpers import csrf_from
+
+
+def test_no_route_mentions_setup_or_operator_creation(app) -> None:
+    paths = {r.path for r in app.routes if isinstance(r, APIRoute)}
+    assert not [p for p in paths if any(w in p for w in ("setup", "install", "wizard", "operator"))]
+
+
+def test_posting_to_guessable_setup_paths_creates_nobody(client, db) -> None:
+    token = csrf_from(client.get("/login").text)
+    for path in (
+        "/setup",
+        "/setup/",
+        "/SetupWizard.aspx",
+        "/api/v1/setup",
+        "/api/v1/users",
+        "/api/v1/operators",
+        "/admin/create-operator",
+        "/enroll/new",
+    ):
+        r = client.post(path, data={"username": "evil", "password": "x" * 20, "csrf_token": token})
+        assert r.status_code in (403, 404, 405, 422), path
+    assert db.execute(select(func.count()).select_from(User)).scalar_one() == 0
+
+
+def test_command_line_creates_an_operator_with_a_one_time_link(settings, db, client) -> None:
+    env = {
+        "FJERNHJELP_DATA_DIR": str(settings.data_dir),
+        "FJERNHJELP_DATABASE_URL": settings.effective_database_url,
+        "PATH": "/usr/bin:/bin",
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fjernhjelp",
+            "admin",
+            "create-operator",
+            "--username",
+            "driftssjef",
+            "--email",
+            "drift@example.no",
+            "--name",
+            "Drift Sjef",
+            "--org-number",
+            "990000034",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    link = next(line for line in out.splitlines() if "/enroll/" in line).strip()
+    user = db.execute(select(User).where(User.username == "driftssjef")).scalar_one()
+    assert user.is_operator and user.status == "pending" and user.password_hash is None
+    path = link.split("127.0.0.1:8080", 1)[1]
+    assert client.get(path).status_code == 200
