@@ -55,7 +55,9 @@ class ServerProcess:
         self.log = log
         self._fh = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fjernhjelp", *args], env=env, stdout=self._fh,
+            [sys.executable, "-m", "fjernhjelp", *args],
+            env=env,
+            stdout=self._fh,
             stderr=subprocess.STDOUT,
         )
 
@@ -81,8 +83,9 @@ class ServerProcess:
         self._fh.close()
 
 
-def start_server(command: str, data_dir: Path, database_url: str,
-                 extra_env: dict[str, str] | None = None) -> ServerProcess:
+def start_server(
+    command: str, data_dir: Path, database_url: str, extra_env: dict[str, str] | None = None
+) -> ServerProcess:
     port = free_port()
     env = {
         **os.environ,
@@ -91,6 +94,8 @@ def start_server(command: str, data_dir: Path, database_url: str,
         "FJERNHJELP_BIND": f"127.0.0.1:{port}",
         **(extra_env or {}),
     }
-    server = ServerProcess([command], env, f"http://127.0.0.1:{port}", data_dir.parent / "server.log")
+    server = ServerProcess(
+        [command], env, f"http://127.0.0.1:{port}", data_dir.parent / "server.log"
+    )
     server.wait_ready()
     return server
