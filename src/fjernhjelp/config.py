@@ -69,6 +69,14 @@ class Settings(BaseSettings):
 
     password_min_length: int = 12
 
+    # The portal. Accounts not used for this many days are deactivated by the sweep,
+    # which also ends grants and agreements that ran out; the server runs it every
+    # sweep_interval_seconds (0: only `fjernhjelp admin sweep`). Dates typed into forms
+    # (an agreement's last day) are days in this time zone.
+    inactive_user_days: int = Field(default=90, ge=1)
+    sweep_interval_seconds: int = Field(default=60, ge=0)
+    time_zone: str = "Europe/Oslo"
+
     @classmethod
     def settings_customise_sources(
         cls,

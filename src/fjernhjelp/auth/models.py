@@ -14,6 +14,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -62,6 +63,12 @@ class User(Base):
     language: Mapped[str | None] = mapped_column(String(5), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When status last changed (suspended, deactivated, reactivated): reactivating
+    # restarts the inactivity clock, so the next sweep does not undo it at once.
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # A technician working from outside the EU/EEA may connect only under an
+    # agreement that allows it (portal/access.py).
+    outside_eea: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
     factors: Mapped[list[Factor]] = relationship(

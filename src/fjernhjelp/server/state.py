@@ -17,6 +17,8 @@ from fjernhjelp.config import Settings
 from fjernhjelp.db.base import utcnow
 from fjernhjelp.db.engine import make_engine, make_session_factory
 from fjernhjelp.keystore import Keys
+from fjernhjelp.portal import revocations
+from fjernhjelp.portal.revocations import RevocationBus
 
 
 @dataclass
@@ -28,6 +30,9 @@ class AppState:
     keys: Keys
     login: LoginConfig
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Grants, agreements, users and organisations that stop: published after commit
+    # by the portal, consumed by whatever holds live sessions (portal/revocations.py).
+    revocations: RevocationBus = field(default_factory=RevocationBus)
 
     def now(self) -> datetime:
         return self.clock()
@@ -64,7 +69,7 @@ def login_config(settings: Settings, keys: Keys) -> LoginConfig:
 def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
     engine = engine or make_engine(settings.effective_database_url)
     keys = Keys.load(settings.keys_dir)
-    return AppState(
+    state = AppState(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
@@ -72,3 +77,6 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
         keys=keys,
         login=login_config(settings, keys),
     )
+    for factory in (state.sessions, state.readers):
+        revocations.install(factory, state.revocations)
+    return state

@@ -1,4 +1,4 @@
-"""Organisations: who receives help, who gives it."""
+"""Organisations: who receives help, who gives it, and the policy the operator sets."""
 
 from __future__ import annotations
 

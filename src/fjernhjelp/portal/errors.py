@@ -1,0 +1,41 @@
+"""Why the portal refuses something, as exception types that carry what the caller needs."""
+
+from __future__ import annotations
+
+import uuid
+
+
+class PortalError(Exception):
+    """A rule refused a change. ``message_key`` is a key in the message catalogue
+    (shown to the user and written to the audit log as the reason)."""
+
+    status = 422
+
+    def __init__(self, message_key: str, **params: object) -> None:
+        super().__init__(message_key)
+        self.message_key = message_key
+        self.params = params
+
+
+class Conflict(PortalError):
+    """The change clashes with what exists (a duplicate, a last admin)."""
+
+    status = 409
+
+
+class NotFound(Exception):
+    """No such object *for this caller*. Raised alike for an id that does not exist and
+    for one that belongs to another organisation, so an answer never tells them apart."""
+
+    def __init__(self, kind: str, object_id: uuid.UUID | str | None) -> None:
+        super().__init__(f"{kind} not found")
+        self.kind = kind
+        self.object_id = str(object_id) if object_id is not None else None
+
+
+class NotAllowed(Exception):
+    """The caller's role does not allow this at all (not tied to any object id)."""
+
+    def __init__(self, needed: str) -> None:
+        super().__init__(needed)
+        self.needed = needed

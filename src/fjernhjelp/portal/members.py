@@ -1,0 +1,331 @@
+"""People in an organisation: invitations with one-time links, admin rights given and
+withdrawn, deactivation by the organisation, suspension by the operator."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from fjernhjelp.auth import accounts, enrolment, sessions
+from fjernhjelp.auth.accounts import AccountError, create_user
+from fjernhjelp.auth.models import User, UserStatus
+from fjernhjelp.portal import terms
+from fjernhjelp.portal.caller import Caller
+from fjernhjelp.portal.errors import Conflict, NotFound, PortalError
+from fjernhjelp.portal.models import Audience, Organisation
+from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
+from fjernhjelp.portal.trail import changed
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    user: User
+    token: str  # shown once, to be handed over; only its hash is stored
+
+    def link(self, public_url: str) -> str:
+        return f"{public_url}/enroll/{self.token}"
+
+
+def describe(user: User) -> dict[str, Any]:
+    return {**accounts.describe(user), "outside_eea": user.outside_eea}
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def list_members(db: Session, caller: Caller, org_id: uuid.UUID | None = None) -> list[User]:
+    """An admin lists its own organisation; the operator any organisation."""
+    caller.require_admin()
+    target = org_id or caller.user.organisation_id
+    foreign = target != caller.user.organisation_id
+    if foreign and (not caller.user.is_operator or db.get(Organisation, target) is None):
+        raise NotFound("organisation", target)
+    return list(
+        db.execute(select(User).where(User.organisation_id == target).order_by(User.display_name))
+        .unique()
+        .scalars()
+    )
+
+
+def get_member(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
+    """A user the caller may read: same organisation, or any for the operator."""
+    caller.require_admin()
+    user = db.get(User, user_id)
+    if user is None or (
+        user.organisation_id != caller.user.organisation_id and not caller.user.is_operator
+    ):
+        raise NotFound("user", user_id)
+    return user
+
+
+def _own_member(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
+    """A user the caller may change as an admin: same organisation only."""
+    caller.require_admin()
+    user = db.get(User, user_id)
+    if user is None or user.organisation_id != caller.user.organisation_id:
+        raise NotFound("user", user_id)
+    return user
+
+
+def _not_yourself(caller: Caller, user: User) -> None:
+    if user.id == caller.user.id:
+        raise PortalError("member.not_yourself")
+
+
+def _other_admins(db: Session, user: User) -> int:
+    return db.execute(
+        select(func.count())
+        .select_from(User)
+        .where(
+            User.organisation_id == user.organisation_id,
+            User.is_admin.is_(True),
+            User.status.in_([UserStatus.ACTIVE, UserStatus.PENDING]),
+            User.id != user.id,
+        )
+    ).scalar_one()
+
+
+# -- invitations ---------------------------------------------------------------
+
+
+def invite_into(
+    db: Session,
+    caller: Caller,
+    org: Organisation,
+    *,
+    username: str,
+    email: str,
+    display_name: str,
+    admin: bool,
+    technician: bool,
+    outside_eea: bool,
+    link_lifetime: timedelta,
+) -> Invitation:
+    """Create a pending account in ``org`` and its one-time enrolment link. The account
+    can do nothing until the link is used to set a password and a second factor."""
+    if not (admin or technician):
+        raise PortalError("member.no_role")
+    if technician and not org.gives_help:
+        raise PortalError("member.technician_needs_vendor")
+    try:
+        user = create_user(
+            db,
+            organisation=org,
+            username=username,
+            email=email,
+            display_name=display_name,
+            is_admin=admin,
+            is_technician=technician,
+            actor=caller.actor,
+            source_address=caller.source_address,
+        )
+    except AccountError as exc:
+        raise PortalError(exc.message_key) from None
+    user.created_at = caller.now
+    if outside_eea:
+        before = describe(user)
+        user.outside_eea = True
+        changed(db, caller, "account.changed", org_id=org.id, before=before, after=describe(user))
+    token = enrolment.issue_link(
+        db,
+        user,
+        actor=caller.actor,
+        now=caller.now,
+        lifetime=link_lifetime,
+        source_address=caller.source_address,
+    )
+    return Invitation(user, token)
+
+
+def invite(
+    db: Session,
+    caller: Caller,
+    *,
+    username: str,
+    email: str,
+    display_name: str,
+    admin: bool = False,
+    technician: bool = False,
+    outside_eea: bool = False,
+    link_lifetime: timedelta,
+) -> Invitation:
+    caller.require_admin()
+    if technician:
+        terms.require_accepted(db, caller.org, Audience.GIVING)
+    return invite_into(
+        db,
+        caller,
+        caller.org,
+        username=username,
+        email=email,
+        display_name=display_name,
+        admin=admin,
+        technician=technician,
+        outside_eea=outside_eea,
+        link_lifetime=link_lifetime,
+    )
+
+
+def new_link(
+    db: Session, caller: Caller, user_id: uuid.UUID, *, link_lifetime: timedelta
+) -> Invitation:
+    """A fresh one-time link (earlier ones stop working): for an invitation that ran
+    out, or a colleague who lost their phone."""
+    user = get_member(db, caller, user_id)
+    if user.status not in (UserStatus.PENDING, UserStatus.ACTIVE):
+        raise PortalError("member.link_needs_active")
+    token = enrolment.issue_link(
+        db,
+        user,
+        actor=caller.actor,
+        now=caller.now,
+        lifetime=link_lifetime,
+        source_address=caller.source_address,
+    )
+    return Invitation(user, token)
+
+
+# -- rights and status ---------------------------------------------------------
+
+
+def set_admin(db: Session, caller: Caller, user_id: uuid.UUID, admin: bool) -> User:
+    """Delegate admin rights to a colleague, or withdraw them (never from the last)."""
+    user = _own_member(db, caller, user_id)
+    if user.is_admin == admin:
+        return user
+    if not admin and _other_admins(db, user) == 0:
+        raise Conflict("member.last_admin")
+    before = describe(user)
+    user.is_admin = admin
+    db.flush()
+    action = "account.admin_granted" if admin else "account.admin_withdrawn"
+    changed(db, caller, action, org_id=user.organisation_id, before=before, after=describe(user))
+    return user
+
+
+def set_outside_eea(db: Session, caller: Caller, user_id: uuid.UUID, value: bool) -> User:
+    user = _own_member(db, caller, user_id)
+    if user.outside_eea == value:
+        return user
+    before = describe(user)
+    user.outside_eea = value
+    db.flush()
+    changed(
+        db,
+        caller,
+        "account.changed",
+        org_id=user.organisation_id,
+        before=before,
+        after=describe(user),
+    )
+    if value:
+        # Agreements that keep staff inside the EU/EEA now refuse this technician.
+        announce(db, _user_event(user, RevocationKind.USER_RESTRICTED, caller))
+    return user
+
+
+def _user_event(user: User, kind: RevocationKind, caller: Caller) -> Revocation:
+    return Revocation(
+        kind=kind, occurred_at=caller.now, user_id=user.id, vendor_org_id=user.organisation_id
+    )
+
+
+def _stop(db: Session, user: User, status: UserStatus, caller: Caller) -> None:
+    user.status = status
+    user.status_changed_at = caller.now
+    # Their browser and API sessions end now, not at the next page they load.
+    sessions.end_all_for_user(db, user.id)
+    db.flush()
+
+
+def _restored_status(user: User) -> UserStatus:
+    enrolled = user.password_hash is not None and bool(user.confirmed_factors)
+    return UserStatus.ACTIVE if enrolled else UserStatus.PENDING
+
+
+def deactivate(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
+    user = _own_member(db, caller, user_id)
+    _not_yourself(caller, user)
+    if user.status == UserStatus.SUSPENDED:
+        raise PortalError("member.suspended_by_operator")
+    if user.status == UserStatus.DISABLED:
+        return user
+    if user.is_admin and _other_admins(db, user) == 0:
+        raise Conflict("member.last_admin")
+    before = describe(user)
+    _stop(db, user, UserStatus.DISABLED, caller)
+    changed(
+        db,
+        caller,
+        "account.deactivated",
+        org_id=user.organisation_id,
+        before=before,
+        after=describe(user),
+    )
+    announce(db, _user_event(user, RevocationKind.USER_DEACTIVATED, caller))
+    return user
+
+
+def reactivate(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
+    user = get_member(db, caller, user_id)
+    if user.status != UserStatus.DISABLED:
+        raise PortalError("member.not_deactivated")
+    before = describe(user)
+    user.status = _restored_status(user)
+    user.status_changed_at = caller.now
+    db.flush()
+    changed(
+        db,
+        caller,
+        "account.reactivated",
+        org_id=user.organisation_id,
+        before=before,
+        after=describe(user),
+    )
+    return user
+
+
+def suspend(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
+    """The operator stops an account at once, in any organisation."""
+    caller.require_operator()
+    user = get_member(db, caller, user_id)
+    _not_yourself(caller, user)
+    if user.status == UserStatus.SUSPENDED:
+        return user
+    before = describe(user)
+    _stop(db, user, UserStatus.SUSPENDED, caller)
+    changed(
+        db,
+        caller,
+        "account.suspended",
+        org_id=user.organisation_id,
+        before=before,
+        after=describe(user),
+    )
+    announce(db, _user_event(user, RevocationKind.USER_SUSPENDED, caller))
+    return user
+
+
+def unsuspend(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
+    caller.require_operator()
+    user = get_member(db, caller, user_id)
+    if user.status != UserStatus.SUSPENDED:
+        raise PortalError("member.not_suspended")
+    before = describe(user)
+    user.status = _restored_status(user)
+    user.status_changed_at = caller.now
+    db.flush()
+    changed(
+        db,
+        caller,
+        "account.unsuspended",
+        org_id=user.organisation_id,
+        before=before,
+        after=describe(user),
+    )
+    return user

@@ -1,0 +1,77 @@
+"""Notices for an organisation's admins, shown on the portal's front page."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fjernhjelp.portal.caller import Caller
+from fjernhjelp.portal.errors import NotFound
+from fjernhjelp.portal.models import Notification
+from fjernhjelp.portal.trail import changed
+
+SHOWN = 50
+
+
+def notify(db: Session, organisation_id: uuid.UUID, kind: str, **params: object) -> Notification:
+    """``kind`` names a message ``notification.<kind>``; ``params`` fill its fields."""
+    note = Notification(
+        organisation_id=organisation_id,
+        kind=kind,
+        params=json.dumps({k: str(v) for k, v in params.items()}, ensure_ascii=False),
+    )
+    db.add(note)
+    db.flush()
+    return note
+
+
+def params_of(note: Notification) -> dict[str, str]:
+    return json.loads(note.params)
+
+
+def open_for(db: Session, caller: Caller) -> list[Notification]:
+    caller.require_admin()
+    return list(
+        db.execute(
+            select(Notification)
+            .where(
+                Notification.organisation_id == caller.user.organisation_id,
+                Notification.dismissed_at.is_(None),
+            )
+            .order_by(Notification.created_at.desc())
+            .limit(SHOWN)
+        ).scalars()
+    )
+
+
+def describe(note: Notification) -> dict[str, Any]:
+    return {
+        "id": str(note.id),
+        "kind": note.kind,
+        "dismissed_at": note.dismissed_at.isoformat() if note.dismissed_at else None,
+    }
+
+
+def dismiss(db: Session, caller: Caller, notification_id: uuid.UUID) -> Notification:
+    caller.require_admin()
+    note = db.get(Notification, notification_id)
+    if note is None or note.organisation_id != caller.user.organisation_id:
+        raise NotFound("notification", notification_id)
+    if note.dismissed_at is not None:
+        return note
+    before = describe(note)
+    note.dismissed_at = caller.now
+    note.dismissed_by_id = caller.user.id
+    changed(
+        db,
+        caller,
+        "notification.dismissed",
+        org_id=note.organisation_id,
+        before=before,
+        after=describe(note),
+    )
+    return note

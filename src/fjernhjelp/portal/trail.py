@@ -1,0 +1,77 @@
+"""Audit events for portal changes and refusals, in the shape every portal action uses.
+
+A change records ``details={"before": ..., "after": ...}`` in the same transaction as
+the change. A refusal (a rule, a role, an id the caller may not see) is recorded after
+rolling the attempt back, so nothing of it survives but the event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from fjernhjelp.audit.log import Outcome, record
+from fjernhjelp.portal.caller import Caller
+from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
+
+
+def changed(
+    db: Session,
+    caller: Caller,
+    action: str,
+    *,
+    org_id: uuid.UUID | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    record(
+        db,
+        action,
+        Outcome.SUCCESS,
+        actor=caller.actor,
+        customer_org_id=org_id,
+        source_address=caller.source_address,
+        details={"before": before, "after": after},
+    )
+
+
+def refusal_reason(exc: Exception) -> str:
+    if isinstance(exc, PortalError):
+        return exc.message_key
+    if isinstance(exc, NotFound):
+        return "not_found"
+    return "not_allowed"
+
+
+@contextmanager
+def refusals_audited(db: Session, caller: Caller, action: str) -> Iterator[None]:
+    """Run a portal change; if it is refused, undo it, audit the refusal, re-raise.
+
+    A NotFound is audited against the caller's own organisation only, with the id the
+    caller sent: the event must not tell the caller (who can read it) whose id it was.
+    """
+    try:
+        yield
+    except (PortalError, NotFound, NotAllowed) as exc:
+        db.rollback()
+        details: dict[str, Any] | None = None
+        if isinstance(exc, NotFound):
+            details = {"object": exc.kind, "id": exc.object_id}
+        elif isinstance(exc, PortalError) and exc.params:
+            details = {k: str(v) for k, v in exc.params.items()}
+        record(
+            db,
+            action,
+            Outcome.DENIED,
+            actor=caller.actor,
+            reason=refusal_reason(exc),
+            customer_org_id=caller.user.organisation_id,
+            source_address=caller.source_address,
+            details=details,
+        )
+        db.commit()
+        raise
