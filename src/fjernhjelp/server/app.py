@@ -19,6 +19,7 @@ from fjernhjelp.server.api import audit as api_audit
 from fjernhjelp.server.api import auth as api_auth
 from fjernhjelp.server.api import me as api_me
 from fjernhjelp.server.deps import (
+    UNSAFE_METHODS,
     CsrfRefused,
     Forbidden,
     LoginRequired,
@@ -62,6 +63,21 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.add_middleware(CsrfSeedCookie, settings=settings)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     return app
+
+
+def _audit_probe(state: AppState, request: Request, status: int) -> None:
+    client = get_client(request)
+    with state.sessions() as db:
+        record(
+            db,
+            "security.unknown_endpoint",
+            Outcome.DENIED,
+            actor=Actor.named(None),
+            reason="no_such_endpoint" if status == 404 else "method_not_allowed",
+            source_address=client.source_address,
+            details={"method": request.method, "path": request.url.path[:200]},
+        )
+        db.commit()
 
 
 def _wants_json(request: Request) -> bool:
@@ -126,6 +142,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (404, 405) and request.method in UNSAFE_METHODS:
+            # A state-changing request to an endpoint that does not exist is a probe
+            # (setup wizards, admin creation): refuse it and leave a line in the log.
+            _audit_probe(app.state.fjh, request, exc.status_code)
         if _wants_json(request) or exc.status_code not in (404, 405):
             return JSONResponse(
                 {"detail": exc.detail},
