@@ -66,10 +66,9 @@ def logout() -> None:
     except credentials.CredentialsError:
         console.print("not logged in")
         return
-    with Api(creds.server, creds.token) as api:
-        # Already expired on the server is fine: forgetting it here is what matters.
-        with contextlib.suppress(ApiError):
-            api.logout()
+    # Already expired on the server is fine: forgetting it here is what matters.
+    with Api(creds.server, creds.token) as api, contextlib.suppress(ApiError):
+        api.logout()
     credentials.forget()
     console.print("logged out")
 
