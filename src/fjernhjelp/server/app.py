@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -28,6 +30,7 @@ from fjernhjelp.server.deps import (
     translator,
 )
 from fjernhjelp.server.health import router as health_router
+from fjernhjelp.server.housekeeping import Housekeeping
 from fjernhjelp.server.pages import account, auth, home, portal
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
@@ -41,7 +44,18 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         state = build_state(settings or Settings())
     settings = state.settings
 
+    housekeeping = Housekeeping(state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await housekeeping.start()
+        try:
+            yield
+        finally:
+            await housekeeping.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="fjernhjelp",
         version=__version__,
         docs_url="/api/v1/docs",
@@ -49,6 +63,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         openapi_url="/api/v1/openapi.json",
     )
     app.state.fjh = state
+    app.state.housekeeping = housekeeping
     if settings.audit_syslog:
         forward.install(state.sessions, forward.SyslogForwarder(settings.audit_syslog))
 
