@@ -8,6 +8,7 @@ import sys
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
+from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.auth.models import User
 from tests.helpers import csrf_from
 
@@ -32,6 +33,13 @@ def test_posting_to_guessable_setup_paths_creates_nobody(client, db) -> None:
         r = client.post(path, data={"username": "evil", "password": "x" * 20, "csrf_token": token})
         assert r.status_code in (403, 404, 405, 422), path
     assert db.execute(select(func.count()).select_from(User)).scalar_one() == 0
+    probes = (
+        db.execute(select(AuditEvent).where(AuditEvent.action == "security.unknown_endpoint"))
+        .scalars()
+        .all()
+    )
+    assert {p.details for p in probes} >= {'{"method":"POST","path":"/setup"}'}
+    assert all(p.outcome == "denied" for p in probes)
 
 
 def test_command_line_creates_an_operator_with_a_one_time_link(settings, db, client) -> None:

@@ -97,6 +97,14 @@ def end_all_for_user(db: Session, user_id: object) -> int:
     return result.rowcount or 0
 
 
+def end_others_for_user(db: Session, user_id: object, keep: object | None) -> int:
+    stmt = delete(LoginSession).where(LoginSession.user_id == user_id)
+    if keep is not None:
+        stmt = stmt.where(LoginSession.id != keep)
+    result = db.execute(stmt)
+    return result.rowcount or 0
+
+
 def purge_expired(db: Session, now: datetime) -> int:
     result = db.execute(delete(LoginSession).where(LoginSession.expires_at <= now))
     return result.rowcount or 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fjernhjelp.cli import admin, audit, db, serve
+from fjernhjelp.cli import admin, audit, db, login, serve
 
 app = typer.Typer(
     name="fjernhjelp",
@@ -14,6 +14,9 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)
+app.command("login")(login.login)
+app.command("logout")(login.logout)
+app.command("whoami")(login.whoami)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(audit.app, name="audit")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -19,6 +21,7 @@ from fjernhjelp.server.api import audit as api_audit
 from fjernhjelp.server.api import auth as api_auth
 from fjernhjelp.server.api import me as api_me
 from fjernhjelp.server.deps import (
+    UNSAFE_METHODS,
     CsrfRefused,
     Forbidden,
     LoginRequired,
@@ -27,6 +30,7 @@ from fjernhjelp.server.deps import (
     translator,
 )
 from fjernhjelp.server.health import router as health_router
+from fjernhjelp.server.housekeeping import Housekeeping
 from fjernhjelp.server.pages import account, auth, home, portal
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
@@ -40,7 +44,18 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         state = build_state(settings or Settings())
     settings = state.settings
 
+    housekeeping = Housekeeping(state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await housekeeping.start()
+        try:
+            yield
+        finally:
+            await housekeeping.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="fjernhjelp",
         version=__version__,
         docs_url="/api/v1/docs",
@@ -48,6 +63,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         openapi_url="/api/v1/openapi.json",
     )
     app.state.fjh = state
+    app.state.housekeeping = housekeeping
     if settings.audit_syslog:
         forward.install(state.sessions, forward.SyslogForwarder(settings.audit_syslog))
 
@@ -62,6 +78,21 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.add_middleware(CsrfSeedCookie, settings=settings)
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     return app
+
+
+def _audit_probe(state: AppState, request: Request, status: int) -> None:
+    client = get_client(request)
+    with state.sessions() as db:
+        record(
+            db,
+            "security.unknown_endpoint",
+            Outcome.DENIED,
+            actor=Actor.named(None),
+            reason="no_such_endpoint" if status == 404 else "method_not_allowed",
+            source_address=client.source_address,
+            details={"method": request.method, "path": request.url.path[:200]},
+        )
+        db.commit()
 
 
 def _wants_json(request: Request) -> bool:
@@ -126,6 +157,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code in (404, 405) and request.method in UNSAFE_METHODS:
+            # A state-changing request to an endpoint that does not exist is a probe
+            # (setup wizards, admin creation): refuse it and leave a line in the log.
+            _audit_probe(app.state.fjh, request, exc.status_code)
         if _wants_json(request) or exc.status_code not in (404, 405):
             return JSONResponse(
                 {"detail": exc.detail},

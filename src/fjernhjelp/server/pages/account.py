@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import factors, totp
+from fjernhjelp.auth import factors, sessions, totp
 from fjernhjelp.auth.models import Factor, FactorKind, User
 from fjernhjelp.auth.passwords import policy_problems
-from fjernhjelp.server.deps import DB, Client, PageUser, State, T, csrf_protect
+from fjernhjelp.server.deps import DB, BrowserSession, Client, PageUser, State, T, csrf_protect
 from fjernhjelp.server.pages.auth import _qr_svg
 from fjernhjelp.server.pages.render import render
 
@@ -198,6 +198,7 @@ def password_change(
     db: DB,
     client: Client,
     t: T,
+    session: BrowserSession,
     user: PageUser,
     current: Annotated[str, Form(max_length=1024)],
     new: Annotated[str, Form(max_length=1024)],
@@ -223,6 +224,8 @@ def password_change(
         return _page(request, t, user, 422, error=" ".join(t(p) for p in problems))
     user.password_hash = state.login.passwords.hash(new)
     user.password_changed_at = state.now()
+    # Whoever else was logged in with the old password is logged out.
+    ended = sessions.end_others_for_user(db, user.id, keep=session.id if session else None)
     record(
         db,
         "account.password.changed",
@@ -230,6 +233,7 @@ def password_change(
         actor=Actor.of(user),
         customer_org_id=user.organisation_id,
         source_address=client.source_address,
+        details={"other_sessions_ended": ended},
     )
     db.commit()
     return RedirectResponse("/account?notice=password_changed", status_code=303)

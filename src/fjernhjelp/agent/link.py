@@ -1,0 +1,184 @@
+"""The agent's control link: one outbound WebSocket to the server, kept up for ever.
+
+On connect the server proves it holds the signing key the agent pinned at install time,
+the agent proves it holds its identity key; then the link carries presence reports one
+way and "dial the relay" / "cut this session" commands the other. Any failure closes the
+link and the agent reconnects after a jittered, growing delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import websockets
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from fjernhjelp.agent.backoff import Backoff
+from fjernhjelp.control import statements
+from fjernhjelp.control.messages import (
+    Challenge,
+    Cut,
+    Dial,
+    Hello,
+    MachineInfo,
+    MalformedMessage,
+    Report,
+    SessionEvent,
+    Welcome,
+    b64,
+    parse_server_message,
+    unb64,
+)
+
+_log = logging.getLogger(__name__)
+
+# A link that stayed up this long counts as healthy: the next failure starts the
+# back-off from the beginning again.
+STABLE_AFTER = 60.0
+
+
+class ServerNotTrusted(Exception):
+    """The server could not prove it holds the pinned signing key."""
+
+
+@dataclass
+class LinkConfig:
+    control_url: str  # ws(s)://host/agent/control
+    server_public_key: Ed25519PublicKey
+    machine_id: uuid.UUID
+    identity: Ed25519PrivateKey
+    ssl: object | None = None  # an ssl.SSLContext for wss with a private CA
+
+
+class ControlLink:
+    def __init__(
+        self,
+        config: LinkConfig,
+        *,
+        machine_info: Callable[[], MachineInfo],
+        on_dial: Callable[[Dial], Awaitable[None]],
+        on_cut: Callable[[Cut], Awaitable[None]],
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._config = config
+        self._machine_info = machine_info
+        self._on_dial = on_dial
+        self._on_cut = on_cut
+        self._backoff = backoff or Backoff()
+        self._ws: websockets.ClientConnection | None = None
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=1000)
+        self._sessions: set[asyncio.Task[None]] = set()
+        self.connected = asyncio.Event()
+        self.connections = 0  # how many times the link came up (tests, diagnostics)
+
+    async def report_event(self, event: SessionEvent) -> None:
+        """Queue an audit report; sent when the link is up (kept across reconnects)."""
+        try:
+            self._outbox.put_nowait(event.model_dump_json())
+        except asyncio.QueueFull:
+            _log.error("control link outbox full; dropping %s", event.action)
+
+    async def run_forever(self) -> None:
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except ServerNotTrusted as exc:
+                _log.error("server not trusted: %s", exc)
+            except (OSError, websockets.WebSocketException, MalformedMessage) as exc:
+                _log.info("control link down: %s", exc)
+            finally:
+                self.connected.clear()
+            if asyncio.get_running_loop().time() - started > STABLE_AFTER:
+                self._backoff.reset()
+            delay = self._backoff.next_delay()
+            _log.info("reconnecting in %.1f s", delay)
+            await asyncio.sleep(delay)
+
+    async def _run_once(self) -> None:
+        async with websockets.connect(
+            self._config.control_url,
+            ssl=self._config.ssl,
+            max_size=64 * 1024,
+            compression=None,
+            open_timeout=20,
+            ping_interval=30,
+            ping_timeout=30,
+        ) as ws:
+            self._ws = ws
+            await self._authenticate(ws)
+            self.connections += 1
+            self.connected.set()
+            sender = asyncio.create_task(self._send_outbox(ws))
+            reporter = asyncio.create_task(self._report_changes(ws))
+            try:
+                async for raw in ws:
+                    message = parse_server_message(raw)
+                    if isinstance(message, Dial):
+                        # Sessions outlive this loop iteration; keep a reference so the
+                        # task is not garbage-collected mid-session.
+                        task = asyncio.create_task(self._on_dial(message))
+                        self._sessions.add(task)
+                        task.add_done_callback(self._sessions.discard)
+                    elif isinstance(message, Cut):
+                        await self._on_cut(message)
+                    else:
+                        raise MalformedMessage(f"unexpected {message.type} after login")
+            finally:
+                sender.cancel()
+                reporter.cancel()
+                for task in (sender, reporter):
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    async def _authenticate(self, ws: websockets.ClientConnection) -> None:
+        first = parse_server_message(await asyncio.wait_for(ws.recv(), 20))
+        if not isinstance(first, Challenge):
+            raise MalformedMessage("expected a challenge")
+        nonce = unb64(first.nonce, statements.NONCE_BYTES)
+        try:
+            self._config.server_public_key.verify(
+                unb64(first.signature, 64), statements.server_challenge_statement(nonce)
+            )
+        except InvalidSignature as exc:
+            raise ServerNotTrusted("challenge not signed by the pinned server key") from exc
+        # Our own randomness goes into nothing the server chose alone: the proof binds
+        # the server's fresh nonce and our machine id.
+        proof = self._config.identity.sign(
+            statements.agent_proof_statement(nonce, self._config.machine_id)
+        )
+        hello = Hello(
+            machine_id=self._config.machine_id, signature=b64(proof), info=self._machine_info()
+        )
+        await ws.send(hello.model_dump_json())
+        welcome = parse_server_message(await asyncio.wait_for(ws.recv(), 20))
+        if not isinstance(welcome, Welcome) or welcome.machine_id != self._config.machine_id:
+            raise MalformedMessage("expected a welcome for this machine")
+
+    async def _send_outbox(self, ws: websockets.ClientConnection) -> None:
+        while True:
+            item = await self._outbox.get()
+            try:
+                await ws.send(item)
+            except Exception:
+                # Put it back for the next connection, then let the link fail.
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._outbox.put_nowait(item)
+                raise
+
+    async def _report_changes(self, ws: websockets.ClientConnection) -> None:
+        last = self._machine_info()
+        while True:
+            await asyncio.sleep(15)
+            now = self._machine_info()
+            if now != last:
+                await ws.send(Report(info=now).model_dump_json())
+                last = now

@@ -1,0 +1,141 @@
+"""Control-link messages: JSON text frames, one message per WebSocket message.
+
+Parsing is strict (unknown fields and unknown types are refused): a malformed message
+closes the link rather than being half-understood.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MachineInfo(_Msg):
+    hostname: str = Field(max_length=255)
+    os: str = Field(max_length=255)
+    users: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=32)
+    agent_version: str = Field(max_length=32)
+    display: bool = False  # someone is logged in at a screen (consent can be asked)
+
+
+# -- server -> agent ---------------------------------------------------------------
+
+
+class Challenge(_Msg):
+    type: Literal["challenge"] = "challenge"
+    nonce: str  # base64, 32 bytes
+    signature: str  # server signing key over statements.server_challenge_statement
+
+
+class Welcome(_Msg):
+    type: Literal["welcome"] = "welcome"
+    machine_id: uuid.UUID
+    heartbeat_seconds: int
+
+
+class Dial(_Msg):
+    """Open a tunnel for a session: connect to the relay and wait for the technician."""
+
+    type: Literal["dial"] = "dial"
+    session_id: uuid.UUID
+    relay_url: str = Field(max_length=500)
+    relay_token: str = Field(max_length=128)
+
+
+class Cut(_Msg):
+    """End a session now (grant revoked, technician suspended, operator action)."""
+
+    type: Literal["cut"] = "cut"
+    session_id: uuid.UUID
+    reason: str = Field(max_length=64)
+
+
+# -- agent -> server ---------------------------------------------------------------
+
+
+class Hello(_Msg):
+    type: Literal["hello"] = "hello"
+    machine_id: uuid.UUID
+    signature: str  # agent identity key over statements.agent_proof_statement
+    info: MachineInfo
+
+
+class Report(_Msg):
+    type: Literal["report"] = "report"
+    info: MachineInfo
+
+
+SESSION_EVENTS = (
+    "session.refused",  # the agent refused the ticket (with reason)
+    "session.started",
+    "session.ended",
+    "consent.asked",
+    "consent.given",
+    "consent.denied",
+    "consent.timed_out",
+    "consent.no_display",
+    "stream.opened",
+    "stream.refused",
+    "file.moved",
+)
+
+
+class SessionEvent(_Msg):
+    """Something the server cannot see inside the tunnel, reported for the audit log."""
+
+    type: Literal["event"] = "event"
+    session_id: uuid.UUID
+    action: Literal[SESSION_EVENTS]  # type: ignore[valid-type]
+    reason: str | None = Field(default=None, max_length=120)
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+ServerMessage = Annotated[Challenge | Welcome | Dial | Cut, Field(discriminator="type")]
+AgentMessage = Annotated[Hello | Report | SessionEvent, Field(discriminator="type")]
+
+_server_adapter: TypeAdapter[Challenge | Welcome | Dial | Cut] = TypeAdapter(ServerMessage)
+_agent_adapter: TypeAdapter[Hello | Report | SessionEvent] = TypeAdapter(AgentMessage)
+
+
+class MalformedMessage(ValueError):
+    pass
+
+
+def _parse(adapter: TypeAdapter[Any], raw: str | bytes) -> Any:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise MalformedMessage("message too large")
+    try:
+        return adapter.validate_json(raw)
+    except ValidationError as exc:
+        raise MalformedMessage(f"malformed control message: {exc.error_count()} errors") from exc
+
+
+def parse_server_message(raw: str | bytes) -> Challenge | Welcome | Dial | Cut:
+    return _parse(_server_adapter, raw)
+
+
+def parse_agent_message(raw: str | bytes) -> Hello | Report | SessionEvent:
+    return _parse(_agent_adapter, raw)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: str, length: int | None = None) -> bytes:
+    try:
+        data = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise MalformedMessage("bad base64") from exc
+    if length is not None and len(data) != length:
+        raise MalformedMessage(f"expected {length} bytes")
+    return data

@@ -1,0 +1,35 @@
+"""The exact bytes each side signs, with a distinct prefix per purpose.
+
+Domain separation: a signature made for one purpose can never be replayed as another
+(an enrolment signature is not a control-link login, a server challenge is not a ticket).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+ENROL = b"fjernhjelp-enrol-v1\x00"
+ENROLLED = b"fjernhjelp-enrolled-v1\x00"
+SERVER_CHALLENGE = b"fjernhjelp-control-server-v1\x00"
+AGENT_PROOF = b"fjernhjelp-control-agent-v1\x00"
+INSTALLER = b"fjernhjelp-installer-v1\x00"
+
+NONCE_BYTES = 32
+
+
+def enrol_statement(token: str, agent_public_key: bytes) -> bytes:
+    """Signed by the agent's new identity key: proves it holds the key it enrols."""
+    return ENROL + len(token).to_bytes(2, "big") + token.encode() + agent_public_key
+
+
+def enrolled_statement(machine_id: uuid.UUID, agent_public_key: bytes) -> bytes:
+    """Signed by the server: the agent checks it with the pinned key before trusting the id."""
+    return ENROLLED + machine_id.bytes + agent_public_key
+
+
+def server_challenge_statement(nonce: bytes) -> bytes:
+    return SERVER_CHALLENGE + nonce
+
+
+def agent_proof_statement(nonce: bytes, machine_id: uuid.UUID) -> bytes:
+    return AGENT_PROOF + nonce + machine_id.bytes

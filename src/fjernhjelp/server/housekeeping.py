@@ -1,0 +1,93 @@
+"""Periodic jobs the server runs in the background (expired sessions, expiry sweeps).
+
+Each job is a plain function of (database session, now) that commits its own work; it
+runs in a worker thread so the event loop (relay, agents) never waits for the database.
+A failing job is logged and retried next round; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from fjernhjelp.auth import sessions
+from fjernhjelp.auth.models import Throttle
+from fjernhjelp.auth.throttle import FORGET_AFTER
+from fjernhjelp.server.state import AppState
+
+_log = logging.getLogger(__name__)
+
+Job = Callable[[Session, datetime], None]
+
+
+@dataclass
+class Scheduled:
+    name: str
+    job: Job
+    every: timedelta
+
+
+def purge_login_sessions(db: Session, now: datetime) -> None:
+    removed = sessions.purge_expired(db, now)
+    db.commit()
+    if removed:
+        _log.info("purged %d expired login sessions", removed)
+
+
+def purge_throttles(db: Session, now: datetime) -> None:
+    db.execute(
+        delete(Throttle).where(
+            Throttle.last_failure_at < now - FORGET_AFTER,
+            (Throttle.locked_until.is_(None)) | (Throttle.locked_until < now),
+        )
+    )
+    db.commit()
+
+
+DEFAULT_JOBS = [
+    Scheduled("purge_login_sessions", purge_login_sessions, timedelta(minutes=5)),
+    Scheduled("purge_throttles", purge_throttles, timedelta(hours=1)),
+]
+
+
+class Housekeeping:
+    def __init__(self, state: AppState, jobs: list[Scheduled] | None = None) -> None:
+        self._state = state
+        self.jobs = list(DEFAULT_JOBS if jobs is None else jobs)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, job: Scheduled) -> None:
+        self.jobs.append(job)
+
+    def run_now(self, name: str) -> None:
+        """Run one job synchronously (tests, the CLI)."""
+        job = next(j for j in self.jobs if j.name == name)
+        with self._state.sessions() as db:
+            job.job(db, self._state.now())
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._loop(job)) for job in self.jobs]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _loop(self, job: Scheduled) -> None:
+        while True:
+            await asyncio.sleep(job.every.total_seconds())
+            try:
+                await run_in_threadpool(self.run_now, job.name)
+            except Exception:
+                _log.exception("housekeeping job %s failed", job.name)

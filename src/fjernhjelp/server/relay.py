@@ -1,0 +1,184 @@
+"""The relay: pairs the technician's and the agent's sockets for one session and copies
+the bytes between them, which it cannot read (the tunnel is end-to-end encrypted).
+
+What the relay does know and enforces: who may join (each end's one-time relay token is
+checked by the caller before ``join``), how long the first end waits for the second, a
+maximum message size, and "cut" (revocation, the end user's button, an operator). It
+counts bytes each way for the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+_log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 1 << 20  # a tunnel record is far smaller; anything bigger is not ours
+
+
+class Role(enum.StrEnum):
+    TECHNICIAN = "technician"
+    AGENT = "agent"
+
+    @property
+    def other(self) -> Role:
+        return Role.AGENT if self is Role.TECHNICIAN else Role.TECHNICIAN
+
+
+class EndClosed(Exception):
+    """The socket behind a relay end closed."""
+
+
+class RelayEnd(Protocol):
+    async def recv(self) -> bytes: ...  # raises EndClosed
+
+    async def send(self, data: bytes) -> None: ...  # raises EndClosed
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class CloseCode(enum.IntEnum):
+    NORMAL = 1000
+    PEER_GONE = 4000
+    PAIR_TIMEOUT = 4008
+    CUT = 4003
+    DUPLICATE = 4009
+    TOO_BIG = 1009
+
+
+@dataclass
+class Outcome:
+    session_id: str
+    paired: bool
+    reason: str  # why it ended: technician_closed, agent_closed, cut:<why>, pair_timeout, ...
+    bytes_from_technician: int = 0
+    bytes_from_agent: int = 0
+
+
+@dataclass
+class _Pair:
+    session_id: str
+    ends: dict[Role, RelayEnd] = field(default_factory=dict)
+    paired: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    counts: dict[Role, int] = field(default_factory=lambda: {Role.TECHNICIAN: 0, Role.AGENT: 0})
+    reason: str | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def finish(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.done.set()
+
+
+class DuplicateEnd(Exception):
+    """A second socket tried to take a role that is already taken in this session."""
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        pair_timeout: float = 30.0,
+        on_end: Callable[[Outcome], Awaitable[None]] | None = None,
+    ) -> None:
+        self._pairs: dict[str, _Pair] = {}
+        self._pair_timeout = pair_timeout
+        self._on_end = on_end
+
+    def live_sessions(self) -> list[str]:
+        return list(self._pairs)
+
+    async def join(self, session_id: str, role: Role, end: RelayEnd) -> Outcome | None:
+        """Hold ``end`` until the session is over. Returns the outcome to the end that
+        closes the session (exactly one of the two calls); the other gets None."""
+        pair = self._pairs.setdefault(session_id, _Pair(session_id))
+        if role in pair.ends:
+            await end.close(CloseCode.DUPLICATE, "role already taken")
+            raise DuplicateEnd(session_id)
+        pair.ends[role] = end
+        if role.other in pair.ends:
+            pair.paired.set()
+            pair.tasks = [
+                asyncio.create_task(self._pipe(pair, Role.TECHNICIAN)),
+                asyncio.create_task(self._pipe(pair, Role.AGENT)),
+            ]
+        else:
+            try:
+                await asyncio.wait_for(pair.paired.wait(), self._pair_timeout)
+            except TimeoutError:
+                pair.finish("pair_timeout")
+        await pair.done.wait()
+        return await self._settle(pair, role)
+
+    async def _pipe(self, pair: _Pair, source: Role) -> None:
+        src, dst = pair.ends[source], pair.ends[source.other]
+        try:
+            while True:
+                data = await src.recv()
+                if len(data) > MAX_MESSAGE:
+                    pair.finish(f"{source}_message_too_big")
+                    return
+                pair.counts[source] += len(data)
+                await dst.send(data)
+        except EndClosed:
+            pair.finish(f"{source}_closed")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken socket must end the session, not the server
+            _log.warning("relay %s: %s pipe failed: %s", pair.session_id, source, exc)
+            pair.finish(f"{source}_error")
+
+    async def _settle(self, pair: _Pair, role: Role) -> Outcome | None:
+        # Whichever caller gets here first closes both ends and reports; the other
+        # returns None. The event loop is single-threaded, so the pop is the lock.
+        if self._pairs.get(pair.session_id) is not pair:
+            return None
+        del self._pairs[pair.session_id]
+        for task in pair.tasks:
+            task.cancel()
+        for task in pair.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        reason = pair.reason or "closed"
+        code = _close_code(reason)
+        for end in pair.ends.values():
+            with contextlib.suppress(Exception):
+                await end.close(code, reason[:120])
+        outcome = Outcome(
+            session_id=pair.session_id,
+            paired=pair.paired.is_set(),
+            reason=reason,
+            bytes_from_technician=pair.counts[Role.TECHNICIAN],
+            bytes_from_agent=pair.counts[Role.AGENT],
+        )
+        if self._on_end is not None:
+            await self._on_end(outcome)
+        return outcome
+
+    def cut(self, session_id: str, why: str) -> bool:
+        """End a session now (revocation, the end user's button). True if it was here."""
+        pair = self._pairs.get(session_id)
+        if pair is None:
+            return False
+        pair.paired.set()  # release a lone waiting end too
+        pair.finish(f"cut:{why}")
+        return True
+
+
+def _close_code(reason: str) -> int:
+    if reason.startswith("cut:"):
+        return CloseCode.CUT
+    if reason == "pair_timeout":
+        return CloseCode.PAIR_TIMEOUT
+    if reason.endswith("message_too_big"):
+        return CloseCode.TOO_BIG
+    if reason.endswith("_closed"):
+        return CloseCode.PEER_GONE
+    return CloseCode.NORMAL
