@@ -1,0 +1,117 @@
+"""Machines: proving an agent's identity on the control link, recording what it reports,
+and which machines a technician or an admin may see."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session
+
+from fjernhjelp.access.errors import AgentRefused, NotFound
+from fjernhjelp.access.models import Machine, MachineStatus
+from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.auth.models import User
+from fjernhjelp.control import statements
+from fjernhjelp.control.messages import MachineInfo
+from fjernhjelp.portal.models.grant import Grant, GrantStatus
+
+
+def authenticate(
+    db: Session,
+    *,
+    machine_id: uuid.UUID,
+    nonce: bytes,
+    signature: bytes,
+    now: datetime,
+    source_address: str | None,
+) -> Machine:
+    """The machine whose identity key signed our fresh nonce; refusals are audited."""
+    machine = db.get(Machine, machine_id)
+    reason = None
+    if machine is None:
+        reason = "unknown_machine"
+    elif machine.status != MachineStatus.ACTIVE:
+        reason = "machine_revoked"
+    else:
+        try:
+            Ed25519PublicKey.from_public_bytes(machine.identity_public_key).verify(
+                signature, statements.agent_proof_statement(nonce, machine_id)
+            )
+        except InvalidSignature:
+            reason = "bad_signature"
+    if reason is not None:
+        record(
+            db,
+            "agent.connect",
+            Outcome.DENIED,
+            actor=Actor.named(f"agent@{machine.hostname}" if machine else None),
+            reason=reason,
+            customer_org_id=machine.organisation_id if machine else None,
+            machine_id=str(machine_id),
+            source_address=source_address,
+        )
+        raise AgentRefused(reason)
+    assert machine is not None
+    machine.last_seen_at = now
+    return machine
+
+
+def update_info(machine: Machine, info: MachineInfo, now: datetime) -> None:
+    machine.hostname = info.hostname
+    machine.os = info.os
+    machine.agent_version = info.agent_version
+    machine.users = ",".join(info.users)
+    machine.has_display = info.display
+    machine.last_seen_at = now
+
+
+def agent_actor(machine: Machine) -> Actor:
+    return Actor(None, f"agent@{machine.hostname}", machine.organisation_id)
+
+
+def _visible(user: User) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if user.is_admin or user.is_operator:
+        conditions.append(Machine.organisation_id == user.organisation_id)
+    if user.is_technician:
+        granted = select(Grant.group_id).where(
+            Grant.vendor_org_id == user.organisation_id, Grant.status == GrantStatus.ACTIVE
+        )
+        conditions.append(Machine.group_id.in_(granted))
+    return conditions
+
+
+def visible_to(db: Session, user: User) -> list[Machine]:
+    """Active machines the user may see: its own organisation's (admins), and those in
+    groups its organisation holds a live grant on (technicians). Whether a connection is
+    allowed *now* is decided per request by portal.access.decide."""
+    conditions = _visible(user)
+    if not conditions:
+        return []
+    return list(
+        db.execute(
+            select(Machine)
+            .where(Machine.status == MachineStatus.ACTIVE, or_(*conditions))
+            .order_by(Machine.hostname)
+        ).scalars()
+    )
+
+
+def get_visible(db: Session, user: User, machine_id: uuid.UUID) -> Machine:
+    """The machine, if the user may see it; otherwise NotFound, exactly as for an id
+    that does not exist."""
+    conditions = _visible(user)
+    machine = None
+    if conditions:
+        machine = db.execute(
+            select(Machine).where(
+                Machine.id == machine_id, Machine.status == MachineStatus.ACTIVE, or_(*conditions)
+            )
+        ).scalar_one_or_none()
+    if machine is None:
+        raise NotFound("no_such_machine")
+    return machine
