@@ -62,7 +62,7 @@ def passthrough(index: int, message: bytes) -> list[bytes]:
     return [message]
 
 
-async def _copy(src: Transport, dst: Transport, tamper: Tamper) -> None:
+async def _copy(src: Transport, dst: Transport, tamper: Tamper, hold_open: bool) -> None:
     index = 0
     try:
         while True:
@@ -73,8 +73,9 @@ async def _copy(src: Transport, dst: Transport, tamper: Tamper) -> None:
     except TransportClosed:
         pass
     finally:
-        await src.close()
-        await dst.close()
+        if not hold_open:  # a relay passes a close on; a dead network path does not
+            await src.close()
+            await dst.close()
 
 
 @dataclass
@@ -98,6 +99,7 @@ async def open_pair(
     options: TunnelOptions | None = None,
     agent_options: TunnelOptions | None = None,
     maxsize: int = 16,
+    hold_open: bool = False,
 ) -> Pair:
     """A technician and an agent connected through an in-memory relay."""
     world = world or World()
@@ -105,8 +107,8 @@ async def open_pair(
     tech_end, relay_a = memory_transport_pair(maxsize)
     relay_b, agent_end = memory_transport_pair(maxsize)
     relay = [
-        asyncio.create_task(_copy(relay_a, relay_b, to_agent)),
-        asyncio.create_task(_copy(relay_b, relay_a, to_technician)),
+        asyncio.create_task(_copy(relay_a, relay_b, to_agent, hold_open)),
+        asyncio.create_task(_copy(relay_b, relay_a, to_technician, hold_open)),
     ]
     requests: list[StreamRequest] = []
 

@@ -105,6 +105,7 @@ class Tunnel:
         self._urgent: deque[Frame | object] = deque()
         self._pong_payload = b""
         self._data: deque[tuple[bytes, asyncio.Future[None]]] = deque()
+        self._in_flight: asyncio.Future[None] | None = None  # the data frame being written
         self._wake_writer = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_received = loop.time()
@@ -251,12 +252,14 @@ class Tunnel:
                             sent = self._goodbye_sent
                 else:
                     plaintext, sent = self._data.popleft()
+                    self._in_flight = sent
                 record = self._sealer.seal(plaintext)
                 await self._transport.send(record)
                 self.stats.records_sent += 1
                 self.stats.bytes_sent += len(record)
                 if sent is not None and not sent.done():
                     sent.set_result(None)
+                self._in_flight = None
         except TransportClosed:
             await self._fail(TunnelClosed(CloseCode.TRANSPORT_CLOSED, by="transport"))
         except Exception:
@@ -385,8 +388,11 @@ class Tunnel:
             stream.on_tunnel_closed(exc)
         self._streams.clear()
         self._urgent.clear()
-        while self._data:
-            _, sent = self._data.popleft()
+        pending = [sent for _, sent in self._data]
+        self._data.clear()
+        if self._in_flight is not None:
+            pending.append(self._in_flight)
+        for sent in pending:
             if not sent.done():
                 sent.set_exception(exc)
         if not self._confirmed.done():

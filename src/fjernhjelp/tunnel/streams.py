@@ -145,6 +145,12 @@ class Stream:
     def closed(self) -> ChannelClosed | None:
         return self._closed
 
+    @property
+    def buffered(self) -> int:
+        """Received bytes not yet taken by recv(), whole or partial: never more than one
+        window, however slow the reader."""
+        return sum(len(m) for m, _ in self._inbox) + self._partial_size
+
     # --- called by the tunnel ---------------------------------------------------------------
 
     def on_data(self, payload: bytes, end: bool) -> None:
