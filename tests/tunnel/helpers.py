@@ -100,10 +100,11 @@ async def open_pair(
     agent_options: TunnelOptions | None = None,
     maxsize: int = 16,
     hold_open: bool = False,
+    ticket: dict[str, Any] | None = None,
 ) -> Pair:
     """A technician and an agent connected through an in-memory relay."""
     world = world or World()
-    token = world.token()
+    token = world.token(**(ticket or {}))
     tech_end, relay_a = memory_transport_pair(maxsize)
     relay_b, agent_end = memory_transport_pair(maxsize)
     relay = [

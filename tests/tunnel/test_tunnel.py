@@ -116,11 +116,17 @@ async def test_streams_interleave_so_a_busy_one_does_not_starve_another() -> Non
     server.cancel()
 
 
-async def test_refused_stream_leaves_the_tunnel_working() -> None:
-    async def terminal_only(request) -> bool:
-        return request.service == "shell"
+PERMISSION_FOR = {"shell": Permission.TERMINAL, "files": Permission.FILES}
 
-    pair = await open_pair(authorize=terminal_only)
+
+async def test_stream_without_the_ticket_permission_is_refused() -> None:
+    async def by_ticket(request) -> bool:
+        return request.ticket.allows(PERMISSION_FOR[request.service])
+
+    pair = await open_pair(
+        authorize=by_ticket,
+        ticket={"permissions": frozenset({Permission.VIEW, Permission.TERMINAL})},
+    )
     server = asyncio.create_task(echo_server(pair.agent))
     with pytest.raises(StreamRefused) as info:
         await pair.technician.open("files", {"path": "/etc"})

@@ -58,9 +58,12 @@ class TunnelStats:
 
 @dataclass(frozen=True)
 class StreamRequest:
+    """What the technician asked for, with the verified ticket the decision rests on."""
+
     stream_id: int
     service: str
     params: dict[str, Any] = field(default_factory=dict)
+    ticket: Ticket | None = None
 
 
 Authorize = Callable[[StreamRequest], Awaitable[bool]]
@@ -334,7 +337,8 @@ class Tunnel:
         elif service not in self._services:
             stream.refuse(StreamCode.UNKNOWN_SERVICE)
         else:
-            self._spawn(self._decide(StreamRequest(frame.stream, service, params), stream))
+            request = StreamRequest(frame.stream, service, params, self.ticket)
+            self._spawn(self._decide(request, stream))
 
     async def _decide(self, request: StreamRequest, stream: Stream) -> None:
         assert self._authorize is not None
