@@ -82,6 +82,10 @@ class MemoryTransport:
     async def send(self, message: bytes) -> None:
         if self._pair_closed.is_set():
             raise TransportClosed("closed")
+        if not self._peer_inbox.full():
+            self._peer_inbox.put_nowait(bytes(message))
+            await asyncio.sleep(0)  # let the reader run, as a socket write would
+            return
         await self._until_closed(self._peer_inbox.put(bytes(message)))
 
     async def recv(self) -> bytes:
