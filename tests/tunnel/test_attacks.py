@@ -17,7 +17,7 @@ from fjernhjelp.tunnel.mux import TunnelOptions
 from tests.tunnel.evil import evil_agent, evil_technician
 from tests.tunnel.helpers import Tamper, closed_within, open_pair
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.timeout(30)]
 
 # Small keep-alive timers, so a record that simply never arrives (a drop at the end of
 # the traffic) is noticed too: the next PING carries the wrong counter.

@@ -14,7 +14,7 @@ from fjernhjelp.tunnel.limits import INITIAL_WINDOW, MAX_MESSAGE
 from fjernhjelp.tunnel.mux import TunnelOptions
 from tests.tunnel.helpers import closed_within, open_pair
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.timeout(60)]
 
 
 async def test_slow_reader_holds_at_most_one_window() -> None:

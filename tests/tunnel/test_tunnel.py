@@ -24,7 +24,7 @@ from fjernhjelp.tunnel.tickets import Permission
 from fjernhjelp.tunnel.transport import memory_transport_pair
 from tests.tunnel.helpers import MACHINE, World, closed_within, open_pair
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.timeout(30)]
 
 
 async def echo_server(agent) -> None:
@@ -328,3 +328,28 @@ async def test_agent_gives_up_on_a_silent_technician() -> None:
         )
     with pytest.raises(Exception):  # noqa: B017 - the agent closed the transport
         await tech_end.recv()
+
+
+async def test_abandoned_open_frees_its_slot_on_both_sides() -> None:
+    decided, asked = asyncio.Event(), asyncio.Event()
+
+    async def slow(request) -> bool:
+        asked.set()
+        await decided.wait()
+        return True
+
+    pair = await open_pair(authorize=slow)
+    opening = asyncio.create_task(pair.technician.open("shell"))
+    await asked.wait()
+    opening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    decided.set()
+    # The agent's late ACCEPT is ignored; neither side keeps the stream.
+    await pair.technician.control.send(b"sync")
+    assert await pair.agent.control.recv() == b"sync"
+    await pair.agent.control.send(b"sync")
+    assert await pair.technician.control.recv() == b"sync"
+    assert pair.technician.streams == [] and pair.agent.streams == []
+    assert pair.technician.closed is None
+    await pair.technician.close()

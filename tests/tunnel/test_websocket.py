@@ -18,7 +18,7 @@ from fjernhjelp.tunnel.session import accept, connect
 from fjernhjelp.tunnel.transport import TransportClosed, WebSocketTransport
 from tests.tunnel.helpers import MACHINE, World, closed_within
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.timeout(30)]
 
 WS = {"compression": None, "max_size": MAX_RECORD + 1024}
 

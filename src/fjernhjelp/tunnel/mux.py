@@ -144,8 +144,13 @@ class Tunnel:
             raise StreamRefused(StreamCode.TOO_MANY_STREAMS, by="local")
         self._last_stream_id += 1
         stream = self._add_stream(self._last_stream_id, service, params or {}, "opening")
-        await self.write_data(frames.open_frame(stream.id, service, stream.params))
-        await stream.opened
+        try:
+            await self.write_data(frames.open_frame(stream.id, service, stream.params))
+            await asyncio.shield(stream.opened)
+        except asyncio.CancelledError:
+            # Nobody will use the stream: tell the agent, and free its slot on both sides.
+            await stream.close("abandoned")
+            raise
         return stream
 
     async def accept_stream(self) -> tuple[StreamRequest, Stream]:

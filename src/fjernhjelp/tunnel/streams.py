@@ -219,7 +219,7 @@ class Stream:
         was = self.state
         self._end(StreamClosed(code, reason, by="local"))
         self._drop_buffered = True
-        if was in ("open", "pending"):
+        if was in ("open", "pending", "opening"):
             close = frames.reason_frame(frames.FrameType.CLOSE, self.id, code, reason)
             self._host.write_urgent(close)
         self._host.forget(self)
