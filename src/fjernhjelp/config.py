@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -69,6 +70,14 @@ class Settings(BaseSettings):
 
     password_min_length: int = 12
 
+    # Access: this node's name in the cluster (must stay the same across restarts, so
+    # sessions it was relaying when it stopped can be closed when it starts again) and
+    # the URL agents and browsers reach *this* node's relay on (behind a load balancer
+    # that does not hash the relay path, each node needs its own).
+    node_id: str = Field(default_factory=lambda: socket.gethostname()[:64])
+    node_url: str | None = None
+    relay_pair_seconds: float = 30.0
+
     # The portal. Accounts not used for this many days are deactivated by the sweep,
     # which also ends grants and agreements that ran out; the server runs it every
     # sweep_interval_seconds (0: only `fjernhjelp admin sweep`). Dates typed into forms
@@ -116,6 +125,11 @@ class Settings(BaseSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def relay_base_url(self) -> str:
+        base = (self.node_url or self.effective_public_url).rstrip("/")
+        return "ws" + base[4:] if base.startswith("http") else base
 
     @property
     def secure_cookies(self) -> bool:

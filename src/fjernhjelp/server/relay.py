@@ -86,10 +86,12 @@ class Relay:
         self,
         *,
         pair_timeout: float = 30.0,
+        on_paired: Callable[[str], Awaitable[None]] | None = None,
         on_end: Callable[[Outcome], Awaitable[None]] | None = None,
     ) -> None:
         self._pairs: dict[str, _Pair] = {}
         self._pair_timeout = pair_timeout
+        self._on_paired = on_paired
         self._on_end = on_end
 
     def live_sessions(self) -> list[str]:
@@ -109,6 +111,8 @@ class Relay:
                 asyncio.create_task(self._pipe(pair, Role.TECHNICIAN)),
                 asyncio.create_task(self._pipe(pair, Role.AGENT)),
             ]
+            if self._on_paired is not None:
+                await self._on_paired(session_id)
         else:
             try:
                 await asyncio.wait_for(pair.paired.wait(), self._pair_timeout)

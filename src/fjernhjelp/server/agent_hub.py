@@ -1,0 +1,261 @@
+"""The agents connected to this node, and the control-link endpoint they connect to.
+
+An agent connects to ``/agent/control``; the server signs a fresh nonce with the key the
+agent pinned, the agent signs it back with its identity key, and from then on the link
+carries presence reports from the agent and dial / cut commands to it. Commands for an
+agent held by another node travel over the cluster bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+
+from fastapi import WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+
+from fjernhjelp.access import machines
+from fjernhjelp.access import sessions as access_sessions
+from fjernhjelp.access.errors import AgentRefused
+from fjernhjelp.access.models import Machine
+from fjernhjelp.audit.log import Outcome, record
+from fjernhjelp.control import statements
+from fjernhjelp.control.messages import (
+    Challenge,
+    Cut,
+    Dial,
+    Hello,
+    MalformedMessage,
+    Report,
+    SessionEvent,
+    Welcome,
+    b64,
+    parse_agent_message,
+    unb64,
+)
+from fjernhjelp.server.cluster import Cluster, Message
+from fjernhjelp.server.relay import Relay
+from fjernhjelp.server.security import client_address
+from fjernhjelp.server.state import AppState
+
+_log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 20.0
+HEARTBEAT_SECONDS = 30
+
+
+class CloseCode:
+    REFUSED = 4401
+    MALFORMED = 4400
+    REPLACED = 4409  # the same machine connected again; the newer link wins
+
+
+@dataclass
+class AgentLink:
+    machine_id: uuid.UUID
+    websocket: WebSocket
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def send(self, text: str) -> None:
+        async with self.lock:
+            await self.websocket.send_text(text)
+
+
+class AgentHub:
+    def __init__(self, state: AppState, cluster: Cluster, relay: Relay) -> None:
+        self._state = state
+        self.cluster = cluster
+        self.relay = relay
+        self.links: dict[uuid.UUID, AgentLink] = {}
+        cluster.on_message(self._on_cluster_message)
+
+    # -- commands ------------------------------------------------------------------
+
+    async def dial(self, machine_id: uuid.UUID, command: Dial) -> bool:
+        """Tell the agent to dial the relay, wherever it is connected. False if offline."""
+        link = self.links.get(machine_id)
+        if link is not None:
+            await link.send(command.model_dump_json())
+            return True
+        node = await self.cluster.locate(str(machine_id))
+        if node is None or node == self.cluster.node_id:
+            return False
+        await self.cluster.send_to_node(
+            node,
+            {
+                "type": "dial",
+                "machine_id": str(machine_id),
+                "command": command.model_dump(mode="json"),
+            },
+        )
+        return True
+
+    async def cut(self, session_id: uuid.UUID, machine_id: uuid.UUID, reason: str) -> None:
+        """Cut a session on every node: the relay closes both ends, the agent is told."""
+        await self.cluster.broadcast(
+            {
+                "type": "cut",
+                "session_id": str(session_id),
+                "machine_id": str(machine_id),
+                "reason": reason,
+            }
+        )
+
+    async def _on_cluster_message(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "dial":
+            link = self.links.get(uuid.UUID(message["machine_id"]))
+            if link is not None:
+                await link.send(Dial.model_validate(message["command"]).model_dump_json())
+        elif kind == "cut":
+            session_id = uuid.UUID(message["session_id"])
+            self.relay.cut(str(session_id), message["reason"])
+            link = self.links.get(uuid.UUID(message["machine_id"]))
+            if link is not None:
+                with contextlib.suppress(Exception):
+                    await link.send(
+                        Cut(session_id=session_id, reason=message["reason"][:64]).model_dump_json()
+                    )
+
+    # -- the endpoint -----------------------------------------------------------------
+
+    async def serve(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        peer = websocket.client.host if websocket.client else None
+        source = client_address(
+            peer, websocket.headers.get("x-forwarded-for"), self._state.settings
+        )
+        try:
+            machine = await self._login(websocket, source)
+        except (AgentRefused, MalformedMessage, TimeoutError, WebSocketDisconnect) as exc:
+            code = CloseCode.REFUSED if isinstance(exc, AgentRefused) else CloseCode.MALFORMED
+            with contextlib.suppress(Exception):
+                await websocket.close(code, getattr(exc, "reason", "refused")[:100])
+            return
+        link = AgentLink(machine.id, websocket)
+        previous = self.links.get(machine.id)
+        self.links[machine.id] = link
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous.websocket.close(CloseCode.REPLACED, "replaced")
+        await self.cluster.mark_online(str(machine.id))
+        try:
+            await link.send(
+                Welcome(
+                    machine_id=machine.id, heartbeat_seconds=HEARTBEAT_SECONDS
+                ).model_dump_json()
+            )
+            await self._receive(link, machine)
+        except (WebSocketDisconnect, MalformedMessage):
+            pass
+        finally:
+            if self.links.get(machine.id) is link:
+                del self.links[machine.id]
+                await self.cluster.mark_offline(str(machine.id))
+                await run_in_threadpool(self._disconnected, machine.id, source)
+            with contextlib.suppress(Exception):
+                await websocket.close()
+
+    async def _login(self, websocket: WebSocket, source: str | None) -> Machine:
+        nonce = os.urandom(statements.NONCE_BYTES)
+        signature = self._state.keys.signing.sign(statements.server_challenge_statement(nonce))
+        await websocket.send_text(
+            Challenge(nonce=b64(nonce), signature=b64(signature)).model_dump_json()
+        )
+        raw = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT)
+        hello = parse_agent_message(raw)
+        if not isinstance(hello, Hello):
+            raise MalformedMessage("expected hello")
+        proof = unb64(hello.signature, 64)
+        return await run_in_threadpool(self._authenticate, hello, nonce, proof, source)
+
+    def _authenticate(
+        self, hello: Hello, nonce: bytes, proof: bytes, source: str | None
+    ) -> Machine:
+        state = self._state
+        with state.sessions() as db:
+            try:
+                machine = machines.authenticate(
+                    db,
+                    machine_id=hello.machine_id,
+                    nonce=nonce,
+                    signature=proof,
+                    now=state.now(),
+                    source_address=source,
+                )
+            except AgentRefused:
+                db.commit()  # the refusal's audit event
+                raise
+            machines.update_info(machine, hello.info, state.now())
+            record(
+                db,
+                "agent.connect",
+                Outcome.SUCCESS,
+                actor=machines.agent_actor(machine),
+                customer_org_id=machine.organisation_id,
+                machine_id=str(machine.id),
+                source_address=source,
+                details={"node": self.cluster.node_id, "agent_version": hello.info.agent_version},
+            )
+            db.commit()
+            return machine
+
+    async def _receive(self, link: AgentLink, machine: Machine) -> None:
+        while True:
+            raw = await link.websocket.receive_text()
+            message = parse_agent_message(raw)
+            if isinstance(message, Report):
+                await run_in_threadpool(self._report, machine.id, message)
+            elif isinstance(message, SessionEvent):
+                await run_in_threadpool(self._event, machine.id, message)
+            else:
+                raise MalformedMessage("hello twice")
+
+    def _report(self, machine_id: uuid.UUID, message: Report) -> None:
+        with self._state.sessions() as db:
+            machine = db.get(Machine, machine_id)
+            if machine is not None:
+                machines.update_info(machine, message.info, self._state.now())
+                db.commit()
+
+    def _event(self, machine_id: uuid.UUID, message: SessionEvent) -> None:
+        with self._state.sessions() as db:
+            machine = db.get(Machine, machine_id)
+            if machine is None:
+                return
+            accepted = access_sessions.record_agent_event(
+                db,
+                machine,
+                session_id=message.session_id,
+                action=message.action,
+                reason=message.reason,
+                details=dict(message.details),
+            )
+            if accepted:
+                db.commit()
+            else:
+                _log.warning("agent %s reported an event for a session not its own", machine_id)
+
+    def _disconnected(self, machine_id: uuid.UUID, source: str | None) -> None:
+        with self._state.sessions() as db:
+            machine = db.get(Machine, machine_id)
+            if machine is None:
+                return
+            machine.last_seen_at = self._state.now()
+            record(
+                db,
+                "agent.disconnect",
+                Outcome.INFO,
+                actor=machines.agent_actor(machine),
+                customer_org_id=machine.organisation_id,
+                machine_id=str(machine.id),
+                source_address=source,
+            )
+            db.commit()
+
+    async def refresh_presence(self) -> None:
+        await self.cluster.refresh(str(m) for m in list(self.links))

@@ -1,0 +1,120 @@
+"""``/relay/{session_id}``: where the technician's and the agent's sockets meet.
+
+The first message on the socket is a small JSON text, ``{"role": ..., "token": ...}``:
+the one-time relay token for that end (never in the URL, which proxies and access logs
+keep). After it, only binary messages pass, copied unread to the other end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+
+from fastapi import WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+
+from fjernhjelp.access import sessions as access_sessions
+from fjernhjelp.access.errors import RelayRefused
+from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.server.relay import DuplicateEnd, EndClosed, Outcome as RelayOutcome, Relay, Role
+from fjernhjelp.server.security import client_address
+from fjernhjelp.server.state import AppState
+
+_log = logging.getLogger(__name__)
+
+AUTH_TIMEOUT = 10.0
+REFUSED = 4403
+
+
+class StarletteEnd:
+    """A Starlette WebSocket as one end of the relay."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    async def recv(self) -> bytes:
+        message = await self._ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise EndClosed
+        data = message.get("bytes")
+        if data is None:
+            # The tunnel is binary only; a text message is not ours to pass on.
+            raise EndClosed
+        return data
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._ws.send_bytes(data)
+        except (WebSocketDisconnect, RuntimeError) as exc:
+            raise EndClosed from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code, reason)
+
+
+class RelayEndpoint:
+    def __init__(self, state: AppState, relay: Relay) -> None:
+        self._state = state
+        self.relay = relay
+
+    async def serve(self, websocket: WebSocket, session_id: str) -> None:
+        await websocket.accept()
+        peer = websocket.client.host if websocket.client else None
+        source = client_address(peer, websocket.headers.get("x-forwarded-for"),
+                                self._state.settings)
+        try:
+            sid = uuid.UUID(session_id)
+            raw = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT)
+            auth = json.loads(raw)
+            role = Role(auth["role"])
+            token = str(auth["token"])
+            await run_in_threadpool(self._check, sid, role, token, source)
+        except (RelayRefused, ValueError, KeyError, TypeError, TimeoutError, WebSocketDisconnect,
+                RuntimeError) as exc:
+            with contextlib.suppress(Exception):
+                await websocket.close(REFUSED, getattr(exc, "reason", "refused"))
+            return
+        end = StarletteEnd(websocket)
+        with contextlib.suppress(DuplicateEnd):
+            await self.relay.join(str(sid), role, end)
+
+    def _check(self, sid: uuid.UUID, role: Role, token: str, source: str | None) -> None:
+        state = self._state
+        with state.sessions() as db:
+            try:
+                session = access_sessions.check_relay_token(
+                    db, session_id=sid, role=str(role), token=token, now=state.now()
+                )
+            except RelayRefused as exc:
+                record(db, "relay.join", Outcome.DENIED, actor=Actor.named(str(role)),
+                       reason=exc.reason, source_address=source,
+                       details={"session": str(sid)})
+                db.commit()
+                raise
+            record(db, "relay.join", Outcome.SUCCESS, actor=Actor.named(str(role)),
+                   customer_org_id=session.customer_org_id, machine_id=str(session.machine_id),
+                   source_address=source, details={"session": str(sid), "role": str(role)})
+            db.commit()
+
+    async def paired(self, session_id: str) -> None:
+        await run_in_threadpool(self._mark_active, uuid.UUID(session_id))
+
+    def _mark_active(self, sid: uuid.UUID) -> None:
+        with self._state.sessions() as db:
+            access_sessions.mark_active(db, sid, self._state.now())
+            db.commit()
+
+    async def ended(self, outcome: RelayOutcome) -> None:
+        await run_in_threadpool(self._end, outcome)
+
+    def _end(self, outcome: RelayOutcome) -> None:
+        with self._state.sessions() as db:
+            access_sessions.end(
+                db, uuid.UUID(outcome.session_id), now=self._state.now(), reason=outcome.reason,
+                bytes_from_technician=outcome.bytes_from_technician,
+                bytes_from_agent=outcome.bytes_from_agent,
+            )
+            db.commit()
