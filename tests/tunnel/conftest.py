@@ -1,0 +1,1 @@
+"""Async tests run through the hook in tests/conftest.py."""
