@@ -6,8 +6,11 @@ the database tests run on; scripts/test.sh sets it, .ci/run always asks for both
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -162,3 +165,31 @@ def app(state: AppState):  # type: ignore[no-untyped-def]
 def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as c:
         yield c
+
+
+# Async tests run each in a fresh event loop on a thread of their own, not through
+# pytest-asyncio: the browser tests keep a Playwright (sync API) session open, which
+# marks the main thread's loop as running, and every asyncio.Runner on that thread would
+# then refuse to start. A thread has no running loop.
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            asyncio.run(pyfuncitem.obj(**kwargs))
+        except BaseException as exc:  # handed to the main thread, which raises it
+            outcome["error"] = exc
+
+    # Daemon: if pytest-timeout fires in the main thread, a hung test cannot keep the
+    # process alive.
+    thread = threading.Thread(target=run, name=pyfuncitem.name, daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return True

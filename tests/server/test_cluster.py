@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -26,61 +27,67 @@ def _redis_or_skip() -> None:
 
 
 @pytest.fixture
-async def redis_nodes():
+def redis_prefix() -> str:
     _redis_or_skip()
-    prefix = f"fjh-test-{uuid.uuid4().hex[:8]}"
+    return f"fjh-test-{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.asynccontextmanager
+async def two_nodes(prefix: str):
     a = RedisCluster(REDIS_URL, node_id="a", prefix=prefix, ttl_seconds=2)
     b = RedisCluster(REDIS_URL, node_id="b", prefix=prefix, ttl_seconds=2)
     await a.start()
     await b.start()
-    yield a, b
-    await a.stop()
-    await b.stop()
+    try:
+        yield a, b
+    finally:
+        await a.stop()
+        await b.stop()
 
 
-async def test_presence_is_shared_between_nodes(redis_nodes) -> None:
-    a, b = redis_nodes
-    await a.mark_online("m1")
-    assert await b.locate("m1") == "a"
-    assert await b.online(["m1", "m2"]) == {"m1"}
-    # b may not take a's agent offline: the agent may have moved on
-    await b.mark_offline("m1")
-    assert await a.locate("m1") == "a"
-    await a.mark_offline("m1")
-    assert await b.locate("m1") is None
+async def test_presence_is_shared_between_nodes(redis_prefix: str) -> None:
+    async with two_nodes(redis_prefix) as (a, b):
+        await a.mark_online("m1")
+        assert await b.locate("m1") == "a"
+        assert await b.online(["m1", "m2"]) == {"m1"}
+        # b may not take a's agent offline: the agent may have moved on
+        await b.mark_offline("m1")
+        assert await a.locate("m1") == "a"
+        await a.mark_offline("m1")
+        assert await b.locate("m1") is None
 
 
-async def test_presence_expires_when_a_node_dies(redis_nodes) -> None:
-    a, b = redis_nodes
-    await a.mark_online("m3")
-    await a.refresh(["m3"])
-    for _ in range(50):  # ttl is 2 s; nothing refreshes it now
-        if await b.locate("m3") is None:
-            break
-        await asyncio.sleep(0.1)
-    assert await b.locate("m3") is None
+async def test_presence_expires_when_a_node_dies(redis_prefix: str) -> None:
+    async with two_nodes(redis_prefix) as (a, b):
+        await a.mark_online("m3")
+        await a.refresh(["m3"])
+        for _ in range(50):  # ttl is 2 s; nothing refreshes it now
+            if await b.locate("m3") is None:
+                break
+            await asyncio.sleep(0.1)
+        assert await b.locate("m3") is None
 
 
-async def test_messages_reach_the_named_node_and_broadcasts_reach_all(redis_nodes) -> None:
-    a, b = redis_nodes
-    got: dict[str, list] = {"a": [], "b": []}
+async def test_messages_reach_the_named_node_and_broadcasts_reach_all(redis_prefix: str) -> None:
+    async with two_nodes(redis_prefix) as (a, b):
+        got: dict[str, list] = {"a": [], "b": []}
 
-    async def on_a(m):
-        got["a"].append(m)
+        async def on_a(m):
+            got["a"].append(m)
 
-    async def on_b(m):
-        got["b"].append(m)
+        async def on_b(m):
+            got["b"].append(m)
 
-    a.on_message(on_a)
-    b.on_message(on_b)
-    await a.send_to_node("b", {"type": "dial", "session": "s1"})
-    await b.broadcast({"type": "cut", "session": "s2"})
-    for _ in range(50):
-        if len(got["b"]) == 2 and len(got["a"]) == 1:
-            break
-        await asyncio.sleep(0.05)
-    assert got["b"] == [{"type": "dial", "session": "s1"}, {"type": "cut", "session": "s2"}]
-    assert got["a"] == [{"type": "cut", "session": "s2"}]
+        a.on_message(on_a)
+        b.on_message(on_b)
+        await a.send_to_node("b", {"type": "dial", "session": "s1"})
+        await b.broadcast({"type": "cut", "session": "s2"})
+        for _ in range(50):
+            if len(got["b"]) == 2 and len(got["a"]) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert got["b"] == [{"type": "dial", "session": "s1"}, {"type": "cut", "session": "s2"}]
+        assert got["a"] == [{"type": "cut", "session": "s2"}]
 
 
 async def test_local_cluster() -> None:
