@@ -16,20 +16,18 @@ from typing import Any
 import psutil
 import pytest
 
-from fjernhjelp.agent import shell
-from fjernhjelp.agent.shell import (
+from fjernhjelp.agent import shellwire as shell
+from fjernhjelp.agent.shell import ShellAccount, ShellOutcome, serve_shell
+from fjernhjelp.agent.shellclient import run_shell_client
+from fjernhjelp.agent.shellwire import (
     DATA,
     ERROR,
     EXIT,
     MAX_DATA,
-    ShellAccount,
-    ShellOutcome,
     ShellProtocolError,
     ShellRefused,
     encode_open,
     encode_resize,
-    run_shell_client,
-    serve_shell,
 )
 from fjernhjelp.tunnel.channel import ChannelClosed, MemoryChannel, memory_pair
 
@@ -346,7 +344,7 @@ def _read_available(fd: int) -> bytes:
 async def _collect_until(fd: int, buffer: bytearray, needle: bytes) -> None:
     async def loop() -> None:
         while needle not in buffer:
-            await shell._wait_fd(fd)
+            await shell.wait_fd(fd)
             buffer.extend(_read_available(fd))
 
     await asyncio.wait_for(loop(), WAIT)
@@ -354,7 +352,7 @@ async def _collect_until(fd: int, buffer: bytearray, needle: bytes) -> None:
 
 def test_client_drives_a_remote_shell_from_a_local_terminal() -> None:
     term_master, term_slave = pty.openpty()
-    shell._set_winsize(term_slave, 30, 100)
+    shell.set_winsize(term_slave, 30, 100)
     os.set_blocking(term_master, False)
     before = termios.tcgetattr(term_slave)
 
@@ -366,7 +364,7 @@ def test_client_drives_a_remote_shell_from_a_local_terminal() -> None:
         os.write(term_master, b"stty size\r")
         await _collect_until(term_master, seen, b"30 100")
         during = termios.tcgetattr(term_slave)
-        shell._set_winsize(term_slave, 40, 120)
+        shell.set_winsize(term_slave, 40, 120)
         os.kill(os.getpid(), __import__("signal").SIGWINCH)
         os.write(term_master, b"stty size\r")
         await _collect_until(term_master, seen, b"40 120")

@@ -1,24 +1,6 @@
 """An interactive shell in a PTY on the agent, served over one tunnel channel.
 
-Wire format. Every channel message is one message below; its first byte is the type:
-
-=====  ======  ===============  ============================================================
-type   name    direction        payload
-=====  ======  ===============  ============================================================
-0x01   OPEN    technician→agent first message only; UTF-8 JSON object, at most 1 KiB:
-                                ``{"rows": 1..1000, "cols": 1..1000, "term": "xterm-256color",
-                                "run_as": "user" | "service"}``
-0x02   DATA    both ways        raw bytes: keystrokes into the PTY, output out of it; at most
-                                64 KiB of payload
-0x03   RESIZE  technician→agent 4 bytes: rows, cols as big-endian unsigned 16-bit, each 1..1000
-0x04   EXIT    agent→technician last message; 4 bytes big-endian signed 32-bit: the shell's
-                                exit code (0..255), or minus the signal number that ended it
-0x05   ERROR   agent→technician last message; UTF-8 JSON ``{"code": str, "message": str}``
-=====  ======  ===============  ============================================================
-
-After EXIT or ERROR the agent closes the channel. Anything else from the technician (an
-unknown type, a second OPEN, an oversized or malformed message) is answered with ERROR
-``protocol`` and ends the shell.
+The messages on the channel are specified in ``shellwire``.
 
 Which account the shell runs as is the session's decision, not the technician's: the agent
 passes the accounts the session allows (``{"user": ..., "service": ...}``) and the OPEN
@@ -38,52 +20,35 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import pwd
-import re
 import signal
-import struct
 import subprocess
 import termios
-import tty
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psutil
 
+from fjernhjelp.agent.shellwire import (
+    DATA,
+    MAX_DATA,
+    RESIZE,
+    ShellProtocolError,
+    decode_open,
+    decode_resize,
+    encode_error,
+    encode_exit,
+    set_winsize,
+    wait_fd,
+    write_all,
+)
 from fjernhjelp.tunnel.channel import Channel, ChannelClosed
 
-OPEN, DATA, RESIZE, EXIT, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05
-MAX_DATA = 64 * 1024
-MAX_OPEN = 1024
-MAX_DIMENSION = 1000
-RUN_AS_CHOICES = ("user", "service")
-_TERM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}")
 _READ_SIZE = 16 * 1024
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 _ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _NO_LOGIN_SHELLS = ("nologin", "false")
-
-
-class ShellError(Exception):
-    """The shell could not be run or ended abnormally; ``code`` is machine-readable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class ShellRefused(ShellError):
-    """The agent refused the shell (raised on the technician side)."""
-
-
-class ShellProtocolError(ShellError):
-    """A message that does not follow the wire format."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("protocol", message)
 
 
 @dataclass(frozen=True)
@@ -127,120 +92,6 @@ class ShellOutcome:
     error: str | None = None
     bytes_in: int = 0
     bytes_out: int = 0
-
-
-@dataclass(frozen=True)
-class OpenRequest:
-    rows: int
-    cols: int
-    term: str
-    run_as: str
-
-
-# --- encoding ---------------------------------------------------------------------------
-
-
-def encode_open(rows: int, cols: int, term: str, run_as: str) -> bytes:
-    body = {"rows": rows, "cols": cols, "term": term, "run_as": run_as}
-    return bytes([OPEN]) + json.dumps(body, separators=(",", ":")).encode()
-
-
-def encode_resize(rows: int, cols: int) -> bytes:
-    return bytes([RESIZE]) + struct.pack("!HH", rows, cols)
-
-
-def encode_exit(status: int) -> bytes:
-    return bytes([EXIT]) + struct.pack("!i", status)
-
-
-def encode_error(code: str, message: str) -> bytes:
-    return bytes([ERROR]) + json.dumps({"code": code, "message": message}).encode()
-
-
-def _dimension(value: object, name: str) -> int:
-    if type(value) is not int or not 1 <= value <= MAX_DIMENSION:
-        raise ShellProtocolError(f"{name} must be an integer 1..{MAX_DIMENSION}")
-    return value
-
-
-def decode_open(message: bytes) -> OpenRequest:
-    if not message or message[0] != OPEN:
-        raise ShellProtocolError("the first message must be OPEN")
-    if len(message) > 1 + MAX_OPEN:
-        raise ShellProtocolError("OPEN is too large")
-    try:
-        body = json.loads(message[1:].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ShellProtocolError("OPEN is not a JSON object") from exc
-    if not isinstance(body, dict) or set(body) != {"rows", "cols", "term", "run_as"}:
-        raise ShellProtocolError("OPEN must hold exactly rows, cols, term, run_as")
-    term = body["term"]
-    if not isinstance(term, str) or not _TERM_RE.fullmatch(term):
-        raise ShellProtocolError("term is not a terminal name")
-    if body["run_as"] not in RUN_AS_CHOICES:
-        raise ShellProtocolError("run_as must be 'user' or 'service'")
-    return OpenRequest(
-        _dimension(body["rows"], "rows"), _dimension(body["cols"], "cols"), term, body["run_as"]
-    )
-
-
-def decode_resize(payload: bytes) -> tuple[int, int]:
-    if len(payload) != 4:
-        raise ShellProtocolError("RESIZE must carry 4 bytes")
-    rows, cols = struct.unpack("!HH", payload)
-    return _dimension(rows, "rows"), _dimension(cols, "cols")
-
-
-# --- fd helpers -------------------------------------------------------------------------
-
-
-async def _wait_fd(fd: int, *, write: bool = False) -> None:
-    """Wait until ``fd`` is readable (or writable) without blocking the event loop."""
-    loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    if write:
-        loop.add_writer(fd, wake)
-    else:
-        loop.add_reader(fd, wake)
-    try:
-        await ready
-    finally:
-        if write:
-            loop.remove_writer(fd)
-        else:
-            loop.remove_reader(fd)
-
-
-async def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BlockingIOError:
-            await _wait_fd(fd, write=True)
-            continue
-        view = view[written:]
-
-
-def _set_winsize(fd: int, rows: int, cols: int) -> None:
-    # The kernel sends SIGWINCH to the terminal's foreground process group itself when
-    # TIOCSWINSZ changes the size, so no signal has to be sent by hand.
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-
-def _terminal_size(fd: int) -> tuple[int, int]:
-    try:
-        size = os.get_terminal_size(fd)
-    except OSError:
-        return 24, 80
-    rows = min(max(size.lines, 1), MAX_DIMENSION)
-    cols = min(max(size.columns, 1), MAX_DIMENSION)
-    return rows, cols
 
 
 # --- agent side -------------------------------------------------------------------------
@@ -307,7 +158,7 @@ async def _wait_exit(proc: subprocess.Popen[bytes]) -> int:
         return await asyncio.to_thread(proc.wait)
     try:
         while proc.poll() is None:
-            await _wait_fd(pidfd)
+            await wait_fd(pidfd)
     finally:
         os.close(pidfd)
     return proc.returncode
@@ -381,7 +232,7 @@ async def serve_shell(
     outcome.account = account.name
     master, slave = os.openpty()
     try:
-        _set_winsize(slave, request.rows, request.cols)
+        set_winsize(slave, request.rows, request.cols)
         if os.geteuid() == 0:
             # Like a login: the terminal belongs to the user the shell runs as.
             os.fchown(slave, account.uid, -1)
@@ -410,7 +261,7 @@ async def _send_error_and_close(channel: Channel, code: str, message: str) -> No
 
 async def _pump_output(channel: Channel, master: int, outcome: ShellOutcome) -> None:
     while True:
-        await _wait_fd(master)
+        await wait_fd(master)
         try:
             data = os.read(master, _READ_SIZE)
         except BlockingIOError:
@@ -435,9 +286,9 @@ async def _pump_input(channel: Channel, master: int, outcome: ShellOutcome) -> N
             if len(payload) > MAX_DATA:
                 raise ShellProtocolError(f"DATA over {MAX_DATA} bytes")
             outcome.bytes_in += len(payload)
-            await _write_all(master, payload)
+            await write_all(master, payload)
         elif kind == RESIZE:
-            _set_winsize(master, *decode_resize(payload))
+            set_winsize(master, *decode_resize(payload))
         else:
             raise ShellProtocolError(f"unexpected message type {kind:#04x}")
 
@@ -483,112 +334,3 @@ async def _run(
         if proc.poll() is None:  # cancelled from outside: still never leave the shell running
             _signal_session(proc.pid, signal.SIGKILL)
             await asyncio.to_thread(proc.wait)
-
-
-# --- technician side --------------------------------------------------------------------
-
-
-async def run_shell_client(
-    channel: Channel,
-    stdin_fd: int,
-    stdout_fd: int,
-    *,
-    run_as: str = "user",
-    term: str | None = None,
-) -> int:
-    """Connect the local terminal to a remote shell; returns the shell's exit status.
-
-    Puts ``stdin_fd`` in raw mode while connected (restored afterwards) and passes window
-    size changes (SIGWINCH) on. Raises ShellRefused if the agent refuses or reports an
-    error, ShellProtocolError if the agent breaks the wire format, and ChannelClosed if
-    the tunnel ends before the shell does.
-    """
-    if run_as not in RUN_AS_CHOICES:
-        raise ValueError(f"run_as must be one of {RUN_AS_CHOICES}")
-    term = term or os.environ.get("TERM") or "xterm-256color"
-    if not _TERM_RE.fullmatch(term):
-        term = "xterm-256color"
-    loop = asyncio.get_running_loop()
-    rows, cols = _terminal_size(stdout_fd)
-    await channel.send(encode_open(rows, cols, term, run_as))
-
-    saved = termios.tcgetattr(stdin_fd) if os.isatty(stdin_fd) else None
-    if saved is not None:
-        tty.setraw(stdin_fd, termios.TCSANOW)
-    resize_hooked = False
-    pending: set[asyncio.Task[None]] = set()
-
-    def on_resize() -> None:
-        size = _terminal_size(stdout_fd)
-        task = loop.create_task(_send_quietly(channel, encode_resize(*size)))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-
-    try:
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(signal.SIGWINCH, on_resize)
-            resize_hooked = True
-        keys = asyncio.create_task(_forward_keys(channel, stdin_fd))
-        try:
-            return await _receive_until_exit(channel, stdout_fd)
-        finally:
-            keys.cancel()
-            await asyncio.gather(keys, return_exceptions=True)
-    finally:
-        if resize_hooked:
-            loop.remove_signal_handler(signal.SIGWINCH)
-        if saved is not None:
-            termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
-
-
-async def _send_quietly(channel: Channel, message: bytes) -> None:
-    with contextlib.suppress(ChannelClosed):
-        await channel.send(message)
-
-
-async def _forward_keys(channel: Channel, stdin_fd: int) -> None:
-    while True:
-        await _wait_fd(stdin_fd)
-        try:
-            data = os.read(stdin_fd, MAX_DATA)
-        except BlockingIOError:
-            continue
-        except OSError as exc:
-            if exc.errno == errno.EIO:
-                return
-            raise
-        if not data:
-            return  # local end of input; the remote shell goes on until it exits
-        try:
-            await channel.send(bytes([DATA]) + data)
-        except ChannelClosed:
-            return
-
-
-async def _receive_until_exit(channel: Channel, stdout_fd: int) -> int:
-    while True:
-        message = await channel.recv()
-        if not message:
-            raise ShellProtocolError("empty message from the agent")
-        kind, payload = message[0], message[1:]
-        if kind == DATA:
-            await _write_all(stdout_fd, payload)
-        elif kind == EXIT:
-            if len(payload) != 4:
-                raise ShellProtocolError("EXIT must carry 4 bytes")
-            await channel.close("exit")
-            return int(struct.unpack("!i", payload)[0])
-        elif kind == ERROR:
-            code, text = _decode_error(payload)
-            await channel.close(code)
-            raise ShellRefused(code, text)
-        else:
-            raise ShellProtocolError(f"unexpected message type {kind:#04x} from the agent")
-
-
-def _decode_error(payload: bytes) -> tuple[str, str]:
-    try:
-        body = json.loads(payload.decode("utf-8"))
-        return str(body["code"])[:64], str(body["message"])[:1000]
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
-        return "protocol", "malformed ERROR message from the agent"
