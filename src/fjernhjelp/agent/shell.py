@@ -68,6 +68,11 @@ class ShellAccount:
         return cls._from_entry(entry)
 
     @classmethod
+    def from_uid(cls, uid: int) -> ShellAccount:
+        """E.g. the desktop user: ``ShellAccount.from_uid(find_active_display().uid)``."""
+        return cls._from_entry(pwd.getpwuid(uid))
+
+    @classmethod
     def current(cls) -> ShellAccount:
         return cls._from_entry(pwd.getpwuid(os.geteuid()))
 
@@ -136,10 +141,11 @@ def _spawn(account: ShellAccount, term: str, slave: int) -> subprocess.Popen[byt
 
 
 def _session_members(sid: int) -> list[int]:
+    """Live processes of the session (a zombie has ended; it only waits to be reaped)."""
     members = []
     for pid in psutil.pids():
-        with contextlib.suppress(OSError):
-            if os.getsid(pid) == sid:
+        with contextlib.suppress(OSError, psutil.Error):
+            if os.getsid(pid) == sid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
                 members.append(pid)
     return members
 
@@ -168,16 +174,22 @@ async def _end_session(proc: subprocess.Popen[bytes], grace: float) -> None:
     sid = proc.pid
     _signal_session(sid, signal.SIGHUP)
     _signal_session(sid, signal.SIGCONT)  # a stopped job cannot act on SIGHUP
-    # The members are mostly not our children, so there is nothing to wait on: look again
-    # every 50 ms. poll() reaps the shell, which would otherwise stay a member as a zombie.
-    for _ in range(max(1, int(grace / 0.05))):
-        proc.poll()
-        if not _session_members(sid):
-            break
-        await asyncio.sleep(0.05)
+    await _wait_session_gone(proc, grace)
     _signal_session(sid, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously; wait until the kernel has ended them all.
+    await _wait_session_gone(proc, grace)
     if proc.poll() is None:
         await _wait_exit(proc)
+
+
+async def _wait_session_gone(proc: subprocess.Popen[bytes], limit: float) -> None:
+    # The members are mostly not our children, so there is nothing to wait on: look again
+    # every 50 ms. poll() reaps the shell, which would otherwise stay a member as a zombie.
+    for _ in range(max(1, int(limit / 0.05))):
+        proc.poll()
+        if not _session_members(proc.pid):
+            return
+        await asyncio.sleep(0.05)
 
 
 def _refusal(requested: str, accounts: Mapping[str, ShellAccount]) -> tuple[str, str] | None:
