@@ -58,3 +58,22 @@ def screenshot(display: DisplayTarget, path: Path) -> Path:
     )
     assert path.stat().st_size > 0
     return path
+
+
+def window_states(display: DisplayTarget, name: str) -> list[str]:
+    """The _NET_WM_STATE of each window whose title contains ``name`` (xdotool, xprop)."""
+    env = {**os.environ, "DISPLAY": display.display}
+    found = subprocess.run(
+        ["xdotool", "search", "--name", name], env=env, capture_output=True, text=True, timeout=30
+    ).stdout.split()
+    return [
+        subprocess.run(
+            ["xprop", "-id", window, "_NET_WM_STATE"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+        for window in found
+    ]

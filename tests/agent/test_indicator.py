@@ -12,7 +12,7 @@ import pytest
 
 from fjernhjelp.agent.display import DisplayTarget, find_active_display, language_of
 from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
-from tests.agent.conftest import click, screenshot
+from tests.agent.conftest import click, screenshot, window_states
 
 pytestmark = pytest.mark.desktop
 
@@ -29,6 +29,8 @@ def test_end_session_button_ends_the_session(xvfb: DisplayTarget, tmp_path: Path
         await shown.start()
         assert not shown.ended.is_set()
         await asyncio.to_thread(screenshot, xvfb, tmp_path / "indicator-nb.png")
+        states = await asyncio.to_thread(window_states, xvfb, "Fjernhjelp")
+        assert states == ["_NET_WM_STATE(ATOM) = _NET_WM_STATE_ABOVE"]  # always on top
         assert shown.shown is not None
         await asyncio.to_thread(click, xvfb, *shown.shown.buttons["end_session"])
         reason = await asyncio.wait_for(shown.wait(), 30)
