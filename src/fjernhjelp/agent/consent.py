@@ -1,0 +1,204 @@
+"""Asking the person at the machine whether a technician may connect.
+
+:func:`ask_consent` shows a dialog on the logged-in user's display (see ``display``): which
+technician, from which organisation, asks for what, and why; Allow or Deny. It runs as a
+separate process, so the agent's event loop never waits on the window system. Only an
+explicit click on Allow is consent: Deny, closing the window, Escape, no answer before the
+timeout, a dialog that crashes or says something unexpected are all refusals, each told
+apart in the answer so the audit log can say which.
+
+Run as ``python -m fjernhjelp.agent.consent`` this module is the dialog itself.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fjernhjelp.agent.display import DisplayTarget, ShownWindow, clean_text, start_dialog
+from fjernhjelp.web.i18n import Translator
+
+PERMISSIONS = ("view", "control", "terminal", "files", "chat")
+STARTUP_TIMEOUT = 20.0  # for the dialog to appear; separate from the user's time to answer
+
+
+class ConsentAnswer(enum.StrEnum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    TIMED_OUT = "timed_out"
+    NO_DISPLAY = "no_display"
+    FAILED = "failed"  # the dialog could not be shown or broke: a refusal too
+
+    @property
+    def allowed(self) -> bool:
+        return self is ConsentAnswer.ALLOWED
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """What the end user is asked to allow."""
+
+    technician: str
+    organisation: str
+    permissions: Sequence[str]
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.permissions if p not in PERMISSIONS]
+        if unknown or not self.permissions:
+            # Showing a partial list would ask for less than the session would get.
+            raise ValueError(f"permissions must be a non-empty subset of {PERMISSIONS}")
+
+
+def consent_texts(request: ConsentRequest, t: Translator, timeout: float) -> dict[str, Any]:
+    """Everything the dialog shows, translated; the dialog program itself has no logic."""
+    texts: dict[str, Any] = {
+        "title": t("agent.consent.window_title"),
+        "heading": t(
+            "agent.consent.heading",
+            technician=clean_text(request.technician),
+            organisation=clean_text(request.organisation),
+        ),
+        "asks": t("agent.consent.asks"),
+        "permissions": [
+            t(f"agent.permission.{p}") for p in PERMISSIONS if p in request.permissions
+        ],
+        "note": t("agent.consent.note"),
+        "allow": t("agent.consent.allow"),
+        "deny": t("agent.consent.deny"),
+        "countdown": t("agent.consent.countdown", seconds="{seconds}"),
+        "seconds": max(1, round(timeout)),
+    }
+    if request.reason:
+        texts["reason"] = t("agent.consent.reason", reason=clean_text(request.reason, 400))
+    return texts
+
+
+OnShown = Callable[[ShownWindow], Awaitable[None] | None]
+
+
+async def ask_consent(
+    request: ConsentRequest,
+    *,
+    display: DisplayTarget | None,
+    timeout: float = 60.0,  # noqa: ASYNC109 - the user's time to answer, not a call deadline
+    language: str | None = None,
+    on_shown: OnShown | None = None,
+    _argv: list[str] | None = None,
+) -> ConsentAnswer:
+    """Ask the person at ``display``; no answer within ``timeout`` seconds is a denial.
+
+    ``display`` None (nobody logged in) answers NO_DISPLAY at once. ``on_shown`` is
+    called when the dialog is on screen (tests click it; the agent may log it).
+    """
+    if display is None:
+        return ConsentAnswer.NO_DISPLAY
+    t = Translator(language or display.language or "nb")
+    payload = {"texts": consent_texts(request, t, timeout)}
+    dialog = await start_dialog("fjernhjelp.agent.consent", payload, display, argv=_argv)
+    try:
+        first = await dialog.next_event(within=STARTUP_TIMEOUT)
+        if first is None:
+            return ConsentAnswer.FAILED
+        if first["event"] == "error":
+            no_display = first.get("reason") == "no_display"
+            return ConsentAnswer.NO_DISPLAY if no_display else ConsentAnswer.FAILED
+        shown = ShownWindow.from_event(first) if first["event"] == "shown" else None
+        if shown is None:
+            return ConsentAnswer.FAILED
+        if on_shown is not None:
+            result = on_shown(shown)
+            if inspect.isawaitable(result):
+                await result
+        # The dialog counts down and reports the timeout itself; the extra second here
+        # only covers a dialog that hangs, and such a dialog gets TIMED_OUT all the same.
+        answer = await dialog.next_event(within=timeout + 1.0)
+        if answer is None:
+            timed_out = dialog.problem == "timeout"
+            return ConsentAnswer.TIMED_OUT if timed_out else ConsentAnswer.FAILED
+        if answer["event"] == "timeout":
+            return ConsentAnswer.TIMED_OUT
+        if answer["event"] == "answer" and answer.get("allowed") is True:
+            return ConsentAnswer.ALLOWED
+        if answer["event"] == "answer" and answer.get("allowed") is False:
+            return ConsentAnswer.DENIED
+        return ConsentAnswer.FAILED
+    finally:
+        await dialog.stop()
+
+
+# --- the dialog program -----------------------------------------------------------------
+
+
+def _dialog() -> None:
+    import tkinter as tk
+
+    from fjernhjelp.agent import tkapp
+
+    texts = tkapp.read_request()["texts"]
+    root = tkapp.open_root(str(texts["title"]))
+    answered = False
+
+    def answer(allowed: bool) -> None:
+        nonlocal answered
+        if not answered:
+            answered = True
+            tkapp.emit("answer", allowed=allowed)
+            root.destroy()
+
+    frame = tk.Frame(root, padx=24, pady=20)
+    frame.pack()
+    wrap = 460
+    tk.Label(frame, text=texts["heading"], font=tkapp.BOLD, wraplength=wrap, justify="left").pack(
+        anchor="w"
+    )
+    if texts.get("reason"):
+        tk.Label(
+            frame, text=texts["reason"], font=tkapp.FONT, wraplength=wrap, justify="left"
+        ).pack(anchor="w", pady=(8, 0))
+    tk.Label(frame, text=texts["asks"], font=tkapp.FONT).pack(anchor="w", pady=(12, 2))
+    for item in texts["permissions"]:
+        tk.Label(frame, text=f"  •  {item}", font=tkapp.FONT).pack(anchor="w")
+    tk.Label(frame, text=texts["note"], font=tkapp.FONT, wraplength=wrap, justify="left").pack(
+        anchor="w", pady=(12, 0)
+    )
+    countdown = tk.Label(frame, font=tkapp.FONT, fg="#8a1c1c")
+    countdown.pack(anchor="w", pady=(8, 12))
+    buttons = tk.Frame(frame)
+    buttons.pack(fill="x")
+    # Neither button is the default: Enter must not allow by accident.
+    deny = tk.Button(buttons, text=texts["deny"], width=12, command=lambda: answer(False))
+    allow = tk.Button(buttons, text=texts["allow"], width=12, command=lambda: answer(True))
+    allow.pack(side="right")
+    deny.pack(side="right", padx=(0, 12))
+    root.protocol("WM_DELETE_WINDOW", lambda: answer(False))
+    root.bind("<Escape>", lambda _e: answer(False))
+
+    remaining = int(texts["seconds"])
+
+    def tick() -> None:
+        nonlocal remaining, answered
+        if answered:
+            return
+        if remaining <= 0:
+            answered = True
+            tkapp.emit("timeout")
+            root.destroy()
+            return
+        countdown.configure(text=str(texts["countdown"]).replace("{seconds}", str(remaining)))
+        remaining -= 1
+        root.after(1000, tick)
+
+    tick()
+    tkapp.centre(root)
+    root.lift()
+    root.focus_force()
+    tkapp.report_shown(root, {"allow": allow, "deny": deny})
+    root.mainloop()
+
+
+if __name__ == "__main__":
+    _dialog()

@@ -1,0 +1,163 @@
+"""The session indicator: always on top while a technician is connected, with "End session".
+
+:class:`SessionIndicator` runs the indicator as a separate process on the user's display
+(see ``display``). The session must end when :attr:`SessionIndicator.ended` is set: the
+user pressed "End session" or closed the window (``ended_by_user``), or the indicator
+process went away (killed, crashed, display gone). A session the user cannot see is not
+allowed to go on unseen, so the last case ends it too.
+
+Run as ``python -m fjernhjelp.agent.indicator`` this module is the indicator window itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fjernhjelp.agent.display import (
+    DialogProcess,
+    DisplayTarget,
+    ShownWindow,
+    clean_text,
+    start_dialog,
+)
+from fjernhjelp.web.i18n import Translator
+
+STARTUP_TIMEOUT = 20.0
+USER_REASONS = ("end_button", "window_closed")
+
+
+class IndicatorUnavailable(Exception):
+    """The indicator could not be shown; ``reason`` is ``no_display`` or ``failed``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SessionIndicator:
+    def __init__(
+        self,
+        *,
+        technician: str,
+        organisation: str,
+        display: DisplayTarget,
+        language: str | None = None,
+        _argv: list[str] | None = None,
+    ) -> None:
+        t = Translator(language or display.language or "nb")
+        self._texts = {
+            "title": t("agent.indicator.window_title"),
+            "connected": t(
+                "agent.indicator.connected",
+                technician=clean_text(technician),
+                organisation=clean_text(organisation),
+            ),
+            "end_session": t("agent.indicator.end_session"),
+        }
+        self._display = display
+        self._argv = _argv
+        self._dialog: DialogProcess | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._closing = False
+        self.ended = asyncio.Event()
+        self.end_reason: str | None = None
+        self.shown: ShownWindow | None = None
+
+    @property
+    def ended_by_user(self) -> bool:
+        return self.end_reason in USER_REASONS
+
+    async def start(self) -> None:
+        """Show the indicator; raises IndicatorUnavailable if it cannot be shown."""
+        self._dialog = await start_dialog(
+            "fjernhjelp.agent.indicator", {"texts": self._texts}, self._display, argv=self._argv
+        )
+        first = await self._dialog.next_event(within=STARTUP_TIMEOUT)
+        shown = ShownWindow.from_event(first) if first and first["event"] == "shown" else None
+        if shown is None:
+            await self._dialog.stop()
+            no_display = bool(first) and first.get("reason") == "no_display"  # type: ignore[union-attr]
+            raise IndicatorUnavailable("no_display" if no_display else "failed")
+        self.shown = shown
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        assert self._dialog is not None
+        while True:
+            event = await self._dialog.next_event(within=3600.0 * 24)
+            if event is None:
+                if self._dialog.problem == "timeout":
+                    continue  # a day without events: still there
+                self._end("closed" if self._closing else "indicator_exited")
+                return
+            if event["event"] == "end":
+                reason = event.get("by")
+                self._end(reason if reason in USER_REASONS else "end_button")
+                return
+
+    def _end(self, reason: str) -> None:
+        if self.end_reason is None:
+            self.end_reason = reason
+        self.ended.set()
+
+    async def wait(self) -> str:
+        """Wait until the session should end; returns why."""
+        await self.ended.wait()
+        assert self.end_reason is not None
+        return self.end_reason
+
+    async def close(self) -> None:
+        """Take the indicator down (the session ended for another reason)."""
+        self._closing = True
+        if self._dialog is not None:
+            await self._dialog.stop()
+        if self._watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._watcher, 5)
+        self._end("closed")
+
+
+# --- the indicator program --------------------------------------------------------------
+
+
+def _indicator() -> None:
+    import tkinter as tk
+
+    from fjernhjelp.agent import tkapp
+
+    texts = tkapp.read_request()["texts"]
+    root = tkapp.open_root(str(texts["title"]))
+    root.configure(bg="#8a1c1c")
+    finished = False
+
+    def end(by: str) -> None:
+        nonlocal finished
+        if not finished:
+            finished = True
+            tkapp.emit("end", by=by)
+            root.destroy()
+
+    frame = tk.Frame(root, bg="#8a1c1c", padx=14, pady=8)
+    frame.pack()
+    tk.Label(frame, text=texts["connected"], font=tkapp.BOLD, fg="white", bg="#8a1c1c").pack(
+        side="left", padx=(0, 16)
+    )
+    button = tk.Button(frame, text=texts["end_session"], command=lambda: end("end_button"))
+    button.pack(side="left")
+    root.protocol("WM_DELETE_WINDOW", lambda: end("window_closed"))
+
+    def stay_on_top() -> None:
+        # Some window managers drop -topmost after a full-screen window; ask again.
+        root.attributes("-topmost", True)
+        root.lift()
+        root.after(2000, stay_on_top)
+
+    tkapp.centre(root, top=True)
+    stay_on_top()
+    tkapp.report_shown(root, {"end_session": button})
+    root.mainloop()
+
+
+if __name__ == "__main__":
+    _indicator()

@@ -1,0 +1,307 @@
+"""Installing the agent as a systemd service from a package, and removing it without a trace.
+
+What an install writes (paths below the install root, ``/`` on a real machine):
+
+- ``etc/fjernhjelp-agent/agent.toml`` (0600): the config from the package;
+- ``etc/fjernhjelp-agent/install.json``: what this install created, so uninstall removes
+  exactly that (including folders and the account it had to create, and nothing else);
+- ``var/lib/fjernhjelp-agent/`` (0700): the data folder; the identity key is made there
+  by the agent on first start;
+- ``etc/systemd/system/fjernhjelp-agent.service``: the unit;
+- unprivileged installs only: ``etc/xdg/autostart/fjernhjelp-agent-display.desktop``,
+  which at each desktop login runs ``xhost +si:localuser:fjernhjelp-agent`` so the agent
+  can show the consent dialog and indicator on that user's display without being root.
+
+The account. By default the agent runs as its own system account ``fjernhjelp-agent``
+(created if missing, nologin), which owns the config and data folder, so its identity key
+is readable by it alone. Such an agent can only start shells as itself ("service") and
+refuses shells as the logged-in user. ``--privileged`` runs it as root instead, which a
+shell as the logged-in user needs (switching user takes root); the grant still decides
+what a technician gets. Both use ``NoNewPrivileges``: a shell started as the desktop user
+cannot gain rights through sudo or other setuid programs.
+
+System changes go through a :class:`SystemOps` (``useradd``, ``systemctl`` and friends),
+so tests install into a folder and record the commands instead of running them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from fjernhjelp.agent.config import AgentConfig, save_config
+from fjernhjelp.control.package import InstallerPackage
+
+SERVICE = "fjernhjelp-agent"
+SERVICE_USER = "fjernhjelp-agent"
+UNIT_NAME = f"{SERVICE}.service"
+
+
+class InstallError(Exception):
+    pass
+
+
+class SystemOps(Protocol):
+    def run(self, argv: Sequence[str]) -> int:
+        """Run a system command; returns its exit status."""
+        ...
+
+    def lookup_user(self, name: str) -> tuple[int, int] | None:
+        """(uid, gid) of an account, or None."""
+        ...
+
+
+class HostSystem:
+    """The real machine."""
+
+    def run(self, argv: Sequence[str]) -> int:
+        return subprocess.run(list(argv), check=False).returncode  # noqa: S603 - fixed argv
+
+    def lookup_user(self, name: str) -> tuple[int, int] | None:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return entry.pw_uid, entry.pw_gid
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things go, below ``root`` (``/`` on a real machine, a folder in tests)."""
+
+    root: Path = Path("/")
+
+    def at(self, system_path: str) -> Path:
+        return self.root / system_path.lstrip("/")
+
+    @property
+    def config_dir(self) -> Path:
+        return self.at(f"/etc/{SERVICE}")
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "agent.toml"
+
+    @property
+    def manifest(self) -> Path:
+        return self.config_dir / "install.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.at(f"/var/lib/{SERVICE}")
+
+    @property
+    def unit_file(self) -> Path:
+        return self.at(f"/etc/systemd/system/{UNIT_NAME}")
+
+    @property
+    def autostart_file(self) -> Path:
+        return self.at(f"/etc/xdg/autostart/{SERVICE}-display.desktop")
+
+
+@dataclass
+class InstallReport:
+    config_file: Path
+    unit_file: Path
+    account: str
+    created_user: bool
+    commands: list[list[str]] = field(default_factory=list)
+
+
+def unit_text(
+    *, group: str, python: str, account: str, privileged: bool, file_roots: Sequence[Path]
+) -> str:
+    hardening = [
+        "NoNewPrivileges=yes",
+        "UMask=0077",
+    ]
+    if not privileged:
+        # Root-run agents serve root shells, which must be able to change the system.
+        writable = [f"/etc/{SERVICE}", f"/var/lib/{SERVICE}", *map(str, file_roots)]
+        hardening += ["ProtectSystem=full", "ReadWritePaths=" + " ".join(writable)]
+    return "\n".join(
+        [
+            "# Written by `fjernhjelp agent install`; `fjernhjelp agent uninstall` removes it.",
+            "[Unit]",
+            f"Description=fjernhjelp remote assistance agent (group {group})",
+            "After=network-online.target",
+            "Wants=network-online.target",
+            "",
+            "[Service]",
+            "Type=simple",
+            f"ExecStart={python} -m fjernhjelp agent run --config /etc/{SERVICE}/agent.toml",
+            f"User={account}",
+            f"Group={account}",
+            "Restart=always",
+            "RestartSec=5",
+            # The default KillMode=control-group also ends every shell on stop.
+            *hardening,
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ]
+    )
+
+
+AUTOSTART = f"""[Desktop Entry]
+Type=Application
+Name=fjernhjelp agent display access
+Comment=Lets the fjernhjelp agent show its consent dialog and session indicator
+Exec=xhost +si:localuser:{SERVICE_USER}
+NoDisplay=true
+X-GNOME-Autostart-Phase=Initialization
+"""
+
+
+def _mkdirs(path: Path, created: list[str], layout: Layout) -> None:
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o755)
+        created.append(str(folder.relative_to(layout.root)))
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fd, mode)
+        fh.write(text)
+
+
+def _run(ops: SystemOps, argv: list[str], report: InstallReport) -> None:
+    report.commands.append(argv)
+    status = ops.run(argv)
+    if status != 0:
+        raise InstallError(f"{' '.join(argv)} failed with status {status}")
+
+
+def install(
+    package: InstallerPackage,
+    *,
+    layout: Layout | None = None,
+    ops: SystemOps | None = None,
+    privileged: bool = False,
+    file_roots: Sequence[Path] = (),
+    python: str = sys.executable,
+) -> InstallReport:
+    """Install from a checked package (see ``package.read_package``)."""
+    layout = layout or Layout()
+    ops = ops or HostSystem()
+    if layout.config_file.exists() or layout.unit_file.exists() or layout.manifest.exists():
+        raise InstallError("the agent is already installed; uninstall it first")
+    account = "root" if privileged else SERVICE_USER
+    report = InstallReport(layout.config_file, layout.unit_file, account, created_user=False)
+    if not privileged and ops.lookup_user(SERVICE_USER) is None:
+        _run(
+            ops,
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                f"/var/lib/{SERVICE}",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--comment",
+                "fjernhjelp agent",
+                SERVICE_USER,
+            ],
+            report,
+        )
+        report.created_user = True
+    ids = (0, 0) if privileged else ops.lookup_user(SERVICE_USER)
+    if ids is None:
+        raise InstallError(f"the account {SERVICE_USER} could not be created")
+    created_dirs: list[str] = []
+    _mkdirs(layout.config_dir.parent, created_dirs, layout)
+    _mkdirs(layout.data_dir.parent, created_dirs, layout)
+    _mkdirs(layout.unit_file.parent, created_dirs, layout)
+    if not privileged:
+        _mkdirs(layout.autostart_file.parent, created_dirs, layout)
+    layout.config_dir.mkdir(mode=0o700)
+    layout.data_dir.mkdir(mode=0o700)
+    config = AgentConfig.from_package(
+        package, data_dir=Path(f"/var/lib/{SERVICE}"), file_roots=list(file_roots)
+    )
+    save_config(config, layout.config_file)
+    files = [layout.unit_file]
+    _write(
+        layout.unit_file,
+        unit_text(
+            group=package.group,
+            python=python,
+            account=account,
+            privileged=privileged,
+            file_roots=file_roots,
+        ),
+        0o644,
+    )
+    if not privileged:
+        _write(layout.autostart_file, AUTOSTART, 0o644)
+        files.append(layout.autostart_file)
+    manifest = {
+        "created_user": report.created_user,
+        "account": account,
+        "files": [str(p.relative_to(layout.root)) for p in files],
+        "folders": [str(p.relative_to(layout.root)) for p in (layout.data_dir,)],
+        "created_parents": created_dirs,
+    }
+    _write(layout.manifest, json.dumps(manifest, indent=2) + "\n", 0o600)
+    for path in (layout.config_dir, layout.data_dir, layout.config_file, layout.manifest):
+        os.chown(path, *ids)
+    _run(ops, ["systemctl", "daemon-reload"], report)
+    _run(ops, ["systemctl", "enable", "--now", UNIT_NAME], report)
+    return report
+
+
+def uninstall(*, layout: Layout | None = None, ops: SystemOps | None = None) -> list[list[str]]:
+    """Stop and remove the agent and everything its install made; returns the commands run.
+
+    The identity key goes too: a reinstalled agent enrols again as a new machine.
+    """
+    layout = layout or Layout()
+    ops = ops or HostSystem()
+    try:
+        manifest = json.loads(layout.manifest.read_text())
+    except FileNotFoundError:
+        manifest = None
+    if manifest is None and not layout.unit_file.exists() and not layout.config_dir.exists():
+        raise InstallError("the agent is not installed")
+    commands: list[list[str]] = []
+
+    def run(argv: list[str]) -> None:
+        commands.append(argv)
+        ops.run(argv)  # a unit that is already stopped or gone is not a reason to stop here
+
+    run(["systemctl", "disable", "--now", UNIT_NAME])
+    files = [layout.unit_file, layout.autostart_file]
+    folders = [layout.config_dir, layout.data_dir]
+    if manifest:
+        files += [layout.root / p for p in manifest.get("files", [])]
+        folders += [layout.root / p for p in manifest.get("folders", [])]
+    for path in files:
+        path.unlink(missing_ok=True)
+    for folder in folders:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+    run(["systemctl", "daemon-reload"])
+    if manifest and manifest.get("created_user"):
+        run(["userdel", SERVICE_USER])
+    for relative in reversed((manifest or {}).get("created_parents", [])):
+        folder = layout.root / relative
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return commands

@@ -1,0 +1,77 @@
+"""What the dialog programs share: the request on stdin, events on stdout, a Tk root.
+
+Imported only inside the dialog processes (it imports tkinter); the agent never loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tkinter as tk
+from typing import Any
+
+NO_DISPLAY_EXIT = 3
+FONT = ("DejaVu Sans", 11)
+BOLD = ("DejaVu Sans", 12, "bold")
+
+
+def emit(event: str, **fields: Any) -> None:
+    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def read_request() -> dict[str, Any]:
+    line = sys.stdin.buffer.readline(256 * 1024)
+    request = json.loads(line)
+    if not isinstance(request, dict):
+        raise SystemExit("the request must be a JSON object")
+    return request
+
+
+def open_root(title: str) -> tk.Tk:
+    """The Tk root on $DISPLAY; reports ``no_display`` and exits if it cannot be opened."""
+    try:
+        root = tk.Tk()
+    except tk.TclError as exc:
+        emit("error", reason="no_display", detail=str(exc)[:200])
+        raise SystemExit(NO_DISPLAY_EXIT) from exc
+    root.title(title)
+    root.attributes("-topmost", True)
+    root.resizable(False, False)
+    _quit_when_parent_leaves(root)
+    return root
+
+
+def _quit_when_parent_leaves(root: tk.Tk) -> None:
+    # stdin stays open as long as the agent wants the dialog; EOF means it is gone.
+    fd = sys.stdin.fileno()
+
+    def readable(_fd: int, _mask: int) -> None:
+        if not os.read(fd, 4096):
+            root.tk.deletefilehandler(fd)
+            root.destroy()
+
+    root.tk.createfilehandler(fd, tk.READABLE, readable)
+
+
+def centre(root: tk.Tk, *, top: bool = False) -> None:
+    root.update_idletasks()
+    width, height = root.winfo_reqwidth(), root.winfo_reqheight()
+    x = (root.winfo_screenwidth() - width) // 2
+    y = 16 if top else (root.winfo_screenheight() - height) // 3
+    root.geometry(f"+{x}+{y}")
+
+
+def report_shown(root: tk.Tk, buttons: dict[str, tk.Widget]) -> None:
+    """Tell the parent where the window and its buttons are, once they are mapped."""
+    root.wait_visibility()
+    root.update()
+    centres = {
+        name: [
+            button.winfo_rootx() + button.winfo_width() // 2,
+            button.winfo_rooty() + button.winfo_height() // 2,
+        ]
+        for name, button in buttons.items()
+    }
+    emit("shown", window=root.winfo_id(), buttons=centres)

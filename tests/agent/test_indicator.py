@@ -1,0 +1,149 @@
+"""The session indicator on a real Xvfb, and finding the user's display."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from fjernhjelp.agent.display import DisplayTarget, find_active_display, language_of
+from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
+from tests.agent.conftest import click, screenshot, window_states
+
+pytestmark = pytest.mark.desktop
+
+
+def indicator(display: DisplayTarget, **kw: object) -> SessionIndicator:
+    return SessionIndicator(
+        technician="Kari Nordmann", organisation="Journalsystemer AS", display=display, **kw
+    )
+
+
+def test_end_session_button_ends_the_session(xvfb: DisplayTarget, tmp_path: Path) -> None:
+    async def main() -> tuple[str, bool, int | None]:
+        shown = indicator(xvfb)
+        await shown.start()
+        assert not shown.ended.is_set()
+        await asyncio.to_thread(screenshot, xvfb, tmp_path / "indicator-nb.png")
+        states = await asyncio.to_thread(window_states, xvfb, "Fjernhjelp")
+        assert states == ["_NET_WM_STATE(ATOM) = _NET_WM_STATE_ABOVE"]  # always on top
+        assert shown.shown is not None
+        await asyncio.to_thread(click, xvfb, *shown.shown.buttons["end_session"])
+        reason = await asyncio.wait_for(shown.wait(), 30)
+        await shown.close()
+        return reason, shown.ended_by_user, shown._dialog.process.returncode  # type: ignore[union-attr]
+
+    reason, by_user, returncode = asyncio.run(main())
+    assert reason == "end_button" and by_user
+    assert returncode is not None  # the window is gone
+
+
+def test_closing_takes_the_indicator_down(xvfb: DisplayTarget, tmp_path: Path) -> None:
+    async def main() -> SessionIndicator:
+        shown = indicator(xvfb, language="en")
+        await shown.start()
+        await asyncio.to_thread(screenshot, xvfb, tmp_path / "indicator-en.png")
+        await shown.close()
+        return shown
+
+    shown = asyncio.run(main())
+    assert shown.end_reason == "closed" and not shown.ended_by_user
+    assert shown._dialog.process.returncode is not None  # type: ignore[union-attr]
+
+
+def test_killing_the_indicator_ends_the_session(xvfb: DisplayTarget) -> None:
+    # Whoever removes the indicator (a crash, a local process) must not leave an unseen session.
+    async def main() -> str:
+        shown = indicator(xvfb)
+        await shown.start()
+        os.kill(shown._dialog.process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        reason = await asyncio.wait_for(shown.wait(), 30)
+        await shown.close()
+        return reason
+
+    assert asyncio.run(main()) == "indicator_exited"
+
+
+def test_no_display_is_reported() -> None:
+    async def main() -> None:
+        await indicator(DisplayTarget(display=":32124")).start()
+
+    with pytest.raises(IndicatorUnavailable) as unavailable:
+        asyncio.run(main())
+    assert unavailable.value.reason == "no_display"
+
+
+def test_an_indicator_that_never_appears_fails() -> None:
+    async def main() -> None:
+        await indicator(DisplayTarget(":0"), _argv=[sys.executable, "-c", "print('{}')"]).start()
+
+    with pytest.raises(IndicatorUnavailable) as unavailable:
+        asyncio.run(main())
+    assert unavailable.value.reason == "failed"
+
+
+def test_a_forged_end_reason_is_still_an_end(xvfb: DisplayTarget) -> None:
+    fake = (
+        "import json,sys;print(json.dumps({'event':'shown','window':1,'buttons':{}}),flush=True);"
+        "print(json.dumps({'event':'end','by':'agent'}),flush=True);sys.stdin.read()"
+    )
+
+    async def main() -> str:
+        shown = indicator(xvfb, _argv=[sys.executable, "-c", fake])
+        await shown.start()
+        reason = await asyncio.wait_for(shown.wait(), 30)
+        await shown.close()
+        return reason
+
+    assert asyncio.run(main()) == "end_button"
+
+
+# --- finding the display ------------------------------------------------------------------
+
+
+def fake_process(proc: Path, pid: int, uid: int, **env: str) -> None:
+    entry = proc / str(pid)
+    entry.mkdir()
+    (entry / "environ").write_bytes(b"".join(f"{k}={v}\0".encode() for k, v in env.items()))
+    os.chown(entry, uid, uid)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give fake /proc entries owners")
+def test_the_active_users_local_display_is_found(tmp_path: Path) -> None:
+    proc, x11 = tmp_path / "proc", tmp_path / "X11"
+    proc.mkdir()
+    x11.mkdir()
+    (x11 / "X0").touch()
+    (x11 / "X5").touch()
+    (proc / "self").mkdir()
+    fake_process(proc, 10, 0, DISPLAY=":0", XAUTHORITY="/root/.Xauthority")
+    fake_process(
+        proc, 20, 1000, DISPLAY=":5.0", XAUTHORITY="/run/user/1000/xauth", LANG="nb_NO.UTF-8"
+    )
+    fake_process(proc, 30, 1001, DISPLAY="localhost:10.0", LANG="en_GB.UTF-8")  # ssh -X
+    fake_process(proc, 40, 1002, DISPLAY=":7")  # no such X server
+    fake_process(proc, 50, 1003, PATH="/bin")  # no display at all
+
+    found = find_active_display(proc=proc, x11_dir=x11, active_uids={1000})
+    assert found == DisplayTarget(":5", "/run/user/1000/xauth", 1000, found.gid, "nb")  # type: ignore[union-attr]
+    # Without logind's word, a user's display still comes before root's.
+    assert find_active_display(proc=proc, x11_dir=x11, active_uids=set()).uid == 1000  # type: ignore[union-attr]
+    (x11 / "X5").unlink()
+    assert find_active_display(proc=proc, x11_dir=x11, active_uids={1000}).display == ":0"  # type: ignore[union-attr]
+    (x11 / "X0").unlink()
+    assert find_active_display(proc=proc, x11_dir=x11, active_uids={1000}) is None
+
+
+def test_language_of_locale() -> None:
+    assert [language_of(x) for x in ("nb_NO.UTF-8", "nn_NO", "no", "en_GB.UTF-8", "de_DE", "")] == [
+        "nb",
+        "nb",
+        "nb",
+        "en",
+        None,
+        None,
+    ]

@@ -1,0 +1,431 @@
+"""The PTY shell service, driven over an in-memory channel by raw messages and by the client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import pty
+import re
+import struct
+import termios
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psutil
+import pytest
+
+from fjernhjelp.agent import shellwire as shell
+from fjernhjelp.agent.shell import ShellAccount, ShellOutcome, serve_shell
+from fjernhjelp.agent.shellclient import run_shell_client
+from fjernhjelp.agent.shellwire import (
+    DATA,
+    ERROR,
+    EXIT,
+    MAX_DATA,
+    ShellProtocolError,
+    ShellRefused,
+    encode_open,
+    encode_resize,
+)
+from fjernhjelp.tunnel.channel import ChannelClosed, MemoryChannel, memory_pair
+
+IS_ROOT = os.geteuid() == 0
+WAIT = 20.0  # generous upper bound for anything to arrive; never asserted as a duration
+
+
+class Technician:
+    """The technician's end of the channel, speaking the wire format by hand."""
+
+    def __init__(self, channel: MemoryChannel) -> None:
+        self.channel = channel
+        self.output = bytearray()
+        self.exit: int | None = None
+        self.error: dict[str, str] | None = None
+        self.closed = False
+
+    async def send_data(self, text: str) -> None:
+        await self.channel.send(bytes([DATA]) + text.encode())
+
+    async def _next(self) -> None:
+        try:
+            message = await self.channel.recv()
+        except ChannelClosed:
+            self.closed = True
+            return
+        if message[0] == DATA:
+            self.output += message[1:]
+        elif message[0] == EXIT:
+            self.exit = struct.unpack("!i", message[1:])[0]
+        elif message[0] == ERROR:
+            self.error = json.loads(message[1:])
+        else:
+            raise AssertionError(f"unexpected {message!r}")
+
+    async def until(self, needle: bytes) -> None:
+        async def loop() -> None:
+            while needle not in self.output and not self.closed:
+                await self._next()
+
+        await asyncio.wait_for(loop(), WAIT)
+        assert needle in self.output, bytes(self.output)
+
+    async def until_re(self, pattern: bytes) -> None:
+        async def loop() -> None:
+            while not re.search(pattern, self.output) and not self.closed:
+                await self._next()
+
+        await asyncio.wait_for(loop(), WAIT)
+
+    async def until_closed(self) -> None:
+        async def loop() -> None:
+            while not self.closed:
+                await self._next()
+
+        await asyncio.wait_for(loop(), WAIT)
+
+
+Script = Callable[[Technician], Awaitable[None]]
+
+
+def run_session(
+    script: Script,
+    accounts: dict[str, ShellAccount] | None = None,
+    first: bytes | None = None,
+) -> tuple[ShellOutcome, Technician]:
+    accounts = accounts if accounts is not None else {"user": ShellAccount.current()}
+
+    async def main() -> tuple[ShellOutcome, Technician]:
+        agent_end, tech_end = memory_pair()
+        tech = Technician(tech_end)
+        service = asyncio.create_task(serve_shell(agent_end, accounts, kill_grace=1.0))
+        await tech_end.send(first if first is not None else encode_open(24, 80, "xterm", "user"))
+        await script(tech)
+        outcome = await asyncio.wait_for(service, WAIT)
+        return outcome, tech
+
+    return asyncio.run(main())
+
+
+def test_shell_runs_commands_and_reports_the_exit_status() -> None:
+    async def script(tech: Technician) -> None:
+        await tech.send_data("echo one-$((40+2))\n")
+        await tech.until(b"one-42")
+        await tech.send_data("exit 3\n")
+        await tech.until_closed()
+
+    outcome, tech = run_session(script)
+    assert tech.exit == 3
+    assert outcome.ended_by == "exit" and outcome.exit_status == 3
+    assert outcome.bytes_in > 0 and outcome.bytes_out > 0
+
+
+def test_resize_reaches_the_pty_and_its_foreground_process() -> None:
+    waiter = (
+        'python3 -c "import signal,shutil; signal.pthread_sigmask(signal.SIG_BLOCK,'
+        "[signal.SIGWINCH]); print('re'+'ady', flush=True); signal.sigwait([signal.SIGWINCH]);"
+        " s=shutil.get_terminal_size(); print('winch', s.lines, s.columns)\"\n"
+    )
+
+    async def script(tech: Technician) -> None:
+        await tech.send_data("stty size\n")
+        await tech.until(b"24 80")
+        await tech.send_data(waiter)
+        await tech.until(b"ready")
+        await tech.channel.send(encode_resize(50, 132))
+        await tech.until(b"winch 50 132")
+        await tech.send_data("stty size; exit\n")
+        await tech.until_closed()
+
+    _, tech = run_session(script)
+    assert b"50 132" in tech.output.split(b"winch 50 132", 1)[1]
+    assert tech.exit == 0
+
+
+def _pid_after(output: bytes, label: bytes) -> int:
+    # A label followed by digits: the echoed command line shows "$$" or "$!" there instead.
+    found = re.search(rb"\b" + label + rb"=(\d+)", output)
+    assert found, output
+    return int(found.group(1))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_closing_the_channel_kills_the_shell_and_everything_it_started() -> None:
+    async def script(tech: Technician) -> None:
+        await tech.send_data("echo shell=$$\n")
+        await tech.until_re(rb"shell=\d+")
+        # One job ignores SIGHUP (nohup): only the SIGKILL after the grace period ends it.
+        await tech.send_data("nohup sleep 1000 >/dev/null 2>&1 & echo hup=$!\n")
+        await tech.until_re(rb"hup=\d+")
+        await tech.send_data("sleep 1001 & echo bg=$!\n")
+        await tech.until_re(rb"bg=\d+")
+        await tech.send_data("sleep 1002\n")
+        await asyncio.sleep(0.2)
+        for label in (b"shell", b"hup", b"bg"):
+            assert not _gone(_pid_after(tech.output, label))
+        await tech.channel.close("technician left")
+
+    outcome, tech = run_session(script)
+    assert outcome.ended_by == "channel_closed"
+    for label in (b"shell", b"hup", b"bg"):
+        assert _gone(_pid_after(tech.output, label)), label
+
+
+def test_leftover_jobs_are_killed_when_the_shell_exits_too() -> None:
+    async def script(tech: Technician) -> None:
+        await tech.send_data("nohup sleep 1000 >/dev/null 2>&1 & echo hup=$!; exit 0\n")
+        await tech.until_closed()
+
+    _, tech = run_session(script)
+    assert tech.exit == 0
+    assert _gone(_pid_after(tech.output, b"hup"))
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="switching users needs root")
+def test_root_agent_runs_the_shell_as_the_account_the_session_allows() -> None:
+    nobody = ShellAccount.from_name("nobody")
+
+    async def script(tech: Technician) -> None:
+        await tech.send_data("echo uid=$(id -u) gid=$(id -g) home=$HOME; tty; exit\n")
+        await tech.until_closed()
+
+    outcome, tech = run_session(script, accounts={"user": nobody})
+    assert f"uid={nobody.uid} gid={nobody.gid}".encode() in tech.output
+    assert outcome.account == "nobody"
+    assert nobody.shell not in ("/usr/sbin/nologin", "/bin/false")  # a usable shell was chosen
+
+
+def test_a_technician_asking_for_root_when_only_the_user_is_allowed_is_refused() -> None:
+    before = set(psutil.pids())
+    allowed = {"user": ShellAccount.from_name("nobody")}
+
+    async def script(tech: Technician) -> None:
+        await tech.until_closed()
+
+    outcome, tech = run_session(
+        script, accounts=allowed, first=encode_open(24, 80, "xterm", "service")
+    )
+    assert tech.error is not None and tech.error["code"] == "run_as_not_allowed"
+    assert "user" in tech.error["message"]
+    assert outcome.ended_by == "refused" and outcome.account is None
+    spawned = [p for p in set(psutil.pids()) - before if _is_shell_child(p)]
+    assert spawned == []
+
+
+def _is_shell_child(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).ppid() == os.getpid()
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _as_nobody(results: Any) -> None:
+    # A forked child that drops root, then runs both ends of a session in its own loop.
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+    root = ShellAccount("root", 0, 0, "/root", "/bin/sh")
+    out: dict[str, object] = {}
+
+    async def script_refused(tech: Technician) -> None:
+        await tech.until_closed()
+
+    _, tech = run_session(script_refused, accounts={"user": root})
+    out["refused"] = tech.error
+
+    async def script_self(tech: Technician) -> None:
+        await tech.send_data("id -u; exit\n")
+        await tech.until_closed()
+
+    _, tech = run_session(
+        script_self,
+        accounts={"service": ShellAccount.current()},
+        first=encode_open(24, 80, "xterm", "service"),
+    )
+    out["self"] = tech.output.decode(errors="replace")
+    results.put(out)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to drop to another user")
+def test_an_agent_not_running_as_root_refuses_other_accounts_clearly() -> None:
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_as_nobody, args=(results,))
+    child.start()
+    out = results.get(timeout=60)
+    child.join(30)
+    assert out["refused"]["code"] == "needs_root"
+    assert "not root" in out["refused"]["message"] and "root" in out["refused"]["message"]
+    assert "65534" in out["self"]
+
+
+BAD_FIRST = {
+    "empty": b"",
+    "unknown type": b"\x09hello",
+    "data first": bytes([DATA]) + b"ls\n",
+    "not json": bytes([shell.OPEN]) + b"{rows",
+    "not utf-8": bytes([shell.OPEN]) + b"\xff\xfe",
+    "json list": bytes([shell.OPEN]) + b"[]",
+    "extra field": bytes([shell.OPEN])
+    + json.dumps({"rows": 24, "cols": 80, "term": "xterm", "run_as": "user", "uid": 0}).encode(),
+    "zero rows": encode_open(0, 80, "xterm", "user"),
+    "huge cols": encode_open(24, 5000, "xterm", "user"),
+    "bool rows": bytes([shell.OPEN])
+    + json.dumps({"rows": True, "cols": 80, "term": "xterm", "run_as": "user"}).encode(),
+    "term path": encode_open(24, 80, "../../etc/passwd", "user"),
+    "term newline": encode_open(24, 80, "xterm\nLD_PRELOAD=x", "user"),
+    "run as root": encode_open(24, 80, "xterm", "root"),
+    "oversized": encode_open(24, 80, "x" * 2000, "user"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FIRST))
+def test_a_malformed_first_message_is_refused_without_starting_a_shell(name: str) -> None:
+    async def script(tech: Technician) -> None:
+        await tech.until_closed()
+
+    outcome, tech = run_session(script, first=BAD_FIRST[name])
+    assert tech.error is not None and tech.error["code"] == "protocol"
+    assert outcome.ended_by == "protocol" and outcome.account is None
+
+
+BAD_LATER = {
+    "unknown type": b"\x7fxx",
+    "second open": encode_open(24, 80, "xterm", "user"),
+    "short resize": bytes([shell.RESIZE]) + b"\x00\x10\x00",
+    "zero resize": encode_resize(0, 0),
+    "oversized data": bytes([DATA]) + b"a" * (MAX_DATA + 1),
+    "exit from technician": bytes([EXIT]) + b"\x00\x00\x00\x00",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_LATER))
+def test_a_malformed_message_mid_session_ends_the_shell(name: str) -> None:
+    async def script(tech: Technician) -> None:
+        await tech.send_data("echo shell=$$\n")
+        await tech.until_re(rb"shell=\d+")
+        await tech.channel.send(BAD_LATER[name])
+        await tech.until_closed()
+
+    outcome, tech = run_session(script)
+    assert tech.error is not None and tech.error["code"] == "protocol"
+    assert outcome.ended_by == "protocol"
+    assert _gone(_pid_after(tech.output, b"shell"))
+
+
+def test_no_open_in_time_is_refused() -> None:
+    async def main() -> tuple[ShellOutcome, bytes]:
+        agent_end, tech_end = memory_pair()
+        outcome = await serve_shell(agent_end, {"user": ShellAccount.current()}, open_timeout=0.2)
+        return outcome, await tech_end.recv()
+
+    outcome, message = asyncio.run(main())
+    assert outcome.ended_by == "protocol" and message[0] == ERROR
+
+
+# --- the technician's client, with a real local terminal --------------------------------
+
+
+def _read_available(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except (BlockingIOError, OSError):
+        return b""
+
+
+async def _collect_until(fd: int, buffer: bytearray, needle: bytes) -> None:
+    async def loop() -> None:
+        while needle not in buffer:
+            await shell.wait_fd(fd)
+            buffer.extend(_read_available(fd))
+
+    await asyncio.wait_for(loop(), WAIT)
+
+
+def test_client_drives_a_remote_shell_from_a_local_terminal() -> None:
+    term_master, term_slave = pty.openpty()
+    shell.set_winsize(term_slave, 30, 100)
+    os.set_blocking(term_master, False)
+    before = termios.tcgetattr(term_slave)
+
+    async def main() -> tuple[int, list[Any], bytearray]:
+        agent_end, tech_end = memory_pair()
+        service = asyncio.create_task(serve_shell(agent_end, {"user": ShellAccount.current()}))
+        client = asyncio.create_task(run_shell_client(tech_end, term_slave, term_slave))
+        seen = bytearray()
+        os.write(term_master, b"stty size\r")
+        await _collect_until(term_master, seen, b"30 100")
+        during = termios.tcgetattr(term_slave)
+        shell.set_winsize(term_slave, 40, 120)
+        os.kill(os.getpid(), __import__("signal").SIGWINCH)
+        os.write(term_master, b"stty size\r")
+        await _collect_until(term_master, seen, b"40 120")
+        os.write(term_master, b"exit 7\r")
+        status = await asyncio.wait_for(client, WAIT)
+        await asyncio.wait_for(service, WAIT)
+        return status, during, seen
+
+    try:
+        status, during, _ = asyncio.run(main())
+        after = termios.tcgetattr(term_slave)
+    finally:
+        os.close(term_master)
+        os.close(term_slave)
+    assert status == 7
+    assert not during[3] & termios.ICANON and not during[3] & termios.ECHO  # raw while connected
+    assert after == before  # and restored afterwards
+
+
+HOSTILE_AGENT = {
+    "error": (bytes([ERROR]) + b'{"code":"needs_root","message":"no"}', ShellRefused),
+    "garbled error": (bytes([ERROR]) + b"\xff", ShellRefused),
+    "unknown type": (b"\x42", ShellProtocolError),
+    "short exit": (bytes([EXIT]) + b"\x00", ShellProtocolError),
+    "empty": (b"", ShellProtocolError),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_AGENT))
+def test_client_refuses_what_a_broken_agent_sends(name: str) -> None:
+    message, expected = HOSTILE_AGENT[name]
+    read_fd, write_fd = os.pipe()  # not a tty: the client must cope without raw mode
+
+    async def main() -> None:
+        agent_end, tech_end = memory_pair()
+        client = asyncio.create_task(run_shell_client(tech_end, read_fd, write_fd))
+        assert (await agent_end.recv())[0] == shell.OPEN
+        await agent_end.send(message)
+        await client
+
+    try:
+        with pytest.raises(expected):
+            asyncio.run(main())
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_client_reports_a_tunnel_that_ends_before_the_shell() -> None:
+    read_fd, write_fd = os.pipe()
+
+    async def main() -> None:
+        agent_end, tech_end = memory_pair()
+        client = asyncio.create_task(run_shell_client(tech_end, read_fd, write_fd))
+        await agent_end.recv()
+        await agent_end.close("tunnel down")
+        await client
+
+    try:
+        with pytest.raises(ChannelClosed):
+            asyncio.run(main())
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
