@@ -54,6 +54,7 @@ def request(
     node_id: str,
     source_address: str | None = None,
     factor: str | None = None,
+    machine_online: bool = True,
 ) -> IssuedSession:
     """Authorise and issue a ticket, or raise SessionRefused (audited either way; the
     caller commits in both cases)."""
@@ -84,6 +85,19 @@ def request(
     )
     if not isinstance(decision, access.AccessAllowed):
         raise SessionRefused(decision.reason.value)
+    if not machine_online:
+        record(
+            db,
+            "session.refused",
+            Outcome.DENIED,
+            actor=Actor.of(technician),
+            reason="machine_offline",
+            customer_org_id=decision.customer_org_id,
+            machine_id=str(machine.id),
+            source_address=source_address,
+            factor=factor,
+        )
+        raise SessionRefused("machine_offline")
 
     expires_at = now + TICKET_LIFETIME
     if decision.valid_until is not None:

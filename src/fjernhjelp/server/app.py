@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -17,9 +17,12 @@ from fjernhjelp.audit import forward
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import sessions
 from fjernhjelp.config import Settings
+from fjernhjelp.server.api import agents as api_agents
 from fjernhjelp.server.api import audit as api_audit
 from fjernhjelp.server.api import auth as api_auth
+from fjernhjelp.server.api import machines as api_machines
 from fjernhjelp.server.api import me as api_me
+from fjernhjelp.server.api import packages as api_packages
 from fjernhjelp.server.deps import (
     UNSAFE_METHODS,
     CsrfRefused,
@@ -33,6 +36,7 @@ from fjernhjelp.server.health import router as health_router
 from fjernhjelp.server.housekeeping import Housekeeping
 from fjernhjelp.server.pages import account, auth, home, portal
 from fjernhjelp.server.pages.render import render
+from fjernhjelp.server.runtime import AccessRuntime
 from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
 from fjernhjelp.server.state import AppState, build_state
 
@@ -45,14 +49,17 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     settings = state.settings
 
     housekeeping = Housekeeping(state)
+    runtime = AccessRuntime(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
         await housekeeping.start()
         try:
             yield
         finally:
             await housekeeping.stop()
+            await runtime.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -64,15 +71,24 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     )
     app.state.fjh = state
     app.state.housekeeping = housekeeping
+    app.state.access = runtime
     if settings.audit_syslog:
         forward.install(state.sessions, forward.SyslogForwarder(settings.audit_syslog))
 
     app.include_router(health_router)
-    for module in (api_auth, api_me, api_audit):
+    for module in (api_auth, api_me, api_audit, api_machines, api_packages, api_agents):
         app.include_router(module.router, prefix="/api/v1")
     for page in (auth, account, home, portal):
         app.include_router(page.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.websocket("/agent/control")
+    async def agent_control(websocket: WebSocket) -> None:
+        await runtime.hub.serve(websocket)
+
+    @app.websocket("/relay/{session_id}")
+    async def relay(websocket: WebSocket, session_id: str) -> None:
+        await runtime.relay_endpoint.serve(websocket, session_id)
 
     _install_error_handlers(app)
     app.add_middleware(CsrfSeedCookie, settings=settings)

@@ -19,7 +19,8 @@ from fastapi.concurrency import run_in_threadpool
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.errors import RelayRefused
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.server.relay import DuplicateEnd, EndClosed, Outcome as RelayOutcome, Relay, Role
+from fjernhjelp.server.relay import DuplicateEnd, EndClosed, Relay, Role
+from fjernhjelp.server.relay import Outcome as RelayOutcome
 from fjernhjelp.server.security import client_address
 from fjernhjelp.server.state import AppState
 
@@ -63,8 +64,9 @@ class RelayEndpoint:
     async def serve(self, websocket: WebSocket, session_id: str) -> None:
         await websocket.accept()
         peer = websocket.client.host if websocket.client else None
-        source = client_address(peer, websocket.headers.get("x-forwarded-for"),
-                                self._state.settings)
+        source = client_address(
+            peer, websocket.headers.get("x-forwarded-for"), self._state.settings
+        )
         try:
             sid = uuid.UUID(session_id)
             raw = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT)
@@ -72,8 +74,15 @@ class RelayEndpoint:
             role = Role(auth["role"])
             token = str(auth["token"])
             await run_in_threadpool(self._check, sid, role, token, source)
-        except (RelayRefused, ValueError, KeyError, TypeError, TimeoutError, WebSocketDisconnect,
-                RuntimeError) as exc:
+        except (
+            RelayRefused,
+            ValueError,
+            KeyError,
+            TypeError,
+            TimeoutError,
+            WebSocketDisconnect,
+            RuntimeError,
+        ) as exc:
             with contextlib.suppress(Exception):
                 await websocket.close(REFUSED, getattr(exc, "reason", "refused"))
             return
@@ -89,14 +98,27 @@ class RelayEndpoint:
                     db, session_id=sid, role=str(role), token=token, now=state.now()
                 )
             except RelayRefused as exc:
-                record(db, "relay.join", Outcome.DENIED, actor=Actor.named(str(role)),
-                       reason=exc.reason, source_address=source,
-                       details={"session": str(sid)})
+                record(
+                    db,
+                    "relay.join",
+                    Outcome.DENIED,
+                    actor=Actor.named(str(role)),
+                    reason=exc.reason,
+                    source_address=source,
+                    details={"session": str(sid)},
+                )
                 db.commit()
                 raise
-            record(db, "relay.join", Outcome.SUCCESS, actor=Actor.named(str(role)),
-                   customer_org_id=session.customer_org_id, machine_id=str(session.machine_id),
-                   source_address=source, details={"session": str(sid), "role": str(role)})
+            record(
+                db,
+                "relay.join",
+                Outcome.SUCCESS,
+                actor=Actor.named(str(role)),
+                customer_org_id=session.customer_org_id,
+                machine_id=str(session.machine_id),
+                source_address=source,
+                details={"session": str(sid), "role": str(role)},
+            )
             db.commit()
 
     async def paired(self, session_id: str) -> None:
@@ -113,7 +135,10 @@ class RelayEndpoint:
     def _end(self, outcome: RelayOutcome) -> None:
         with self._state.sessions() as db:
             access_sessions.end(
-                db, uuid.UUID(outcome.session_id), now=self._state.now(), reason=outcome.reason,
+                db,
+                uuid.UUID(outcome.session_id),
+                now=self._state.now(),
+                reason=outcome.reason,
                 bytes_from_technician=outcome.bytes_from_technician,
                 bytes_from_agent=outcome.bytes_from_agent,
             )

@@ -1,0 +1,62 @@
+"""Agent enrolment: an installer token and proof of a fresh identity key give a machine id.
+
+No user session is involved: the enrolment token is the credential, and it is checked,
+counted and audited by access/enrolment.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from fjernhjelp.access import enrolment
+from fjernhjelp.access.errors import EnrolmentRefused
+from fjernhjelp.control.messages import MachineInfo, b64, unb64
+from fjernhjelp.server.deps import DB, Client, State
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+
+class EnrolRequest(BaseModel):
+    token: str = Field(max_length=128)
+    public_key: str = Field(max_length=64, description="base64 raw Ed25519 public key")
+    signature: str = Field(max_length=128, description="base64 signature of the enrol statement")
+    info: MachineInfo
+
+
+class Enrolled(BaseModel):
+    machine_id: uuid.UUID
+    server_signature: str = Field(description="the server's signature of the enrolled statement")
+
+
+@router.post(
+    "/enrol",
+    response_model=Enrolled,
+    status_code=201,
+    responses={403: {"description": "refused, with the reason"}},
+)
+def enrol(body: EnrolRequest, state: State, db: DB, client: Client) -> Enrolled | JSONResponse:
+    try:
+        public_key = unb64(body.public_key, 32)
+        signature = unb64(body.signature, 64)
+    except ValueError:
+        return JSONResponse({"error": "malformed"}, status_code=422)
+    try:
+        machine = enrolment.enrol(
+            db,
+            token=body.token,
+            public_key=public_key,
+            signature=signature,
+            info=body.info,
+            now=state.now(),
+            source_address=client.source_address,
+        )
+    except EnrolmentRefused as exc:
+        db.commit()
+        return JSONResponse({"error": exc.reason}, status_code=403)
+    db.commit()
+    proof = enrolment.enrolled_proof(state.keys.signing, machine.id, public_key)
+    return Enrolled(machine_id=machine.id, server_signature=b64(proof))

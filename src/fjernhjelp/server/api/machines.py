@@ -1,0 +1,163 @@
+"""Machines a technician may reach, with online state; and asking for a session."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from fjernhjelp.access import machines as access_machines
+from fjernhjelp.access import sessions as access_sessions
+from fjernhjelp.access.errors import NotFound, SessionRefused
+from fjernhjelp.access.models import Machine
+from fjernhjelp.control.messages import Dial
+from fjernhjelp.server.api.deps import ApiSession, ApiUser, CsrfIfCookie
+from fjernhjelp.server.deps import DB, Client, State
+
+router = APIRouter(tags=["access"])
+
+
+class Named(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
+class MachineOut(BaseModel):
+    id: uuid.UUID
+    hostname: str
+    os: str
+    users: list[str]
+    customer: Named
+    group: Named
+    online: bool
+    last_seen_at: datetime | None
+    agent_version: str
+
+
+def _out(machine: Machine, online: bool) -> MachineOut:
+    return MachineOut(
+        id=machine.id,
+        hostname=machine.hostname,
+        os=machine.os,
+        users=[u for u in machine.users.split(",") if u],
+        customer=Named(id=machine.organisation_id, name=machine.organisation.name),
+        group=Named(id=machine.group_id, name=machine.group.name),
+        online=online,
+        last_seen_at=machine.last_seen_at,
+        agent_version=machine.agent_version,
+    )
+
+
+@router.get("/machines", response_model=list[MachineOut])
+async def list_machines(request: Request, db: DB, user: ApiUser) -> list[MachineOut]:
+    rows = await run_in_threadpool(access_machines.visible_to, db, user)
+    online = await request.app.state.access.cluster.online(str(m.id) for m in rows)
+    return [_out(m, str(m.id) in online) for m in rows]
+
+
+@router.get("/machines/{machine_id}", response_model=MachineOut)
+async def get_machine(request: Request, db: DB, user: ApiUser, machine_id: uuid.UUID) -> MachineOut:
+    try:
+        machine = await run_in_threadpool(access_machines.get_visible, db, user, machine_id)
+    except NotFound as exc:
+        raise HTTPException(404, "no such machine") from exc
+    online = await request.app.state.access.cluster.online([str(machine.id)])
+    return _out(machine, str(machine.id) in online)
+
+
+class SessionRequest(BaseModel):
+    machine_id: uuid.UUID
+    technician_key: str = Field(
+        max_length=64, description="base64 of the technician's raw 32-byte X25519 public key"
+    )
+
+
+class SessionGranted(BaseModel):
+    session_id: uuid.UUID
+    ticket: str
+    relay_url: str
+    relay_token: str
+    agent_identity_key: str = Field(description="base64 of the agent's raw Ed25519 public key")
+    permissions: list[str]
+    consent_required: bool
+    expires_at: datetime
+
+
+@router.post(
+    "/sessions",
+    status_code=201,
+    response_model=SessionGranted,
+    dependencies=[CsrfIfCookie],
+    responses={
+        403: {"description": "refused, with the reason"},
+        409: {"description": "the machine is offline"},
+    },
+)
+async def create_session(
+    request: Request,
+    body: SessionRequest,
+    state: State,
+    db: DB,
+    client: Client,
+    session: ApiSession,
+) -> SessionGranted | JSONResponse:
+    runtime = request.app.state.access
+    try:
+        key = base64.b64decode(body.technician_key, validate=True)
+    except (binascii.Error, ValueError):
+        return JSONResponse({"error": "bad_technician_key"}, status_code=422)
+    online = await runtime.cluster.locate(str(body.machine_id)) is not None
+
+    # The database work runs in a worker thread: this event loop also carries the relay
+    # and the agents' control links, which must not wait for it.
+    def issue() -> access_sessions.IssuedSession:
+        try:
+            return access_sessions.request(
+                db,
+                technician=session.user,
+                machine_id=body.machine_id,
+                technician_key=key,
+                now=state.now(),
+                signing_key=state.keys.signing,
+                node_id=state.settings.node_id,
+                source_address=client.source_address,
+                factor=session.factor_kind,
+                machine_online=online,
+            )
+        finally:
+            db.commit()
+
+    try:
+        issued = await run_in_threadpool(issue)
+    except SessionRefused as exc:
+        status = {"bad_technician_key": 422, "machine_offline": 409}.get(exc.reason, 403)
+        return JSONResponse({"error": exc.reason}, status_code=status)
+    relay_url = f"{state.settings.relay_base_url}/relay/{issued.session.id}"
+    dialled = await runtime.hub.dial(
+        body.machine_id,
+        Dial(session_id=issued.session.id, relay_url=relay_url, relay_token=issued.agent_token),
+    )
+    if not dialled:
+
+        def offline() -> None:
+            access_sessions.end(db, issued.session.id, now=state.now(), reason="machine_offline")
+            db.commit()
+
+        await run_in_threadpool(offline)
+        return JSONResponse({"error": "machine_offline"}, status_code=409)
+    return SessionGranted(
+        session_id=issued.session.id,
+        ticket=issued.ticket,
+        relay_url=relay_url,
+        relay_token=issued.technician_token,
+        agent_identity_key=base64.b64encode(issued.agent_identity_key).decode(),
+        permissions=issued.session.permission_list,
+        consent_required=issued.session.consent_required,
+        expires_at=issued.expires_at,
+    )

@@ -1,0 +1,109 @@
+"""Installer packages for a machine group: make one (the file is returned once), list, revoke."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from fjernhjelp.access import packages
+from fjernhjelp.access.errors import NotFound, PackageRefused
+from fjernhjelp.access.models import InstallerPackage
+from fjernhjelp.control.package import fingerprint
+from fjernhjelp.server.api.deps import ApiUser, CsrfIfCookie
+from fjernhjelp.server.deps import DB, Client, State
+
+router = APIRouter(prefix="/packages", tags=["access"])
+
+
+class PackageRequest(BaseModel):
+    group_id: uuid.UUID
+    label: str = Field(default="", max_length=100)
+    lifetime_hours: int = Field(default=72, ge=1, le=24 * 90)
+    max_uses: int = Field(default=1, ge=1, le=packages.MAX_USES)
+
+
+class PackageOut(BaseModel):
+    id: uuid.UUID
+    label: str
+    group: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    max_uses: int
+    uses: int
+    revoked: bool
+
+
+class MadePackageOut(PackageOut):
+    file: str = Field(description="the package file; shown once, keep it")
+    server_key_fingerprint: str
+
+
+def _out(p: InstallerPackage) -> dict[str, object]:
+    return {
+        "id": p.id,
+        "label": p.label,
+        "group": p.group.name,
+        "created_by": p.created_by.username,
+        "created_at": p.created_at,
+        "expires_at": p.expires_at,
+        "max_uses": p.max_uses,
+        "uses": p.uses,
+        "revoked": p.revoked_at is not None,
+    }
+
+
+@router.post("", status_code=201, response_model=MadePackageOut, dependencies=[CsrfIfCookie])
+def create_package(
+    body: PackageRequest, state: State, db: DB, client: Client, user: ApiUser
+) -> MadePackageOut | JSONResponse:
+    try:
+        made = packages.create(
+            db,
+            user=user,
+            group_id=body.group_id,
+            label=body.label,
+            lifetime=timedelta(hours=body.lifetime_hours),
+            max_uses=body.max_uses,
+            now=state.now(),
+            server_url=state.settings.effective_public_url,
+            signing_key=state.keys.signing,
+            source_address=client.source_address,
+        )
+    except NotFound as exc:
+        raise HTTPException(404, "no such group") from exc
+    except PackageRefused as exc:
+        return JSONResponse({"error": exc.reason}, status_code=422)
+    db.commit()
+    return MadePackageOut(
+        **_out(made.package),
+        file=made.file_bytes.decode(),
+        server_key_fingerprint=fingerprint(state.keys.signing.public_key()),
+    )
+
+
+@router.get("", response_model=list[PackageOut])
+def list_packages(state: State, db: DB, user: ApiUser) -> list[PackageOut]:
+    return [PackageOut(**_out(p)) for p in packages.visible(db, user, state.now())]
+
+
+@router.post("/{package_id}/revoke", response_model=PackageOut, dependencies=[CsrfIfCookie])
+def revoke_package(
+    package_id: uuid.UUID, state: State, db: DB, client: Client, user: ApiUser
+) -> PackageOut:
+    try:
+        package = packages.revoke(
+            db,
+            user=user,
+            package_id=package_id,
+            now=state.now(),
+            source_address=client.source_address,
+        )
+    except NotFound as exc:
+        raise HTTPException(404, "no such package") from exc
+    db.commit()
+    return PackageOut(**_out(package))

@@ -1,0 +1,109 @@
+"""What runs for Access while the server is up: the cluster link, the relay, the agent
+hub, and the task that turns revocations into cut sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+from fastapi.concurrency import run_in_threadpool
+
+from fjernhjelp.access import sessions as access_sessions
+from fjernhjelp.access.models import SessionStatus
+from fjernhjelp.portal.revocations import Revocation
+from fjernhjelp.server.agent_hub import AgentHub
+from fjernhjelp.server.cluster import Cluster, make_cluster
+from fjernhjelp.server.relay import Relay
+from fjernhjelp.server.relay_endpoint import RelayEndpoint
+from fjernhjelp.server.state import AppState
+
+_log = logging.getLogger(__name__)
+
+PRESENCE_REFRESH_SECONDS = 30
+
+
+class AccessRuntime:
+    def __init__(self, state: AppState, cluster: Cluster | None = None) -> None:
+        self.state = state
+        self.cluster = cluster or make_cluster(state.settings.redis_url, state.settings.node_id)
+        self.relay = Relay(
+            pair_timeout=state.settings.relay_pair_seconds,
+            on_paired=lambda sid: self.relay_endpoint.paired(sid),
+            on_end=lambda outcome: self.relay_endpoint.ended(outcome),
+        )
+        self.relay_endpoint = RelayEndpoint(state, self.relay)
+        self.hub = AgentHub(state, self.cluster, self.relay)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.cluster.start()
+        ended = await run_in_threadpool(self._end_orphans)
+        if ended:
+            _log.info("ended %d sessions left over from before the restart", ended)
+        self._tasks = [
+            asyncio.create_task(self._consume_revocations()),
+            asyncio.create_task(self._refresh_presence()),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for session_id in self.relay.live_sessions():
+            self.relay.cut(session_id, "server_stopping")
+        await self.cluster.stop()
+
+    def _end_orphans(self) -> int:
+        with self.state.sessions() as db:
+            count = access_sessions.end_orphans(
+                db, node_id=self.state.settings.node_id, now=self.state.now()
+            )
+            db.commit()
+            return count
+
+    async def _refresh_presence(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_REFRESH_SECONDS)
+            try:
+                await self.hub.refresh_presence()
+            except Exception:
+                _log.exception("presence refresh failed")
+
+    async def _consume_revocations(self) -> None:
+        queue, unsubscribe = self.state.revocations.subscribe_queue(asyncio.get_running_loop())
+        try:
+            while True:
+                event = await queue.get()
+                try:
+                    await self.apply(event)
+                except Exception:
+                    _log.exception("applying revocation %s failed", event.kind)
+        finally:
+            unsubscribe()
+
+    async def apply(self, event: Revocation) -> list[uuid.UUID]:
+        """Cut every live session the event touches; returns their ids."""
+        affected = await run_in_threadpool(self._affected, event)
+        for session_id, machine_id in affected:
+            await self.hub.cut(session_id, machine_id, str(event.kind))
+        return [sid for sid, _ in affected]
+
+    def _affected(self, event: Revocation) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        out: list[tuple[uuid.UUID, uuid.UUID]] = []
+        with self.state.sessions() as db:
+            for session in access_sessions.live_sessions(db):
+                if not event.affects(access_sessions.as_live(session)):
+                    continue
+                out.append((session.id, session.machine_id))
+                if session.status == SessionStatus.REQUESTED:
+                    # Nobody is at the relay yet to report the end: record it here, and
+                    # the relay tokens stop working with it.
+                    access_sessions.end(
+                        db, session.id, now=self.state.now(), reason=f"cut:{event.kind}"
+                    )
+            db.commit()
+        return out
