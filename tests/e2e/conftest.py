@@ -84,9 +84,13 @@ class ServerProcess:
 
 
 def start_server(
-    command: str, data_dir: Path, database_url: str, extra_env: dict[str, str] | None = None
+    command: str,
+    data_dir: Path,
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> ServerProcess:
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "FJERNHJELP_DATA_DIR": str(data_dir),

@@ -131,7 +131,7 @@ def request(
         consent_required=decision.consent_required,
         issued_at=int(now.timestamp()),
         expires_at=int(expires_at.timestamp()),
-        technician_key_sha256=hashlib.sha256(technician_key).hexdigest(),
+        technician_key_sha256=hashlib.sha256(technician_key).digest(),
         grant_id=str(decision.grant_id),
         agreement_ref=decision.agreement_reference[:200],
     )

@@ -46,6 +46,10 @@ class AgentConfig(BaseModel):
     consent_timeout: float = Field(default=60.0, ge=5.0, le=600.0)
     file_roots: list[Path] = Field(default_factory=list)
     language: Literal["nb", "en"] | None = None
+    # Where to show consent dialogs and the session indicator: "auto" finds the screen
+    # of the user at the machine; "none" declares a machine nobody sits at (consent-
+    # required sessions are then refused); ":N" names an X display (kiosks, tests).
+    display: str = Field(default="auto", pattern=r"^(auto|none|:\d{1,4})$")
 
     @field_validator("server_url")
     @classmethod

@@ -77,7 +77,7 @@ class ControlLink:
         self.connected = asyncio.Event()
         self.connections = 0  # how many times the link came up (tests, diagnostics)
 
-    async def report_event(self, event: SessionEvent) -> None:
+    def report_event(self, event: SessionEvent) -> None:
         """Queue an audit report; sent when the link is up (kept across reconnects)."""
         try:
             self._outbox.put_nowait(event.model_dump_json())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fjernhjelp.cli import admin, agent, audit, db, login, serve
+from fjernhjelp.cli import admin, agent, audit, connect, db, login, serve
 
 app = typer.Typer(
     name="fjernhjelp",
@@ -17,6 +17,7 @@ app.command("demo")(serve.demo)
 app.command("login")(login.login)
 app.command("logout")(login.logout)
 app.command("whoami")(login.whoami)
+app.command("connect")(connect.connect)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(audit.app, name="audit")

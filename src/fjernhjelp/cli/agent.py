@@ -121,3 +121,31 @@ def uninstall(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     console.print("The agent is removed.")
+
+
+@app.command("run")
+def run_command(
+    config: Annotated[Path, typer.Option("--config", help="The agent's configuration file.")],
+    hostname: Annotated[
+        str | None, typer.Option(help="Name to report instead of the host name.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the agent in the foreground (the systemd unit runs this)."""
+    import asyncio
+    import logging
+
+    from fjernhjelp.agent.config import ConfigError
+    from fjernhjelp.agent.runner import FatalAgentError, run_agent
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(run_agent(config, hostname=hostname))
+    except (ConfigError, FatalAgentError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        pass

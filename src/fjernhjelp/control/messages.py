@@ -77,7 +77,7 @@ class Report(_Msg):
 SESSION_EVENTS = (
     "session.refused",  # the agent refused the ticket (with reason)
     "session.started",
-    "session.ended",
+    "session.ended_at_agent",  # how the agent saw it end (by whom, why)
     "consent.asked",
     "consent.given",
     "consent.denied",

@@ -1,0 +1,70 @@
+"""Which service a tunnel stream may open, and starting it.
+
+The ticket's permissions decide, checked here on the agent whatever the server said:
+``shell`` needs *terminal*, ``files`` needs *files*, ``desktop`` needs *view* (input only
+with *control*), ``info`` is allowed in every session (it is what the technician sees
+about the machine in any case).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fjernhjelp.agent import sysinfo
+from fjernhjelp.agent.display import DisplayTarget
+from fjernhjelp.agent.fileroots import FilePolicy
+from fjernhjelp.agent.files import FileRefusal, FileTransferRecord, serve_files
+from fjernhjelp.agent.shell import ShellAccount, ShellOutcome, serve_shell
+from fjernhjelp.tunnel import Channel, StreamRequest
+from fjernhjelp.tunnel.tickets import Permission, Ticket
+
+REQUIRED = {
+    "shell": Permission.TERMINAL,
+    "files": Permission.FILES,
+    "desktop": Permission.VIEW,
+}
+ALWAYS = frozenset({"info"})
+
+
+def allowed(request: StreamRequest, ticket: Ticket) -> bool:
+    if request.service in ALWAYS:
+        return True
+    needed = REQUIRED.get(request.service)
+    return needed is not None and ticket.allows(needed)
+
+
+@dataclass
+class ServiceContext:
+    ticket: Ticket
+    display: DisplayTarget | None
+    file_roots: list[str]
+    on_file: Callable[[FileTransferRecord], None]
+    on_file_refusal: Callable[[FileRefusal], None]
+    on_shell: Callable[[ShellOutcome], None]
+    desktop: Callable[[Channel, bool], Awaitable[None]] | None = None
+
+
+def shell_accounts(display: DisplayTarget | None) -> dict[str, ShellAccount]:
+    """The logged-in desktop user when there is one, and the agent's own account."""
+    accounts = {"service": ShellAccount.current()}
+    if display is not None and display.uid is not None:
+        accounts["user"] = ShellAccount.from_uid(display.uid)
+    return accounts
+
+
+async def run(request: StreamRequest, channel: Channel, ctx: ServiceContext) -> None:
+    service = request.service
+    if service == "shell":
+        ctx.on_shell(await serve_shell(channel, shell_accounts(ctx.display)))
+    elif service == "files":
+        policy = FilePolicy.create(ctx.file_roots)
+        await serve_files(channel, policy, on_transfer=ctx.on_file, on_refusal=ctx.on_file_refusal)
+    elif service == "info":
+        await channel.send(json.dumps(sysinfo.collect().to_dict()).encode())
+        await channel.close()
+    elif service == "desktop" and ctx.desktop is not None:
+        await ctx.desktop(channel, not ctx.ticket.allows(Permission.CONTROL))
+    else:
+        await channel.close("unavailable")

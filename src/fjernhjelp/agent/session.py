@@ -1,0 +1,278 @@
+"""One remote session on the agent: from the server's "dial" to the end of the tunnel.
+
+The agent enforces the ticket itself: it verifies it (pinned server key, machine, expiry,
+the technician's key), asks the end user when consent is required (or when the local
+policy says always), refuses a consent-required session when nobody is at a screen,
+allows only the streams the permissions name, shows the session indicator while it runs,
+and reports what happened to the server for the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+
+from fjernhjelp.agent import services
+from fjernhjelp.agent.config import AgentConfig
+from fjernhjelp.agent.consent import ConsentAnswer, ConsentRequest, ask_consent
+from fjernhjelp.agent.display import DisplayTarget, find_active_display
+from fjernhjelp.agent.files import FileRefusal, FileTransferRecord
+from fjernhjelp.agent.identity import AgentIdentity
+from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
+from fjernhjelp.agent.shell import ShellOutcome
+from fjernhjelp.control.messages import Cut, Dial, SessionEvent
+from fjernhjelp.tunnel import (
+    AgentRefusal,
+    CloseCode,
+    MemoryReplayCache,
+    PolicyRefusal,
+    StreamRequest,
+    Tunnel,
+    WebSocketTransport,
+    accept,
+)
+from fjernhjelp.tunnel.limits import MAX_RECORD
+from fjernhjelp.tunnel.tickets import Ticket
+
+_log = logging.getLogger(__name__)
+
+Report = Callable[[SessionEvent], Any]
+
+CONSENT_CLOSE = {
+    ConsentAnswer.DENIED: (CloseCode.CONSENT_DENIED, "consent.denied"),
+    ConsentAnswer.TIMED_OUT: (CloseCode.CONSENT_TIMEOUT, "consent.timed_out"),
+    ConsentAnswer.NO_DISPLAY: (CloseCode.CONSENT_DENIED, "consent.no_display"),
+    ConsentAnswer.FAILED: (CloseCode.CONSENT_DENIED, "consent.denied"),
+}
+
+
+@dataclass
+class AgentSessions:
+    """Every session running on this agent, so a "cut" from the server finds its tunnel."""
+
+    config: AgentConfig
+    identity: AgentIdentity
+    machine_id: uuid.UUID
+    report: Report
+    find_display: Callable[[], DisplayTarget | None] = find_active_display
+    desktop: Callable[..., Any] | None = None
+    live: dict[uuid.UUID, Tunnel] = field(default_factory=dict)
+    sessions: dict[uuid.UUID, Session] = field(default_factory=dict)
+    replay_cache: MemoryReplayCache = field(default_factory=MemoryReplayCache)
+
+    async def cut(self, command: Cut) -> None:
+        tunnel = self.live.get(command.session_id)
+        session = self.sessions.get(command.session_id)
+        if session is not None:
+            session.end_reason = f"cut:{command.reason}"
+        if tunnel is not None:
+            _log.info("session %s cut by the server: %s", command.session_id, command.reason)
+            await tunnel.close(CloseCode.REVOKED, command.reason[:60])
+
+    async def dial(self, command: Dial) -> None:
+        session = Session(self, command)
+        self.sessions[command.session_id] = session
+        try:
+            await session.run()
+        except Exception:
+            _log.exception("session %s failed", command.session_id)
+        finally:
+            self.sessions.pop(command.session_id, None)
+
+
+class Session:
+    def __init__(self, owner: AgentSessions, command: Dial) -> None:
+        self.owner = owner
+        self.command = command
+        self.config = owner.config
+        self.consent_done = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.ticket: Ticket | None = None
+        self.display: DisplayTarget | None = None
+        self.end_reason: str | None = None
+
+    def _report(self, action: str, reason: str | None = None, **details: Any) -> None:
+        self.owner.report(
+            SessionEvent(
+                session_id=self.command.session_id, action=action, reason=reason, details=details
+            )
+        )
+
+    def _needs_consent(self, ticket: Ticket) -> bool:
+        return ticket.consent_required or self.config.always_ask_consent
+
+    def _policy(self, ticket: Ticket) -> None:
+        # Runs inside the handshake, before any key confirmation: refuse early and say
+        # why (REFUSE "policy"), rather than open a tunnel nobody can approve.
+        if self._needs_consent(ticket) and self.display is None:
+            self._report("consent.no_display", reason="no_display")
+            raise PolicyRefusal("consent required, nobody at a screen")
+
+    async def _authorize(self, request: StreamRequest) -> bool:
+        await self.consent_done.wait()
+        assert self.ticket is not None
+        ok = services.allowed(request, self.ticket)
+        self._report(
+            "stream.opened" if ok else "stream.refused",
+            reason=None if ok else "not_permitted",
+            service=request.service,
+        )
+        return ok
+
+    async def run(self) -> None:
+        self.display = await asyncio.to_thread(self.owner.find_display)
+        async with websockets.connect(
+            self.command.relay_url,
+            max_size=MAX_RECORD + 1024,
+            compression=None,
+            open_timeout=20,
+            ping_interval=None,
+        ) as ws:
+            await ws.send(json.dumps({"role": "agent", "token": self.command.relay_token}))
+            try:
+                tunnel = await accept(
+                    WebSocketTransport(ws),
+                    server_key=self.config.server_key,
+                    identity=self.owner.identity.private_key,
+                    machine_id=str(self.owner.machine_id),
+                    replay_cache=self.owner.replay_cache,
+                    authorize=self._authorize,
+                    policy=self._policy,
+                )
+            except AgentRefusal as exc:
+                self._report("session.refused", reason=exc.code.slug, detail=str(exc.detail)[:200])
+                return
+            self.ticket = tunnel.ticket
+            self.owner.live[self.command.session_id] = tunnel
+            try:
+                await self._serve(tunnel)
+            finally:
+                self.owner.live.pop(self.command.session_id, None)
+                for task in self.tasks:
+                    task.cancel()
+                closed = await tunnel.wait_closed()
+                stats = tunnel.stats
+                self._report(
+                    "session.ended_at_agent",
+                    reason=self.end_reason or closed.name,
+                    by=str(closed.by),
+                    bytes_sent=stats.bytes_sent,
+                    bytes_received=stats.bytes_received,
+                )
+
+    async def _serve(self, tunnel: Tunnel) -> None:
+        ticket = tunnel.ticket
+        assert ticket is not None
+        self._report(
+            "session.started",
+            technician=ticket.technician.name,
+            vendor=ticket.vendor_org.name,
+            permissions=sorted(ticket.permissions),
+        )
+        if not await self._consent(tunnel, ticket):
+            return
+        indicator = await self._indicator(ticket)
+        try:
+            watchers = [asyncio.create_task(self._accept_streams(tunnel, ticket))]
+            if indicator is not None:
+                watchers.append(asyncio.create_task(self._watch_indicator(tunnel, indicator)))
+            closed = asyncio.create_task(tunnel.wait_closed())
+            await asyncio.wait([closed, *watchers], return_when=asyncio.FIRST_COMPLETED)
+            for task in watchers:
+                task.cancel()
+            await tunnel.close(CloseCode.NORMAL)
+        finally:
+            if indicator is not None:
+                await indicator.close()
+
+    async def _consent(self, tunnel: Tunnel, ticket: Ticket) -> bool:
+        if not self._needs_consent(ticket):
+            await tunnel.control.send_json({"type": "consent", "state": "not_required"})
+            self.consent_done.set()
+            return True
+        self._report("consent.asked")
+        await tunnel.control.send_json({"type": "consent", "state": "asked"})
+        answer = await ask_consent(
+            ConsentRequest(
+                technician=ticket.technician.name,
+                organisation=ticket.vendor_org.name,
+                permissions=sorted(ticket.permissions),
+            ),
+            display=self.display,
+            timeout=self.config.consent_timeout,
+            language=self.config.language,
+        )
+        if answer.allowed:
+            self._report("consent.given")
+            await tunnel.control.send_json({"type": "consent", "state": "given"})
+            self.consent_done.set()
+            return True
+        code, action = CONSENT_CLOSE[answer]
+        self._report(action, reason=str(answer))
+        with contextlib.suppress(Exception):
+            await tunnel.control.send_json({"type": "consent", "state": str(answer)})
+        await tunnel.close(code)
+        return False
+
+    async def _indicator(self, ticket: Ticket) -> SessionIndicator | None:
+        if self.display is None:
+            return None
+        indicator = SessionIndicator(
+            technician=ticket.technician.name,
+            organisation=ticket.vendor_org.name,
+            display=self.display,
+            language=self.config.language,
+        )
+        try:
+            await indicator.start()
+        except IndicatorUnavailable as exc:
+            _log.warning("no session indicator (%s)", exc)
+            return None
+        return indicator
+
+    async def _watch_indicator(self, tunnel: Tunnel, indicator: SessionIndicator) -> None:
+        how = await indicator.wait()
+        self.end_reason = f"ended_by_user:{how}"
+        await tunnel.close(CloseCode.ENDED_BY_USER)
+
+    async def _accept_streams(self, tunnel: Tunnel, ticket: Ticket) -> None:
+        ctx = services.ServiceContext(
+            ticket=ticket,
+            display=self.display,
+            file_roots=[str(p) for p in self.config.file_roots],
+            on_file=self._file_moved,
+            on_file_refusal=self._file_refused,
+            on_shell=self._shell_ended,
+            desktop=self.owner.desktop,
+        )
+        while True:
+            request, channel = await tunnel.accept_stream()
+            task = asyncio.create_task(services.run(request, channel, ctx))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _file_moved(self, record: FileTransferRecord) -> None:
+        self._report(
+            "file.moved",
+            direction=record.direction,
+            name=record.name,
+            path=record.path,
+            size=record.size,
+            sha256=record.sha256,
+        )
+
+    def _file_refused(self, refusal: FileRefusal) -> None:
+        self._report(
+            "stream.refused", reason=refusal.code, service="files", op=refusal.op, path=refusal.path
+        )
+
+    def _shell_ended(self, outcome: ShellOutcome) -> None:
+        _log.info("shell ended: %s", outcome.ended_by)

@@ -1,0 +1,114 @@
+"""``fjernhjelp connect MACHINE``: a shell, file copy, or a local VNC port, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from fjernhjelp.cli.common import err
+from fjernhjelp.client import credentials
+from fjernhjelp.client.api import Api, ApiError
+from fjernhjelp.client.tunnel import MachineNotFound, open_session, resolve_machine
+
+CONSENT_TEXT = {
+    "asked": "waiting for the end user to allow the session…",
+    "given": "the end user allowed the session",
+    "not_required": "pre-approved session (no consent needed)",
+    "denied": "the end user denied the session",
+    "timed_out": "the end user did not answer in time",
+    "no_display": "nobody is at the machine's screen to allow the session",
+}
+
+
+def connect(
+    machine: Annotated[str, typer.Argument(help="Machine id or host name.")],
+    shell: Annotated[bool, typer.Option("--shell", help="Open an interactive shell.")] = False,
+    run_as: Annotated[
+        str, typer.Option("--as", help="user (the logged-in user) or service.")
+    ] = "user",
+    get: Annotated[
+        tuple[str, Path] | None, typer.Option("--get", help="REMOTE LOCAL: copy a file here.")
+    ] = None,
+    put: Annotated[
+        tuple[Path, str] | None, typer.Option("--put", help="LOCAL REMOTE: copy a file there.")
+    ] = None,
+) -> None:
+    """Connect to a machine you are granted, through the end-to-end tunnel."""
+    if sum(bool(x) for x in (shell, get, put)) != 1:
+        err.print("choose exactly one of --shell, --get, --put")
+        raise typer.Exit(2)
+    try:
+        creds = credentials.load()
+    except credentials.CredentialsError as exc:
+        err.print(str(exc))
+        raise typer.Exit(1) from exc
+    with Api(creds.server, creds.token) as api:
+        try:
+            target = resolve_machine(api, machine)
+            code = asyncio.run(_run(api, target, shell=shell, run_as=run_as, get=get, put=put))
+        except (ApiError, MachineNotFound) as exc:
+            err.print(f"[red]refused: {getattr(exc, 'error', exc)}[/red]")
+            raise typer.Exit(1) from exc
+    raise typer.Exit(code)
+
+
+def _on_control(message: dict[str, Any]) -> None:
+    if message.get("type") == "consent":
+        err.print(CONSENT_TEXT.get(str(message.get("state")), str(message.get("state"))))
+
+
+async def _run(
+    api: Api,
+    target: dict[str, Any],
+    *,
+    shell: bool,
+    run_as: str,
+    get: tuple[str, Path] | None,
+    put: tuple[Path, str] | None,
+) -> int:
+    from fjernhjelp.agent.files import get_file, put_file
+    from fjernhjelp.agent.shellclient import run_shell_client
+
+    err.print(f"connecting to {target['hostname']} ({target['customer']['name']})")
+    session = await open_session(api, target["id"], on_control=_on_control)
+    try:
+        if shell:
+            stream = await session.tunnel.open("shell")
+            return await run_shell_client(
+                stream, sys.stdin.fileno(), sys.stdout.fileno(), run_as=run_as
+            )
+        stream = await session.tunnel.open("files")
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as bar:
+            task = bar.add_task("get" if get else "put", total=None)
+
+            def progress(done: int, total: int | None) -> None:
+                bar.update(task, completed=done, total=total)
+
+            if get:
+                result = await get_file(stream, get[0], get[1], progress=progress)
+            else:
+                assert put is not None
+                result = await put_file(stream, put[0], put[1], progress=progress)
+        err.print(f"{result.size} bytes, SHA-256 {result.sha256}")
+        return 0
+    finally:
+        await session.close()
