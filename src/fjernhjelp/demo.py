@@ -21,6 +21,7 @@ from fjernhjelp.auth.accounts import create_user
 from fjernhjelp.auth.models import User, UserStatus
 from fjernhjelp.auth.passwords import Passwords
 from fjernhjelp.db.base import utcnow
+from fjernhjelp.portal import demo_data as portal_demo
 from fjernhjelp.portal.models import Organisation, OrgKind, default_access_enabled
 
 CUSTOMER = ("990000018", "Demo legekontor", OrgKind.GP_OFFICE, True, False)
@@ -108,6 +109,15 @@ def seed(db: Session, passwords: Passwords, at_rest_key: bytes) -> list[DemoAcco
         )
         accounts.append(DemoAccount(username, password, secret, role_name, org.name))
     db.flush()
+    by_name = {u.username: u for u in db.execute(select(User)).scalars()}
+    portal_demo.seed(
+        db,
+        by_name["operator"],
+        customer,
+        by_name["legekontor-admin"],
+        vendor,
+        by_name["leverandor-admin"],
+    )
     return accounts
 
 

@@ -8,11 +8,28 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import re
 import sys
 
 from fjernhjelp.config import Settings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# A one-time enrolment link is a credential until it is used; the access log would
+# otherwise write it down with every request path.
+_ENROL_TOKEN = re.compile(r"(/enroll/)[^\s?\"]+")
+
+
+class RedactEnrolmentLinks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _ENROL_TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _ENROL_TOKEN.sub(r"\1[redacted]", record.msg)
+        return True
 
 
 def configure(settings: Settings) -> None:
@@ -26,6 +43,7 @@ def configure(settings: Settings) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(RedactEnrolmentLinks())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -11,15 +11,16 @@ from sqlalchemy import select
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import enrolment
 from fjernhjelp.auth.accounts import AccountError, create_user
-from fjernhjelp.auth.models import User
+from fjernhjelp.auth.models import User, UserStatus
 from fjernhjelp.cli.common import DatabaseUrl, DataDir, console, err, settings_from
 from fjernhjelp.db import migrate
 from fjernhjelp.db.base import utcnow
+from fjernhjelp.portal import members, sweep
 from fjernhjelp.portal.models import Organisation, OrgKind
 from fjernhjelp.portal.orgnr import InvalidOrgnr, normalise_orgnr
 from fjernhjelp.server.state import build_state
 
-app = typer.Typer(help="Operator accounts.", no_args_is_help=True)
+app = typer.Typer(help="Operator accounts and portal upkeep.", no_args_is_help=True)
 
 
 @app.command("create-operator")
@@ -112,3 +113,51 @@ def enrolment_link(
         )
         db.commit()
     console.print(f"{settings.effective_public_url}/enroll/{token}", soft_wrap=True)
+
+
+@app.command("sweep")
+def run_sweep(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """End grants and agreements that ran out and deactivate unused accounts, now.
+
+    The server does the same every FJERNHJELP_SWEEP_INTERVAL_SECONDS; each expiry is
+    handled once, whoever gets to it first.
+    """
+    settings = settings_from(data_dir, database_url)
+    state = build_state(settings)
+    report = sweep.run_once(state.sessions, state.now, timedelta(days=settings.inactive_user_days))
+    console.print(
+        f"grants expired: {report.grants_expired}, agreements expired: "
+        f"{report.agreements_expired}, accounts deactivated: {report.users_deactivated}, "
+        f"old login sessions removed: {report.sessions_purged}"
+    )
+
+
+@app.command("reactivate")
+def reactivate(
+    username: Annotated[str, typer.Argument(help="Account to reactivate.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Reactivate a deactivated account (e.g. the only operator, after a long absence)."""
+    settings = settings_from(data_dir, database_url)
+    state = build_state(settings)
+    with state.sessions() as db:
+        user = db.execute(
+            select(User).where(User.username == username.lower())
+        ).scalar_one_or_none()
+        if user is None or user.status != UserStatus.DISABLED:
+            err.print(f"[red]no deactivated account named {username!r}[/red]")
+            raise typer.Exit(2)
+        before = members.describe(user)
+        user.status = members.restored_status(user)
+        user.status_changed_at = utcnow()
+        record(
+            db,
+            "account.reactivated",
+            Outcome.SUCCESS,
+            actor=Actor.command_line(),
+            customer_org_id=user.organisation_id,
+            details={"before": before, "after": members.describe(user)},
+        )
+        db.commit()
+    console.print(f"{username} is {user.status} again.")

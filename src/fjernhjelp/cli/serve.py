@@ -24,7 +24,7 @@ def _run(settings: Settings) -> None:
     logs.configure(settings)
     state = build_state(settings)
     migrate.upgrade(state.engine)
-    app = create_app(state=state)
+    app = create_app(state=state, periodic=True)
     uvicorn.run(
         app,
         host=settings.host,

@@ -243,7 +243,8 @@ def _stop(db: Session, user: User, status: UserStatus, caller: Caller) -> None:
     db.flush()
 
 
-def _restored_status(user: User) -> UserStatus:
+def restored_status(user: User) -> UserStatus:
+    """Active if the account has enrolled (password and factor), else pending."""
     enrolled = user.password_hash is not None and bool(user.confirmed_factors)
     return UserStatus.ACTIVE if enrolled else UserStatus.PENDING
 
@@ -276,7 +277,7 @@ def reactivate(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     if user.status != UserStatus.DISABLED:
         raise PortalError("member.not_deactivated")
     before = describe(user)
-    user.status = _restored_status(user)
+    user.status = restored_status(user)
     user.status_changed_at = caller.now
     db.flush()
     changed(
@@ -317,7 +318,7 @@ def unsuspend(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     if user.status != UserStatus.SUSPENDED:
         raise PortalError("member.not_suspended")
     before = describe(user)
-    user.status = _restored_status(user)
+    user.status = restored_status(user)
     user.status_changed_at = caller.now
     db.flush()
     changed(

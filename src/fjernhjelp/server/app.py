@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI, Request, WebSocket
@@ -17,12 +19,21 @@ from fjernhjelp.audit import forward
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import sessions
 from fjernhjelp.config import Settings
+from fjernhjelp.portal import revocations, sweep
+from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
+from fjernhjelp.server.api import accounts as api_accounts
 from fjernhjelp.server.api import agents as api_agents
+from fjernhjelp.server.api import agreements as api_agreements
 from fjernhjelp.server.api import audit as api_audit
 from fjernhjelp.server.api import auth as api_auth
+from fjernhjelp.server.api import grants as api_grants
+from fjernhjelp.server.api import groups as api_groups
 from fjernhjelp.server.api import machines as api_machines
 from fjernhjelp.server.api import me as api_me
+from fjernhjelp.server.api import notifications as api_notifications
+from fjernhjelp.server.api import organisations as api_organisations
 from fjernhjelp.server.api import packages as api_packages
+from fjernhjelp.server.api import terms as api_terms
 from fjernhjelp.server.deps import (
     UNSAFE_METHODS,
     CsrfRefused,
@@ -34,16 +45,61 @@ from fjernhjelp.server.deps import (
 )
 from fjernhjelp.server.health import router as health_router
 from fjernhjelp.server.housekeeping import Housekeeping
-from fjernhjelp.server.pages import account, auth, home, portal
+from fjernhjelp.server.pages import (
+    account,
+    auth,
+    home,
+    ops,
+    people,
+    portal,
+    portal_agreements,
+    portal_grants,
+    portal_groups,
+    portal_terms,
+)
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.runtime import AccessRuntime
 from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
 from fjernhjelp.server.state import AppState, build_state
+from fjernhjelp.web.i18n import Translator
 
 STATIC = Path(__file__).parents[1] / "web" / "static"
+PAGE_MODULES = (
+    auth,
+    account,
+    home,
+    portal,
+    portal_terms,
+    people,
+    portal_groups,
+    portal_agreements,
+    portal_grants,
+    ops,
+)
 
 
-def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+API_MODULES = (
+    api_auth,
+    api_me,
+    api_audit,
+    api_organisations,
+    api_accounts,
+    api_terms,
+    api_groups,
+    api_agreements,
+    api_grants,
+    api_notifications,
+    api_machines,
+    api_packages,
+    api_agents,
+)
+
+
+def create_app(
+    settings: Settings | None = None, state: AppState | None = None, *, periodic: bool = False
+) -> FastAPI:
+    """``periodic``: also run the portal's expiry sweep on a timer (the real server does;
+    tests sweep explicitly, on their own clock)."""
     if state is None:
         state = build_state(settings or Settings())
     settings = state.settings
@@ -53,6 +109,18 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        unsubscribe = revocations.log_revocations(state.revocations)
+        sweeper = None
+        interval = state.settings.sweep_interval_seconds
+        if periodic and interval > 0:
+            sweeper = asyncio.create_task(
+                sweep.every(
+                    interval,
+                    state.sessions,
+                    state.now,
+                    timedelta(days=state.settings.inactive_user_days),
+                )
+            )
         await runtime.start()
         await housekeeping.start()
         try:
@@ -60,6 +128,11 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         finally:
             await housekeeping.stop()
             await runtime.stop()
+            unsubscribe()
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
 
     app = FastAPI(
         lifespan=lifespan,
@@ -76,9 +149,9 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         forward.install(state.sessions, forward.SyslogForwarder(settings.audit_syslog))
 
     app.include_router(health_router)
-    for module in (api_auth, api_me, api_audit, api_machines, api_packages, api_agents):
+    for module in API_MODULES:
         app.include_router(module.router, prefix="/api/v1")
-    for page in (auth, account, home, portal):
+    for page in PAGE_MODULES:
         app.include_router(page.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -121,8 +194,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={target}", status_code=303)
 
+    @app.exception_handler(NotAllowed)
     @app.exception_handler(Forbidden)
-    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+    async def _forbidden(request: Request, exc: Exception) -> Response:
         if _wants_json(request):
             return JSONResponse({"detail": "forbidden"}, status_code=403)
         t = translator(request, app.state.fjh)
@@ -191,6 +265,29 @@ def _install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             title=t("error.not_found_title"),
             message=t("error.not_found"),
+        )
+
+    @app.exception_handler(NotFound)
+    async def _portal_not_found(request: Request, exc: NotFound) -> Response:
+        # Exactly what an unknown path answers: an id of another organisation must
+        # not be told apart from one that does not exist.
+        return await _http_error(request, StarletteHTTPException(404))
+
+    @app.exception_handler(PortalError)
+    async def _portal_refused(request: Request, exc: PortalError) -> Response:
+        if _wants_json(request):
+            detail = Translator("en")(exc.message_key, **exc.params)
+            return JSONResponse(
+                {"error": exc.message_key, "detail": detail}, status_code=exc.status
+            )
+        t = translator(request, app.state.fjh)
+        return render(
+            request,
+            t,
+            "message.html",
+            status_code=exc.status,
+            title=t("portal.refused_title"),
+            message=t(exc.message_key, **exc.params),
         )
 
     @app.exception_handler(RequestValidationError)

@@ -1,17 +1,21 @@
-"""The portal's front page and the audit log view."""
+"""The portal's front page (notices, terms, where to go next) and the audit log view."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from fjernhjelp.audit.export import export_lines
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.audit.query import event_as_dict, parse_filter, visible_events
-from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
+from fjernhjelp.portal import notifications, terms
+from fjernhjelp.server.deps import DB, Client, PageUser, State, T, csrf_protect, require
+from fjernhjelp.server.pages.portal_view import attempt, notice_text
 from fjernhjelp.server.pages.render import render
+from fjernhjelp.server.portal_caller import PageCaller
 
 router = APIRouter(prefix="/portal")
 
@@ -19,9 +23,37 @@ PAGE_SIZE = 100
 
 
 @router.get("", response_class=HTMLResponse)
-def portal_home(request: Request, t: T, user: PageUser) -> Response:
-    require(user, admin=True)
-    return render(request, t, "portal.html", organisation=user.organisation)
+def portal_home(
+    request: Request, db: DB, t: T, caller: PageCaller, notice: str | None = None
+) -> Response:
+    require(caller.user, admin=True)
+    org = caller.org
+    notes = [
+        (n, t(f"notification.{n.kind}", **notifications.params_of(n)))
+        for n in notifications.open_for(db, caller)
+    ]
+    return render(
+        request,
+        t,
+        "portal.html",
+        organisation=org,
+        notes=notes,
+        terms_missing=[
+            a for a in terms.audiences_of(org) if not terms.accepted_current(db, org.id, a)
+        ],
+        notice=notice_text(t, notice),
+    )
+
+
+@router.post("/notifications/{notification_id}/dismiss", dependencies=[Depends(csrf_protect)])
+def dismiss_notification(notification_id: uuid.UUID, db: DB, caller: PageCaller) -> Response:
+    attempt(
+        db,
+        caller,
+        "notification.dismissed",
+        lambda: notifications.dismiss(db, caller, notification_id),
+    )
+    return RedirectResponse("/portal", status_code=303)
 
 
 @router.get("/audit", response_class=HTMLResponse)

@@ -1,0 +1,89 @@
+"""What the portal's page modules share: date filters, notices after a redirect, and
+running a change so that a refusal is audited and shown instead of raised."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from fastapi.responses import RedirectResponse
+from jinja2 import pass_context
+from sqlalchemy.orm import Session
+
+from fjernhjelp.portal.caller import Caller
+from fjernhjelp.portal.errors import PortalError
+from fjernhjelp.portal.trail import refusals_audited
+from fjernhjelp.server.pages.render import TEMPLATES
+from fjernhjelp.web.i18n import Translator
+
+T = TypeVar("T")
+
+# ?notice=<key> after a redirect shows one of these; anything else shows nothing.
+NOTICES = {
+    "saved": "portal.saved",
+    "changed": "people.changed",
+    "terms_accepted": "terms.accepted",
+    "terms_published": "terms.published_notice",
+    "agreement_recorded": "agreement.recorded",
+    "agreement_revoked": "agreement.revoked",
+    "grant_created": "grant.created",
+    "grant_revoked": "grant.revoked_notice",
+    "registered": "organisation.registered",
+}
+
+
+def notice_text(t: Translator, notice: str | None) -> str | None:
+    key = NOTICES.get(notice or "")
+    return t(key) if key else None
+
+
+def done(path: str, notice: str = "saved") -> RedirectResponse:
+    return RedirectResponse(f"{path}?notice={notice}", status_code=303)
+
+
+def attempt(db: Session, caller: Caller, action: str, change: Callable[[], T]) -> T | PortalError:
+    """Run ``change`` and commit; a rule's refusal is rolled back, audited and returned
+    for the page to show. A missing object or role propagates (404 / 403)."""
+    try:
+        with refusals_audited(db, caller, action):
+            result = change()
+    except PortalError as exc:
+        return exc
+    db.commit()
+    return result
+
+
+def _zone(ctx: Any) -> ZoneInfo:
+    return ZoneInfo(ctx["request"].app.state.fjh.settings.time_zone)
+
+
+@pass_context
+def _day(ctx: Any, value: datetime | None) -> str:
+    if value is None:
+        return ""
+    local = value.astimezone(_zone(ctx))
+    return local.strftime("%d.%m.%Y") if ctx.get("lang") == "nb" else local.strftime("%Y-%m-%d")
+
+
+@pass_context
+def _last_day(ctx: Any, value: datetime | None) -> str:
+    """An exclusive end shown as the last day it covers."""
+    if value is None:
+        return ""
+    return _day(ctx, value - timedelta(microseconds=1))
+
+
+@pass_context
+def _when(ctx: Any, value: datetime | None) -> str:
+    if value is None:
+        return ""
+    local = value.astimezone(_zone(ctx))
+    fmt = "%d.%m.%Y %H:%M" if ctx.get("lang") == "nb" else "%Y-%m-%d %H:%M"
+    return local.strftime(fmt)
+
+
+TEMPLATES.env.filters["day"] = _day
+TEMPLATES.env.filters["last_day"] = _last_day
+TEMPLATES.env.filters["when"] = _when
