@@ -22,3 +22,6 @@ def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
     live.start_server()
     yield live
     live.stop()
+
+
+from tests.agent.conftest import xvfb  # noqa: E402, F401  (the same real X server fixture)

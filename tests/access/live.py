@@ -213,8 +213,9 @@ class LiveSite:
             ).scalars()
         )
 
-    def wait_event(self, action: str, timeout: float = 30, contains: str | None = None,
-                   **match: Any) -> AuditEvent:
+    def wait_event(
+        self, action: str, timeout: float = 30, contains: str | None = None, **match: Any
+    ) -> AuditEvent:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for event in reversed(self.events(action)):

@@ -73,14 +73,14 @@ def agent_actor(machine: Machine) -> Actor:
     return Actor(None, f"agent@{machine.hostname}", machine.organisation_id)
 
 
-def _visible(user: User) -> list[ColumnElement[bool]]:
+def _visible(user: User, *, ended_grants: bool = False) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if user.is_admin or user.is_operator:
         conditions.append(Machine.organisation_id == user.organisation_id)
     if user.is_technician:
-        granted = select(Grant.group_id).where(
-            Grant.vendor_org_id == user.organisation_id, Grant.status == GrantStatus.ACTIVE
-        )
+        granted = select(Grant.group_id).where(Grant.vendor_org_id == user.organisation_id)
+        if not ended_grants:
+            granted = granted.where(Grant.status == GrantStatus.ACTIVE)
         conditions.append(Machine.group_id.in_(granted))
     return conditions
 
@@ -101,10 +101,14 @@ def visible_to(db: Session, user: User) -> list[Machine]:
     )
 
 
-def get_visible(db: Session, user: User, machine_id: uuid.UUID) -> Machine:
+def get_visible(
+    db: Session, user: User, machine_id: uuid.UUID, *, ended_grants: bool = False
+) -> Machine:
     """The machine, if the user may see it; otherwise NotFound, exactly as for an id
-    that does not exist."""
-    conditions = _visible(user)
+    that does not exist. ``ended_grants`` also finds machines of groups the user's
+    organisation *had* a grant on, so a connection attempt is refused with the real
+    reason (grant revoked, expired) rather than "no such machine"."""
+    conditions = _visible(user, ended_grants=ended_grants)
     machine = None
     if conditions:
         machine = db.execute(

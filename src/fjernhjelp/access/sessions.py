@@ -61,7 +61,7 @@ def request(
     if len(technician_key) != 32:
         raise SessionRefused("bad_technician_key")
     try:
-        machine = get_visible(db, technician, machine_id)
+        machine = get_visible(db, technician, machine_id, ended_grants=True)
     except Exception:
         record(
             db,

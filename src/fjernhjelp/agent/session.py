@@ -23,7 +23,7 @@ import websockets
 from fjernhjelp.agent import services
 from fjernhjelp.agent.config import AgentConfig
 from fjernhjelp.agent.consent import ConsentAnswer, ConsentRequest, ask_consent
-from fjernhjelp.agent.display import DisplayTarget, find_active_display
+from fjernhjelp.agent.display import DisplayTarget, ShownWindow, find_active_display
 from fjernhjelp.agent.files import FileRefusal, FileTransferRecord
 from fjernhjelp.agent.identity import AgentIdentity
 from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
@@ -209,6 +209,7 @@ class Session:
             display=self.display,
             timeout=self.config.consent_timeout,
             language=self.config.language,
+            on_shown=lambda shown: _log_window("consent dialog", shown),
         )
         if answer.allowed:
             self._report("consent.given")
@@ -236,6 +237,8 @@ class Session:
         except IndicatorUnavailable as exc:
             _log.warning("no session indicator (%s)", exc)
             return None
+        if indicator.shown is not None:
+            _log_window("session indicator", indicator.shown)
         return indicator
 
     async def _watch_indicator(self, tunnel: Tunnel, indicator: SessionIndicator) -> None:
@@ -276,3 +279,9 @@ class Session:
 
     def _shell_ended(self, outcome: ShellOutcome) -> None:
         _log.info("shell ended: %s", outcome.ended_by)
+
+
+def _log_window(what: str, shown: ShownWindow) -> None:
+    # Where the window and its buttons are: for support staff reading the agent log, and
+    # for tests that press the buttons with xdotool. Nothing in it is secret.
+    _log.info("%s shown: %s", what, json.dumps({"window": shown.window, "buttons": shown.buttons}))

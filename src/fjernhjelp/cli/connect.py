@@ -21,6 +21,7 @@ from fjernhjelp.cli.common import err
 from fjernhjelp.client import credentials
 from fjernhjelp.client.api import Api, ApiError
 from fjernhjelp.client.tunnel import MachineNotFound, open_session, resolve_machine
+from fjernhjelp.tunnel import ChannelClosed, StreamRefused, TunnelClosed, TunnelError
 
 CONSENT_TEXT = {
     "asked": "waiting for the end user to allow the session…",
@@ -60,6 +61,15 @@ def connect(
             code = asyncio.run(_run(api, target, shell=shell, run_as=run_as, get=get, put=put))
         except (ApiError, MachineNotFound) as exc:
             err.print(f"[red]refused: {getattr(exc, 'error', exc)}[/red]")
+            raise typer.Exit(1) from exc
+        except TunnelClosed as exc:
+            err.print(f"[red]the session ended: {exc.name}[/red]")
+            raise typer.Exit(1) from exc
+        except StreamRefused as exc:
+            err.print(f"[red]the machine refused: {exc.name}[/red]")
+            raise typer.Exit(1) from exc
+        except (TunnelError, ChannelClosed) as exc:
+            err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
     raise typer.Exit(code)
 

@@ -247,7 +247,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code in (404, 405) and request.method in UNSAFE_METHODS:
+        # Only when no route matched: a 404 for an unknown object id is the endpoint's
+        # own refusal, audited by the endpoint.
+        no_route = "endpoint" not in request.scope
+        if exc.status_code in (404, 405) and request.method in UNSAFE_METHODS and no_route:
             # A state-changing request to an endpoint that does not exist is a probe
             # (setup wizards, admin creation): refuse it and leave a line in the log.
             _audit_probe(app.state.fjh, request, exc.status_code)
