@@ -78,6 +78,7 @@ class LiveSite:
     server: ServerProcess | None = None
     agents: list[AgentProcess] = field(default_factory=list)
     cli_home: Path | None = None
+    _tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def state(self):  # type: ignore[no-untyped-def]
@@ -167,6 +168,10 @@ class LiveSite:
         assert result.returncode == 0, result.stderr
 
     def api_token(self, account: Account) -> str:
+        """A bearer token for the account, logged in once (a TOTP code works once)."""
+        cached = self._tokens.get(account.username)
+        if cached:
+            return cached
         assert self.server is not None
         with httpx.Client(base_url=self.server.url + "/api/v1") as http:
             pending = http.post(
@@ -180,7 +185,8 @@ class LiveSite:
                 "/auth/factor", json={"pending_token": pending["pending_token"], "code": code}
             )
             assert answer.status_code == 200, answer.text
-            return answer.json()["token"]
+            self._tokens[account.username] = answer.json()["token"]
+            return self._tokens[account.username]
 
     def machines(self, token: str) -> list[dict[str, Any]]:
         assert self.server is not None
