@@ -1,0 +1,83 @@
+"""Screen capture (mss, which uses MIT-SHM XShmGetImage) and the pointer shape (XFixes).
+
+mss already reads the screen through shared memory (XShmGetImage) and falls back to
+XGetImage where MIT-SHM is missing, so the agent does not talk XShm itself;
+``bench/desktop.py`` prints the capture time of both mss back ends.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mss import MSS
+from Xlib import display as xdisplay
+from Xlib.error import DisplayError, XError
+
+from fjernhjelp.agent.desktop.encoders.cursor import CursorImage
+
+
+class CaptureError(Exception):
+    """The X display cannot be opened or read."""
+
+
+class Screen:
+    """One X screen: its size, its pixels and its pointer shape. Use from one thread."""
+
+    def __init__(self, display: str, backend: str = "default") -> None:
+        self.display_name = display
+        self._backend = backend
+        try:
+            self._x = xdisplay.Display(display)
+        except (DisplayError, OSError) as exc:
+            raise CaptureError(f"cannot open X display {display}: {exc}") from exc
+        self._root = self._x.screen().root
+        self._has_xfixes = self._x.has_extension("XFIXES")
+        if self._has_xfixes:
+            self._x.xfixes_query_version()
+        self._size = self._query_size()
+        self._mss = MSS(display=display, backend=backend)
+
+    def _query_size(self) -> tuple[int, int]:
+        geometry = self._root.get_geometry()
+        return geometry.width, geometry.height
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def refresh_size(self) -> bool:
+        """Re-read the screen size (RandR may have changed it); True if it changed."""
+        size = self._query_size()
+        if size == self._size:
+            return False
+        self._size = size
+        # mss sizes its shared-memory segment for the screen it first saw.
+        self._mss.close()
+        self._mss = MSS(display=self.display_name, backend=self._backend)
+        return True
+
+    def grab(self) -> np.ndarray:
+        """The whole screen as ``(height, width, 4)`` B,G,R,X bytes (a fresh array)."""
+        width, height = self._size
+        shot = self._mss.grab({"left": 0, "top": 0, "width": width, "height": height})
+        return np.frombuffer(shot.raw, np.uint8).reshape(height, width, 4)
+
+    def cursor(self) -> CursorImage | None:
+        """The current pointer shape (XFixes), or None where XFixes is missing."""
+        if not self._has_xfixes:
+            return None
+        try:
+            reply = self._x.xfixes_get_cursor_image(self._root)
+        except XError:
+            return None
+        argb = np.array(reply.cursor_image, np.uint32).reshape(reply.height, reply.width)
+        pixels = argb.astype("<u4").view(np.uint8).reshape(reply.height, reply.width, 4).copy()
+        alpha = pixels[:, :, 3:4].astype(np.uint16)
+        # XFixes gives premultiplied alpha; RFB wants the colour as shown when opaque.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            straight = np.where(alpha > 0, pixels[:, :, :3] * 255 // np.maximum(alpha, 1), 0)
+        pixels[:, :, :3] = np.minimum(straight, 255).astype(np.uint8)
+        return CursorImage(pixels, reply.xhot, reply.yhot, reply.cursor_serial)
+
+    def close(self) -> None:
+        self._mss.close()
+        self._x.close()

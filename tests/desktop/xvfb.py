@@ -1,0 +1,129 @@
+"""A real X server (Xvfb) and real applications on it, for desktop tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from Xlib import X
+from Xlib import display as xdisplay
+
+APPS = Path(__file__).parent / "apps"
+
+
+class Xvfb:
+    def __init__(self, number: int, width: int, height: int, proc: subprocess.Popen[bytes]) -> None:
+        self.number = number
+        self.display = f":{number}"
+        self.width = width
+        self.height = height
+        self.proc = proc
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DISPLAY": self.display}
+
+    def screen(self) -> np.ndarray:
+        """The screen as (h, w, 3) R,G,B, read with python-xlib's XGetImage.
+
+        Deliberately not through mss (the agent's own capture path).
+        """
+        d = xdisplay.Display(self.display)
+        try:
+            root = d.screen().root
+            image = root.get_image(0, 0, self.width, self.height, X.ZPixmap, 0xFFFFFFFF)
+            data = np.frombuffer(image.data, np.uint8).reshape(self.height, self.width, 4)
+            return data[:, :, 2::-1].copy()
+        finally:
+            d.close()
+
+    def run(self, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(list(args), env=self.env(), **kwargs)  # type: ignore[call-overload]
+
+
+def _free_display() -> int:
+    for _ in range(200):
+        n = random.randint(100, 899)
+        if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
+            return n
+    raise RuntimeError("no free X display number")
+
+
+@contextmanager
+def xvfb(width: int = 1280, height: int = 800) -> Iterator[Xvfb]:
+    for _attempt in range(5):
+        number = _free_display()
+        proc = subprocess.Popen(
+            ["Xvfb", f":{number}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        socket = Path(f"/tmp/.X11-unix/X{number}")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None and not socket.exists():
+            time.sleep(0.05)
+        if proc.poll() is None and socket.exists():
+            break
+        proc.kill()
+        proc.wait()
+    else:
+        raise RuntimeError("Xvfb did not start")
+    server = Xvfb(number, width, height, proc)
+    try:
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class EntryApp:
+    """tests/desktop/apps/entry_app.py running on a display."""
+
+    ENTRY = (200, 40)
+    BUTTON = (200, 100)
+
+    def __init__(self, server: Xvfb, workdir: Path) -> None:
+        self.result = workdir / "result.txt"
+        self.key_log = workdir / "keys.txt"
+        self.key_log.write_text("")
+        self.proc = server.run(
+            sys.executable,
+            str(APPS / "entry_app.py"),
+            str(self.result),
+            str(self.key_log),
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != b"ready":
+            self.proc.kill()
+            raise RuntimeError(f"test application did not start: {line!r}")
+
+    def keys(self) -> list[str]:
+        return self.key_log.read_text(encoding="utf-8").split()
+
+    def wait_result(self, timeout: float = 20) -> str | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.result.exists():
+                return self.result.read_text(encoding="utf-8")
+            time.sleep(0.05)
+        return None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
