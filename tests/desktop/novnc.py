@@ -20,7 +20,8 @@ import numpy as np
 import websockets
 from PIL import Image
 
-from fjernhjelp.agent.desktop import InputEvent, serve_desktop
+from fjernhjelp.agent.desktop import DesktopSession, InputEvent
+from fjernhjelp.agent.desktop.transport import ChannelStream
 from fjernhjelp.tunnel.channel import ChannelClosed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +76,7 @@ class Bridge:
         self.view_only = view_only
         self.inputs: list[InputEvent] = []
         self.channels: list[WebSocketChannel] = []
+        self.sessions: list[DesktopSession] = []
         self.sessions_ended = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -97,9 +99,15 @@ class Bridge:
     async def _session(self, ws: websockets.ServerConnection) -> None:
         channel = WebSocketChannel(ws)
         self.channels.append(channel)
-        await serve_desktop(
-            channel, display=self.display, view_only=self.view_only, on_input=self.inputs.append
+        # What serve_desktop does, keeping the session to read its counters.
+        session = DesktopSession(
+            ChannelStream(channel),
+            display=self.display,
+            view_only=self.view_only,
+            on_input=self.inputs.append,
         )
+        self.sessions.append(session)
+        await session.run()
         self.sessions_ended += 1
 
     def url(self, encodings: list[int] | None = None) -> str:

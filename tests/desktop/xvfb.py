@@ -60,7 +60,16 @@ def xvfb(width: int = 1280, height: int = 800) -> Iterator[Xvfb]:
     for _attempt in range(5):
         number = _free_display()
         proc = subprocess.Popen(
-            ["Xvfb", f":{number}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+            [
+                "Xvfb",
+                f":{number}",
+                "-screen",
+                "0",
+                f"{width}x{height}x24",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -138,3 +147,35 @@ def wait_for(predicate: object, timeout: float = 10) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
+
+
+def photo(width: int, height: int, seed: int = 1) -> np.ndarray:
+    """A photo-like (h, w, 3) R,G,B image: smooth colour fields with grain."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.stack(
+        [
+            128 + 100 * np.sin(x / 37.0 + seed) * np.cos(y / 23.0),
+            128 + 100 * np.sin((x + y) / 51.0 + seed),
+            128 + 100 * np.cos(x / 19.0 - y / 41.0),
+        ],
+        axis=-1,
+    )
+    image += rng.normal(0, 6, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def put_image(server: Xvfb, image: np.ndarray, x: int, y: int) -> None:
+    """Draw an R,G,B image onto the root window (in strips: core requests are small)."""
+    d = xdisplay.Display(server.display)
+    root = d.screen().root
+    gc = root.create_gc()
+    height, width = image.shape[:2]
+    bgrx = np.zeros((height, width, 4), np.uint8)
+    bgrx[:, :, :3] = image[:, :, ::-1]
+    strip = max(1, 200_000 // (width * 4))
+    for top in range(0, height, strip):
+        rows = bgrx[top : top + strip]
+        root.put_image(gc, x, y + top, width, len(rows), X.ZPixmap, 24, 0, rows.tobytes())
+    d.sync()
+    d.close()

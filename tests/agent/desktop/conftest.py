@@ -9,9 +9,9 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from tests.desktop.xvfb import EntryApp, Xvfb, xvfb
 
 from fjernhjelp.agent.desktop import listen_tcp
+from tests.desktop.xvfb import EntryApp, Xvfb, xvfb
 
 
 @pytest.fixture(scope="module")

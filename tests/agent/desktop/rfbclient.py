@@ -7,6 +7,7 @@ check); Tight, ZRLE and CopyRect are checked by noVNC and vncdotool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from dataclasses import dataclass
 
@@ -58,15 +59,23 @@ class RfbClient:
     def set_encodings(self, encodings: list[int]) -> None:
         self.writer.write(struct.pack(f">BxH{len(encodings)}i", 2, len(encodings), *encodings))
 
-    def set_pixel_format(self, bpp: int, depth: int, big: bool, maxes: tuple[int, int, int],
-                         shifts: tuple[int, int, int], true_colour: bool = True) -> None:
+    def set_pixel_format(
+        self,
+        bpp: int,
+        depth: int,
+        big: bool,
+        maxes: tuple[int, int, int],
+        shifts: tuple[int, int, int],
+        true_colour: bool = True,
+    ) -> None:
         self.bpp = bpp
         self.writer.write(
             struct.pack(">B3xBBBBHHHBBB3x", 0, bpp, depth, big, true_colour, *maxes, *shifts)
         )
 
-    def request(self, incremental: bool, x: int = 0, y: int = 0, w: int | None = None,
-                h: int | None = None) -> None:
+    def request(
+        self, incremental: bool, x: int = 0, y: int = 0, w: int | None = None, h: int | None = None
+    ) -> None:
         w = self.width if w is None else w
         h = self.height if h is None else h
         self.writer.write(struct.pack(">BBHHHH", 3, incremental, x, y, w, h))
@@ -106,10 +115,10 @@ class RfbClient:
             rects.append(Rect(x, y, w, h, enc, payload))
         return rects
 
-    async def closed_by_server(self, timeout: float = 10) -> bool:
+    async def closed_by_server(self, within: float = 10) -> bool:
         """True when the server closes the connection (EOF), reading anything before it."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 while await self.reader.read(65536):
                     pass
         except TimeoutError:
@@ -120,10 +129,8 @@ class RfbClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 def raw_pixels(rect: Rect, dtype: str) -> np.ndarray:

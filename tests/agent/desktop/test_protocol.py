@@ -88,9 +88,7 @@ def test_client_pixel_formats_are_honoured(
         assert np.array_equal(got, expected), f"channel {channel}"
 
 
-def test_still_screen_sends_nothing_and_a_change_sends_only_its_tiles(
-    agent, xserver: Xvfb
-) -> None:
+def test_still_screen_sends_nothing_and_a_change_sends_only_its_tiles(agent, xserver: Xvfb) -> None:
     paint(xserver, 0x000000, 0, 0, xserver.width, xserver.height)
 
     async def run() -> tuple[bool, list]:

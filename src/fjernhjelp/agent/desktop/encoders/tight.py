@@ -19,7 +19,7 @@ from fjernhjelp.agent.desktop.encoders.base import EncodedRect, Rect, Settings, 
 from fjernhjelp.agent.desktop.rfb import Encoding
 
 TILE = 64
-MAX_PALETTE = 64
+MAX_PALETTE = 256  # antialiased text in a tile stays under this; photos do not
 MAX_WIDTH = 2048  # the Tight specification's limit on a rectangle's width
 
 # JPEG quality for the client's quality levels 0..9 (chosen by eye on screen content).
