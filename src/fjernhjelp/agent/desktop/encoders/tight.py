@@ -91,10 +91,9 @@ class TightEncoder:
                 if kind == last.kind == "fill" and last.colours[0] == colours[0]:
                     last.rect = grown
                     continue
-                if kind != "photo" and last.kind != "photo":
+                if kind == last.kind == "palette":
                     union = np.union1d(last.colours, colours)
                     if len(union) <= MAX_PALETTE:
-                        last.kind = "fill" if len(union) == 1 else "palette"
                         last.rect, last.colours = grown, union
                         continue
             segments.append(_Segment(kind, tile, colours))
