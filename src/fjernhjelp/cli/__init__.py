@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fjernhjelp.cli import admin, audit, db, serve
+from fjernhjelp.cli import admin, audit, db, desktop, serve
 
 app = typer.Typer(
     name="fjernhjelp",
@@ -17,6 +17,10 @@ app.command("demo")(serve.demo)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(audit.app, name="audit")
+
+agent_app = typer.Typer(help="Agent tools for the customer machine.", no_args_is_help=True)
+agent_app.command("desktop-serve")(desktop.desktop_serve)
+app.add_typer(agent_app, name="agent")
 
 
 def main() -> None:
