@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 from mss import MSS
+from Xlib import X
 from Xlib import display as xdisplay
 from Xlib.error import DisplayError, XError
+from Xlib.ext import damage as xdamage
+from Xlib.ext import xfixes
 
+from fjernhjelp.agent.desktop.damage import union
+from fjernhjelp.agent.desktop.encoders.base import Rect
 from fjernhjelp.agent.desktop.encoders.cursor import CursorImage
 
 
@@ -33,6 +38,14 @@ class Screen:
         self._has_xfixes = self._x.has_extension("XFIXES")
         if self._has_xfixes:
             self._x.xfixes_query_version()
+            self._x.xfixes_select_cursor_input(self._root, xfixes.XFixesDisplayCursorNotifyMask)
+        # X DAMAGE reports where the screen changed, so a still screen costs no capture.
+        self._damage = None
+        if self._x.has_extension("DAMAGE"):
+            self._x.damage_query_version()
+            self._damage = self._root.damage_create(xdamage.DamageReportBoundingBox)
+        self._x.sync()
+        self.cursor_changed = True
         self._size = self._query_size()
         self._mss = MSS(display=display, backend=backend)
 
@@ -55,6 +68,30 @@ class Screen:
         self._mss = MSS(display=self.display_name, backend=self._backend)
         return True
 
+    def damaged(self) -> Rect | None:
+        """Where the screen may have changed since the last call (None: nowhere).
+
+        Without the DAMAGE extension every call answers "the whole screen".
+        """
+        width, height = self._size
+        if self._damage is None:
+            return Rect(0, 0, width, height)
+        # Reset first, then collect: whatever was drawn before the reset has reported by
+        # the time the round trip returns; what comes after is reported next time.
+        self._x.damage_subtract(self._damage, X.NONE, X.NONE)
+        self._x.sync()
+        box: Rect | None = None
+        damage_event = self._x.extension_event.DamageNotify
+        cursor_event = getattr(self._x.extension_event, "DisplayCursorNotify", None)
+        while self._x.pending_events():
+            event = self._x.next_event()
+            if event.type == damage_event:
+                area = event.area
+                box = union(box, Rect(area.x, area.y, area.width, area.height))
+            elif (event.type, getattr(event, "sub_code", None)) == cursor_event:
+                self.cursor_changed = True
+        return box
+
     def grab(self) -> np.ndarray:
         """The whole screen as ``(height, width, 4)`` B,G,R,X bytes (a fresh array)."""
         width, height = self._size
@@ -63,6 +100,7 @@ class Screen:
 
     def cursor(self) -> CursorImage | None:
         """The current pointer shape (XFixes), or None where XFixes is missing."""
+        self.cursor_changed = False
         if not self._has_xfixes:
             return None
         try:

@@ -20,12 +20,45 @@ MAX_RUN_TILES = 32  # 2048 pixels: Tight's widest rectangle
 MIN_SCROLL_ROWS = 48  # shorter matches are not worth a CopyRect
 
 
-def dirty_tiles(model: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """A ``(tile rows, tile columns)`` grid, True where any pixel differs."""
-    changed = model.view(np.uint32)[..., 0] != frame.view(np.uint32)[..., 0]
-    height, width = changed.shape
-    rows = np.logical_or.reduceat(changed, np.arange(0, height, TILE), axis=0)
-    return np.logical_or.reduceat(rows, np.arange(0, width, TILE), axis=1)
+def dirty_tiles(model: np.ndarray, frame: np.ndarray, within: Rect | None = None) -> np.ndarray:
+    """A ``(tile rows, tile columns)`` grid, True where any pixel differs.
+
+    ``within`` limits the comparison to the tiles that rectangle touches (the area the
+    X server reported as damaged); tiles outside it are reported clean.
+    """
+    height, width = frame.shape[:2]
+    grid = np.zeros((-(-height // TILE), -(-width // TILE)), bool)
+    if within is None:
+        within = Rect(0, 0, width, height)
+    tx0, ty0 = within.x // TILE, within.y // TILE
+    tx1 = -(-min(within.x + within.width, width) // TILE)
+    ty1 = -(-min(within.y + within.height, height) // TILE)
+    if tx1 <= tx0 or ty1 <= ty0:
+        return grid
+    ys, xs = slice(ty0 * TILE, ty1 * TILE), slice(tx0 * TILE, tx1 * TILE)
+    changed = model[ys, xs].view(np.uint32)[..., 0] != frame[ys, xs].view(np.uint32)[..., 0]
+    rows = np.logical_or.reduceat(changed, np.arange(0, changed.shape[0], TILE), axis=0)
+    grid[ty0:ty1, tx0:tx1] = np.logical_or.reduceat(
+        rows, np.arange(0, changed.shape[1], TILE), axis=1
+    )
+    return grid
+
+
+def union(a: Rect | None, b: Rect | None) -> Rect | None:
+    if a is None or b is None:
+        return a or b
+    x0, y0 = min(a.x, b.x), min(a.y, b.y)
+    x1, y1 = max(a.x + a.width, b.x + b.width), max(a.y + a.height, b.y + b.height)
+    return Rect(x0, y0, x1 - x0, y1 - y0)
+
+
+def covers(outer: Rect, inner: Rect) -> bool:
+    return (
+        outer.x <= inner.x
+        and outer.y <= inner.y
+        and outer.x + outer.width >= inner.x + inner.width
+        and outer.y + outer.height >= inner.y + inner.height
+    )
 
 
 def tiles_to_rects(grid: np.ndarray, width: int, height: int) -> list[Rect]:

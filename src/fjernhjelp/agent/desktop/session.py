@@ -86,6 +86,7 @@ class _ScreenState:
     size: tuple[int, int] = (0, 0)
     cursor_serial: int | None = None
     announced: bool = False
+    pending: Rect | None = None  # reported damage not yet compared with the model
     stats: dict[str, int] = field(default_factory=lambda: {"updates": 0, "bytes": 0, "copyrect": 0})
 
 
@@ -299,7 +300,10 @@ class DesktopSession:
             state.announced = True
         for _ in range(job.refused_resizes):
             rects.append(extended_desktop_size(*state.size, REASON_CLIENT, STATUS_PROHIBITED))
-        if Encoding.CURSOR in encodings:
+        state.pending = damage.union(state.pending, state.screen.damaged())
+        if Encoding.CURSOR in encodings and (
+            state.screen.cursor_changed or state.cursor_serial is None
+        ):
             cursor = state.screen.cursor()
             serial = cursor.serial if cursor is not None else -1
             if serial != state.cursor_serial:
@@ -307,12 +311,14 @@ class DesktopSession:
                 rects.append(encode_cursor(cursor, job.settings))
         width, height = state.size
         area = damage.clip(job.request.area, Rect(0, 0, width, height))
-        if area is not None:
+        if area is not None and (full or state.model is None or state.pending is not None):
             frame = state.screen.grab()
             if state.model is None:
                 state.model = np.zeros_like(frame)
                 area, full = Rect(0, 0, width, height), True
             rects.extend(self._changes(state, frame, area, full, job))
+            if state.pending is not None and damage.covers(area, state.pending):
+                state.pending = None
         if not rects:
             return None
         state.stats["updates"] += 1
@@ -330,7 +336,7 @@ class DesktopSession:
         if full:
             todo = [area]
         else:
-            grid = damage.dirty_tiles(model, frame)
+            grid = damage.dirty_tiles(model, frame, state.pending)
             if not grid.any():
                 return []
             box = damage.bounding_box(grid, width, height)
@@ -347,7 +353,7 @@ class DesktopSession:
                     )
                     out.append(copy_rect(dest, dest.x, scroll.src_y))
                     state.stats["copyrect"] += 1
-                    grid = damage.dirty_tiles(model, frame)
+                    grid = damage.dirty_tiles(model, frame, state.pending)
             todo = []
             for rect in damage.tiles_to_rects(grid, width, height):
                 clipped = damage.clip(rect, area)

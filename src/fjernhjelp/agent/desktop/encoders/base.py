@@ -54,6 +54,29 @@ class Encoder(Protocol):
         ...
 
 
+def colour_values(region: np.ndarray) -> np.ndarray:
+    """B,G,R,X pixels as 0x00RRGGBB values (the padding byte ignored)."""
+    return region.view(np.uint32)[..., 0] & 0xFFFFFF
+
+
+def distinct_colours(values: np.ndarray, limit: int) -> np.ndarray | None:
+    """The sorted distinct values, or None if there are more than ``limit``.
+
+    A plain sort: numpy's hash-based ``unique`` is ten times slower on 64x64 tiles.
+    """
+    flat = values.ravel()
+    first = flat[0]
+    if (flat == first).all():
+        return flat[:1].copy()
+    ordered = np.sort(flat)
+    starts = np.empty(len(ordered), bool)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    if np.count_nonzero(starts) > limit:
+        return None
+    return ordered[starts]
+
+
 def zlib_level(compression: int) -> int:
     # Level 0 would store without compression; the cheapest useful effort is 1, and
     # beyond 6 zlib costs much more CPU for little on screen content.

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import simplejpeg
 
-from fjernhjelp.agent.desktop.encoders.base import EncodedRect, Rect, Settings, zlib_level
+from fjernhjelp.agent.desktop.encoders.base import (
+    EncodedRect,
+    Rect,
+    Settings,
+    colour_values,
+    distinct_colours,
+    zlib_level,
+)
 from fjernhjelp.agent.desktop.rfb import Encoding
 
 TILE = 64
@@ -51,16 +58,6 @@ class _Segment:
     colours: np.ndarray  # sorted 0x00RRGGBB values (fill and palette)
 
 
-def _colours(region: np.ndarray, limit: int) -> np.ndarray | None:
-    """The sorted distinct colours of ``region``, or None if there are more than ``limit``."""
-    values = region.view(np.uint32)[..., 0] & 0xFFFFFF
-    first = values.flat[0]
-    if (values == first).all():
-        return np.array([first], np.uint32)
-    unique = np.unique(values)
-    return unique if len(unique) <= limit else None
-
-
 class TightEncoder:
     encoding = Encoding.TIGHT
 
@@ -78,7 +75,7 @@ class TightEncoder:
         segments: list[_Segment] = []
         for x in range(row.x, row.x + row.width, TILE):
             tile = Rect(x, row.y, min(TILE, row.x + row.width - x), row.height)
-            colours = _colours(tile.slice(frame), MAX_PALETTE)
+            colours = distinct_colours(colour_values(tile.slice(frame)), MAX_PALETTE)
             kind = "photo" if colours is None else "fill" if len(colours) == 1 else "palette"
             if colours is None:
                 colours = np.empty(0, np.uint32)
@@ -92,8 +89,8 @@ class TightEncoder:
                     last.rect = grown
                     continue
                 if kind == last.kind == "palette":
-                    union = np.union1d(last.colours, colours)
-                    if len(union) <= MAX_PALETTE:
+                    union = distinct_colours(np.concatenate((last.colours, colours)), MAX_PALETTE)
+                    if union is not None:
                         last.rect, last.colours = grown, union
                         continue
             segments.append(_Segment(kind, tile, colours))
@@ -125,7 +122,7 @@ class TightEncoder:
     def _palette(
         self, region: np.ndarray, rect: Rect, colours: np.ndarray, settings: Settings
     ) -> EncodedRect:
-        values = region.view(np.uint32)[..., 0] & 0xFFFFFF
+        values = colour_values(region)
         index = np.searchsorted(colours, values).astype(np.uint8)
         if len(colours) == 2:
             data = np.packbits(index, axis=1).tobytes()  # rows padded to whole bytes

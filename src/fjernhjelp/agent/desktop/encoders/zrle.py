@@ -11,7 +11,14 @@ import zlib
 
 import numpy as np
 
-from fjernhjelp.agent.desktop.encoders.base import EncodedRect, Rect, Settings, zlib_level
+from fjernhjelp.agent.desktop.encoders.base import (
+    EncodedRect,
+    Rect,
+    Settings,
+    colour_values,
+    distinct_colours,
+    zlib_level,
+)
 from fjernhjelp.agent.desktop.rfb import Encoding
 
 TILE = 64
@@ -55,17 +62,16 @@ class ZrleEncoder:
 
     def _tile(self, region: np.ndarray, settings: Settings) -> bytes:
         fmt = settings.format
-        values = region.view(np.uint32)[..., 0] & 0xFFFFFF
-        first = values.flat[0]
-        if (values == first).all():
+        values = colour_values(region)
+        colours = distinct_colours(values, 16)
+        if colours is None:
+            return bytes([RAW]) + fmt.pack_compact(region).tobytes()
+        if len(colours) == 1:
             return bytes([SOLID]) + fmt.pack_compact(region[:1, :1]).tobytes()
-        colours, inverse = np.unique(values, return_inverse=True)
-        if len(colours) <= 16:
-            pixels = colours.astype("<u4").view(np.uint8).reshape(1, len(colours), 4)
-            index = inverse.reshape(values.shape).astype(np.uint8)
-            return (
-                bytes([len(colours)])
-                + fmt.pack_compact(pixels).tobytes()
-                + pack_indices(index, _bits_for(len(colours)))
-            )
-        return bytes([RAW]) + fmt.pack_compact(region).tobytes()
+        pixels = colours.astype("<u4").view(np.uint8).reshape(1, len(colours), 4)
+        index = np.searchsorted(colours, values).astype(np.uint8)
+        return (
+            bytes([len(colours)])
+            + fmt.pack_compact(pixels).tobytes()
+            + pack_indices(index, _bits_for(len(colours)))
+        )
