@@ -150,10 +150,10 @@ def pipeline_costs(display: str, scenes: Scenes) -> dict[str, float]:
         screen.close()
     screen = Screen(display)
     scenes.desktop()
-    text = screen.grab()
+    text = screen.grab().copy()
     scenes._step_photo(0)
     scenes._x.sync()
-    photo_frame = screen.grab()
+    photo_frame = screen.grab().copy()
     screen.close()
     times = []
     for _ in range(25):

@@ -47,6 +47,7 @@ class Screen:
         self._x.sync()
         self.cursor_changed = True
         self._size = self._query_size()
+        self._frame: np.ndarray | None = None
         self._mss = MSS(display=display, backend=backend)
 
     def _query_size(self) -> tuple[int, int]:
@@ -92,11 +93,26 @@ class Screen:
                 self.cursor_changed = True
         return box
 
-    def grab(self) -> np.ndarray:
-        """The whole screen as ``(height, width, 4)`` B,G,R,X bytes (a fresh array)."""
+    def grab(self, area: Rect | None = None) -> np.ndarray:
+        """The screen as ``(height, width, 4)`` B,G,R,X bytes.
+
+        With ``area``, only that part is read from the X server; the rest of the array
+        keeps what earlier calls read, which is current wherever DAMAGE reported
+        nothing. The array is reused between calls: copy what must be kept.
+        """
         width, height = self._size
-        shot = self._mss.grab({"left": 0, "top": 0, "width": width, "height": height})
-        return np.frombuffer(shot.raw, np.uint8).reshape(height, width, 4)
+        if area is None or self._frame is None or self._frame.shape[:2] != (height, width):
+            shot = self._mss.grab({"left": 0, "top": 0, "width": width, "height": height})
+            self._frame = np.frombuffer(shot.raw, np.uint8).reshape(height, width, 4)
+            return self._frame
+        x0, y0 = max(area.x, 0), max(area.y, 0)
+        x1, y1 = min(area.x + area.width, width), min(area.y + area.height, height)
+        if x1 > x0 and y1 > y0:
+            region = {"left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0}
+            shot = self._mss.grab(region)
+            pixels = np.frombuffer(shot.raw, np.uint8).reshape(y1 - y0, x1 - x0, 4)
+            self._frame[y0:y1, x0:x1] = pixels
+        return self._frame
 
     def cursor(self) -> CursorImage | None:
         """The current pointer shape (XFixes), or None where XFixes is missing."""

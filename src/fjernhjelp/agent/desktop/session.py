@@ -312,7 +312,8 @@ class DesktopSession:
         width, height = state.size
         area = damage.clip(job.request.area, Rect(0, 0, width, height))
         if area is not None and (full or state.model is None or state.pending is not None):
-            frame = state.screen.grab()
+            partial = None if full or state.model is None else state.pending
+            frame = state.screen.grab(partial)
             if state.model is None:
                 state.model = np.zeros_like(frame)
                 area, full = Rect(0, 0, width, height), True
