@@ -73,9 +73,9 @@ class TightEncoder:
 
     def _segments(self, frame: np.ndarray, row: Rect) -> list[_Segment]:
         segments: list[_Segment] = []
-        for x in range(row.x, row.x + row.width, TILE):
+        for i, colours in enumerate(_tile_colours(colour_values(row.slice(frame)))):
+            x = row.x + i * TILE
             tile = Rect(x, row.y, min(TILE, row.x + row.width - x), row.height)
-            colours = distinct_colours(colour_values(tile.slice(frame)), MAX_PALETTE)
             kind = "photo" if colours is None else "fill" if len(colours) == 1 else "palette"
             if colours is None:
                 colours = np.empty(0, np.uint32)
@@ -151,6 +151,24 @@ class TightEncoder:
 
     def reset(self) -> None:
         self._streams = [None] * 4
+
+
+def _tile_colours(values: np.ndarray) -> list[np.ndarray | None]:
+    """Distinct colours of each 64-pixel-wide tile of a strip (None: more than allowed).
+
+    All tiles of the strip are sorted in one call; per-tile calls cost more in
+    overhead than in sorting.
+    """
+    height, width = values.shape
+    count = -(-width // TILE)
+    if width % TILE:  # repeat the last column: adds no colour
+        values = np.pad(values, ((0, 0), (0, count * TILE - width)), mode="edge")
+    tiles = values.reshape(height, count, TILE).transpose(1, 0, 2).reshape(count, -1)
+    ordered = np.sort(tiles, axis=1)
+    starts = np.ones(ordered.shape, bool)
+    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=starts[:, 1:])
+    counts = starts.sum(axis=1)
+    return [ordered[i][starts[i]] if counts[i] <= MAX_PALETTE else None for i in range(count)]
 
 
 def _tile_rows(rect: Rect) -> list[Rect]:
