@@ -13,18 +13,31 @@ import time
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from tests.desktop.xvfb import photo
 from Xlib import X
 from Xlib import display as xdisplay
-
-from tests.desktop.xvfb import photo
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 STEP = 1 / 30  # scenes change 30 times a second
 DESKTOP = 0x3A6EA5
-WORDS = (
-    "pasient journal timebok resept henvisning epikrise lab svar melding "
-    "konsultasjon kontroll innkalling faktura takst frikort helsenett"
-).split()
+WORDS = [
+    "pasient",
+    "journal",
+    "timebok",
+    "resept",
+    "henvisning",
+    "epikrise",
+    "lab",
+    "svar",
+    "melding",
+    "konsultasjon",
+    "kontroll",
+    "innkalling",
+    "faktura",
+    "takst",
+    "frikort",
+    "helsenett",
+]
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -69,7 +82,9 @@ class Scenes:
         strip = max(1, 240_000 // (w * 4))
         for top in range(0, h, strip):
             rows = bgrx[top : top + strip]
-            self._root.put_image(self._gc, x, y + top, w, len(rows), X.ZPixmap, 24, 0, rows.tobytes())
+            self._root.put_image(
+                self._gc, x, y + top, w, len(rows), X.ZPixmap, 24, 0, rows.tobytes()
+            )
 
     def _fill(self, colour: int, x: int, y: int, w: int, h: int) -> None:
         self._gc.change(foreground=colour)
@@ -78,7 +93,7 @@ class Scenes:
     def desktop(self) -> None:
         """The starting picture of every scene: a plain desktop with a document."""
         self._fill(DESKTOP, 0, 0, self.width, self.height)
-        x, y, w, h = self._scroll_area
+        x, y, _w, h = self._scroll_area
         self._put(self._page[:h], x, y)
         self._x.sync()
 
@@ -137,7 +152,13 @@ class Scenes:
             root = d.screen().root
             x, y, w, h = self.TARGET
             window = root.create_window(
-                x, y, w, h, 0, X.CopyFromParent, background_pixel=0x202020,
+                x,
+                y,
+                w,
+                h,
+                0,
+                X.CopyFromParent,
+                background_pixel=0x202020,
                 event_mask=X.KeyPressMask | X.ExposureMask,
             )
             window.map()
@@ -161,7 +182,9 @@ class Scenes:
         return thread
 
 
-def _uncovered(old: tuple[int, int], new: tuple[int, int], w: int, h: int) -> list[tuple[int, int, int, int]]:
+def _uncovered(
+    old: tuple[int, int], new: tuple[int, int], w: int, h: int
+) -> list[tuple[int, int, int, int]]:
     """Parts of the old rectangle the new one does not cover (at most two strips)."""
     (ox, oy), (nx, ny) = old, new
     rects = []

@@ -10,6 +10,10 @@ bytes per update, bandwidth, and the server process's CPU time per update and pe
 second (psutil); then the time from a key event sent to the first update that carries
 the changed pixels, for both. Ours is printed as a ratio to x11vnc.
 
+Then the same key press measured where the technician sees it: noVNC in headless
+Chromium, behind websockify, for both servers (the classic stack: x11vnc + websockify +
+noVNC), until the target pixel changes on the canvas.
+
 Also: capture time with mss's XShmGetImage against XGetImage, and our scroll detection
 on and off (CopyRect removed from the encodings) for the scrolling scene.
 
@@ -35,6 +39,7 @@ import psutil
 from tests.desktop.xvfb import xvfb
 
 from bench._desktop_scenes import Scenes
+from bench._novnc_latency import novnc_latency
 from bench._rfb_probe import ENCODINGS, Probe
 from fjernhjelp.agent.desktop import damage
 from fjernhjelp.agent.desktop.capture import Screen
@@ -73,7 +78,11 @@ def cpu_seconds(proc: psutil.Process) -> float:
 
 
 async def measure_scene(
-    scenes: Scenes, name: str, port: int, proc: psutil.Process, seconds: float,
+    scenes: Scenes,
+    name: str,
+    port: int,
+    proc: psutil.Process,
+    seconds: float,
     encodings: list[int],
 ) -> dict[str, float]:
     await asyncio.to_thread(scenes.desktop)
@@ -179,6 +188,25 @@ def ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}" if theirs else "n/a"
 
 
+def start_servers(
+    display: str, ours_port: int, theirs_port: int
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """Our agent (its command-line VNC port) and x11vnc, both on ``display``."""
+    ours = subprocess.Popen(
+        [sys.executable, "-m", "fjernhjelp", "agent", "desktop-serve",
+         "--listen", f"127.0.0.1:{ours_port}", "--display", display],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    theirs = subprocess.Popen(
+        ["x11vnc", "-display", display, "-rfbport", str(theirs_port), "-localhost",
+         "-nopw", "-forever", "-shared", "-quiet", "-ncache", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return ours, theirs
+
+
 async def run(args: argparse.Namespace) -> None:
     if shutil.which("x11vnc") is None:
         raise SystemExit("x11vnc is not installed (make system-deps installs it)")
@@ -189,16 +217,7 @@ async def run(args: argparse.Namespace) -> None:
         for label, value in pipeline_costs(server.display, scenes).items():
             print(f"  {label:36s} {value:8.1f}")
         ours_port, theirs_port = free_port(), free_port()
-        ours = subprocess.Popen(
-            [sys.executable, "-m", "fjernhjelp", "agent", "desktop-serve",
-             "--listen", f"127.0.0.1:{ours_port}", "--display", server.display],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        theirs = subprocess.Popen(
-            ["x11vnc", "-display", server.display, "-rfbport", str(theirs_port), "-localhost",
-             "-nopw", "-forever", "-shared", "-quiet", "-ncache", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        ours, theirs = start_servers(server.display, ours_port, theirs_port)
         try:
             wait_port(ours_port, ours)
             wait_port(theirs_port, theirs)
@@ -221,6 +240,13 @@ async def run(args: argparse.Namespace) -> None:
                 who: await measure_latency(scenes, port, args.samples)
                 for who, (port, _proc, _enc) in servers.items()
             }
+            tx, ty, tw, th = Scenes.TARGET
+            in_novnc = await asyncio.to_thread(
+                novnc_latency,
+                {who: port for who, (port, _proc, _enc) in servers.items()},
+                (tx + tw // 2, ty + th // 2),
+                args.samples,
+            )
         finally:
             for proc in (ours, theirs):
                 proc.terminate()
@@ -229,29 +255,46 @@ async def run(args: argparse.Namespace) -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
     report(results, latency, args.samples)
+    report_latency(
+        "key press to changed canvas pixels in noVNC (Chromium) through websockify",
+        in_novnc,
+        args.samples,
+    )
 
 
 def report(
     results: dict[tuple[str, str], dict[str, float]], latency: dict[str, list[float]], samples: int
 ) -> None:
     print()
-    print(f"{'scene':8s} {'server':22s} {'upd/s':>7s} {'KB/upd':>8s} {'Mbit/s':>8s} "
-          f"{'CPU ms/upd':>10s} {'CPU %':>6s}")
+    print(
+        f"{'scene':8s} {'server':22s} {'upd/s':>7s} {'KB/upd':>8s} {'Mbit/s':>8s} "
+        f"{'CPU ms/upd':>10s} {'CPU %':>6s}"
+    )
     for (scene, who), r in results.items():
-        print(f"{scene:8s} {who:22s} {r['fps']:7.1f} {r['bytes_per_frame'] / 1000:8.1f} "
-              f"{r['mbit_per_s']:8.2f} {r['cpu_ms_per_frame']:10.1f} {r['cpu_percent']:6.1f}")
+        print(
+            f"{scene:8s} {who:22s} {r['fps']:7.1f} {r['bytes_per_frame'] / 1000:8.1f} "
+            f"{r['mbit_per_s']:8.2f} {r['cpu_ms_per_frame']:10.1f} {r['cpu_percent']:6.1f}"
+        )
     print()
     print("ours as a ratio to x11vnc (same scene, same client, same run):")
     print(f"{'scene':8s} {'upd/s':>7s} {'B/upd':>7s} {'Mbit/s':>7s} {'CPU/upd':>8s} {'CPU %':>7s}")
     for scene in SCENES:
         a, b = results[scene, "ours"], results[scene, "x11vnc"]
-        print(f"{scene:8s} {ratio(a['fps'], b['fps']):>7s} "
-              f"{ratio(a['bytes_per_frame'], b['bytes_per_frame']):>7s} "
-              f"{ratio(a['mbit_per_s'], b['mbit_per_s']):>7s} "
-              f"{ratio(a['cpu_ms_per_frame'], b['cpu_ms_per_frame']):>8s} "
-              f"{ratio(a['cpu_percent'], b['cpu_percent']):>7s}")
+        print(
+            f"{scene:8s} {ratio(a['fps'], b['fps']):>7s} "
+            f"{ratio(a['bytes_per_frame'], b['bytes_per_frame']):>7s} "
+            f"{ratio(a['mbit_per_s'], b['mbit_per_s']):>7s} "
+            f"{ratio(a['cpu_ms_per_frame'], b['cpu_ms_per_frame']):>8s} "
+            f"{ratio(a['cpu_percent'], b['cpu_percent']):>7s}"
+        )
+    report_latency(
+        "key press to the update carrying the change (measuring client)", latency, samples
+    )
+
+
+def report_latency(title: str, latency: dict[str, list[float]], samples: int) -> None:
     print()
-    print(f"key press to changed pixels at the viewer ({samples} presses each):")
+    print(f"{title}, {samples} presses each:")
     medians = {}
     for who, values in latency.items():
         if not values:
@@ -260,8 +303,10 @@ def report(
         values = sorted(values)
         medians[who] = statistics.median(values)
         p90 = values[int(0.9 * (len(values) - 1))]
-        print(f"  {who:8s} median {medians[who] * 1000:6.1f} ms   p90 {p90 * 1000:6.1f} ms   "
-              f"({len(values)}/{samples} arrived)")
+        print(
+            f"  {who:8s} median {medians[who] * 1000:6.1f} ms   p90 {p90 * 1000:6.1f} ms   "
+            f"({len(values)}/{samples} arrived)"
+        )
     if len(medians) == 2:
         print(f"  ratio ours/x11vnc (median): {ratio(medians['ours'], medians['x11vnc'])}")
 
