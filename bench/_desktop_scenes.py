@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tests.desktop.xvfb import photo
 from Xlib import X
 from Xlib import display as xdisplay
+from Xlib.error import ConnectionClosedError
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 STEP = 1 / 30  # scenes change 30 times a second
@@ -169,7 +170,10 @@ class Scenes:
             d.sync()
             ready.set()
             while True:
-                event = d.next_event()
+                try:
+                    event = d.next_event()
+                except ConnectionClosedError:
+                    return  # the X server has stopped: the bench is over
                 if event.type == X.KeyPress:
                     colour = (colour + 0x3F7F1F) & 0xFFFFFF
                     gc.change(foreground=colour)

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from fjernhjelp.agent.desktop import serve_desktop
+from fjernhjelp.agent.desktop import DesktopUnavailable, serve_desktop, session
 from fjernhjelp.agent.desktop.transport import MAX_CHANNEL_MESSAGE, ChannelStream
 from fjernhjelp.tunnel.channel import ChannelClosed, memory_pair
 from tests.desktop.xvfb import Xvfb
@@ -55,3 +55,34 @@ def test_serve_desktop_on_a_channel(xserver: Xvfb) -> None:
     assert start[:4] == b"\x00\x00\x00\x01"  # one rectangle
     assert max(sizes) <= MAX_CHANNEL_MESSAGE
     assert sum(sizes) > 1280 * 800 * 4  # the 4 MB frame went as many messages
+
+
+def test_an_unusable_display_is_refused_and_the_channel_closed() -> None:
+    async def run() -> None:
+        agent_end, viewer_end = memory_pair()
+        with pytest.raises(DesktopUnavailable) as refused:
+            await serve_desktop(agent_end, display=":9999", view_only=False)
+        assert refused.value.display == ":9999"
+        with pytest.raises(ChannelClosed):
+            await viewer_end.recv()
+
+    asyncio.run(run())
+
+
+def test_a_viewer_that_never_speaks_is_dropped(
+    xserver: Xvfb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "HANDSHAKE_TIMEOUT", 0.5)
+
+    async def run() -> bytes:
+        agent_end, viewer_end = memory_pair()
+        service = asyncio.create_task(
+            serve_desktop(agent_end, display=xserver.display, view_only=True)
+        )
+        greeting = await viewer_end.recv()  # the server's version; the viewer stays silent
+        await asyncio.wait_for(service, 20)
+        with pytest.raises(ChannelClosed):
+            await viewer_end.recv()
+        return greeting
+
+    assert asyncio.run(run()) == b"RFB 003.008\n"

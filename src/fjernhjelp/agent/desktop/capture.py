@@ -18,10 +18,7 @@ from Xlib.ext import xfixes
 from fjernhjelp.agent.desktop.damage import union
 from fjernhjelp.agent.desktop.encoders.base import Rect
 from fjernhjelp.agent.desktop.encoders.cursor import CursorImage
-
-
-class CaptureError(Exception):
-    """The X display cannot be opened or read."""
+from fjernhjelp.agent.desktop.errors import DesktopUnavailable
 
 
 class Screen:
@@ -33,7 +30,7 @@ class Screen:
         try:
             self._x = xdisplay.Display(display)
         except (DisplayError, OSError) as exc:
-            raise CaptureError(f"cannot open X display {display}: {exc}") from exc
+            raise DesktopUnavailable(display, f"cannot open: {exc}") from exc
         self._root = self._x.screen().root
         self._has_xfixes = self._x.has_extension("XFIXES")
         if self._has_xfixes:

@@ -23,13 +23,11 @@ from Xlib.error import DisplayError
 from Xlib.ext import xfixes
 from Xlib.protocol import event as xevent
 
+from fjernhjelp.agent.desktop.errors import DesktopUnavailable
+
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 1 << 20  # a larger selection is not forwarded
-
-
-class ClipboardError(Exception):
-    """The X display cannot be opened or lacks XFIXES."""
 
 
 class Clipboard:
@@ -39,10 +37,10 @@ class Clipboard:
         try:
             self._x = xdisplay.Display(display)
         except (DisplayError, OSError) as exc:
-            raise ClipboardError(f"cannot open X display {display}: {exc}") from exc
+            raise DesktopUnavailable(display, f"cannot open: {exc}") from exc
         if not self._x.has_extension("XFIXES"):
             self._x.close()
-            raise ClipboardError(f"X display {display} has no XFIXES extension")
+            raise DesktopUnavailable(display, "no XFIXES extension")
         self._x.xfixes_query_version()
         self._on_change = on_change
         root = self._x.screen().root

@@ -16,12 +16,10 @@ from Xlib import XK, X
 from Xlib import display as xdisplay
 from Xlib.error import DisplayError
 
+from fjernhjelp.agent.desktop.errors import DesktopUnavailable
+
 SHIFTS = (XK.XK_Shift_L, XK.XK_Shift_R)
 BUTTONS = 8  # RFB's mask: 1-3 buttons, 4/5 wheel up/down, 6/7 wheel left/right, 8 back
-
-
-class InputError(Exception):
-    """The X display or its XTest extension is not usable."""
 
 
 def _adjusts_shift(keysym: int) -> bool:
@@ -36,10 +34,10 @@ class InputInjector:
         try:
             self._x = xdisplay.Display(display)
         except (DisplayError, OSError) as exc:
-            raise InputError(f"cannot open X display {display}: {exc}") from exc
+            raise DesktopUnavailable(display, f"cannot open: {exc}") from exc
         if not self._x.has_extension("XTEST"):
             self._x.close()
-            raise InputError(f"X display {display} has no XTEST extension")
+            raise DesktopUnavailable(display, "no XTEST extension")
         geometry = self._x.screen().root.get_geometry()
         self._width, self._height = geometry.width, geometry.height
         self._buttons = 0

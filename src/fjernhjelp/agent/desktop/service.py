@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from fjernhjelp.agent.desktop.errors import DesktopUnavailable
 from fjernhjelp.agent.desktop.session import DesktopSession, InputEvent
 from fjernhjelp.agent.desktop.transport import ByteStream, ChannelStream, SocketStream
 from fjernhjelp.tunnel.channel import Channel
@@ -48,7 +49,8 @@ async def serve_desktop(
     Returns when the viewer disconnects, the channel closes or the viewer breaks the
     protocol; the channel is closed on return. ``view_only`` sessions never open XTest
     and ignore clipboard text from the viewer. ``on_input`` is told of every input
-    message (``applied`` False when ignored).
+    message (``applied`` False when ignored). Raises DesktopUnavailable if the X
+    display cannot be used (the channel is closed all the same).
     """
     await serve_stream(
         ChannelStream(channel),
@@ -74,12 +76,15 @@ async def listen_tcp(
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         log.info("desktop viewer connected from %s", peer)
-        await serve_stream(
-            SocketStream(reader, writer),
-            display=display,
-            view_only=view_only,
-            share_clipboard=share_clipboard,
-            name=name,
-        )
+        try:
+            await serve_stream(
+                SocketStream(reader, writer),
+                display=display,
+                view_only=view_only,
+                share_clipboard=share_clipboard,
+                name=name,
+            )
+        except DesktopUnavailable as exc:
+            log.error("desktop viewer refused: %s", exc)
 
     return await asyncio.start_server(connected, host, port)

@@ -43,6 +43,11 @@ T = TypeVar("T")
 FRAME_INTERVAL = 1 / 30  # how often a pending request looks for changes
 IDLE_INTERVAL = 1 / 10  # after IDLE_AFTER seconds without changes or input
 IDLE_AFTER = 2.0
+# Right after input the application is about to redraw: look again soon, so a key press
+# shows as soon as it is drawn. DAMAGE makes each look cheap (no capture if nothing moved).
+EAGER_INTERVAL = 1 / 200
+EAGER_FOR = 0.15
+HANDSHAKE_TIMEOUT = 30.0  # a viewer that says nothing does not hold the display open
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +120,7 @@ class DesktopSession:
         self._wake = asyncio.Event()
         self._refused_resizes = 0
         self._last_activity = time.monotonic()
+        self._last_input = 0.0
         self._write_lock = asyncio.Lock()
         self._clipboard_out: asyncio.Queue[str] = asyncio.Queue(maxsize=8)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="desktop-screen")
@@ -145,7 +151,11 @@ class DesktopSession:
                 )
                 self._clipboard.start()
             width, height = screen.size
-            await rfb.handshake(self._stream, width, height, self._name)
+            try:
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                    await rfb.handshake(self._stream, width, height, self._name)
+            except TimeoutError:
+                raise rfb.ProtocolError("no handshake from the viewer") from None
             await self._serve()
         except rfb.ProtocolError as exc:
             log.warning("desktop session closed: %s", exc.reason)
@@ -222,7 +232,7 @@ class DesktopSession:
     def _input(self, kind: Literal["key", "pointer"]) -> None:
         self._report(kind, self._injector is not None)
         if self._injector is not None:
-            self._last_activity = time.monotonic()
+            self._last_activity = self._last_input = time.monotonic()
             self._wake.set()  # look for the effect at once
 
     def _report(self, kind: Literal["key", "pointer", "clipboard"], applied: bool) -> None:
@@ -275,9 +285,15 @@ class DesktopSession:
                 continue
             # Nothing changed: the request stays pending until something does.
             self._request = request if self._request is None else request.merge(self._request)
-            idle = time.monotonic() - self._last_activity > IDLE_AFTER
+            now = time.monotonic()
+            if now - self._last_input < EAGER_FOR:
+                interval = EAGER_INTERVAL
+            elif now - self._last_activity > IDLE_AFTER:
+                interval = IDLE_INTERVAL
+            else:
+                interval = FRAME_INTERVAL
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), IDLE_INTERVAL if idle else FRAME_INTERVAL)
+                await asyncio.wait_for(self._wake.wait(), interval)
             self._requested.set()
 
     def _prepare(self, job: _Job) -> bytes | None:

@@ -14,14 +14,3 @@ PIXEL_ENCODERS: dict[int, type[Encoder]] = {
     Encoding.ZRLE: ZrleEncoder,
     Encoding.RAW: RawEncoder,
 }
-
-
-def choose(client_encodings: tuple[int, ...]) -> Encoder:
-    """The first pixel encoding in the client's order of preference that the agent has.
-
-    Raw is always allowed: RFB requires every client to decode it.
-    """
-    for number in client_encodings:
-        if number in PIXEL_ENCODERS:
-            return PIXEL_ENCODERS[number]()
-    return RawEncoder()
