@@ -24,6 +24,7 @@ class Xvfb:
         self.display = f":{number}"
         self.width = width
         self.height = height
+        self.initial = (width, height)
         self.proc = proc
 
     def env(self) -> dict[str, str]:
@@ -42,6 +43,24 @@ class Xvfb:
             return data[:, :, 2::-1].copy()
         finally:
             d.close()
+
+    def resize(self, width: int, height: int) -> None:
+        """Change the screen size with RandR, as a user changing the resolution would."""
+        mode = f"{width}x{height}"
+        if (width, height) != self.initial:
+            name = f"fjh_{mode}"
+            env = self.env()
+            subprocess.run(["xrandr", "--newmode", name, "60", str(width), str(width + 48),
+                            str(width + 152), str(width + 304), str(height), str(height + 3),
+                            str(height + 7), str(height + 30)], env=env, check=False)  # fmt: skip
+            subprocess.run(["xrandr", "--addmode", "screen", name], env=env, check=False)
+            mode = name
+        subprocess.run(
+            ["xrandr", "--output", "screen", "--mode", mode, "--fb", f"{width}x{height}"],
+            env=self.env(),
+            check=True,
+        )
+        self.width, self.height = width, height
 
     def run(self, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
         return subprocess.Popen(list(args), env=self.env(), **kwargs)  # type: ignore[call-overload]

@@ -11,7 +11,8 @@ import pytest
 from Xlib import display as xdisplay
 
 from tests.agent.desktop.rfbclient import RfbClient, raw_pixels
-from tests.desktop.xvfb import Xvfb
+from tests.desktop.agent import AgentPort
+from tests.desktop.xvfb import Xvfb, xvfb
 
 pytestmark = pytest.mark.desktop
 
@@ -157,6 +158,37 @@ def test_extended_desktop_size_is_announced_and_a_resize_request_refused(
     (reply,) = [r for r in second if r.encoding == -308]
     assert (reply.x, reply.y) == (1, 1)  # reason: client request; status: prohibited
     assert (reply.w, reply.h) == (1280, 800)  # the screen keeps its size
+
+
+@pytest.mark.parametrize("encoding", [-223, -308])
+def test_a_screen_size_change_is_announced_and_the_new_screen_sent(encoding: int) -> None:
+    with xvfb(1280, 800) as server:
+        port = AgentPort(server.display, view_only=False)
+        try:
+            paint(server, 0x2288DD, 900, 600, 300, 150)
+
+            async def run() -> list:
+                client = await RfbClient.connect(port.port)
+                await client.handshake()
+                client.set_encodings([0, encoding])
+                client.request(False)
+                await client.read_update()
+                await asyncio.to_thread(server.resize, 1024, 768)
+                client.request(True)
+                rects = await client.read_update()
+                await client.close()
+                return rects
+
+            rects = port.run(run())
+        finally:
+            port.close()
+        size = [r for r in rects if r.encoding == encoding]
+        assert [(r.w, r.h) for r in size] == [(1024, 768)]
+        (raw,) = [r for r in rects if r.encoding == 0]
+        assert (raw.x, raw.y, raw.w, raw.h) == (0, 0, 1024, 768)
+        pixels = raw_pixels(raw, "<u4")
+        rgb = np.stack([(pixels >> 16) & 255, (pixels >> 8) & 255, pixels & 255], axis=-1)
+        assert np.array_equal(rgb.astype(np.uint8), server.screen())
 
 
 MALFORMED = {

@@ -38,8 +38,6 @@ class InputInjector:
         if not self._x.has_extension("XTEST"):
             self._x.close()
             raise DesktopUnavailable(display, "no XTEST extension")
-        geometry = self._x.screen().root.get_geometry()
-        self._width, self._height = geometry.width, geometry.height
         self._buttons = 0
         self._held: dict[int, int] = {}  # keysym -> keycode we pressed for it
         self._shift_code = self._x.keysym_to_keycode(XK.XK_Shift_L)
@@ -51,8 +49,7 @@ class InputInjector:
     # -- pointer --------------------------------------------------------------------
 
     def pointer(self, buttons: int, x: int, y: int) -> None:
-        x = min(max(x, 0), self._width - 1)
-        y = min(max(y, 0), self._height - 1)
+        # The X server keeps the pointer on the screen, whatever its current size.
         self._x.xtest_fake_input(X.MotionNotify, x=x, y=y)
         for bit in range(BUTTONS):
             was, now = self._buttons >> bit & 1, buttons >> bit & 1
