@@ -102,6 +102,13 @@ def test_a_vertical_scroll_is_found_and_verified() -> None:
     copied = before[scroll.src_y : scroll.src_y + dest.height, dest.x : dest.x + dest.width]
     assert np.array_equal(dest.slice(after), copied)
     assert dest.height >= 300
+    # Once the viewer's copy is applied, only the uncovered rows remain to be sent, and
+    # the cheap border-only update of the grid agrees with a full comparison.
+    model = before.copy()
+    model[dest.y : dest.y + dest.height, dest.x : dest.x + dest.width] = copied
+    damage.after_copy(grid, model, after, dest)
+    assert np.array_equal(grid, damage.dirty_tiles(model, after))
+    assert grid.sum() < damage.dirty_tiles(before, after).sum() / 3
 
 
 def test_an_unrelated_change_is_not_taken_for_a_scroll() -> None:

@@ -370,7 +370,7 @@ class DesktopSession:
                     )
                     out.append(copy_rect(dest, dest.x, scroll.src_y))
                     state.stats["copyrect"] += 1
-                    grid = damage.dirty_tiles(model, frame, state.pending)
+                    damage.after_copy(grid, model, frame, dest)
             todo = []
             for rect in damage.tiles_to_rects(grid, width, height):
                 clipped = damage.clip(rect, area)
