@@ -146,9 +146,14 @@ def test_technician_types_norwegian_text_and_clicks_through_novnc(
         open_viewer(viewer, b)
         assert shows_screen(viewer, xserver, max_error=255, mean_error=5)
         viewer.mouse.click(*canvas_point(viewer, *entry_app.ENTRY))
+        # Keyboard events reach noVNC through the focused canvas, as for a technician
+        # who clicked into the remote screen.
+        viewer.wait_for_function("document.activeElement.tagName === 'CANVAS'")
         type_norwegian(viewer, TEXT)
         viewer.mouse.click(*canvas_point(viewer, *entry_app.BUTTON))
-        assert entry_app.wait_result() == TEXT
+        result = entry_app.wait_result()
+        kinds = [e.kind for e in b.inputs]
+        assert result == TEXT, f"keys at the application: {entry_app.keys()}; sent: {kinds}"
         assert all(event.applied for event in b.inputs)
 
 
