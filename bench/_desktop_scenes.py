@@ -73,23 +73,48 @@ class Scenes:
         self._window[:28] = (40, 70, 140)  # a title bar
         self._window[28:120, 10:470] = 255
         self._target = None
+        # The scrolling document is a real window, so x11vnc's scroll detection (which
+        # watches applications' XCopyArea on their windows) gets its chance too.
+        x, y, w, h = self._scroll_area
+        self._document = self._root.create_window(
+            x, y, w, h, 0, X.CopyFromParent, background_pixel=0xFFFFFF
+        )
+        self._document_gc = self._document.create_gc()
 
     # -- drawing helpers --------------------------------------------------------------
 
-    def _put(self, image: np.ndarray, x: int, y: int) -> None:
+    def _put(
+        self, image: np.ndarray, x: int, y: int, drawable: object = None, gc: object = None
+    ) -> None:
+        drawable = drawable or self._root
+        gc = gc or self._gc
         h, w = image.shape[:2]
         bgrx = np.zeros((h, w, 4), np.uint8)
         bgrx[:, :, :3] = image[:, :, ::-1]
         strip = max(1, 240_000 // (w * 4))
         for top in range(0, h, strip):
             rows = bgrx[top : top + strip]
-            self._root.put_image(
-                self._gc, x, y + top, w, len(rows), X.ZPixmap, 24, 0, rows.tobytes()
+            drawable.put_image(  # type: ignore[attr-defined]
+                gc, x, y + top, w, len(rows), X.ZPixmap, 24, 0, rows.tobytes()
             )
 
     def _fill(self, colour: int, x: int, y: int, w: int, h: int) -> None:
         self._gc.change(foreground=colour)
         self._root.fill_rectangle(self._gc, x, y, w, h)
+
+    def prepare(self, name: str) -> None:
+        """Draw the starting picture of scene ``name``."""
+        self.desktop()
+        if name == "scroll":
+            self._document.map()
+            self._x.sync()
+            self._put(self._page[: self._scroll_area[3]], 0, 0, self._document, self._document_gc)
+            self._x.sync()
+
+    def finish(self, name: str) -> None:
+        if name == "scroll":
+            self._document.unmap()
+            self._x.sync()
 
     def desktop(self) -> None:
         """The starting picture of every scene: a plain desktop with a document."""
@@ -118,11 +143,12 @@ class Scenes:
         pass
 
     def _step_scroll(self, step: int) -> None:
-        x, y, w, h = self._scroll_area
+        _x, _y, w, h = self._scroll_area
         line = 20
-        self._root.copy_area(self._gc, self._root, x, y + line, w, h - line, x, y)
+        doc, gc = self._document, self._document_gc
+        doc.copy_area(gc, doc, 0, line, w, h - line, 0, 0)
         top = (step + 1) * line % (len(self._page) - h)
-        self._put(self._page[top + h - line : top + h], x, y + h - line)
+        self._put(self._page[top + h - line : top + h], 0, h - line, doc, gc)
 
     def _window_at(self, step: int) -> tuple[int, int]:
         span_x, span_y = self.width - 480, self.height - 320

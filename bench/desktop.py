@@ -85,7 +85,7 @@ async def measure_scene(
     seconds: float,
     encodings: list[int],
 ) -> dict[str, float]:
-    await asyncio.to_thread(scenes.desktop)
+    await asyncio.to_thread(scenes.prepare, name)
     probe = await Probe.connect(port, encodings)
     reader = asyncio.create_task(probe.run())
     await probe.next_update()
@@ -99,6 +99,7 @@ async def measure_scene(
     t1, cpu1 = time.monotonic(), cpu_seconds(proc)
     updates = [u for u in probe.updates[first:] if u.received <= t1]
     await asyncio.to_thread(player.join)
+    await asyncio.to_thread(scenes.finish, name)
     reader.cancel()
     await probe.close()
     elapsed, frames = t1 - t0, len(updates)
