@@ -146,3 +146,26 @@ def test_view_only_session_injects_nothing(
     assert entry_app.keys() == []
     assert entry_app.wait_result(timeout=1) is None
     assert keyboard_mapping(xserver) == before
+
+
+def test_a_new_pointer_shape_is_sent_without_any_screen_change(
+    agent, xserver: Xvfb, entry_app: EntryApp
+) -> None:
+    async def run() -> tuple[list, list]:
+        client = await RfbClient.connect(agent.port)
+        await client.handshake()
+        client.set_encodings([0, -239])
+        client.pointer(0, 700, 600)  # over the bare root window: X's default cursor
+        client.request(False, 0, 0, 1, 1)
+        first = await client.read_update()
+        client.pointer(0, *entry_app.ENTRY)  # Tk shows its text cursor over an Entry
+        client.request(True, 0, 0, 1, 1)  # a corner where nothing changes
+        second = await client.read_update()
+        await client.close()
+        return first, second
+
+    first, second = agent.run(run())
+    (before,) = [r for r in first if r.encoding == -239]
+    (after,) = [r for r in second if r.encoding == -239]
+    assert [r for r in second if r.encoding == 0] == []  # only the shape changed
+    assert (after.w, after.h, after.payload) != (before.w, before.h, before.payload)
