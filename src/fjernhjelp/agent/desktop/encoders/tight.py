@@ -156,19 +156,37 @@ class TightEncoder:
 def _tile_colours(values: np.ndarray) -> list[np.ndarray | None]:
     """Distinct colours of each 64-pixel-wide tile of a strip (None: more than allowed).
 
-    All tiles of the strip are sorted in one call; per-tile calls cost more in
-    overhead than in sorting.
+    All tiles of the strip are sorted in one call; per-tile calls cost more in overhead
+    than in sorting. A quarter of the pixels is looked at first: a tile whose sample
+    already has too many colours is a photo without sorting the rest.
     """
     height, width = values.shape
     count = -(-width // TILE)
     if width % TILE:  # repeat the last column: adds no colour
         values = np.pad(values, ((0, 0), (0, count * TILE - width)), mode="edge")
-    tiles = values.reshape(height, count, TILE).transpose(1, 0, 2).reshape(count, -1)
-    ordered = np.sort(tiles, axis=1)
+    tiles = values.reshape(height, count, TILE).transpose(1, 0, 2)
+    many = _distinct_counts(tiles[:, ::2, ::2].reshape(count, -1)) > MAX_PALETTE
+    result: list[np.ndarray | None] = [None] * count
+    few = np.flatnonzero(~many)
+    if len(few):
+        ordered = np.sort(tiles[few].reshape(len(few), -1), axis=1)
+        starts = _starts(ordered)
+        counts = starts.sum(axis=1)
+        for k, i in enumerate(few.tolist()):
+            if counts[k] <= MAX_PALETTE:
+                result[i] = ordered[k][starts[k]]
+    return result
+
+
+def _starts(ordered: np.ndarray) -> np.ndarray:
+    """Where each run of equal values begins in the sorted rows of ``ordered``."""
     starts = np.ones(ordered.shape, bool)
     np.not_equal(ordered[:, 1:], ordered[:, :-1], out=starts[:, 1:])
-    counts = starts.sum(axis=1)
-    return [ordered[i][starts[i]] if counts[i] <= MAX_PALETTE else None for i in range(count)]
+    return starts
+
+
+def _distinct_counts(rows: np.ndarray) -> np.ndarray:
+    return _starts(np.sort(rows, axis=1)).sum(axis=1)
 
 
 def _tile_rows(rect: Rect) -> list[Rect]:
