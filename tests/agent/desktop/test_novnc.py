@@ -16,7 +16,6 @@ import pytest
 
 from tests.desktop.novnc import Bridge, bridge, canvas_pixels
 from tests.desktop.xvfb import APPS, EntryApp, Xvfb, photo, put_image, wait_for
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.desktop, pytest.mark.browser, pytest.mark.xdist_group("novnc")]
 
@@ -25,14 +24,10 @@ RAW, COPY_RECT, TIGHT, ZRLE = 0, 1, 7, 16
 CURSOR, EXT_DESKTOP_SIZE, QUALITY_6 = -239, -308, -26
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+@pytest.fixture
+def chromium(browser: object) -> object:
+    # The suite's one Playwright (tests/conftest.py): a second in this process would fail.
+    return browser
 
 
 @pytest.fixture
