@@ -6,14 +6,16 @@ STAMP  := $(VENV)/.installed-stamp
 SYSTEM_STAMP := .cache/system-deps-stamp
 
 # Debian packages the tests need: a real browser, a real X server and tools to drive it.
-DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils xauth x11vnc
+DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils xauth x11vnc nodejs
 
-.PHONY: run serve test test-sqlite lint bench system-deps clean
+NPM_STAMP := node_modules/.installed-stamp
 
-run: $(STAMP)
+.PHONY: run serve test test-sqlite lint bench system-deps npm-deps clean
+
+run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
 
-serve: $(STAMP)
+serve: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp serve
 
 $(STAMP): pyproject.toml
@@ -33,10 +35,17 @@ $(SYSTEM_STAMP):
 	fi
 	@mkdir -p $(dir $@) && touch $@
 
-test: $(STAMP) system-deps
+# Browser libraries (noVNC, xterm.js) from the npm registry, at the versions in package-lock.json.
+npm-deps: $(NPM_STAMP)
+
+$(NPM_STAMP): package.json package-lock.json | system-deps
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(STAMP) system-deps npm-deps
 	scripts/test.sh
 
-test-sqlite: $(STAMP) system-deps
+test-sqlite: $(STAMP) system-deps npm-deps
 	FJERNHJELP_TEST_BACKENDS=sqlite scripts/test.sh
 
 lint: $(STAMP)
@@ -46,4 +55,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/login.py
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache
+	rm -rf $(VENV) .cache .pytest_cache node_modules
