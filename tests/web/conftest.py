@@ -8,6 +8,7 @@ import pytest
 
 from tests.e2e import conftest as e2e
 from tests.web.harness import Harness
+from tests.web.sessions import wait_until
 
 browser = e2e.browser  # the e2e fixtures: one Chromium per session
 page = e2e.page
@@ -25,6 +26,6 @@ def harness() -> Iterator[Harness]:
 def tunnel_page(page, harness: Harness):  # type: ignore[no-untyped-def]
     """A blank page with the tunnel modules loaded, under the server's real CSP."""
     page.goto(harness.url + "/test/blank.html")
-    page.wait_for_function("document.getElementById('status').textContent === 'ready'")
+    wait_until(page, "document.getElementById('status').textContent === 'ready'")
     yield page
     assert page.evaluate("window.cspViolations") == []

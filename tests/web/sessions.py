@@ -15,3 +15,11 @@ def connect_page(
     public_key = page.evaluate("window.fjh.newEphemeral()")
     info = agent.issue(public_key, **ticket)
     return page.evaluate("([i, o]) => window.fjh.connectTo(i, o)", [info, options or {}])
+
+
+def wait_until(page: Any, condition: str) -> None:
+    """Waits for a JavaScript condition in the page. (Playwright's wait_for_function
+    evaluates its text with eval, which the strict CSP forbids, as it should.)"""
+    page.evaluate(
+        f"async () => {{ while (!({condition})) await new Promise((r) => setTimeout(r, 10)); }}"
+    )

@@ -8,7 +8,7 @@ import pytest
 
 from tests.web.agent import AgentSide
 from tests.web.rfb import COLOURS, RfbSource
-from tests.web.sessions import connect_page
+from tests.web.sessions import connect_page, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
@@ -23,7 +23,7 @@ def desktop_page(page, harness):  # type: ignore[no-untyped-def]
     messages: list[str] = []
     page.on("console", lambda m: messages.append(m.text))
     page.goto(harness.url + "/test/desktop.html")
-    page.wait_for_function("window.fjh && window.desk")
+    wait_until(page, "window.fjh && window.desk")
     page.console_messages = messages
     yield page
     assert page.evaluate("window.cspViolations") == []
