@@ -72,6 +72,10 @@ class AgentSide:
     closed: TunnelClosed | None = None
     received_control: list[Any] = field(default_factory=list)
     _settled: asyncio.Event = field(default_factory=asyncio.Event)
+    # When set, streams wait for consent() before the agent decides them, as the real
+    # agent holds them while it asks the end user.
+    consent_required: bool = False
+    _consent: asyncio.Event = field(default_factory=asyncio.Event)
 
     def issue(self, technician_key_b64: str, **ticket: Any) -> dict[str, Any]:
         """What the server's POST /api/v1/sessions would answer the page."""
@@ -90,12 +94,23 @@ class AgentSide:
             "relay_token": technician_token,
             "agent_identity_key": base64.b64encode(raw_public(self.world.agent)).decode(),
             "permissions": sorted(self.allowed),
-            "consent_required": False,
+            "consent_required": self.consent_required,
+            "expires_at": "2030-01-01T00:00:00Z",
         }
 
     async def _authorize(self, request: StreamRequest) -> bool:
         self.requests.append(request)
+        if self.consent_required:
+            await self._consent.wait()
         return request.service in self.allowed
+
+    async def consent(self, state: str = "given") -> None:
+        """The end user answered: tell the page on the control stream."""
+        await self.settled()
+        assert self.tunnel is not None
+        await self.tunnel.control.send_json({"type": "consent", "state": state})
+        if state == "given":
+            self._consent.set()
 
     async def _run(self) -> None:
         ws = await ws_connect(self.harness.ws_url, compression=None, max_size=MAX_RECORD + 1024)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e import conftest as e2e
+from tests.web.console_routes import ConsoleApi
 from tests.web.harness import Harness
 from tests.web.sessions import wait_until
 
@@ -17,6 +18,8 @@ page = e2e.page
 @pytest.fixture(scope="session")
 def harness() -> Iterator[Harness]:
     server = Harness()
+    server.console = ConsoleApi()  # type: ignore[attr-defined]
+    server.routes.extend(server.console.routes())  # type: ignore[attr-defined]
     server.start()
     yield server
     server.stop()

@@ -31,7 +31,7 @@ from fjernhjelp.server.deps import (
 )
 from fjernhjelp.server.health import router as health_router
 from fjernhjelp.server.housekeeping import Housekeeping
-from fjernhjelp.server.pages import account, auth, home, portal
+from fjernhjelp.server.pages import account, auth, console_session, home, portal
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
 from fjernhjelp.server.state import AppState, build_state
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.include_router(health_router)
     for module in (api_auth, api_me, api_audit):
         app.include_router(module.router, prefix="/api/v1")
-    for page in (auth, account, home, portal):
+    for page in (auth, account, home, portal, console_session):
         app.include_router(page.router, include_in_schema=False)
     browser_libs.mount(app, settings.browser_libs_dir)
     app.mount("/static", browser_libs.ModuleFiles(directory=STATIC), name="static")

@@ -116,15 +116,18 @@ export async function loadRFB() {
 
 /**
  * Opens the "desktop" stream and a noVNC viewer on it inside `target`.
- * @returns {Promise<{rfb: object, channel: TunnelChannel}>} the viewer appears at once and
- *   connects when the agent accepts the stream; the stream's refusal closes the channel.
+ * @returns {Promise<{rfb: object, channel: TunnelChannel, opened: Promise<Stream>}>} the
+ *   viewer appears at once and connects when the agent accepts the stream (`opened`
+ *   resolves); a refusal rejects `opened` with StreamRefused and closes the channel.
  */
 export async function openDesktop(tunnel, target, { viewOnly = false, scale = true, params = {} } = {}) {
   const RFB = await loadRFB();
-  const channel = new TunnelChannel(tunnel.open("desktop", params));
+  const opened = tunnel.open("desktop", params);
+  opened.catch(() => {}); // the channel reports it to noVNC; callers may await `opened`
+  const channel = new TunnelChannel(opened);
   const rfb = new RFB(target, channel, { shared: true });
   rfb.viewOnly = viewOnly;
   rfb.scaleViewport = scale;
   rfb.focusOnClick = true;
-  return { rfb, channel };
+  return { rfb, channel, opened };
 }
