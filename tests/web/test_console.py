@@ -253,3 +253,40 @@ async def _until(predicate) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(20):
         while not predicate():  # noqa: ASYNC110 - the RFB source records into plain lists
             await asyncio.sleep(0.02)
+
+
+def test_the_machine_list_groups_searches_and_connects(view, harness) -> None:
+    harness.console.machines = [
+        {
+            "id": f"m-{name}",
+            "hostname": name,
+            "customer": {"id": customer, "name": customer},
+            "group": {"id": group, "name": group},
+            "online": online,
+            "last_seen_at": "2026-01-01T10:00:00Z",
+            "os": "Debian GNU/Linux 13",
+            "users": users,
+        }
+        for name, customer, group, online, users in [
+            ("resepsjon-1", "Blåbærlia legekontor", "Resepsjon", True, ["kari"]),
+            ("lab-2", "Blåbærlia legekontor", "Lab", False, []),
+            ("tann-1", "Smil tannklinikk", "Behandlingsrom", True, ["ola"]),
+        ]
+    ]
+    page = view
+    page.goto(f"{harness.url}/test/machines")
+    wait_until(page, "document.querySelectorAll('#machine-groups li').length === 3")
+    assert page.get_by_test_id("console-empty").count() == 0
+    customers = page.locator("#machine-groups h3").all_inner_texts()
+    assert customers == ["Blåbærlia legekontor", "Smil tannklinikk"]
+    lab = page.locator("li[data-machine-id=m-lab-2]").inner_text()
+    assert "Ikke pålogget" in lab
+    assert "Pålogget" in page.locator("li[data-machine-id=m-tann-1]").inner_text()
+    page.fill("#machine-search", "ola")
+    wait_until(page, "document.querySelectorAll('#machine-groups li').length === 1")
+    page.fill("#machine-search", "finnes ikke")
+    wait_until(page, "!document.getElementById('machine-none').hidden")
+    assert page.inner_text("#machine-none") == "Ingen maskiner passer søket."
+    page.fill("#machine-search", "resepsjon")
+    page.click("li[data-machine-id=m-resepsjon-1] a.connect")
+    page.wait_for_url("**/console/connect/m-resepsjon-1")
