@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.agent import AgentSide
-from tests.web.services import REAL_FILES, chat_service, files_service, shell_service
-from tests.web.sessions import connect_page, wait_until
+from tests.e2e.js.agent import AgentSide
+from tests.e2e.js.services import REAL_FILES, chat_service, files_service, shell_service
+from tests.e2e.js.sessions import connect_page, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 

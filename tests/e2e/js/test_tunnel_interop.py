@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from fjernhjelp.tunnel import CloseCode
-from tests.web.agent import AgentSide, echo, sink, source
-from tests.web.sessions import connect_page
+from tests.e2e.js.agent import AgentSide, echo, sink, source
+from tests.e2e.js.sessions import connect_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

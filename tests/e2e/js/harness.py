@@ -31,7 +31,7 @@ from fjernhjelp.server.security import SecurityHeaders
 from tests.e2e.conftest import free_port
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PAGES = Path(__file__).parent / "pages"
 VECTORS = ROOT / "tests" / "data" / "vectors" / "tunnel-v1.json"
 

@@ -11,7 +11,7 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 
 VECTORS = json.loads(
-    (Path(__file__).parents[1] / "data" / "vectors" / "tunnel-v1.json").read_text()
+    (Path(__file__).parents[2] / "data" / "vectors" / "tunnel-v1.json").read_text()
 )
 
 

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fjernhjelp.server.relay import Role
 from fjernhjelp.tunnel import CloseCode, HandshakeError
 from fjernhjelp.tunnel.handshake import raw_public
-from tests.web.agent import AgentSide, echo
-from tests.web.harness import Tamper
-from tests.web.sessions import connect_page
+from tests.e2e.js.agent import AgentSide, echo
+from tests.e2e.js.harness import Tamper
+from tests.e2e.js.sessions import connect_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from fjernhjelp.tunnel import CloseCode
-from tests.web.agent import AgentSide
-from tests.web.console_routes import MACHINE_ID
-from tests.web.rfb import COLOURS, RfbSource
-from tests.web.services import chat_service, files_service, shell_service
-from tests.web.sessions import wait_until
-from tests.web.test_tunnel_attacks import flip
+from tests.e2e.js.agent import AgentSide
+from tests.e2e.js.console_routes import MACHINE_ID
+from tests.e2e.js.rfb import COLOURS, RfbSource
+from tests.e2e.js.services import chat_service, files_service, shell_service
+from tests.e2e.js.sessions import wait_until
+from tests.e2e.js.test_tunnel_attacks import flip
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

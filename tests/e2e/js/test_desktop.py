@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.agent import AgentSide
-from tests.web.rfb import COLOURS, RfbSource
-from tests.web.sessions import connect_page, wait_until
+from tests.e2e.js.agent import AgentSide
+from tests.e2e.js.rfb import COLOURS, RfbSource
+from tests.e2e.js.sessions import connect_page, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 

@@ -1,4 +1,6 @@
-"""Browser tests of the ES modules: a local harness server and Debian's Chromium."""
+"""Browser tests of the ES modules (web/static/js): a local harness server, and the
+e2e fixtures' Chromium (one Playwright per process: a second one would find the first
+one's event loop running)."""
 
 from __future__ import annotations
 
@@ -6,13 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e import conftest as e2e
-from tests.web.console_routes import ConsoleApi
-from tests.web.harness import Harness
-from tests.web.sessions import wait_until
-
-browser = e2e.browser  # the e2e fixtures: one Chromium per session
-page = e2e.page
+from tests.e2e.js.console_routes import ConsoleApi
+from tests.e2e.js.harness import Harness
+from tests.e2e.js.sessions import wait_until
 
 
 @pytest.fixture(scope="session")

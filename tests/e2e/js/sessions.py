@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.web.agent import AgentSide
+from tests.e2e.js.agent import AgentSide
 
 
 def connect_page(

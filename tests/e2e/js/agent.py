@@ -21,8 +21,8 @@ from fjernhjelp.tunnel import Channel, ChannelClosed, StreamRequest, Tunnel, Tun
 from fjernhjelp.tunnel.handshake import raw_public
 from fjernhjelp.tunnel.limits import MAX_RECORD
 from fjernhjelp.tunnel.transport import WebSocketTransport
+from tests.e2e.js.harness import Harness
 from tests.tunnel.helpers import World
-from tests.web.harness import Harness
 
 Service = Callable[[Channel, StreamRequest], Awaitable[None]]
 
