@@ -27,7 +27,7 @@ window.panels = {
   },
   screen: () => screenText(window.shell.term),
   waitFor: (text) => until(() => screenText(window.shell.term).includes(text)),
-  rowHeight: () => document.querySelector("#terminal .xterm-rows > div")?.getBoundingClientRect().height ?? 0,
+  textColour: () => getComputedStyle(document.querySelector("#terminal .xterm-rows")).color,
 
   async upload(size, path) {
     const data = new Uint8Array(size);
