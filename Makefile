@@ -12,10 +12,10 @@ NPM_STAMP := node_modules/.installed-stamp
 
 .PHONY: run serve test test-sqlite lint bench bench-desktop system-deps npm-deps clean
 
-run: $(STAMP)
+run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
 
-serve: $(STAMP)
+serve: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp serve
 
 $(STAMP): pyproject.toml
@@ -33,16 +33,16 @@ $(SYSTEM_STAMP):
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
-	@# Node.js and npm fetch the browser libraries. Machines that ship Node.js from
-	@# NodeSource have npm inside it; Debian splits it into two packages.
-	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
 	@mkdir -p $(dir $@) && touch $@
 
-# Browser libraries (noVNC) from the npm registry, at the versions in package-lock.json.
+# Browser libraries (noVNC, xterm.js) from the npm registry, at the versions in package-lock.json.
 npm-deps: $(NPM_STAMP)
 
-$(NPM_STAMP): package.json package-lock.json | system-deps
+# Node.js and npm fetch the browser libraries the server serves (make run needs them too).
+# Machines that ship Node.js from NodeSource have npm inside it; Debian splits the two.
+$(NPM_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

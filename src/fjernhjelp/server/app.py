@@ -9,7 +9,6 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fjernhjelp import __version__
@@ -17,6 +16,7 @@ from fjernhjelp.audit import forward
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import sessions
 from fjernhjelp.config import Settings
+from fjernhjelp.server import browser_libs
 from fjernhjelp.server.api import audit as api_audit
 from fjernhjelp.server.api import auth as api_auth
 from fjernhjelp.server.api import me as api_me
@@ -31,7 +31,7 @@ from fjernhjelp.server.deps import (
 )
 from fjernhjelp.server.health import router as health_router
 from fjernhjelp.server.housekeeping import Housekeeping
-from fjernhjelp.server.pages import account, auth, home, portal
+from fjernhjelp.server.pages import account, auth, console_session, home, portal
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
 from fjernhjelp.server.state import AppState, build_state
@@ -70,9 +70,10 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app.include_router(health_router)
     for module in (api_auth, api_me, api_audit):
         app.include_router(module.router, prefix="/api/v1")
-    for page in (auth, account, home, portal):
+    for page in (auth, account, home, portal, console_session):
         app.include_router(page.router, include_in_schema=False)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    browser_libs.mount(app, settings.browser_libs_dir)
+    app.mount("/static", browser_libs.ModuleFiles(directory=STATIC), name="static")
 
     _install_error_handlers(app)
     app.add_middleware(CsrfSeedCookie, settings=settings)
