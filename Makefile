@@ -6,14 +6,16 @@ STAMP  := $(VENV)/.installed-stamp
 SYSTEM_STAMP := .cache/system-deps-stamp
 
 # Debian packages the tests need: a real browser, a real X server and tools to drive it.
-DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils xauth x11vnc imagemagick
+DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils xauth x11vnc x11-xserver-utils imagemagick
 
-.PHONY: run serve test test-sqlite lint bench system-deps clean
+NPM_STAMP := node_modules/.installed-stamp
 
-run: $(STAMP)
+.PHONY: run serve test test-sqlite lint bench bench-desktop system-deps npm-deps clean
+
+run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
 
-serve: $(STAMP)
+serve: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp serve
 
 $(STAMP): pyproject.toml
@@ -33,10 +35,21 @@ $(SYSTEM_STAMP):
 	fi
 	@mkdir -p $(dir $@) && touch $@
 
-test: $(STAMP) system-deps
+# Browser libraries (noVNC, xterm.js) from the npm registry, at the versions in package-lock.json.
+npm-deps: $(NPM_STAMP)
+
+# Node.js and npm fetch the browser libraries the server serves (make run needs them too).
+# Machines that ship Node.js from NodeSource have npm inside it; Debian splits the two.
+$(NPM_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(STAMP) system-deps npm-deps
 	scripts/test.sh
 
-test-sqlite: $(STAMP) system-deps
+test-sqlite: $(STAMP) system-deps npm-deps
 	FJERNHJELP_TEST_BACKENDS=sqlite scripts/test.sh
 
 lint: $(STAMP)
@@ -45,5 +58,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/login.py
 
+bench-desktop: $(STAMP) system-deps npm-deps
+	$(BIN)/python bench/desktop.py
+
 clean:
-	rm -rf $(VENV) .cache .pytest_cache
+	rm -rf $(VENV) .cache .pytest_cache node_modules

@@ -32,6 +32,7 @@ from fjernhjelp.db.engine import make_engine
 from fjernhjelp.db.models import Base
 from fjernhjelp.server.app import create_app
 from fjernhjelp.server.state import AppState, build_state
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
 BACKENDS = [b for b in os.environ.get("FJERNHJELP_TEST_BACKENDS", "sqlite").split(",") if b]
 PG_ADMIN_URL = os.environ.get(
@@ -193,3 +194,15 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if "error" in outcome:
         raise outcome["error"]
     return True
+
+
+# One Playwright (sync API) per test process: a second one in the same worker fails
+# ("Sync API inside the asyncio loop"), so every browser test shares this one.
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     )
 
     default_language: Literal["nb", "en"] = "nb"
+    browser_libs_dir: Path | None = Field(
+        default=None,
+        description="node_modules folder holding noVNC and xterm.js; default: the checkout's",
+    )
 
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from fjernhjelp.cli import admin, agent, audit, connect, db, login, serve
+from fjernhjelp.cli import admin, agent, audit, connect, db, desktop, login, serve
 
 app = typer.Typer(
     name="fjernhjelp",
@@ -21,6 +21,7 @@ app.command("connect")(connect.connect)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(audit.app, name="audit")
+agent.app.command("desktop-serve")(desktop.desktop_serve)
 app.add_typer(agent.app, name="agent")
 
 

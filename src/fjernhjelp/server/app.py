@@ -11,7 +11,6 @@ from pathlib import Path
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fjernhjelp import __version__
@@ -21,6 +20,7 @@ from fjernhjelp.auth import sessions
 from fjernhjelp.config import Settings
 from fjernhjelp.portal import revocations, sweep
 from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
+from fjernhjelp.server import browser_libs
 from fjernhjelp.server.api import accounts as api_accounts
 from fjernhjelp.server.api import agents as api_agents
 from fjernhjelp.server.api import agreements as api_agreements
@@ -48,6 +48,7 @@ from fjernhjelp.server.housekeeping import Housekeeping
 from fjernhjelp.server.pages import (
     account,
     auth,
+    console_session,
     home,
     ops,
     people,
@@ -75,6 +76,7 @@ PAGE_MODULES = (
     portal_agreements,
     portal_grants,
     ops,
+    console_session,
 )
 
 
@@ -153,7 +155,8 @@ def create_app(
         app.include_router(module.router, prefix="/api/v1")
     for page in PAGE_MODULES:
         app.include_router(page.router, include_in_schema=False)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    browser_libs.mount(app, settings.browser_libs_dir)
+    app.mount("/static", browser_libs.ModuleFiles(directory=STATIC), name="static")
 
     @app.websocket("/agent/control")
     async def agent_control(websocket: WebSocket) -> None:

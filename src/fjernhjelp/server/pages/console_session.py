@@ -1,0 +1,51 @@
+"""The technician's session view: the page that opens the end-to-end tunnel to one
+machine (static/js/console.js does the work; the server only renders the frame).
+
+The machine's details, the ticket and the relay come from the JSON API when the page
+runs, so this route needs nothing but the machine id and the texts."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from fjernhjelp.server.deps import PageUser, T, require
+from fjernhjelp.server.pages.render import render
+from fjernhjelp.web.i18n import Translator, catalogue
+
+router = APIRouter()
+
+_MACHINE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # the ticket's id syntax
+TEXT_PREFIXES = ("session.",)
+
+
+def session_texts(t: Translator) -> dict[str, str]:
+    """Every text the page's JavaScript shows, in the caller's language, placeholders
+    left for the page to fill."""
+    return {key: t(key) for key in catalogue() if key.startswith(TEXT_PREFIXES)}
+
+
+def session_config(t: Translator, machine_id: str) -> dict[str, object]:
+    return {
+        "machine_id": machine_id,
+        "machines_url": "/api/v1/machines",
+        "sessions_url": "/api/v1/sessions",
+        "lang": t.language,
+        "texts": session_texts(t),
+    }
+
+
+@router.get("/console/connect/{machine_id}", response_class=HTMLResponse)
+def session_view(request: Request, t: T, user: PageUser, machine_id: str) -> Response:
+    require(user, technician=True)
+    if not _MACHINE_ID.fullmatch(machine_id):
+        raise HTTPException(status_code=404)
+    return render(
+        request,
+        t,
+        "console_session.html",
+        machine_id=machine_id,
+        config=session_config(t, machine_id),
+    )

@@ -1,0 +1,94 @@
+// The shell service's messages (the agent's shellwire.py): one message per tunnel
+// message, its first byte the type.
+//   0x01 OPEN    technician→agent  first message; JSON {rows, cols, term, run_as}
+//   0x02 DATA    both ways         keystrokes in, terminal output out (≤ 64 KiB)
+//   0x03 RESIZE  technician→agent  rows, cols as u16 each (1..1000)
+//   0x04 EXIT    agent→technician  last message; i32: exit code, or minus the signal
+//   0x05 ERROR   agent→technician  last message; JSON {code, message}
+
+import { concat, fromUtf8, u16, utf8 } from "./tunnel/bytes.js";
+
+export const OPEN = 0x01;
+export const DATA = 0x02;
+export const RESIZE = 0x03;
+export const EXIT = 0x04;
+export const ERROR = 0x05;
+export const MAX_DATA = 64 * 1024;
+const MAX_DIMENSION = 1000;
+
+const clamp = (n) => Math.min(MAX_DIMENSION, Math.max(1, Math.floor(n)));
+
+/**
+ * The technician's end of one shell, over a tunnel stream to the "shell" service,
+ * without any terminal widget (terminal.js puts xterm.js on it).
+ *   onOutput(Uint8Array) receives what the shell writes;
+ *   `ended` resolves to {exit: status} | {error: {code, message}} | {closed: reason}.
+ */
+export class ShellSession {
+  #stream;
+  #ended;
+
+  constructor(stream, { rows = 24, cols = 80, term = "xterm-256color", runAs = "user", onOutput = () => {} } = {}) {
+    this.#stream = stream;
+    this.onOutput = onOutput;
+    const open = { rows: clamp(rows), cols: clamp(cols), term, run_as: runAs };
+    stream.send(concat(new Uint8Array([OPEN]), utf8(JSON.stringify(open)))).catch(() => {});
+    this.#ended = this.#read();
+  }
+
+  get ended() {
+    return this.#ended;
+  }
+
+  /** Keystrokes (a string is sent as UTF-8). */
+  write(data) {
+    const bytes = typeof data === "string" ? utf8(data) : data;
+    const sends = [];
+    for (let offset = 0; offset < bytes.length; offset += MAX_DATA) {
+      sends.push(this.#stream.send(concat(new Uint8Array([DATA]), bytes.subarray(offset, offset + MAX_DATA))));
+    }
+    return Promise.all(sends);
+  }
+
+  resize(rows, cols) {
+    return this.#stream.send(concat(new Uint8Array([RESIZE]), u16(clamp(rows)), u16(clamp(cols))));
+  }
+
+  close() {
+    return this.#stream.close();
+  }
+
+  async #read() {
+    for (;;) {
+      let message;
+      try {
+        message = await this.#stream.recv();
+      } catch (error) {
+        return { closed: error.slug ?? error.message };
+      }
+      const kind = message[0];
+      const payload = message.subarray(1);
+      if (kind === DATA) {
+        this.onOutput(payload);
+      } else if (kind === EXIT && payload.length === 4) {
+        this.#stream.close();
+        return { exit: new DataView(payload.buffer, payload.byteOffset, 4).getInt32(0) };
+      } else if (kind === ERROR) {
+        this.#stream.close();
+        return { error: parseError(payload) };
+      } else {
+        this.#stream.close("error");
+        return { error: { code: "protocol", message: `unexpected shell message type ${kind}` } };
+      }
+    }
+  }
+}
+
+function parseError(payload) {
+  try {
+    const body = JSON.parse(fromUtf8(payload));
+    return { code: String(body.code).slice(0, 64), message: String(body.message).slice(0, 1000) };
+  } catch {
+    return { code: "protocol", message: "malformed ERROR message from the agent" };
+  }
+}

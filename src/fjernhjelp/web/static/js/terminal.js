@@ -1,0 +1,98 @@
+// The terminal panel: xterm.js (from the npm package, served under /vendor) attached to
+// a "shell" stream through ShellSession.
+
+import { ShellSession } from "./shellwire.js";
+
+export const XTERM = "/vendor/xterm/lib/xterm.mjs";
+export const XTERM_FIT = "/vendor/xterm-addon-fit/lib/addon-fit.mjs";
+
+/**
+ * xterm.js writes its dimension and theme rules into <style> elements, which the strict
+ * CSP (style-src 'self', no 'unsafe-inline') blocks. Constructed stylesheets are not
+ * inline markup and CSP allows them, so each <style> xterm adds under `root` is mirrored
+ * into an adopted CSSStyleSheet and kept in step with it. Returns a function that stops.
+ */
+export function adoptInlineStyles(root) {
+  const sheets = new Map();
+  const sync = (style) => {
+    let sheet = sheets.get(style);
+    if (!sheet) {
+      sheet = new CSSStyleSheet();
+      sheets.set(style, sheet);
+      document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+    }
+    sheet.replaceSync(style.textContent ?? "");
+  };
+  const drop = (style) => {
+    const sheet = sheets.get(style);
+    if (!sheet) return;
+    sheets.delete(style);
+    document.adoptedStyleSheets = document.adoptedStyleSheets.filter((s) => s !== sheet);
+  };
+  const styleOf = (node) => (node instanceof HTMLStyleElement ? node : node.parentElement instanceof HTMLStyleElement ? node.parentElement : null);
+  const observer = new MutationObserver((records) => {
+    for (const record of records) {
+      const owner = styleOf(record.target);
+      if (owner) sync(owner);
+      for (const node of record.addedNodes) if (node instanceof HTMLStyleElement) sync(node);
+      for (const node of record.removedNodes) if (node instanceof HTMLStyleElement) drop(node);
+    }
+  });
+  observer.observe(root, { subtree: true, childList: true, characterData: true });
+  root.querySelectorAll("style").forEach(sync);
+  return () => {
+    observer.disconnect();
+    [...sheets.keys()].forEach(drop);
+  };
+}
+
+/**
+ * Opens a shell on the agent in a terminal inside `element`.
+ * @returns {Promise<{term, session: ShellSession, ended: Promise<object>, dispose: Function}>}
+ *   rejects with StreamRefused if the agent refuses the stream.
+ */
+export async function openTerminal(tunnel, element, { runAs = "user", fontSize = 14 } = {}) {
+  const [{ Terminal }, { FitAddon }] = await Promise.all([import(XTERM), import(XTERM_FIT)]);
+  const stopStyles = adoptInlineStyles(element);
+  const term = new Terminal({ fontSize, cursorBlink: true, convertEol: false, scrollback: 5000 });
+  const fit = new FitAddon();
+  term.loadAddon(fit);
+  term.open(element);
+  fit.fit();
+  let stream;
+  try {
+    stream = await tunnel.open("shell", {});
+  } catch (error) {
+    term.dispose();
+    stopStyles();
+    throw error;
+  }
+  const session = new ShellSession(stream, {
+    rows: term.rows,
+    cols: term.cols,
+    runAs,
+    onOutput: (bytes) => term.write(bytes),
+  });
+  const encoder = (text) => Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff);
+  const subscriptions = [
+    term.onData((text) => session.write(text).catch(() => {})),
+    term.onBinary((text) => session.write(encoder(text)).catch(() => {})),
+    term.onResize(({ rows, cols }) => session.resize(rows, cols).catch(() => {})),
+  ];
+  const observer = new ResizeObserver(() => fit.fit());
+  observer.observe(element);
+  const dispose = () => {
+    observer.disconnect();
+    subscriptions.forEach((s) => s.dispose());
+    session.close();
+    term.dispose();
+    stopStyles();
+  };
+  const ended = session.ended.then((outcome) => {
+    observer.disconnect();
+    subscriptions.forEach((s) => s.dispose());
+    term.options.disableStdin = true;
+    return outcome;
+  });
+  return { term, session, fit, ended, dispose };
+}
