@@ -87,7 +87,7 @@ async def ensure_enrolled(config: AgentConfig, path: Path, presence: Presence) -
         return config
 
 
-async def run_agent(path: Path, *, hostname: str | None = None, desktop: object = None) -> None:
+async def run_agent(path: Path, *, hostname: str | None = None) -> None:
     config = load_config(path)
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     finder = display_finder(config)
@@ -108,7 +108,6 @@ async def run_agent(path: Path, *, hostname: str | None = None, desktop: object 
         machine_id=machine_id,
         report=report,
         find_display=finder,
-        desktop=desktop,  # type: ignore[arg-type]
     )
     link = ControlLink(
         LinkConfig(

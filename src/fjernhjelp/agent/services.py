@@ -9,10 +9,11 @@ about the machine in any case).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fjernhjelp.agent import sysinfo
+from fjernhjelp.agent.desktop import DesktopUnavailable, InputEvent, serve_desktop
 from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.agent.fileroots import FilePolicy
 from fjernhjelp.agent.files import FileRefusal, FileTransferRecord, serve_files
@@ -43,7 +44,7 @@ class ServiceContext:
     on_file: Callable[[FileTransferRecord], None]
     on_file_refusal: Callable[[FileRefusal], None]
     on_shell: Callable[[ShellOutcome], None]
-    desktop: Callable[[Channel, bool], Awaitable[None]] | None = None
+    on_input: Callable[[InputEvent], None] | None = None
 
 
 def shell_accounts(display: DisplayTarget | None) -> dict[str, ShellAccount]:
@@ -64,7 +65,17 @@ async def run(request: StreamRequest, channel: Channel, ctx: ServiceContext) -> 
     elif service == "info":
         await channel.send(json.dumps(sysinfo.collect().to_dict()).encode())
         await channel.close()
-    elif service == "desktop" and ctx.desktop is not None:
-        await ctx.desktop(channel, not ctx.ticket.allows(Permission.CONTROL))
+    elif service == "desktop" and ctx.display is not None:
+        # Input is ignored at the agent without the control permission, whatever the
+        # viewer sends (the page hides its controls too, but that is not the guard).
+        try:
+            await serve_desktop(
+                channel,
+                display=ctx.display.display,
+                view_only=not ctx.ticket.allows(Permission.CONTROL),
+                on_input=ctx.on_input,
+            )
+        except DesktopUnavailable:
+            await channel.close("unavailable")
     else:
         await channel.close("unavailable")

@@ -20,7 +20,7 @@ from typing import Any
 
 import websockets
 
-from fjernhjelp.agent import services
+from fjernhjelp.agent import services, sysinfo
 from fjernhjelp.agent.config import AgentConfig
 from fjernhjelp.agent.consent import ConsentAnswer, ConsentRequest, ask_consent
 from fjernhjelp.agent.display import DisplayTarget, ShownWindow, find_active_display
@@ -63,7 +63,6 @@ class AgentSessions:
     machine_id: uuid.UUID
     report: Report
     find_display: Callable[[], DisplayTarget | None] = find_active_display
-    desktop: Callable[..., Any] | None = None
     live: dict[uuid.UUID, Tunnel] = field(default_factory=dict)
     sessions: dict[uuid.UUID, Session] = field(default_factory=dict)
     replay_cache: MemoryReplayCache = field(default_factory=MemoryReplayCache)
@@ -179,6 +178,7 @@ class Session:
         )
         if not await self._consent(tunnel, ticket):
             return
+        await self._send_sysinfo(tunnel)
         indicator = await self._indicator(ticket)
         try:
             watchers = [asyncio.create_task(self._accept_streams(tunnel, ticket))]
@@ -192,6 +192,10 @@ class Session:
         finally:
             if indicator is not None:
                 await indicator.close()
+
+    async def _send_sysinfo(self, tunnel: Tunnel) -> None:
+        info = await asyncio.to_thread(sysinfo.collect)
+        await tunnel.control.send_json({"type": "sysinfo", **info.to_dict()})
 
     async def _consent(self, tunnel: Tunnel, ticket: Ticket) -> bool:
         if not self._needs_consent(ticket):
@@ -254,7 +258,6 @@ class Session:
             on_file=self._file_moved,
             on_file_refusal=self._file_refused,
             on_shell=self._shell_ended,
-            desktop=self.owner.desktop,
         )
         while True:
             request, channel = await tunnel.accept_stream()

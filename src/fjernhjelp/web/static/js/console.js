@@ -97,7 +97,7 @@ async function readControl(tunnel, consent) {
     if (message?.type === "consent" && typeof message.state === "string") {
       const key = `consent.${keyOf(message.state)}`;
       if (!hasText(key)) continue;
-      if (message.state === "given") consent.given();
+      if (message.state === "given" || message.state === "not_required") consent.given();
       else if (message.state === "asked") setState("waiting-consent");
       else setState("refused");
       $("state-detail").textContent = text(key);
