@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,7 +86,11 @@ API_MODULES = (
 )
 
 
-def _lifespan(state: AppState, periodic: bool):  # type: ignore[no-untyped-def]
+def _lifespan(
+    state: AppState, periodic: bool
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Log revocation events while serving; with ``periodic``, also run the sweep."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         unsubscribe = revocations.log_revocations(state.revocations)
