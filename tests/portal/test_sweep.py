@@ -110,3 +110,20 @@ def test_recent_login_keeps_an_account(world: World, clock, client) -> None:
     world.db.expire_all()
     assert world.tech.user.status == UserStatus.ACTIVE
     assert world.gp_admin.user.status == UserStatus.DISABLED
+
+
+def test_an_invitation_never_used_is_deactivated_too(world: World, clock) -> None:
+    invitation = members.invite(
+        world.db,
+        world.caller(world.vendor_admin),
+        username="aldri-brukt",
+        email="a@example.no",
+        display_name="Aldri Brukt",
+        technician=True,
+        link_lifetime=timedelta(hours=72),
+    )
+    world.db.commit()
+    clock.advance(days=401)
+    _run(world)
+    world.db.expire_all()
+    assert invitation.user.status == UserStatus.DISABLED

@@ -213,7 +213,11 @@ def _checked_terms(
 
 
 def _live_duplicate(
-    db: Session, group_id: uuid.UUID, vendor_org_id: uuid.UUID, now: datetime, except_id=None
+    db: Session,
+    group_id: uuid.UUID,
+    vendor_org_id: uuid.UUID,
+    now: datetime,
+    except_id: uuid.UUID | None = None,
 ) -> bool:
     stmt = select(Grant).where(
         Grant.group_id == group_id,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fjernhjelp.audit.log import Actor, Outcome, record
@@ -48,7 +49,12 @@ def _claim(stmt: Select[tuple[T]], table: type[object]) -> Select[tuple[T]]:
 
 
 def _system_change(
-    db: Session, action: str, org_id: object, before: object, after: object, reason: str
+    db: Session,
+    action: str,
+    org_id: uuid.UUID,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    reason: str,
 ) -> None:
     record(
         db,
@@ -56,7 +62,7 @@ def _system_change(
         Outcome.SUCCESS,
         actor=Actor.system(),
         reason=reason,
-        customer_org_id=org_id,  # type: ignore[arg-type]
+        customer_org_id=org_id,
         details={"before": before, "after": after},
     )
 
@@ -140,7 +146,7 @@ def expire_agreements(db: Session, now: datetime) -> int:
     return len(due)
 
 
-def _unused_since(cutoff: datetime) -> list[object]:
+def _unused_since(cutoff: datetime) -> list[ColumnElement[bool]]:
     # Last use is the latest of: created, enrolled (password set), logged in, and
     # status changed (a reactivated account gets a fresh period).
     return [
@@ -158,7 +164,7 @@ def deactivate_inactive(db: Session, now: datetime, inactive_after: timedelta) -
             _claim(
                 select(User).where(
                     User.status.in_([UserStatus.ACTIVE, UserStatus.PENDING]),
-                    *_unused_since(cutoff),  # type: ignore[arg-type]
+                    *_unused_since(cutoff),
                 ),
                 User,
             )
