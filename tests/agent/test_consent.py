@@ -12,6 +12,7 @@ from fjernhjelp.agent.consent import ConsentAnswer, ConsentRequest, ask_consent,
 from fjernhjelp.agent.display import DisplayTarget, ShownWindow, clean_text
 from fjernhjelp.web.i18n import Translator
 from tests.agent.conftest import click, screenshot
+from tests.asyncrun import run_async
 
 pytestmark = pytest.mark.desktop
 
@@ -33,7 +34,7 @@ def ask(display: DisplayTarget | None, button: str | None, shot: Path | None, **
         if button is not None:
             await asyncio.to_thread(click, display, *window.buttons[button])  # type: ignore[arg-type]
 
-    answer = asyncio.run(ask_consent(REQUEST, display=display, on_shown=on_shown, **kw))  # type: ignore[arg-type]
+    answer = run_async(ask_consent(REQUEST, display=display, on_shown=on_shown, **kw))  # type: ignore[arg-type]
     return answer, shown
 
 
@@ -82,9 +83,7 @@ BROKEN_DIALOGS = {
 @pytest.mark.parametrize("name", list(BROKEN_DIALOGS))
 def test_a_dialog_that_breaks_is_never_consent(name: str) -> None:
     broken = [sys.executable, "-c", BROKEN_DIALOGS[name]]
-    answer = asyncio.run(
-        ask_consent(REQUEST, display=DisplayTarget(":0"), timeout=5.0, _argv=broken)
-    )
+    answer = run_async(ask_consent(REQUEST, display=DisplayTarget(":0"), timeout=5.0, _argv=broken))
     assert answer is ConsentAnswer.FAILED and not answer.allowed
 
 

@@ -33,6 +33,7 @@ from fjernhjelp.agent.files import (
     serve_files,
 )
 from fjernhjelp.tunnel.channel import ChannelClosed, MemoryChannel, memory_pair
+from tests.asyncrun import run_async
 
 WAIT = 120.0
 
@@ -147,7 +148,7 @@ def run(
             await tech_end.close()
             await asyncio.wait_for(service, WAIT)
 
-    return asyncio.run(main())
+    return run_async(main())
 
 
 def test_a_100_mb_file_goes_both_ways_checked_and_audited(machine: Machine, local: Path) -> None:
@@ -548,7 +549,7 @@ def test_the_client_refuses_a_hostile_agent(local: Path, name: str) -> None:
         await client
 
     with pytest.raises(FileProtocolError):
-        asyncio.run(main())
+        run_async(main())
     assert not (local / "x").exists() and not list(local.glob(".fjernhjelp-*"))
 
 
@@ -564,4 +565,4 @@ def test_the_client_refuses_a_resume_offset_past_its_file(local: Path) -> None:
         await client
 
     with pytest.raises(FileProtocolError):
-        asyncio.run(main())
+        run_async(main())

@@ -13,6 +13,7 @@ import pytest
 from fjernhjelp.agent.display import DisplayTarget, find_active_display, language_of
 from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
 from tests.agent.conftest import click, screenshot, window_states
+from tests.asyncrun import run_async
 
 pytestmark = pytest.mark.desktop
 
@@ -37,7 +38,7 @@ def test_end_session_button_ends_the_session(xvfb: DisplayTarget, tmp_path: Path
         await shown.close()
         return reason, shown.ended_by_user, shown._dialog.process.returncode  # type: ignore[union-attr]
 
-    reason, by_user, returncode = asyncio.run(main())
+    reason, by_user, returncode = run_async(main())
     assert reason == "end_button" and by_user
     assert returncode is not None  # the window is gone
 
@@ -50,7 +51,7 @@ def test_closing_takes_the_indicator_down(xvfb: DisplayTarget, tmp_path: Path) -
         await shown.close()
         return shown
 
-    shown = asyncio.run(main())
+    shown = run_async(main())
     assert shown.end_reason == "closed" and not shown.ended_by_user
     assert shown._dialog.process.returncode is not None  # type: ignore[union-attr]
 
@@ -65,7 +66,7 @@ def test_killing_the_indicator_ends_the_session(xvfb: DisplayTarget) -> None:
         await shown.close()
         return reason
 
-    assert asyncio.run(main()) == "indicator_exited"
+    assert run_async(main()) == "indicator_exited"
 
 
 def test_no_display_is_reported() -> None:
@@ -73,7 +74,7 @@ def test_no_display_is_reported() -> None:
         await indicator(DisplayTarget(display=":32124")).start()
 
     with pytest.raises(IndicatorUnavailable) as unavailable:
-        asyncio.run(main())
+        run_async(main())
     assert unavailable.value.reason == "no_display"
 
 
@@ -82,7 +83,7 @@ def test_an_indicator_that_never_appears_fails() -> None:
         await indicator(DisplayTarget(":0"), _argv=[sys.executable, "-c", "print('{}')"]).start()
 
     with pytest.raises(IndicatorUnavailable) as unavailable:
-        asyncio.run(main())
+        run_async(main())
     assert unavailable.value.reason == "failed"
 
 
@@ -99,7 +100,7 @@ def test_a_forged_end_reason_is_still_an_end(xvfb: DisplayTarget) -> None:
         await shown.close()
         return reason
 
-    assert asyncio.run(main()) == "end_button"
+    assert run_async(main()) == "end_button"
 
 
 # --- finding the display ------------------------------------------------------------------

@@ -30,6 +30,7 @@ from fjernhjelp.agent.shellwire import (
     encode_resize,
 )
 from fjernhjelp.tunnel.channel import ChannelClosed, MemoryChannel, memory_pair
+from tests.asyncrun import run_async
 
 IS_ROOT = os.geteuid() == 0
 WAIT = 20.0  # generous upper bound for anything to arrive; never asserted as a duration
@@ -105,7 +106,7 @@ def run_session(
         outcome = await asyncio.wait_for(service, WAIT)
         return outcome, tech
 
-    return asyncio.run(main())
+    return run_async(main())
 
 
 def test_shell_runs_commands_and_reports_the_exit_status() -> None:
@@ -327,7 +328,7 @@ def test_no_open_in_time_is_refused() -> None:
         outcome = await serve_shell(agent_end, {"user": ShellAccount.current()}, open_timeout=0.2)
         return outcome, await tech_end.recv()
 
-    outcome, message = asyncio.run(main())
+    outcome, message = run_async(main())
     assert outcome.ended_by == "protocol" and message[0] == ERROR
 
 
@@ -374,7 +375,7 @@ def test_client_drives_a_remote_shell_from_a_local_terminal() -> None:
         return status, during, seen
 
     try:
-        status, during, _ = asyncio.run(main())
+        status, during, _ = run_async(main())
         after = termios.tcgetattr(term_slave)
     finally:
         os.close(term_master)
@@ -407,7 +408,7 @@ def test_client_refuses_what_a_broken_agent_sends(name: str) -> None:
 
     try:
         with pytest.raises(expected):
-            asyncio.run(main())
+            run_async(main())
     finally:
         os.close(read_fd)
         os.close(write_fd)
@@ -425,7 +426,7 @@ def test_client_reports_a_tunnel_that_ends_before_the_shell() -> None:
 
     try:
         with pytest.raises(ChannelClosed):
-            asyncio.run(main())
+            run_async(main())
     finally:
         os.close(read_fd)
         os.close(write_fd)

@@ -10,6 +10,7 @@ import pytest
 from fjernhjelp.agent.desktop import DesktopUnavailable, serve_desktop, session
 from fjernhjelp.agent.desktop.transport import MAX_CHANNEL_MESSAGE, ChannelStream
 from fjernhjelp.tunnel.channel import ChannelClosed, memory_pair
+from tests.asyncrun import run_async
 from tests.desktop.xvfb import Xvfb
 
 pytestmark = pytest.mark.desktop
@@ -50,7 +51,7 @@ def test_serve_desktop_on_a_channel(xserver: Xvfb) -> None:
             await agent_end.send(b"x")
         return sizes, header + pixels[:4], service.done()
 
-    sizes, start, ended = asyncio.run(run())
+    sizes, start, ended = run_async(run())
     assert ended
     assert start[:4] == b"\x00\x00\x00\x01"  # one rectangle
     assert max(sizes) <= MAX_CHANNEL_MESSAGE
@@ -66,7 +67,7 @@ def test_an_unusable_display_is_refused_and_the_channel_closed() -> None:
         with pytest.raises(ChannelClosed):
             await viewer_end.recv()
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_a_viewer_that_never_speaks_is_dropped(
@@ -85,4 +86,4 @@ def test_a_viewer_that_never_speaks_is_dropped(
             await viewer_end.recv()
         return greeting
 
-    assert asyncio.run(run()) == b"RFB 003.008\n"
+    assert run_async(run()) == b"RFB 003.008\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ from typer.testing import CliRunner
 
 from fjernhjelp.cli import app
 from tests.agent.desktop.rfbclient import RfbClient
+from tests.asyncrun import run_async
 from tests.desktop.xvfb import Xvfb
 from tests.e2e.conftest import free_port
 
@@ -51,7 +51,7 @@ def test_desktop_serve_serves_the_display(xserver: Xvfb) -> None:
             await client.close()
             return client.width, client.height
 
-        assert asyncio.run(run()) == (xserver.width, xserver.height)
+        assert run_async(run()) == (xserver.width, xserver.height)
     finally:
         proc.terminate()
         proc.wait(10)
