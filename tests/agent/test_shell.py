@@ -9,8 +9,11 @@ import os
 import pty
 import re
 import struct
+import subprocess
+import sys
 import termios
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -352,6 +355,19 @@ async def _collect_until(fd: int, buffer: bytearray, needle: bytes) -> None:
 
 
 def test_client_drives_a_remote_shell_from_a_local_terminal() -> None:
+    # SIGWINCH reaches only a main thread's event loop, and in this test process the main
+    # thread may be Playwright's (tests/asyncrun.py): run the scenario in a fresh process.
+    result = subprocess.run(
+        [sys.executable, "-c", "from tests.agent.test_shell import _resize_scenario as s; s()"],
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _resize_scenario() -> None:
     term_master, term_slave = pty.openpty()
     shell.set_winsize(term_slave, 30, 100)
     os.set_blocking(term_master, False)
@@ -375,7 +391,7 @@ def test_client_drives_a_remote_shell_from_a_local_terminal() -> None:
         return status, during, seen
 
     try:
-        status, during, _ = run_async(main())
+        status, during, _ = asyncio.run(main())
         after = termios.tcgetattr(term_slave)
     finally:
         os.close(term_master)

@@ -10,6 +10,7 @@ to NoSymbol when the session ends.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 
 from Xlib import XK, X
@@ -25,6 +26,9 @@ BUTTONS = 8  # RFB's mask: 1-3 buttons, 4/5 wheel up/down, 6/7 wheel left/right,
 def _adjusts_shift(keysym: int) -> bool:
     """Printable keysyms: the character decides Shift, not the technician's Shift key."""
     return (0x20 <= keysym <= 0xFEFF and not 0xFE00 <= keysym <= 0xFE4F) or keysym >= 0x01000000
+
+
+MAPPING_SETTLE_SECONDS = 0.05
 
 
 class InputInjector:
@@ -121,6 +125,11 @@ class InputInjector:
         # The same keysym on both levels, so Shift held by the technician changes nothing.
         self._x.change_keyboard_mapping(code, [(keysym, keysym)])
         self._x.sync()
+        # Applications learn of the new mapping from a MappingNotify they handle in their
+        # own time; a key sent at once can reach them before it and be read with the old
+        # (empty) mapping. A short pause, once per newly bound keysym (they are cached),
+        # lets them catch up, as xdotool does for the same reason.
+        time.sleep(MAPPING_SETTLE_SECONDS)
         self._bound[code] = keysym
         return code
 
