@@ -40,7 +40,9 @@ class AgentProcess:
 
     def start(self, extra_env: dict[str, str] | None = None) -> None:
         self._fh = self.log.open("a")
-        env = {**os.environ, **(extra_env or {})}
+        # The agent's own home, as its service user would have: shells it starts for
+        # technicians read no start-up files of the account running the tests.
+        env = {**os.environ, "HOME": str(self.config_path.parent), **(extra_env or {})}
         self.proc = subprocess.Popen(
             [
                 sys.executable,

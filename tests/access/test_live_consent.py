@@ -127,8 +127,8 @@ def test_end_user_ends_a_running_session(
         timeout=60,
     )
     click(xvfb, *_shown(agent, "consent dialog")["buttons"]["allow"])
-    shell.sendline("echo i-gang")
-    shell.expect("i-gang")
+    shell.sendline("echo i-gang-$((6*7))")
+    shell.expect("i-gang-42")  # the shell's answer, not the local echo
     indicator = _shown(agent, "session indicator")
     screenshot(xvfb, tmp_path / "indicator.png")
     click(xvfb, *indicator["buttons"]["end_session"])

@@ -65,3 +65,43 @@ def test_shell_then_revocation_cuts_the_running_session(site: LiveSite) -> None:
     assert r.status_code == 403 and r.json()["error"] == "grant_revoked"
     denied = site.wait_event("access.requested", outcome="denied")
     assert denied.reason == "grant_revoked" and denied.machine_id is not None
+
+
+def test_suspending_the_technician_cuts_the_session(site: LiveSite) -> None:
+    world = site.world
+    site.agent("pc-1").start()
+    site.login(world.tech)
+    site.wait_online(site.api_token(world.tech), {"pc-1"})
+    child = _shell(site, "pc-1")
+    child.sendline("echo klar-$((6*7))")
+    child.expect("klar-42")  # the shell's answer, not the terminal echoing what was typed
+    operator_token = site.api_token(world.operator)
+    assert site.server is not None
+    r = httpx.post(
+        f"{site.server.url}/api/v1/accounts/{world.tech.user.id}/suspend",
+        headers={"Authorization": f"Bearer {operator_token}"},
+    )
+    assert r.status_code == 200, r.text
+    child.expect(pexpect.EOF, timeout=30)
+    ended = site.wait_event("session.ended", contains="bytes_from_technician")
+    assert ended.reason == "cut:user_suspended"
+
+
+def test_a_session_cut_short_by_a_server_crash_is_recorded_as_ended(site: LiveSite) -> None:
+    world = site.world
+    site.agent("pc-1").start()
+    site.login(world.tech)
+    token = site.api_token(world.tech)
+    site.wait_online(token, {"pc-1"})
+    child = _shell(site, "pc-1")
+    child.sendline("echo klar-$((6*7))")
+    child.expect("klar-42")  # the shell's answer, not the terminal echoing what was typed
+    site.wait_event("session.tunnel_opened")
+    assert site.server is not None
+    site.server.proc.kill()  # no chance to record anything
+    site.server.proc.wait()
+    child.expect(pexpect.EOF, timeout=30)
+    site.restart_server()
+    ended = site.wait_event("session.ended")
+    assert ended.reason == "server_restart"
+    site.wait_online(token, {"pc-1"}, timeout=90)  # and the agent is back

@@ -39,6 +39,13 @@ IS_ROOT = os.geteuid() == 0
 WAIT = 20.0  # generous upper bound for anything to arrive; never asserted as a duration
 
 
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Shells started here read no start-up files of the account running the tests (on a
+    # developer's machine those can be slow, or wait on a lock another shell left).
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
 class Technician:
     """The technician's end of the channel, speaking the wire format by hand."""
 

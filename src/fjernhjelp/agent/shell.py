@@ -26,7 +26,7 @@ import signal
 import subprocess
 import termios
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psutil
 
@@ -74,7 +74,14 @@ class ShellAccount:
 
     @classmethod
     def current(cls) -> ShellAccount:
-        return cls._from_entry(pwd.getpwuid(os.geteuid()))
+        """The agent's own account. Its home is the one the agent runs with ($HOME, which
+        systemd sets for the service user), so an agent started with its own home does
+        not read another account's shell start-up files."""
+        account = cls._from_entry(pwd.getpwuid(os.geteuid()))
+        home = os.environ.get("HOME")
+        if home and os.path.isdir(home) and home != account.home:
+            account = replace(account, home=home)
+        return account
 
     @classmethod
     def _from_entry(cls, entry: pwd.struct_passwd) -> ShellAccount:

@@ -21,6 +21,7 @@ from fjernhjelp.cli.common import err
 from fjernhjelp.client import credentials
 from fjernhjelp.client.api import Api, ApiError
 from fjernhjelp.client.tunnel import MachineNotFound, open_session, resolve_machine
+from fjernhjelp.client.vnc import NotLoopback, parse_listen, serve_local_vnc
 from fjernhjelp.tunnel import ChannelClosed, StreamRefused, TunnelClosed, TunnelError
 
 CONSENT_TEXT = {
@@ -45,11 +46,22 @@ def connect(
     put: Annotated[
         tuple[Path, str] | None, typer.Option("--put", help="LOCAL REMOTE: copy a file there.")
     ] = None,
+    vnc: Annotated[
+        str | None,
+        typer.Option("--vnc", help="HOST:PORT (loopback): a local VNC port for any viewer."),
+    ] = None,
 ) -> None:
     """Connect to a machine you are granted, through the end-to-end tunnel."""
-    if sum(bool(x) for x in (shell, get, put)) != 1:
-        err.print("choose exactly one of --shell, --get, --put")
+    if sum(bool(x) for x in (shell, get, put, vnc)) != 1:
+        err.print("choose exactly one of --shell, --get, --put, --vnc")
         raise typer.Exit(2)
+    listen = None
+    if vnc:
+        try:
+            listen = parse_listen(vnc)
+        except (NotLoopback, ValueError) as exc:
+            err.print(f"[red]--vnc: {exc} (the port has no password: loopback only)[/red]")
+            raise typer.Exit(2) from exc
     try:
         creds = credentials.load()
     except credentials.CredentialsError as exc:
@@ -58,7 +70,9 @@ def connect(
     with Api(creds.server, creds.token) as api:
         try:
             target = resolve_machine(api, machine)
-            code = asyncio.run(_run(api, target, shell=shell, run_as=run_as, get=get, put=put))
+            code = asyncio.run(
+                _run(api, target, shell=shell, run_as=run_as, get=get, put=put, listen=listen)
+            )
         except (ApiError, MachineNotFound) as exc:
             err.print(f"[red]refused: {getattr(exc, 'error', exc)}[/red]")
             raise typer.Exit(1) from exc
@@ -87,6 +101,7 @@ async def _run(
     run_as: str,
     get: tuple[str, Path] | None,
     put: tuple[Path, str] | None,
+    listen: tuple[str, int] | None = None,
 ) -> int:
     from fjernhjelp.agent.files import get_file, put_file
     from fjernhjelp.agent.shellclient import run_shell_client
@@ -94,6 +109,18 @@ async def _run(
     err.print(f"connecting to {target['hostname']} ({target['customer']['name']})")
     session = await open_session(api, target["id"], on_control=_on_control)
     try:
+        if listen is not None:
+
+            def listening(host: str, port: int) -> None:
+                err.print(f"VNC viewers can connect to {host}:{port} (Ctrl-C to end)")
+
+            await serve_local_vnc(
+                lambda: session.tunnel.open("desktop"),
+                *listen,
+                on_listening=listening,
+                until=session.tunnel.wait_closed(),
+            )
+            return 0
         if shell:
             stream = await session.tunnel.open("shell")
             return await run_shell_client(
