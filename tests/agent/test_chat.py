@@ -20,7 +20,7 @@ import pytest
 
 from fjernhjelp.agent.chat import MAX_TEXT, ChatRefusal, parse_message
 from fjernhjelp.agent.config import AgentConfig
-from fjernhjelp.agent.display import DisplayTarget
+from fjernhjelp.agent.display import DisplayTarget, ShownWindow
 from fjernhjelp.agent.identity import AgentIdentity
 from fjernhjelp.agent.indicator import SessionIndicator
 from fjernhjelp.agent.session import AgentSessions, Session
@@ -48,6 +48,7 @@ class Agent:
     session: Session
     reports: list[SessionEvent]
     indicator: SessionIndicator | None
+    changed: asyncio.Event  # a report came in, or the chat area appeared
 
     def actions(self, action: str) -> list[SessionEvent]:
         return [r for r in self.reports if r.action == action]
@@ -55,8 +56,17 @@ class Agent:
     async def reported(self, action: str, count: int = 1) -> list[SessionEvent]:
         async with asyncio.timeout(30):
             while len(self.actions(action)) < count:
-                await asyncio.sleep(0.05)
+                self.changed.clear()
+                await self.changed.wait()
         return self.actions(action)
+
+    async def chat_area(self) -> dict[str, tuple[int, int]]:
+        assert self.indicator is not None
+        async with asyncio.timeout(30):
+            while self.indicator.chat_shown is None:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.indicator.chat_shown.buttons
 
 
 @asynccontextmanager
@@ -65,6 +75,12 @@ async def agent_session(
 ) -> AsyncIterator[Agent]:
     world = World()
     reports: list[SessionEvent] = []
+    changed = asyncio.Event()
+
+    def report(event: SessionEvent) -> None:
+        reports.append(event)
+        changed.set()
+
     config = AgentConfig(
         server_url="https://fjernhjelp.example",
         server_public_key=base64.urlsafe_b64encode(raw_public(world.server)).decode().rstrip("="),
@@ -75,7 +91,7 @@ async def agent_session(
         config=config,
         identity=AgentIdentity(world.agent),
         machine_id=uuid.uuid4(),
-        report=reports.append,
+        report=report,
         find_display=lambda: display,
     )
     session = Session(owner, Dial(session_id=uuid.uuid4(), relay_url="wss://x", relay_token="t"))
@@ -89,10 +105,18 @@ async def agent_session(
         assert tunnel.ticket is not None
         indicator = await session._indicator(tunnel.ticket)
         assert indicator is not None
+        log_chat = indicator.on_chat_shown
+        assert log_chat is not None
+
+        def chat_shown(shown: ShownWindow) -> None:
+            log_chat(shown)
+            changed.set()
+
+        indicator.on_chat_shown = chat_shown
     assert tunnel.ticket is not None
     serving = asyncio.create_task(session._accept_streams(tunnel, tunnel.ticket, indicator))
     try:
-        yield Agent(pair, session, reports, indicator)
+        yield Agent(pair, session, reports, indicator, changed)
     finally:
         serving.cancel()
         for task in list(session.tasks):
@@ -145,13 +169,6 @@ def type_text(display: DisplayTarget, text: str) -> None:
     subprocess.run(
         ["xdotool", "type", "--delay", "30", text], env=_env(display), check=True, timeout=60
     )
-
-
-async def chat_area(indicator: SessionIndicator) -> dict[str, tuple[int, int]]:
-    async with asyncio.timeout(30):
-        while indicator.chat_shown is None:
-            await asyncio.sleep(0.05)
-    return indicator.chat_shown.buttons
 
 
 async def window_shows(display: DisplayTarget, area: dict[str, tuple[int, int]], text: str) -> str:
@@ -222,7 +239,7 @@ async def test_technician_and_user_chat_through_the_indicator(
         assert agent.indicator is not None
         chat = await agent.pair.technician.open("chat")
         await chat.send(message(QUESTION))
-        area = await chat_area(agent.indicator)
+        area = await agent.chat_area()
         shown = await window_shows(xvfb, area, QUESTION)
         assert "Kari Nordmann" in shown  # who wrote it, with the time, above the text
         await asyncio.to_thread(screenshot, xvfb, tmp_path / "chat-question.png")
@@ -278,7 +295,7 @@ async def test_a_malformed_message_ends_the_chat_not_the_session(
         assert agent.pair.agent.closed is None and not agent.indicator.ended.is_set()
         chat = await agent.pair.technician.open("chat")
         await chat.send(message("Prøver igjen"))
-        await window_shows(xvfb, await chat_area(agent.indicator), "Prøver igjen")
+        await window_shows(xvfb, await agent.chat_area(), "Prøver igjen")
         refused = [e.reason for e in agent.actions("stream.refused")]
         assert refused == ["not_json", "too_long", "bad_text"]
 
@@ -296,4 +313,4 @@ async def test_one_chat_at_a_time(xvfb: DisplayTarget, tmp_path: Path) -> None:
         assert busy.reason == "busy"
         await first.send(message("fortsatt her"))
         assert agent.indicator is not None
-        await window_shows(xvfb, await chat_area(agent.indicator), "fortsatt her")
+        await window_shows(xvfb, await agent.chat_area(), "fortsatt her")
