@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,7 +28,7 @@ from fjernhjelp.tunnel.errors import StreamRefused
 from fjernhjelp.tunnel.handshake import raw_public
 from fjernhjelp.tunnel.mux import Tunnel
 from fjernhjelp.tunnel.tickets import Permission
-from tests.agent.conftest import click, screenshot
+from tests.agent.conftest import click, screenshot, selected_text, type_text
 from tests.tunnel.helpers import Pair, World, open_pair
 
 WITH_CHAT = frozenset({Permission.VIEW, Permission.CHAT})
@@ -132,43 +129,6 @@ async def agent_session(
 
 def message(text: str) -> bytes:
     return json.dumps({"text": text, "at": "2026-11-29T02:30:00.000Z"}).encode()
-
-
-def _env(display: DisplayTarget) -> dict[str, str]:
-    return {**os.environ, "DISPLAY": display.display}
-
-
-def selected_text(display: DisplayTarget, start: tuple[int, int], end: tuple[int, int]) -> str:
-    """Select from ``start`` to ``end`` with the mouse and read the X PRIMARY selection:
-    what the window really shows, not what the agent meant it to."""
-    x1, y1 = start
-    x2, y2 = end
-    subprocess.run(
-        ["xdotool", "mousemove", "--sync", str(x1), str(y1), "mousedown", "1"],
-        env=_env(display),
-        check=True,
-        timeout=30,
-    )
-    subprocess.run(
-        ["xdotool", "mousemove", "--sync", str(x2), str(y2), "mouseup", "1"],
-        env=_env(display),
-        check=True,
-        timeout=30,
-    )
-    read = (
-        "import tkinter as tk\nr = tk.Tk()\nr.withdraw()\n"
-        "import sys\nsys.stdout.buffer.write(r.selection_get(selection='PRIMARY').encode())"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", read], env=_env(display), capture_output=True, timeout=30
-    )
-    return result.stdout.decode()
-
-
-def type_text(display: DisplayTarget, text: str) -> None:
-    subprocess.run(
-        ["xdotool", "type", "--delay", "30", text], env=_env(display), check=True, timeout=60
-    )
 
 
 async def window_shows(display: DisplayTarget, area: dict[str, tuple[int, int]], text: str) -> str:
