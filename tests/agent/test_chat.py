@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -274,3 +277,47 @@ async def test_one_chat_at_a_time(xvfb: DisplayTarget, tmp_path: Path) -> None:
         await first.send(message("fortsatt her"))
         assert agent.indicator is not None
         await window_shows(xvfb, await agent.chat_area(), "fortsatt her")
+
+
+def window_height(display: DisplayTarget, window: int) -> int:
+    out = subprocess.run(
+        ["xdotool", "getwindowgeometry", str(window)],
+        env={**os.environ, "DISPLAY": display.display},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    return int(out.split("Geometry:")[1].split("x")[1])
+
+
+def height_below(display: DisplayTarget, window: int, height: int) -> None:
+    deadline = time.monotonic() + 30
+    while window_height(display, window) >= height:
+        assert time.monotonic() < deadline, "the chat area never folded away"
+        time.sleep(0.1)
+
+
+@pytest.mark.desktop
+async def test_the_user_folds_the_chat_away_and_the_next_message_opens_it(
+    xvfb: DisplayTarget, tmp_path: Path
+) -> None:
+    async with agent_session(tmp_path, xvfb, WITH_CHAT) as agent:
+        assert agent.indicator is not None
+        chat = await agent.pair.technician.open("chat")
+        await chat.send(message("første"))
+        area = await agent.chat_area()
+        first = agent.indicator.chat_shown
+        assert first is not None
+        opened = await asyncio.to_thread(window_height, xvfb, first.window)
+        await asyncio.to_thread(click, xvfb, *area["chat_toggle"])
+        # The window shrinks back to the bar.
+        await asyncio.to_thread(height_below, xvfb, first.window, opened)
+        await asyncio.to_thread(screenshot, xvfb, tmp_path / "chat-folded.png")
+        await chat.send(message("andre"))
+        async with asyncio.timeout(30):
+            while agent.indicator.chat_shown is first:
+                agent.changed.clear()
+                await agent.changed.wait()
+        shown = await window_shows(xvfb, await agent.chat_area(), "andre")
+        assert "første" in shown

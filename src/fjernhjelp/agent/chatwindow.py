@@ -4,6 +4,8 @@ Hidden until the technician writes; then it opens under the indicator bar with t
 messages (who, local time, text), an entry and a Send button. A new message raises the
 window and rings the bell, but never takes the keyboard focus: the user may be typing in
 another program, and those keystrokes must not end up in a message to the technician.
+The indicator stays on top, so the user can fold the chat away (a button in the bar) to
+see their screen; the next message opens it again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fjernhjelp.agent.chat import MAX_TEXT
 
 # Control and direction characters could fake lines or reorder what the user reads; new
 # lines and tabs are the only ones a message keeps.
+KEEP_LINES = 2000  # older lines go: a long (or flooding) chat must not grow without bound
 _UNSHOWN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -26,11 +29,13 @@ def shown_text(text: str) -> str:
 
 
 class ChatArea:
-    def __init__(self, root: tk.Tk, texts: dict[str, Any]) -> None:
+    def __init__(self, root: tk.Tk, bar: tk.Frame, texts: dict[str, Any]) -> None:
         self.root = root
         self.texts = texts
         self.visible = False
         self.open = False
+        # Packed into the bar once there is a chat; folds the chat area away and back.
+        self.toggle = tk.Button(bar, text=texts["chat_hide"], command=self._toggle)
         self.frame = tk.Frame(root, padx=12, pady=8)
         tk.Label(self.frame, text=texts["chat_heading"], font=tkapp.BOLD).pack(anchor="w")
         logs = tk.Frame(self.frame)
@@ -60,6 +65,8 @@ class ChatArea:
             self.entry.configure(state="normal")
             self.button.configure(state="normal")
         self._append(str(self.texts["technician"]), text)
+        if not self.toggle.winfo_ismapped():
+            self.toggle.pack(side="left", padx=(8, 0))
         if not self.visible:
             self._show()
         # Make sure the user notices: back from minimised, on top, and a bell.
@@ -89,11 +96,24 @@ class ChatArea:
         if who is not None:
             self.log.insert("end", f"{who}  {time.strftime('%H:%M')}\n", "who")
         self.log.insert("end", text + "\n\n")
+        lines = int(self.log.index("end-1c").split(".")[0])
+        if lines > KEEP_LINES:
+            self.log.delete("1.0", f"{lines - KEEP_LINES}.0")
         self.log.configure(state="disabled")
         self.log.see("end")
 
+    def _toggle(self) -> None:
+        if self.visible:
+            self.visible = False
+            self.frame.pack_forget()
+            self.toggle.configure(text=self.texts["chat_show"])
+            tkapp.centre(self.root, top=True)
+        else:
+            self._show()
+
     def _show(self) -> None:
         self.visible = True
+        self.toggle.configure(text=self.texts["chat_hide"])
         self.frame.pack(fill="both", expand=True)
         tkapp.centre(self.root, top=True)
         self.root.update()
@@ -105,6 +125,7 @@ class ChatArea:
             "chat_log_end": [x + width - 6, y + height - 6],
             "chat_entry": _centre(self.entry),
             "chat_send": _centre(self.button),
+            "chat_toggle": _centre(self.toggle),
         }
         # Where the chat is (for the agent log and tests), as report_shown does for buttons.
         tkapp.emit("chat_shown", window=self.root.winfo_id(), buttons=points)

@@ -66,6 +66,8 @@ class SessionIndicator:
             "chat_you": t("agent.indicator.chat_you"),
             "chat_send": t("agent.indicator.chat_send"),
             "chat_closed": t("agent.indicator.chat_closed"),
+            "chat_hide": t("agent.indicator.chat_hide"),
+            "chat_show": t("agent.indicator.chat_show"),
         }
         self._display = display
         self._argv = _argv
@@ -202,7 +204,7 @@ def _indicator() -> None:
     button = tk.Button(frame, text=texts["end_session"], command=lambda: end("end_button"))
     button.pack(side="left")
     root.protocol("WM_DELETE_WINDOW", lambda: end("window_closed"))
-    chat = ChatArea(root, texts)
+    chat = ChatArea(root, frame, texts)
 
     def command(cmd: dict[str, object]) -> None:
         if cmd.get("cmd") == "chat_message" and isinstance(cmd.get("text"), str):
