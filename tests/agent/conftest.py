@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import select
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,3 +78,40 @@ def window_states(display: DisplayTarget, name: str) -> list[str]:
         ).stdout.strip()
         for window in found
     ]
+
+
+def _env(display: DisplayTarget) -> dict[str, str]:
+    return {**os.environ, "DISPLAY": display.display}
+
+
+def selected_text(display: DisplayTarget, start: tuple[int, int], end: tuple[int, int]) -> str:
+    """Select from ``start`` to ``end`` with the mouse and read the X PRIMARY selection:
+    what the window really shows, not what the agent meant it to."""
+    x1, y1 = start
+    x2, y2 = end
+    subprocess.run(
+        ["xdotool", "mousemove", "--sync", str(x1), str(y1), "mousedown", "1"],
+        env=_env(display),
+        check=True,
+        timeout=30,
+    )
+    subprocess.run(
+        ["xdotool", "mousemove", "--sync", str(x2), str(y2), "mouseup", "1"],
+        env=_env(display),
+        check=True,
+        timeout=30,
+    )
+    read = (
+        "import tkinter as tk\nr = tk.Tk()\nr.withdraw()\n"
+        "import sys\nsys.stdout.buffer.write(r.selection_get(selection='PRIMARY').encode())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", read], env=_env(display), capture_output=True, timeout=30
+    )
+    return result.stdout.decode()
+
+
+def type_text(display: DisplayTarget, text: str) -> None:
+    subprocess.run(
+        ["xdotool", "type", "--delay", "30", text], env=_env(display), check=True, timeout=60
+    )

@@ -4,8 +4,8 @@ The agent is a service with no display of its own. Dialogs (consent, session ind
 are separate processes, so a stuck window system never blocks the agent's event loop,
 and when the agent runs as root they run as the desktop user, who is the one they ask.
 Parent and dialog speak JSON lines: the parent writes one request line to the dialog's
-stdin and keeps stdin open (the dialog exits when it closes); the dialog writes events to
-stdout, one JSON object a line.
+stdin and keeps stdin open (the dialog exits when it closes; the indicator also takes chat
+commands there, one a line); the dialog writes events to stdout, one JSON object a line.
 
 Which display: the local X displays that processes of an active login session point at
 (``DISPLAY=:N`` with a socket in ``/tmp/.X11-unix``). systemd-logind, where present, tells
@@ -183,6 +183,18 @@ class DialogProcess:
             return None
         self.events.append(event)
         return event
+
+    async def send(self, command: dict[str, Any]) -> bool:
+        """Write one command line to the program (the indicator's chat); False if it is gone."""
+        stdin = self.process.stdin
+        if stdin is None or stdin.is_closing() or self.process.returncode is not None:
+            return False
+        try:
+            stdin.write(json.dumps(command).encode() + b"\n")
+            await stdin.drain()
+        except ConnectionError:
+            return False
+        return True
 
     async def stop(self) -> None:
         """End the program: close its stdin (it exits), then terminate, then kill."""

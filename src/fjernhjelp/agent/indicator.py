@@ -6,6 +6,10 @@ user pressed "End session" or closed the window (``ended_by_user``), or the indi
 process went away (killed, crashed, display gone). A session the user cannot see is not
 allowed to go on unseen, so the last case ends it too.
 
+The indicator is also where the user chats with the technician (``chat``): the agent
+writes the technician's messages to the window process as commands on its stdin, the
+window sends the user's replies back as ``chat`` events.
+
 Run as ``python -m fjernhjelp.agent.indicator`` this module is the indicator window itself.
 """
 
@@ -13,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
+from fjernhjelp.agent.chat import MAX_TEXT
 from fjernhjelp.agent.display import (
     DialogProcess,
     DisplayTarget,
@@ -21,6 +27,7 @@ from fjernhjelp.agent.display import (
     clean_text,
     start_dialog,
 )
+from fjernhjelp.tunnel import ChannelClosed
 from fjernhjelp.web.i18n import Translator
 
 STARTUP_TIMEOUT = 20.0
@@ -54,6 +61,13 @@ class SessionIndicator:
                 organisation=clean_text(organisation),
             ),
             "end_session": t("agent.indicator.end_session"),
+            "technician": clean_text(technician),
+            "chat_heading": t("agent.indicator.chat_heading", technician=clean_text(technician)),
+            "chat_you": t("agent.indicator.chat_you"),
+            "chat_send": t("agent.indicator.chat_send"),
+            "chat_closed": t("agent.indicator.chat_closed"),
+            "chat_hide": t("agent.indicator.chat_hide"),
+            "chat_show": t("agent.indicator.chat_show"),
         }
         self._display = display
         self._argv = _argv
@@ -63,6 +77,10 @@ class SessionIndicator:
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
         self.shown: ShownWindow | None = None
+        self.chat_shown: ShownWindow | None = None  # where the chat area is, once open
+        self.on_chat_shown: Callable[[ShownWindow], None] | None = None
+        self._chatting = False
+        self._replies: asyncio.Queue[str | None] = asyncio.Queue()
 
     @property
     def ended_by_user(self) -> bool:
@@ -95,11 +113,49 @@ class SessionIndicator:
                 reason = event.get("by")
                 self._end(reason if reason in USER_REASONS else "end_button")
                 return
+            if event["event"] == "chat":
+                self._reply(event.get("text"))
+            elif event["event"] == "chat_shown":
+                self.chat_shown = ShownWindow.from_event(event)
+                if self.chat_shown is not None and self.on_chat_shown is not None:
+                    self.on_chat_shown(self.chat_shown)
+
+    def _reply(self, text: object) -> None:
+        # The window is the user's own program, but it is checked like any input all the same.
+        if self._chatting and isinstance(text, str) and text.strip():
+            self._replies.put_nowait(text[:MAX_TEXT])
 
     def _end(self, reason: str) -> None:
         if self.end_reason is None:
             self.end_reason = reason
         self.ended.set()
+        self._replies.put_nowait(None)  # a waiting chat learns the window is gone
+
+    # --- chat (see agent.chat.ChatWindow) ---------------------------------------------------
+
+    def claim_chat(self) -> bool:
+        if self._chatting or self.ended.is_set() or self._dialog is None:
+            return False
+        self._chatting = True
+        while not self._replies.empty():
+            self._replies.get_nowait()  # typed into an earlier, closed chat
+        return True
+
+    async def show_chat(self, text: str) -> bool:
+        assert self._dialog is not None
+        return await self._dialog.send({"cmd": "chat_message", "text": text[:MAX_TEXT]})
+
+    async def next_reply(self) -> str:
+        reply = await self._replies.get()
+        if reply is None:
+            self._replies.put_nowait(None)
+            raise ChannelClosed("indicator gone")
+        return reply
+
+    async def release_chat(self) -> None:
+        if self._chatting and self._dialog is not None:
+            self._chatting = False
+            await self._dialog.send({"cmd": "chat_closed"})
 
     async def wait(self) -> str:
         """Wait until the session should end; returns why."""
@@ -125,10 +181,10 @@ def _indicator() -> None:
     import tkinter as tk
 
     from fjernhjelp.agent import tkapp
+    from fjernhjelp.agent.chatwindow import ChatArea
 
     texts = tkapp.read_request()["texts"]
     root = tkapp.open_root(str(texts["title"]))
-    root.configure(bg="#8a1c1c")
     finished = False
 
     def end(by: str) -> None:
@@ -138,7 +194,9 @@ def _indicator() -> None:
             tkapp.emit("end", by=by)
             root.destroy()
 
-    frame = tk.Frame(root, bg="#8a1c1c", padx=14, pady=8)
+    bar = tk.Frame(root, bg="#8a1c1c")
+    bar.pack(fill="x")
+    frame = tk.Frame(bar, bg="#8a1c1c", padx=14, pady=8)
     frame.pack()
     tk.Label(frame, text=texts["connected"], font=tkapp.BOLD, fg="white", bg="#8a1c1c").pack(
         side="left", padx=(0, 16)
@@ -146,6 +204,15 @@ def _indicator() -> None:
     button = tk.Button(frame, text=texts["end_session"], command=lambda: end("end_button"))
     button.pack(side="left")
     root.protocol("WM_DELETE_WINDOW", lambda: end("window_closed"))
+    chat = ChatArea(root, frame, texts)
+
+    def command(cmd: dict[str, object]) -> None:
+        if cmd.get("cmd") == "chat_message" and isinstance(cmd.get("text"), str):
+            chat.technician_says(str(cmd["text"]))
+        elif cmd.get("cmd") == "chat_closed":
+            chat.closed()
+
+    tkapp.listen(command)
 
     def stay_on_top() -> None:
         # Some window managers drop -topmost after a full-screen window; ask again.

@@ -2,7 +2,8 @@
 
 The ticket's permissions decide, checked here on the agent whatever the server said:
 ``shell`` needs *terminal*, ``files`` needs *files*, ``desktop`` needs *view* (input only
-with *control*), ``info`` is allowed in every session (it is what the technician sees
+with *control*), ``chat`` needs *chat* (and someone at a screen to answer: the session
+refuses it without a display), ``info`` is allowed in every session (it is what the technician sees
 about the machine in any case).
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fjernhjelp.agent import sysinfo
+from fjernhjelp.agent.chat import ChatOutcome, ChatWindow, serve_chat
 from fjernhjelp.agent.desktop import DesktopUnavailable, InputEvent, serve_desktop
 from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.agent.fileroots import FilePolicy
@@ -25,6 +27,7 @@ REQUIRED = {
     "shell": Permission.TERMINAL,
     "files": Permission.FILES,
     "desktop": Permission.VIEW,
+    "chat": Permission.CHAT,
 }
 ALWAYS = frozenset({"info"})
 
@@ -45,6 +48,8 @@ class ServiceContext:
     on_file_refusal: Callable[[FileRefusal], None]
     on_shell: Callable[[ShellOutcome], None]
     on_input: Callable[[InputEvent], None] | None = None
+    chat: ChatWindow | None = None  # the session indicator, when it is shown
+    on_chat: Callable[[ChatOutcome], None] = lambda _outcome: None
 
 
 def shell_accounts(display: DisplayTarget | None) -> dict[str, ShellAccount]:
@@ -65,6 +70,8 @@ async def run(request: StreamRequest, channel: Channel, ctx: ServiceContext) -> 
     elif service == "info":
         await channel.send(json.dumps(sysinfo.collect().to_dict()).encode())
         await channel.close()
+    elif service == "chat":
+        await serve_chat(channel, ctx.chat, ctx.on_chat)
     elif service == "desktop" and ctx.display is not None:
         # Input is ignored at the agent without the control permission, whatever the
         # viewer sends (the page hides its controls too, but that is not the guard).

@@ -21,6 +21,7 @@ from typing import Any
 import websockets
 
 from fjernhjelp.agent import services, sysinfo
+from fjernhjelp.agent.chat import ChatOutcome
 from fjernhjelp.agent.config import AgentConfig
 from fjernhjelp.agent.consent import ConsentAnswer, ConsentRequest, ask_consent
 from fjernhjelp.agent.display import DisplayTarget, ShownWindow, find_active_display
@@ -119,10 +120,12 @@ class Session:
         await self.consent_done.wait()
         assert self.ticket is not None
         ok = services.allowed(request, self.ticket)
+        reason = None if ok else "not_permitted"
+        if ok and request.service == "chat" and self.display is None:
+            # Nobody at a screen could read or answer it.
+            ok, reason = False, "no_display"
         self._report(
-            "stream.opened" if ok else "stream.refused",
-            reason=None if ok else "not_permitted",
-            service=request.service,
+            "stream.opened" if ok else "stream.refused", reason=reason, service=request.service
         )
         return ok
 
@@ -181,7 +184,7 @@ class Session:
         await self._send_sysinfo(tunnel)
         indicator = await self._indicator(ticket)
         try:
-            watchers = [asyncio.create_task(self._accept_streams(tunnel, ticket))]
+            watchers = [asyncio.create_task(self._accept_streams(tunnel, ticket, indicator))]
             if indicator is not None:
                 watchers.append(asyncio.create_task(self._watch_indicator(tunnel, indicator)))
             closed = asyncio.create_task(tunnel.wait_closed())
@@ -243,6 +246,7 @@ class Session:
             return None
         if indicator.shown is not None:
             _log_window("session indicator", indicator.shown)
+        indicator.on_chat_shown = lambda shown: _log_window("session chat", shown)
         return indicator
 
     async def _watch_indicator(self, tunnel: Tunnel, indicator: SessionIndicator) -> None:
@@ -250,7 +254,9 @@ class Session:
         self.end_reason = f"ended_by_user:{how}"
         await tunnel.close(CloseCode.ENDED_BY_USER)
 
-    async def _accept_streams(self, tunnel: Tunnel, ticket: Ticket) -> None:
+    async def _accept_streams(
+        self, tunnel: Tunnel, ticket: Ticket, indicator: SessionIndicator | None
+    ) -> None:
         ctx = services.ServiceContext(
             ticket=ticket,
             display=self.display,
@@ -258,6 +264,8 @@ class Session:
             on_file=self._file_moved,
             on_file_refusal=self._file_refused,
             on_shell=self._shell_ended,
+            chat=indicator,
+            on_chat=self._chat_ended,
         )
         while True:
             request, channel = await tunnel.accept_stream()
@@ -279,6 +287,18 @@ class Session:
         self._report(
             "stream.refused", reason=refusal.code, service="files", op=refusal.op, path=refusal.path
         )
+
+    def _chat_ended(self, outcome: ChatOutcome) -> None:
+        # Counts only: what is typed in chat may be health information (see agent.chat).
+        counts = {
+            "to_user": outcome.to_user,
+            "from_user": outcome.from_user,
+            "chars_to_user": outcome.chars_to_user,
+            "chars_from_user": outcome.chars_from_user,
+        }
+        if outcome.ended != "closed":
+            self._report("stream.refused", reason=outcome.ended, service="chat")
+        self._report("chat.ended", reason=outcome.ended, **counts)
 
     def _shell_ended(self, outcome: ShellOutcome) -> None:
         _log.info("shell ended: %s", outcome.ended_by)

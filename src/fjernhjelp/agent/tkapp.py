@@ -9,11 +9,15 @@ import json
 import os
 import sys
 import tkinter as tk
+from collections.abc import Callable
 from typing import Any
 
 NO_DISPLAY_EXIT = 3
 FONT = ("DejaVu Sans", 11)
 BOLD = ("DejaVu Sans", 12, "bold")
+MAX_COMMAND = 64 * 1024
+
+OnCommand = Callable[[dict[str, Any]], None]
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -39,20 +43,51 @@ def open_root(title: str) -> tk.Tk:
     root.title(title)
     root.attributes("-topmost", True)
     root.resizable(False, False)
-    _quit_when_parent_leaves(root)
+    _listen_to_parent(root)
     return root
 
 
-def _quit_when_parent_leaves(root: tk.Tk) -> None:
+_on_command: OnCommand | None = None
+
+
+def listen(on_command: OnCommand) -> None:
+    """``on_command`` gets each further JSON object line the parent writes (the
+    indicator's chat); until it is set, such lines are ignored."""
+    global _on_command
+    _on_command = on_command
+
+
+def _listen_to_parent(root: tk.Tk) -> None:
     # stdin stays open as long as the agent wants the dialog; EOF means it is gone.
     fd = sys.stdin.fileno()
+    pending = bytearray()
 
     def readable(_fd: int, _mask: int) -> None:
-        if not os.read(fd, 4096):
+        chunk = os.read(fd, 64 * 1024)
+        if not chunk:
             root.tk.deletefilehandler(fd)
             root.destroy()
+            return
+        pending.extend(chunk)
+        while b"\n" in pending:
+            line, _, rest = bytes(pending).partition(b"\n")
+            pending[:] = rest
+            _dispatch(line)
+        if len(pending) > MAX_COMMAND:
+            pending.clear()  # no line is this long; drop it rather than grow
 
     root.tk.createfilehandler(fd, tk.READABLE, readable)
+
+
+def _dispatch(line: bytes) -> None:
+    if _on_command is None:
+        return
+    try:
+        command = json.loads(line)
+    except ValueError:
+        return
+    if isinstance(command, dict):
+        _on_command(command)
 
 
 def centre(root: tk.Tk, *, top: bool = False) -> None:

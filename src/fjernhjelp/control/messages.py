@@ -86,6 +86,7 @@ SESSION_EVENTS = (
     "stream.opened",
     "stream.refused",
     "file.moved",
+    "chat.ended",  # counts of messages and characters each way, never the text
 )
 
 

@@ -90,6 +90,14 @@ export async function startChat(tunnel) {
     $("chat-form").hidden = true;
     return;
   }
+  chat.ended.then((error) => {
+    // The user's side closed the chat (a refused message, the window gone) or the session ended.
+    const item = document.createElement("li");
+    item.className = "note";
+    item.textContent = text("chat.ended", { reason: error?.text || error?.slug || "" });
+    log.append(item);
+    $("chat-form").hidden = true;
+  });
   $("chat-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = $("chat-text");
