@@ -73,7 +73,7 @@ def test_the_admin_makes_downloads_and_sees_a_package(client, site: Site) -> Non
         listing = page.get(PAGE).text
         assert "Resepsjonen" in listing and "Gp-Admin" in listing
         assert NB("package.uses_left", left=2, max=2) in listing
-        assert NB("package.state_active") in listing
+        assert NB("package.states.active") in listing
         assert key in listing
     (stored,) = _packages(site)
     assert package.package_id == str(stored.id) and stored.max_uses == 2
@@ -111,9 +111,9 @@ def test_expired_used_up_and_revoked_states(client, site: Site) -> None:
     states = dict(
         re.findall(r'data-package-id="([^"]+)".*?data-testid="package-state">([^<]+)<', html, re.S)
     )
-    assert states[str(used_up.id)] == NB("package.state_used_up")
-    assert states[str(expired.id)] == NB("package.state_expired")
-    assert states[str(revoked.id)] == NB("package.state_revoked")
+    assert states[str(used_up.id)] == NB("package.states.used_up")
+    assert states[str(expired.id)] == NB("package.states.expired")
+    assert states[str(revoked.id)] == NB("package.states.revoked")
     assert NB("package.uses_left", left=0, max=2) in html
 
 
@@ -144,7 +144,7 @@ def test_revoke_after_confirmation_is_audited(client, site: Site) -> None:
         assert r.status_code == 303
         assert r.headers["location"] == "/portal/packages?notice=package_revoked"
         html = page.get(r.headers["location"]).text
-        assert NB("package.revoked_notice") in html and NB("package.state_revoked") in html
+        assert NB("package.revoked_notice") in html and NB("package.states.revoked") in html
     (package,) = _packages(site)
     assert package.revoked_at is not None and package.usable_at(w.state.now()) == (
         "package_revoked"
