@@ -6,6 +6,7 @@ answered as if the machine did not exist."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 
 import pytest
@@ -24,7 +25,12 @@ def site(db, state) -> Site:
 
 
 def _online(client, machine_id: uuid.UUID) -> None:  # type: ignore[no-untyped-def]
-    asyncio.run(client.app.state.access.cluster.mark_online(str(machine_id)))
+    # On a thread of its own: a browser test in the same worker leaves Playwright's loop
+    # marked as running on the main thread (see tests/conftest.py).
+    mark = client.app.state.access.cluster.mark_online(str(machine_id))
+    thread = threading.Thread(target=asyncio.run, args=(mark,))
+    thread.start()
+    thread.join()
 
 
 def test_the_admin_sees_its_machines_offline_with_last_seen_then_online(client, site: Site) -> None:

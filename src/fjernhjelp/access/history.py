@@ -120,7 +120,7 @@ def _agent_reports(db: Session, machine_id: uuid.UUID) -> dict[str, dict[str, st
 def sessions_of(
     db: Session, user: User, machine_id: uuid.UUID, *, limit: int = 200
 ) -> tuple[Machine, list[SessionRecord]]:
-    """The machine and its sessions the user may read, newest first."""
+    """The machine and the newest ``limit`` sessions on it the user may read."""
     machine = machine_for_history(db, user, machine_id)
     stmt = select(RemoteSession).where(RemoteSession.machine_id == machine.id)
     if not may_see_all(user, machine):
@@ -131,7 +131,7 @@ def sessions_of(
     vendors = {
         o.id: o.name
         for o in db.execute(
-            select(Organisation).where(Organisation.id.in_({r.vendor_org_id for r in rows}))
+            select(Organisation).where(Organisation.id.in_(list({r.vendor_org_id for r in rows})))
         ).scalars()
     }
     reports = _agent_reports(db, machine.id) if rows else {}
