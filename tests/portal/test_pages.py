@@ -25,6 +25,8 @@ PAGES = {
         "/portal/agreements",
         "/portal/groups",
         "/portal/people",
+        "/portal/machines",
+        "/portal/packages",
     ],
     "vendor_admin": [
         "/portal",
@@ -48,7 +50,8 @@ def test_every_page_renders_for_its_role_in_both_languages(client, world: World,
                 assert f'<html lang="{lang}">' in r.text
                 # No message key may leak through untranslated.
                 leaked = re.findall(
-                    r">\s*((?:portal|grant|agreement|terms|people)\.[a-z_.]+)\s*<", r.text
+                    r">\s*((?:portal|grant|agreement|terms|people|package|machine)\.[a-z_.]+)\s*<",
+                    r.text,
                 )
                 assert leaked == [], (path, leaked)
             if role == "gp_admin":

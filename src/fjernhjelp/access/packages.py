@@ -155,3 +155,30 @@ def revoke(
             },
         )
     return package
+
+
+def state_of(package: InstallerPackage, now: datetime) -> str:
+    """One word for the list: active, revoked, expired or used_up."""
+    return {
+        None: "active",
+        "package_revoked": "revoked",
+        "package_expired": "expired",
+        "package_used_up": "used_up",
+    }[package.usable_at(now)]
+
+
+def manageable_groups(db: Session, user: User, now: datetime) -> list[MachineGroup]:
+    """Groups the user may make a package for (what a form offers; ``create`` still
+    decides on its own)."""
+    conditions = []
+    if user.is_admin:
+        conditions.append(MachineGroup.organisation_id == user.organisation_id)
+    if user.is_technician:
+        granted = select(Grant.group_id).where(Grant.vendor_org_id == user.organisation_id)
+        conditions.append(MachineGroup.id.in_(granted))
+    if not conditions:
+        return []
+    rows = db.execute(
+        select(MachineGroup).where(or_(*conditions)).order_by(MachineGroup.name)
+    ).scalars()
+    return [g for g in rows if may_manage(db, user, g, now)]

@@ -56,6 +56,8 @@ from fjernhjelp.server.pages import (
     portal_agreements,
     portal_grants,
     portal_groups,
+    portal_machines,
+    portal_packages,
     portal_terms,
 )
 from fjernhjelp.server.pages.render import render
@@ -75,6 +77,8 @@ PAGE_MODULES = (
     portal_groups,
     portal_agreements,
     portal_grants,
+    portal_packages,
+    portal_machines,
     ops,
     console_session,
 )

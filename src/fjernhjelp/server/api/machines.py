@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from fjernhjelp.access import history
 from fjernhjelp.access import machines as access_machines
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.errors import NotFound, SessionRefused
@@ -69,6 +70,62 @@ async def get_machine(request: Request, db: DB, user: ApiUser, machine_id: uuid.
         raise HTTPException(404, "no such machine") from exc
     online = await request.app.state.access.cluster.online([str(machine.id)])
     return _out(machine, str(machine.id) in online)
+
+
+class SessionHistoryOut(BaseModel):
+    id: uuid.UUID
+    technician: str
+    technician_username: str
+    vendor: Named
+    status: str
+    requested_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: int | None
+    permissions: list[str]
+    consent_required: bool
+    consent: str = Field(
+        description="preapproved, given, denied, timed_out, no_display or unanswered"
+    )
+    ended_by: str | None = Field(
+        description="user, technician, agent, revoked, server; null while it runs"
+    )
+    end_reason: str | None
+    ended_at_agent: str | None
+    bytes_from_technician: int
+    bytes_from_agent: int
+
+
+@router.get("/machines/{machine_id}/sessions", response_model=list[SessionHistoryOut])
+def machine_sessions(db: DB, user: ApiUser, machine_id: uuid.UUID) -> list[SessionHistoryOut]:
+    """Sessions on the machine, newest first: all of them for the customer's admins, the
+    caller's own vendor's for a technician; 404 for anyone else."""
+    try:
+        _, records = history.sessions_of(db, user, machine_id)
+    except NotFound as exc:
+        raise HTTPException(404, "no such machine") from exc
+    return [
+        SessionHistoryOut(
+            id=r.id,
+            technician=r.technician,
+            technician_username=r.technician_username,
+            vendor=Named(id=r.vendor_org_id, name=r.vendor),
+            status=r.status,
+            requested_at=r.requested_at,
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+            duration_seconds=r.duration_seconds,
+            permissions=r.permissions,
+            consent_required=r.consent_required,
+            consent=r.consent,
+            ended_by=r.ended_by,
+            end_reason=r.end_reason,
+            ended_at_agent=r.ended_at_agent,
+            bytes_from_technician=r.bytes_from_technician,
+            bytes_from_agent=r.bytes_from_agent,
+        )
+        for r in records
+    ]
 
 
 class SessionRequest(BaseModel):

@@ -31,6 +31,7 @@ NOTICES = {
     "grant_created": "grant.created",
     "grant_revoked": "grant.revoked_notice",
     "registered": "organisation.registered",
+    "package_revoked": "package.revoked_notice",
 }
 
 

@@ -1,5 +1,6 @@
 // The console's machine list: GET /api/v1/machines, grouped by customer and group, with
-// online state and a search box; "Connect" opens the session view for the machine.
+// online state and a search box; "Connect" opens the session view for the machine,
+// "Sessions" its session history.
 // Texts come from data- attributes the template filled from messages.toml.
 
 const root = document.getElementById("machine-list");
@@ -59,7 +60,9 @@ function render(machines, query) {
         item.append(state, element("span", "hint", machine.os ?? ""));
         const link = element("a", "connect", texts.connect);
         link.href = `/console/connect/${encodeURIComponent(machine.id)}`;
-        item.append(link);
+        const history = element("a", "history", texts.history);
+        history.href = `/portal/machines/${encodeURIComponent(machine.id)}`;
+        item.append(link, history);
         list.append(item);
       }
       block.append(list);

@@ -1,0 +1,89 @@
+"""Machines: the customer admin's list of its own machines (online state from the
+cluster), and one machine's session history, which a granted vendor's technician may
+also open for its own vendor's sessions (the console links to it)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+
+from fjernhjelp.access import history
+from fjernhjelp.access import machines as access_machines
+from fjernhjelp.access.errors import NotFound
+from fjernhjelp.access.models import Machine
+from fjernhjelp.server.deps import DB, PageUser, T, require
+from fjernhjelp.server.pages.render import TEMPLATES, render
+
+router = APIRouter(prefix="/portal/machines")
+
+
+def _users(machine: Machine) -> list[str]:
+    return [u for u in machine.users.split(",") if u]
+
+
+@router.get("", response_class=HTMLResponse)
+async def machines_page(request: Request, db: DB, t: T, user: PageUser) -> Response:
+    require(user, admin=True)
+
+    def own() -> list[Machine]:
+        # An admin who is also a technician sees granted machines in the console; the
+        # portal lists the organisation's own.
+        return [
+            m
+            for m in access_machines.visible_to(db, user)
+            if m.organisation_id == user.organisation_id
+        ]
+
+    rows = await run_in_threadpool(own)
+    online = await request.app.state.access.cluster.online(str(m.id) for m in rows)
+    return render(
+        request,
+        t,
+        "portal_machines.html",
+        machines=[(m, _users(m), str(m.id) in online) for m in rows],
+    )
+
+
+@router.get("/{machine_id}", response_class=HTMLResponse)
+async def machine_page(
+    request: Request, db: DB, t: T, user: PageUser, machine_id: uuid.UUID
+) -> Response:
+    try:
+        machine, sessions = await run_in_threadpool(history.sessions_of, db, user, machine_id)
+    except NotFound as exc:
+        raise HTTPException(404) from exc
+    online = await request.app.state.access.cluster.online([str(machine.id)])
+    return render(
+        request,
+        t,
+        "portal_machine.html",
+        machine=machine,
+        users=_users(machine),
+        online=str(machine.id) in online,
+        sessions=sessions,
+        all_vendors=history.may_see_all(user, machine),
+    )
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return ""
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _size(count: int) -> str:
+    # Binary units, as the CLI's progress bar shows them.
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+TEMPLATES.env.filters["duration"] = _duration
+TEMPLATES.env.filters["size"] = _size

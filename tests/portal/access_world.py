@@ -1,0 +1,115 @@
+"""The portal world plus what the Access pages show: a dentist next door (another
+customer), a rival vendor with its own grant on the GP office's group, a vendor with no
+grant at all, enrolled machines and finished sessions, built through the services."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fjernhjelp.access import sessions as access_sessions
+from fjernhjelp.access.models import Machine, RemoteSession
+from fjernhjelp.portal import groups, terms
+from fjernhjelp.portal.models import MachineGroup, OrgKind
+from tests.helpers import Account, make_org, make_user
+from tests.portal.world import World, build_world
+
+
+@dataclass
+class Site:
+    world: World
+    dentist_admin: Account
+    dentist_group: MachineGroup
+    rival_tech: Account  # a vendor with its own grant on the GP office's group
+    stranger_tech: Account  # a vendor with no grant anywhere
+
+    def machine(self, hostname: str = "lege-pc-01", group: MachineGroup | None = None) -> Machine:
+        w = self.world
+        group = group or w.group
+        machine = Machine(
+            organisation_id=group.organisation_id,
+            group_id=group.id,
+            identity_public_key=os.urandom(32),
+            hostname=hostname,
+            os="Debian GNU/Linux 13",
+            agent_version="0.9.1",
+            users="kari,ola",
+            has_display=True,
+            enrolled_at=w.state.now() - timedelta(days=2),
+            last_seen_at=w.state.now() - timedelta(hours=3),
+        )
+        w.db.add(machine)
+        w.db.commit()
+        return machine
+
+    def session(
+        self,
+        machine: Machine,
+        technician: Account,
+        *,
+        consent: str | None = "consent.given",
+        seconds: int = 65,
+        ended_by_user: bool = False,
+        relay_reason: str = "technician_closed",
+    ) -> RemoteSession:
+        """A session through the real path: ticket, relay pairing, the agent's reports,
+        the end; the clock moves ``seconds`` between pairing and the end."""
+        w = self.world
+        issued = access_sessions.request(
+            w.db,
+            technician=technician.user,
+            machine_id=machine.id,
+            technician_key=os.urandom(32),
+            now=w.state.now(),
+            signing_key=w.state.keys.signing,
+            node_id="node-test",
+        )
+        sid = issued.session.id
+        access_sessions.mark_active(w.db, sid, w.state.now())
+        if consent is not None:
+            access_sessions.record_agent_event(
+                w.db, machine, session_id=sid, action="consent.asked", reason=None, details={}
+            )
+            access_sessions.record_agent_event(
+                w.db, machine, session_id=sid, action=consent, reason=None, details={}
+            )
+        w.state.clock.advance(seconds=seconds)  # type: ignore[attr-defined]
+        if ended_by_user:
+            access_sessions.record_agent_event(
+                w.db,
+                machine,
+                session_id=sid,
+                action="session.ended_at_agent",
+                reason="ended_by_user:button",
+                details={"by": "local"},
+            )
+        access_sessions.end(
+            w.db,
+            sid,
+            now=w.state.now(),
+            reason=relay_reason,
+            bytes_from_technician=4096,
+            bytes_from_agent=3 * 1024 * 1024,
+        )
+        w.db.commit()
+        return w.db.get(RemoteSession, sid)  # type: ignore[return-value]
+
+
+def build_site(db, state) -> Site:  # type: ignore[no-untyped-def]
+    world = build_world(db, state)
+    dentist = make_org(db, "Tannlegen Sentrum")
+    dentist_admin = make_user(db, state, dentist, "tann-admin", admin=True, technician=False)
+    dentist_group = groups.ensure_default(db, dentist, world.caller(world.operator).actor)
+    rival = make_org(db, "Konkurrent AS", kind=OrgKind.VENDOR, receives=False, gives=True)
+    rival_admin = make_user(db, state, rival, "rival-admin", admin=True, technician=False)
+    rival_tech = make_user(db, state, rival, "rival-tech")
+    stranger = make_org(db, "Fremmed AS", kind=OrgKind.VENDOR, receives=False, gives=True)
+    stranger_tech = make_user(db, state, stranger, "stranger-tech")
+    db.commit()
+    terms.accept(db, world.caller(dentist_admin), "receiving")
+    terms.accept(db, world.caller(rival_admin), "giving")
+    db.commit()
+    agreement = world.record_agreement(vendor_org_id=rival.id, reference="Avtale rival")
+    world.make_grant(agreement=agreement)
+    return Site(world, dentist_admin, dentist_group, rival_tech, stranger_tech)
