@@ -299,7 +299,13 @@ def browser_phase(
             )
             try:
                 return measure_paths(
-                    browser, paths, scenes, args.browser_scene, args.seconds, args.samples
+                    browser,
+                    paths,
+                    scenes,
+                    args.browser_scene,
+                    args.seconds,
+                    args.samples,
+                    args.browser_rounds,
                 )
             finally:
                 browser.close()
@@ -312,17 +318,19 @@ def _cpu_of(proc: psutil.Process) -> Callable[[], float]:
 def report_browser(flows: dict[str, dict[str, float]], scene: str, seconds: float) -> None:
     print()
     print(
-        f"scene {scene!r} ({seconds:.0f} s) as noVNC in Chromium got it: updates it finished, "
-        "bytes its WebSocket received; CPU of the process serving the desktop:"
+        f"scene {scene!r} ({seconds:.0f} s a round) as noVNC in Chromium got it: updates it "
+        "finished, bytes its WebSocket received; CPU of the process serving the desktop (VNC "
+        "server or agent) and of the one carrying it (websockify or the server's relay):"
     )
     print(
         f"{'path':26s} {'upd/s':>7s} {'KB/upd':>8s} {'Mbit/s':>8s} {'CPU ms/upd':>10s} "
-        f"{'CPU %':>6s}"
+        f"{'CPU %':>6s} {'carrier CPU %':>13s}"
     )
     for who, r in flows.items():
         print(
             f"{PATHS[who]:26s} {r['fps']:7.1f} {r['bytes_per_frame'] / 1000:8.1f} "
-            f"{r['mbit_per_s']:8.2f} {r['cpu_ms_per_frame']:10.1f} {r['cpu_percent']:6.1f}"
+            f"{r['mbit_per_s']:8.2f} {r['cpu_ms_per_frame']:10.1f} {r['cpu_percent']:6.1f} "
+            f"{r['proxy_cpu_percent']:13.1f}"
         )
     base = flows.get("x11vnc")
     if base is None:
@@ -401,6 +409,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--browser-scene", choices=SCENES, default="moving")
+    parser.add_argument("--browser-rounds", type=int, default=2)
     parser.add_argument(
         "--through-relay",
         action=argparse.BooleanOptionalAction,
