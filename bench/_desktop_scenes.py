@@ -72,7 +72,7 @@ class Scenes:
         self._window = np.array(photo(480, 320, seed=13))
         self._window[:28] = (40, 70, 140)  # a title bar
         self._window[28:120, 10:470] = 255
-        self._target = None
+        self._target: int | None = None  # the latency target's window id
         # The scrolling document is a real window, so x11vnc's scroll detection (which
         # watches applications' XCopyArea on their windows) gets its chance too.
         x, y, w, h = self._scroll_area
@@ -190,6 +190,7 @@ class Scenes:
             )
             window.map()
             d.sync()
+            self._target = window.id
             gc = window.create_gc(foreground=0xFFFFFF)
             colour = 0
             window.set_input_focus(X.RevertToParent, X.CurrentTime)
@@ -210,6 +211,12 @@ class Scenes:
         thread.start()
         ready.wait(10)
         return thread
+
+    def focus_target(self) -> None:
+        """Give the target the keyboard focus again (a window shown since may have it)."""
+        if self._target is not None:
+            self._x.set_input_focus(self._target, X.RevertToParent, X.CurrentTime)
+            self._x.sync()
 
 
 def _uncovered(

@@ -10,20 +10,26 @@ bytes per update, bandwidth, and the server process's CPU time per update and pe
 second (psutil); then the time from a key event sent to the first update that carries
 the changed pixels, for both. Ours is printed as a ratio to x11vnc.
 
-Then the same key press measured where the technician sees it: noVNC in headless
-Chromium, behind websockify, for both servers (the classic stack: x11vnc + websockify +
-noVNC), until the target pixel changes on the canvas.
+Then the technician's view, in headless Chromium (noVNC), each path in its own page and
+measured the same way (bench/_browser.py): the classic stack (x11vnc + websockify +
+noVNC), our agent's RFB server behind the same websockify and page, and, unless
+``--no-through-relay``, the product itself: a real server and agent, the technician
+console page, the end-to-end encrypted tunnel through the relay (bench/_relay_path.py).
+For each: one scene (default: the moving window) as updates per second and bytes per
+update at the browser, and a real key press in the page until the target pixel has
+changed on the canvas; all as ratios to the classic stack.
 
 Also: capture time with mss's XShmGetImage against XGetImage, and our scroll detection
 on and off (CopyRect removed from the encodings) for the scrolling scene.
 
-Run: .venv/bin/python bench/desktop.py [--seconds 8] [--samples 30]
+Run: .venv/bin/python bench/desktop.py [--seconds 8] [--samples 30] [--no-through-relay]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import socket
 import statistics
@@ -31,15 +37,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil
 from tests.desktop.xvfb import xvfb
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
+from bench._browser import Path_, cpu_seconds, measure_paths, websockify_viewers
 from bench._desktop_scenes import Scenes
-from bench._novnc_latency import novnc_latency
+from bench._relay_path import relay_path
 from bench._rfb_probe import ENCODINGS, Probe
 from fjernhjelp.agent.desktop import damage
 from fjernhjelp.agent.desktop.capture import Screen
@@ -69,12 +78,6 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"nothing listens on {port}")
-
-
-def cpu_seconds(proc: psutil.Process) -> float:
-    total = proc.cpu_times()
-    children = [c.cpu_times() for c in proc.children(recursive=True)]
-    return total.user + total.system + sum(c.user + c.system for c in children)
 
 
 async def measure_scene(
@@ -241,12 +244,15 @@ async def run(args: argparse.Namespace) -> None:
                 who: await measure_latency(scenes, port, args.samples)
                 for who, (port, _proc, _enc) in servers.items()
             }
-            tx, ty, tw, th = Scenes.TARGET
-            in_novnc = await asyncio.to_thread(
-                novnc_latency,
-                {who: port for who, (port, _proc, _enc) in servers.items()},
-                (tx + tw // 2, ty + th // 2),
-                args.samples,
+            in_browser = await asyncio.to_thread(
+                browser_phase,
+                server.display,
+                scenes,
+                {
+                    "x11vnc": (theirs_port, psutil.Process(theirs.pid)),
+                    "ours": (ours_port, psutil.Process(ours.pid)),
+                },
+                args,
             )
         finally:
             for proc in (ours, theirs):
@@ -256,11 +262,91 @@ async def run(args: argparse.Namespace) -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
     report(results, latency, args.samples)
+    flows, in_page = in_browser
+    report_browser(flows, args.browser_scene, args.seconds)
     report_latency(
-        "key press to changed canvas pixels in noVNC (Chromium) through websockify",
-        in_novnc,
+        "key press in the page to the changed pixel on noVNC's canvas (Chromium)",
+        in_page,
         args.samples,
+        PATHS,
     )
+
+
+# How each path is shown, in the order measured.
+PATHS = {
+    "x11vnc": "x11vnc + websockify",
+    "ours": "ours + websockify",
+    "ours via relay": "ours, console via relay",
+}
+
+
+def browser_phase(
+    display: str,
+    scenes: Scenes,
+    vnc: dict[str, tuple[int, psutil.Process]],
+    args: argparse.Namespace,
+) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+    from playwright.sync_api import sync_playwright
+
+    with contextlib.ExitStack() as stack:
+        cpu = {name: (port, _cpu_of(proc)) for name, (port, proc) in vnc.items()}
+        paths: dict[str, Path_] = dict(stack.enter_context(websockify_viewers(cpu)))
+        if args.through_relay:
+            paths["ours via relay"] = stack.enter_context(relay_path(display))
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                return measure_paths(
+                    browser,
+                    paths,
+                    scenes,
+                    args.browser_scene,
+                    args.seconds,
+                    args.samples,
+                    args.browser_rounds,
+                )
+            finally:
+                browser.close()
+
+
+def _cpu_of(proc: psutil.Process) -> Callable[[], float]:
+    return lambda: cpu_seconds(proc)
+
+
+def report_browser(flows: dict[str, dict[str, float]], scene: str, seconds: float) -> None:
+    print()
+    print(
+        f"scene {scene!r} ({seconds:.0f} s a round) as noVNC in Chromium got it: updates it "
+        "finished, bytes its WebSocket received; CPU of the process serving the desktop (VNC "
+        "server or agent) and of the one carrying it (websockify or the server's relay):"
+    )
+    print(
+        f"{'path':26s} {'upd/s':>7s} {'KB/upd':>8s} {'Mbit/s':>8s} {'CPU ms/upd':>10s} "
+        f"{'CPU %':>6s} {'carrier CPU %':>13s}"
+    )
+    for who, r in flows.items():
+        print(
+            f"{PATHS[who]:26s} {r['fps']:7.1f} {r['bytes_per_frame'] / 1000:8.1f} "
+            f"{r['mbit_per_s']:8.2f} {r['cpu_ms_per_frame']:10.1f} {r['cpu_percent']:6.1f} "
+            f"{r['proxy_cpu_percent']:13.1f}"
+        )
+    base = flows.get("x11vnc")
+    if base is None:
+        return
+    print(f"as a ratio to {PATHS['x11vnc']}:")
+    print(f"{'path':26s} {'upd/s':>7s} {'B/upd':>7s} {'Mbit/s':>7s} {'CPU/upd':>8s} {'CPU %':>7s}")
+    for who, r in flows.items():
+        if who == "x11vnc":
+            continue
+        print(
+            f"{PATHS[who]:26s} {ratio(r['fps'], base['fps']):>7s} "
+            f"{ratio(r['bytes_per_frame'], base['bytes_per_frame']):>7s} "
+            f"{ratio(r['mbit_per_s'], base['mbit_per_s']):>7s} "
+            f"{ratio(r['cpu_ms_per_frame'], base['cpu_ms_per_frame']):>8s} "
+            f"{ratio(r['cpu_percent'], base['cpu_percent']):>7s}"
+        )
 
 
 def report(
@@ -293,29 +379,43 @@ def report(
     )
 
 
-def report_latency(title: str, latency: dict[str, list[float]], samples: int) -> None:
+def report_latency(
+    title: str, latency: dict[str, list[float]], samples: int, labels: dict[str, str] | None = None
+) -> None:
     print()
     print(f"{title}, {samples} presses each:")
     medians = {}
     for who, values in latency.items():
+        label = (labels or {}).get(who, who)
         if not values:
-            print(f"  {who:8s} no update carried the change")
+            print(f"  {label:26s} no update carried the change")
             continue
         values = sorted(values)
         medians[who] = statistics.median(values)
         p90 = values[int(0.9 * (len(values) - 1))]
         print(
-            f"  {who:8s} median {medians[who] * 1000:6.1f} ms   p90 {p90 * 1000:6.1f} ms   "
+            f"  {label:26s} median {medians[who] * 1000:6.1f} ms   p90 {p90 * 1000:6.1f} ms   "
             f"({len(values)}/{samples} arrived)"
         )
-    if len(medians) == 2:
-        print(f"  ratio ours/x11vnc (median): {ratio(medians['ours'], medians['x11vnc'])}")
+    if "x11vnc" in medians:
+        for who, median in medians.items():
+            if who != "x11vnc":
+                label = (labels or {}).get(who, who)
+                print(f"  ratio {label} / x11vnc (median): {ratio(median, medians['x11vnc'])}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--browser-scene", choices=SCENES, default="moving")
+    parser.add_argument("--browser-rounds", type=int, default=2)
+    parser.add_argument(
+        "--through-relay",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the product path: real server, agent, console page, relay",
+    )
     asyncio.run(run(parser.parse_args()))
 
 
