@@ -15,8 +15,7 @@ from fjernhjelp.agent.display import DisplayTarget
 from tests.access.live import LiveSite
 from tests.agent.conftest import click, screenshot, selected_text, type_text
 from tests.desktop.xvfb import Xvfb, xvfb
-from tests.e2e.test_console_desktop import FULL, _log_in, _shown, _state
-from tests.portal.world import build_world
+from tests.e2e.console_live import consent_site, log_in, session_state, shown
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 
@@ -32,20 +31,16 @@ def screen() -> Iterator[Xvfb]:
 
 @pytest.fixture
 def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
-    world = build_world(db, state, grant=False)
-    world.grant = world.make_grant(permissions=FULL, consent_required=True)
-    live = LiveSite(world, tmp_path, database_url)
-    live.start_server()
-    yield live
-    live.stop()
+    with consent_site(db, state, database_url, tmp_path) as live:
+        yield live
 
 
 def _window_shows(display: DisplayTarget, area: dict, text: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        shown = selected_text(display, area["chat_log_start"], area["chat_log_end"])
-        if text in shown or time.monotonic() > deadline:
-            return shown
+        seen = selected_text(display, area["chat_log_start"], area["chat_log_end"])
+        if text in seen or time.monotonic() > deadline:
+            return seen
         time.sleep(0.2)
 
 
@@ -53,22 +48,22 @@ def test_technician_and_end_user_chat(page, site: LiveSite, screen: Xvfb, tmp_pa
     display = DisplayTarget(display=screen.display)
     agent = site.agent("lege-pc-1", display=screen.display)
     agent.start()
-    _log_in(page, site)
+    log_in(page, site)
     machine = site.wait_online(site.api_token(site.world.tech), {"lege-pc-1"})[0]
     assert site.server is not None
 
     page.goto(f"{site.server.url}/console/connect/{machine['id']}")
-    _state(page, "waiting-consent")
-    click(display, *_shown(agent, "consent dialog")["buttons"]["allow"])
-    _state(page, "connected")
+    session_state(page, "waiting-consent")
+    click(display, *shown(agent, "consent dialog")["buttons"]["allow"])
+    session_state(page, "connected")
 
     # The technician writes; the message appears in the window on the user's screen.
     page.fill("#chat-text", QUESTION)
     page.click("#chat-form button[type=submit]")
-    area = {k: tuple(v) for k, v in _shown(agent, "session chat")["buttons"].items()}
-    shown = _window_shows(display, area, QUESTION)
+    area = {k: tuple(v) for k, v in shown(agent, "session chat")["buttons"].items()}
+    on_screen = _window_shows(display, area, QUESTION)
     technician = json.loads(site.wait_event("session.started").details)["technician"]
-    assert QUESTION in shown and technician in shown  # with who wrote it
+    assert QUESTION in on_screen and technician in on_screen  # with who wrote it
     screenshot(display, tmp_path / "chat-user-screen.png")
 
     # The user answers there; the answer appears in the console.
@@ -79,7 +74,7 @@ def test_technician_and_end_user_chat(page, site: LiveSite, screen: Xvfb, tmp_pa
     page.screenshot(path=str(tmp_path / "console-chat.png"))
 
     page.click("#end-session")
-    _state(page, "ended")
+    session_state(page, "ended")
     ended = json.loads(site.wait_event("chat.ended").details)
     assert (ended["to_user"], ended["from_user"]) == (1, 1)
     assert (ended["chars_to_user"], ended["chars_from_user"]) == (len(QUESTION), len(ANSWER))

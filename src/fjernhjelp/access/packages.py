@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from fjernhjelp.access.errors import NotFound, PackageRefused
 from fjernhjelp.access.models import InstallerPackage
@@ -42,6 +42,23 @@ def may_manage(db: Session, user: User, group: MachineGroup, now: datetime) -> b
     if user.is_technician:
         return isinstance(access.decide(db, user, group.id, now), access.AccessAllowed)
     return False
+
+
+def _candidates(
+    user: User,
+    organisation: InstrumentedAttribute[uuid.UUID],
+    group: InstrumentedAttribute[uuid.UUID],
+) -> list[ColumnElement[bool]]:
+    """A coarse SQL filter for rows ``may_manage`` could allow (own organisation for admins,
+    granted groups for technicians); the caller still asks ``may_manage`` row by row, since
+    grant terms and policy are not expressible here."""
+    conditions: list[ColumnElement[bool]] = []
+    if user.is_admin:
+        conditions.append(organisation == user.organisation_id)
+    if user.is_technician:
+        granted = select(Grant.group_id).where(Grant.vendor_org_id == user.organisation_id)
+        conditions.append(group.in_(granted))
+    return conditions
 
 
 def _group_for(db: Session, user: User, group_id: uuid.UUID, now: datetime) -> MachineGroup:
@@ -112,12 +129,7 @@ def create(
 def visible(db: Session, user: User, now: datetime) -> list[InstallerPackage]:
     """Packages of the user's own organisation's groups (admins), or of groups their
     organisation is granted (technicians)."""
-    conditions = []
-    if user.is_admin:
-        conditions.append(InstallerPackage.organisation_id == user.organisation_id)
-    if user.is_technician:
-        granted = select(Grant.group_id).where(Grant.vendor_org_id == user.organisation_id)
-        conditions.append(InstallerPackage.group_id.in_(granted))
+    conditions = _candidates(user, InstallerPackage.organisation_id, InstallerPackage.group_id)
     if not conditions:
         return []
     rows = db.execute(
@@ -170,12 +182,7 @@ def state_of(package: InstallerPackage, now: datetime) -> str:
 def manageable_groups(db: Session, user: User, now: datetime) -> list[MachineGroup]:
     """Groups the user may make a package for (what a form offers; ``create`` still
     decides on its own)."""
-    conditions = []
-    if user.is_admin:
-        conditions.append(MachineGroup.organisation_id == user.organisation_id)
-    if user.is_technician:
-        granted = select(Grant.group_id).where(Grant.vendor_org_id == user.organisation_id)
-        conditions.append(MachineGroup.id.in_(granted))
+    conditions = _candidates(user, MachineGroup.organisation_id, MachineGroup.id)
     if not conditions:
         return []
     rows = db.execute(
