@@ -24,7 +24,12 @@ from fjernhjelp.access import packages
 from fjernhjelp.agent.config import AgentConfig, save_config
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.auth import totp
+from fjernhjelp.auth.models import User
 from fjernhjelp.control.package import read_package
+from fjernhjelp.portal import grants
+from fjernhjelp.portal.caller import Caller
+from fjernhjelp.portal.grants import GrantTerms
+from fjernhjelp.portal.models import Permission
 from tests.e2e.conftest import ServerProcess, start_server
 from tests.helpers import PASSWORD, Account
 from tests.portal.world import World
@@ -233,6 +238,26 @@ class LiveSite:
                     return event
             time.sleep(0.2)
         raise TimeoutError(f"no audit event {action} {match}")
+
+    def update_grant(self, permissions: frozenset[Permission], consent_required: bool) -> None:
+        """Changes the world's grant as its customer admin would, while the server runs.
+
+        In a session of its own that takes SQLite's write lock at BEGIN, as the app's do:
+        the test's deferred session would fail with "database is locked" when it turns a
+        read snapshot into a write after the server has written since."""
+        world = self.world
+        with world.state.sessions() as writer:
+            admin = writer.get(User, world.gp_admin.user.id)
+            assert admin is not None
+            grants.update(
+                writer,
+                Caller(admin, world.state.now(), "192.0.2.10"),
+                world.grant.id,
+                GrantTerms(permissions=permissions, consent_required=consent_required),
+            )
+            writer.commit()
+        world.db.rollback()
+        world.db.expire_all()
 
     def stop(self) -> None:
         for agent in self.agents:

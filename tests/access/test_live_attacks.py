@@ -103,18 +103,8 @@ def test_a_technician_of_another_vendor_sees_and_reaches_nothing(site: LiveSite)
 
 
 def test_a_permission_the_grant_lacks_is_refused_by_the_agent(site: LiveSite, tmp_path) -> None:
-    world = site.world
     # Narrow the grant to viewing only; the next session's ticket carries just that.
-    from fjernhjelp.portal import grants
-    from fjernhjelp.portal.grants import GrantTerms
-
-    grants.update(
-        world.db,
-        world.caller(world.gp_admin),
-        world.grant.id,
-        GrantTerms(permissions=frozenset({Permission.VIEW}), consent_required=False),
-    )
-    world.db.commit()
+    site.update_grant(frozenset({Permission.VIEW}), consent_required=False)
     _online(site, "pc-1")
     result = site.cli("connect", "pc-1", "--get", "anything", str(tmp_path / "x"))
     assert result.returncode == 1 and "refused" in result.stderr

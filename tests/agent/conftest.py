@@ -112,6 +112,11 @@ def selected_text(display: DisplayTarget, start: tuple[int, int], end: tuple[int
 
 
 def type_text(display: DisplayTarget, text: str) -> None:
+    """Types as a user at a Norwegian keyboard would. With the layout set, æ, ø and å are
+    keys of their own; otherwise xdotool binds each to a spare key code and unbinds it
+    right after, and a loaded machine's application can read the key after the unbinding
+    and lose the letter."""
+    subprocess.run(["setxkbmap", "no"], env=_env(display), check=True, timeout=30)
     subprocess.run(
         ["xdotool", "type", "--delay", "30", text], env=_env(display), check=True, timeout=60
     )

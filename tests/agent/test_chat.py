@@ -36,8 +36,7 @@ from tests.tunnel.helpers import Pair, World, open_pair
 
 WITH_CHAT = frozenset({Permission.VIEW, Permission.CHAT})
 QUESTION = "Hei! Kan du trykke på «Start» og si hva du ser? 🙂"
-# xdotool types remapped capitals (Æ) as small letters on Xvfb, so the reply keeps to æøå.
-ANSWER = "Jeg ser et vindu med teksten Blåbærsyltetøy, æøå"
+ANSWER = "Jeg ser et vindu med teksten Blåbærsyltetøy, ÆØÅ"
 
 
 @dataclass

@@ -20,7 +20,7 @@ from tests.e2e.console_live import consent_site, log_in, session_state, shown
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 
 QUESTION = "Hei, det er Kari fra Journalsystemer. Ser du denne meldingen?"
-ANSWER = "Ja, jeg ser den. Skriveren på kontoret står på, æøå"
+ANSWER = "Ja, jeg ser den. Skriveren på kontoret står på, æøå ÆØÅ"
 
 
 @pytest.fixture
@@ -70,7 +70,13 @@ def test_technician_and_end_user_chat(page, site: LiveSite, screen: Xvfb, tmp_pa
     click(display, *area["chat_entry"])
     type_text(display, ANSWER)
     click(display, *area["chat_send"])
-    page.wait_for_selector(f'#chat-log li.theirs:has-text("{ANSWER}")', timeout=30_000)
+    try:
+        page.wait_for_selector(f'#chat-log li.theirs:has-text("{ANSWER}")', timeout=30_000)
+    except Exception as exc:
+        entry = selected_text(display, area["chat_entry"], area["chat_send"])
+        raise AssertionError(
+            f"console shows {page.inner_text('#chat-log')!r}; entry holds {entry!r}"
+        ) from exc
     page.screenshot(path=str(tmp_path / "console-chat.png"))
 
     page.click("#end-session")

@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from fjernhjelp.agent.display import DisplayTarget
-from fjernhjelp.portal import grants
-from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.portal.models import Permission
 from tests.access.live import LiveSite
 from tests.agent.conftest import click, screenshot
@@ -77,14 +75,7 @@ def test_technician_types_into_a_real_application_then_view_only_then_user_ends(
         site.wait_event("session.ended", contains="bytes_from_technician")
 
         # 2. The grant narrowed to viewing: the same clicks and keys change nothing.
-        site.world.db.rollback()  # a fresh snapshot before writing (SQLite)
-        grants.update(
-            site.world.db,
-            site.world.caller(site.world.gp_admin),
-            site.world.grant.id,
-            GrantTerms(permissions=frozenset({Permission.VIEW}), consent_required=True),
-        )
-        site.world.db.commit()
+        site.update_grant(frozenset({Permission.VIEW}), consent_required=True)
         app.result.unlink()
         keys_before = app.keys()
         page.goto(f"{site.server.url}/console/connect/{machine['id']}")
