@@ -6,6 +6,7 @@ Built from the same pieces as the live tests (tests/access/live.py), outside pyt
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -50,6 +51,8 @@ def live_site(database_url: str | None = None) -> Iterator[LiveSite]:
         finally:
             site.stop()
             state.engine.dispose()
+            # Agent homes, logs and the database; a kept copy is of no use after the run.
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def package_for(site: LiveSite, uses: int) -> bytes:
