@@ -157,3 +157,69 @@ def test_the_console_links_each_machine_to_its_history(client, site: Site) -> No
         assert r.status_code == 200
         assert NB("machine.history_own") in r.text
         assert 'href="/console"' in r.text
+
+
+def test_a_long_history_comes_in_pages_that_miss_and_repeat_nothing(client, site: Site) -> None:
+    w = site.world
+    machine = site.machine()
+    # seconds=0: the clock stands still, so all five share one request time, the case
+    # where a cursor of time alone would skip or repeat rows.
+    made = [site.session(machine, w.tech, seconds=0) for _ in range(5)]
+    api = Api(client, w.gp_admin)
+    seen: list[str] = []
+    path = f"/machines/{machine.id}/sessions?limit=2"
+    pages = 0
+    while path:
+        r = api.get(path)
+        assert r.status_code == 200, r.text
+        seen += [row["id"] for row in r.json()]
+        pages += 1
+        link = r.headers.get("Link")
+        path = link[link.index("/api/v1") + len("/api/v1") : link.index(">")] if link else ""
+    assert pages == 3
+    assert sorted(seen) == sorted(str(s.id) for s in made) and len(set(seen)) == 5
+    assert seen == [row["id"] for row in api.get(f"/machines/{machine.id}/sessions").json()]
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=501", "cursor=yesterday", "cursor=2026-11-29T10:00:00_nothex"]
+)
+def test_a_bad_page_request_is_refused_and_says_why(client, site: Site, query: str) -> None:
+    machine = site.machine()
+    site.session(machine, site.world.tech)
+    r = Api(client, site.world.gp_admin).get(f"/machines/{machine.id}/sessions?{query}")
+    assert r.status_code == 422
+    assert "cursor" in r.text or "limit" in r.text
+
+
+def test_a_cursor_does_not_open_another_vendors_sessions(client, site: Site) -> None:
+    w = site.world
+    machine = site.machine()
+    for _ in range(3):
+        site.session(machine, w.tech, seconds=1)
+    first = Api(client, w.gp_admin).get(f"/machines/{machine.id}/sessions?limit=1")
+    link = first.headers["Link"]
+    cursor_query = link[link.index("?") : link.index(">")]
+    rival = Api(client, site.rival_tech).get(f"/machines/{machine.id}/sessions{cursor_query}")
+    assert rival.status_code == 200 and rival.json() == []
+    stranger = Api(client, site.stranger_tech).get(f"/machines/{machine.id}/sessions{cursor_query}")
+    assert stranger.status_code == 404
+
+
+def test_the_machine_page_links_to_older_sessions(client, site: Site, monkeypatch) -> None:
+    from fjernhjelp.server.pages import portal_machines
+
+    monkeypatch.setattr(portal_machines, "PAGE_ROWS", 2)
+    w = site.world
+    machine = site.machine()
+    made = [site.session(machine, w.tech, seconds=1) for _ in range(3)]
+    with browser(client, w.gp_admin) as page:
+        html = page.get(f"/portal/machines/{machine.id}").text
+        assert html.count('data-testid="session"') == 2 and NB("machine.older_sessions") in html
+        assert str(made[0].id) not in html
+        older = html.split('data-testid="sessions-older"')[0].rsplit('href="', 1)[1].split('"')[0]
+        assert older.startswith("?cursor=")  # relative: a proxy's scheme and host stay
+        html = page.get(f"/portal/machines/{machine.id}{older.replace('&amp;', '&')}").text
+        assert html.count('data-testid="session"') == 1 and str(made[0].id) in html
+        assert NB("machine.older_sessions") not in html and NB("machine.newest_sessions") in html
+        assert page.get(f"/portal/machines/{machine.id}?cursor=bad").status_code == 404

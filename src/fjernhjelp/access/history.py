@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.access.errors import NotFound
@@ -97,11 +97,19 @@ def machine_for_history(db: Session, user: User, machine_id: uuid.UUID) -> Machi
     return get_visible(db, user, machine_id, ended_grants=True)
 
 
-def _agent_reports(db: Session, machine_id: uuid.UUID) -> dict[str, dict[str, str]]:
+def _agent_reports(
+    db: Session, machine_id: uuid.UUID, *, since: datetime
+) -> dict[str, dict[str, str]]:
+    # An agent reports on a session only after it was requested, so events older than
+    # the page's oldest session cannot belong to it: the page reads only its own span.
     wanted = [*CONSENT_ACTIONS, AGENT_END]
     rows = db.execute(
         select(AuditEvent.action, AuditEvent.reason, AuditEvent.details)
-        .where(AuditEvent.machine_id == str(machine_id), AuditEvent.action.in_(wanted))
+        .where(
+            AuditEvent.machine_id == str(machine_id),
+            AuditEvent.action.in_(wanted),
+            AuditEvent.occurred_at >= since,
+        )
         .order_by(AuditEvent.seq)
     ).all()
     reports: dict[str, dict[str, str]] = {}
@@ -117,24 +125,79 @@ def _agent_reports(db: Session, machine_id: uuid.UUID) -> dict[str, dict[str, st
     return reports
 
 
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of history ends: the last row's request time and id. Sessions are
+    ordered by both, newest first, so rows requested in the same instant are neither
+    skipped nor repeated from one page to the next."""
+
+    requested_at: datetime
+    session_id: uuid.UUID
+
+    def encode(self) -> str:
+        return f"{self.requested_at.isoformat()}_{self.session_id.hex}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """Raises ValueError for anything that is not a cursor this module wrote."""
+        when, sep, sid = text.rpartition("_")
+        if not sep:
+            raise ValueError("not a history cursor")
+        requested_at = datetime.fromisoformat(when)
+        if requested_at.tzinfo is None:
+            raise ValueError("a history cursor carries its time zone")
+        return cls(requested_at, uuid.UUID(hex=sid))
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    machine: Machine
+    sessions: list[SessionRecord]
+    next: Cursor | None  # None on the last page
+
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 500
+
+
 def sessions_of(
-    db: Session, user: User, machine_id: uuid.UUID, *, limit: int = 200
-) -> tuple[Machine, list[SessionRecord]]:
-    """The machine and the newest ``limit`` sessions on it the user may read."""
+    db: Session,
+    user: User,
+    machine_id: uuid.UUID,
+    *,
+    limit: int = DEFAULT_PAGE,
+    after: Cursor | None = None,
+) -> HistoryPage:
+    """The machine and up to ``limit`` sessions on it the user may read, newest first,
+    starting after ``after`` (the ``next`` of the previous page)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be 1..{MAX_PAGE}")
     machine = machine_for_history(db, user, machine_id)
     stmt = select(RemoteSession).where(RemoteSession.machine_id == machine.id)
     if not may_see_all(user, machine):
         if not user.is_technician:
             raise NotFound("no_such_machine")
         stmt = stmt.where(RemoteSession.vendor_org_id == user.organisation_id)
-    rows = list(db.execute(stmt.order_by(RemoteSession.requested_at.desc()).limit(limit)).scalars())
+    if after is not None:
+        stmt = stmt.where(
+            or_(
+                RemoteSession.requested_at < after.requested_at,
+                and_(
+                    RemoteSession.requested_at == after.requested_at,
+                    RemoteSession.id < after.session_id,
+                ),
+            )
+        )
+    ordered = stmt.order_by(RemoteSession.requested_at.desc(), RemoteSession.id.desc())
+    rows = list(db.execute(ordered.limit(limit + 1)).scalars())
+    more, rows = len(rows) > limit, rows[:limit]
     vendors = {
         o.id: o.name
         for o in db.execute(
             select(Organisation).where(Organisation.id.in_(list({r.vendor_org_id for r in rows})))
         ).scalars()
     }
-    reports = _agent_reports(db, machine.id) if rows else {}
+    reports = _agent_reports(db, machine.id, since=rows[-1].requested_at) if rows else {}
     records = []
     for row in rows:
         report = reports.get(str(row.id), {})
@@ -159,4 +222,5 @@ def sessions_of(
                 bytes_from_agent=row.bytes_from_agent,
             )
         )
-    return machine, records
+    last = rows[-1] if more else None
+    return HistoryPage(machine, records, Cursor(last.requested_at, last.id) if last else None)

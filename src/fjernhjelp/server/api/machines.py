@@ -6,8 +6,9 @@ import base64
 import binascii
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -97,13 +98,30 @@ class SessionHistoryOut(BaseModel):
 
 
 @router.get("/machines/{machine_id}/sessions", response_model=list[SessionHistoryOut])
-def machine_sessions(db: DB, user: ApiUser, machine_id: uuid.UUID) -> list[SessionHistoryOut]:
+def machine_sessions(
+    request: Request,
+    response: Response,
+    db: DB,
+    user: ApiUser,
+    machine_id: uuid.UUID,
+    limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = history.DEFAULT_PAGE,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> list[SessionHistoryOut]:
     """Sessions on the machine, newest first: all of them for the customer's admins, the
-    caller's own vendor's for a technician; 404 for anyone else."""
+    caller's own vendor's for a technician; 404 for anyone else. ``limit`` rows a page;
+    when there are more, a ``Link: <…>; rel="next"`` header gives the next page's URL."""
     try:
-        _, records = history.sessions_of(db, user, machine_id)
+        after = history.Cursor.decode(cursor) if cursor is not None else None
+    except ValueError as exc:
+        raise HTTPException(422, "cursor is not one this server gave out") from exc
+    try:
+        page = history.sessions_of(db, user, machine_id, limit=limit, after=after)
     except NotFound as exc:
         raise HTTPException(404, "no such machine") from exc
+    if page.next is not None:
+        url = request.url.include_query_params(cursor=page.next.encode(), limit=limit)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    records = page.sessions
     return [
         SessionHistoryOut(
             id=r.id,

@@ -4,9 +4,12 @@ also open for its own vendor's sessions (the console links to it)."""
 
 from __future__ import annotations
 
+import functools
 import uuid
+from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
@@ -47,14 +50,31 @@ async def machines_page(request: Request, db: DB, t: T, user: PageUser) -> Respo
     )
 
 
+PAGE_ROWS = 50  # sessions on one page of a machine's history
+
+
 @router.get("/{machine_id}", response_class=HTMLResponse)
 async def machine_page(
-    request: Request, db: DB, t: T, user: PageUser, machine_id: uuid.UUID
+    request: Request,
+    db: DB,
+    t: T,
+    user: PageUser,
+    machine_id: uuid.UUID,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     try:
-        machine, sessions = await run_in_threadpool(history.sessions_of, db, user, machine_id)
+        after = history.Cursor.decode(cursor) if cursor is not None else None
+    except ValueError as exc:
+        raise HTTPException(404) from exc
+    try:
+        page = await run_in_threadpool(
+            functools.partial(
+                history.sessions_of, db, user, machine_id, limit=PAGE_ROWS, after=after
+            )
+        )
     except NotFound as exc:
         raise HTTPException(404) from exc
+    machine, sessions = page.machine, page.sessions
     online = await request.app.state.access.cluster.online([str(machine.id)])
     return render(
         request,
@@ -64,6 +84,9 @@ async def machine_page(
         users=_users(machine),
         online=str(machine.id) in online,
         sessions=sessions,
+        # Relative, so the link keeps whatever scheme and host a reverse proxy shows.
+        older="?" + urlencode({"cursor": page.next.encode()}) if page.next else None,
+        first_page=cursor is None,
         all_vendors=history.may_see_all(user, machine),
     )
 
