@@ -74,6 +74,36 @@ def test_dead_keys_compose_and_unicode_keysyms_reach_the_application(
     assert wait_for(lambda: keyboard_mapping(xserver) == before)
 
 
+def test_norwegian_letters_are_keys_of_their_own_for_the_whole_session(
+    agent, xserver: Xvfb, entry_app: EntryApp
+) -> None:
+    before = keyboard_mapping(xserver)
+    during: list[list[tuple[int, ...]]] = []
+
+    async def run() -> None:
+        client = await session(agent.port)
+        await round_trip(client)
+        during.append(keyboard_mapping(xserver))  # before the first key
+        client.pointer(1, *entry_app.ENTRY)
+        client.pointer(0, *entry_app.ENTRY)
+        for char in "ÆØÅ æøå":
+            tap(client, ord(char))
+        client.pointer(1, *entry_app.BUTTON)
+        client.pointer(0, *entry_app.BUTTON)
+        await round_trip(client)
+        during.append(keyboard_mapping(xserver))
+        await client.close()
+
+    agent.run(run())
+    assert entry_app.wait_result() == "ÆØÅ æøå"
+    for pair in ((XK.XK_ae, XK.XK_AE), (XK.XK_oslash, XK.XK_Ooblique), (XK.XK_aring, XK.XK_Aring)):
+        # One key each, lower and upper case, bound before anything was typed...
+        assert sum(m[:2] == pair for m in during[0]) == 1
+    # ...and typing them changed the keymap no further.
+    assert during[1] == during[0]
+    assert wait_for(lambda: keyboard_mapping(xserver) == before)
+
+
 def test_shift_follows_the_character_not_the_technicians_shift_key(
     agent, xserver: Xvfb, entry_app: EntryApp
 ) -> None:

@@ -6,6 +6,12 @@ pressed with Shift set or cleared as that level needs, whatever the technician h
 A keysym the layout lacks (æ ø å on a US layout, dead keys, any Unicode keysym) is
 bound for the moment to a spare keycode, pressed, and the spare keycodes are returned
 to NoSymbol when the session ends.
+
+Æ, Ø and Å are the exception: where the layout lacks them they are bound when the
+session starts, lower and upper case on one key as on a Norwegian keyboard. An
+application reads a key with the mapping it last caught up with, and on a loaded machine
+it can read a letter bound a moment before with the old, empty one and lose it; letters
+typed all day must not depend on that race.
 """
 
 from __future__ import annotations
@@ -29,6 +35,12 @@ def _adjusts_shift(keysym: int) -> bool:
 
 
 MAPPING_SETTLE_SECONDS = 0.05
+LETTERS_SETTLE_SECONDS = 0.2  # after binding the letters at start, before the first key
+NORWEGIAN_LETTERS = (
+    (XK.XK_ae, XK.XK_AE),
+    (XK.XK_oslash, XK.XK_Ooblique),
+    (XK.XK_aring, XK.XK_Aring),
+)
 
 
 class InputInjector:
@@ -49,6 +61,24 @@ class InputInjector:
         mapping = self._x.get_keyboard_mapping(low, high - low + 1)
         self._spares = [low + i for i, syms in enumerate(mapping) if not any(syms)]
         self._bound: OrderedDict[int, int] = OrderedDict()  # spare keycode -> keysym
+        self._letters: dict[int, tuple[int, int]] = {}  # keysym -> (keycode, level)
+        self._letters_ready = 0.0
+        self._bind_letters()
+
+    def _on_layout(self, keysym: int) -> bool:
+        return any(index in (0, 1) for _code, index in self._x.keysym_to_keycodes(keysym))
+
+    def _bind_letters(self) -> None:
+        for lower, upper in NORWEGIAN_LETTERS:
+            if self._on_layout(lower) or not self._spares:
+                continue
+            code = self._spares.pop()  # from the end: lazily bound keysyms take the front
+            self._x.change_keyboard_mapping(code, [(lower, upper)])
+            self._letters[lower], self._letters[upper] = (code, 0), (code, 1)
+        if self._letters:
+            self._x.sync()
+            # Waited out only if a key comes sooner (the handshake usually takes longer).
+            self._letters_ready = time.monotonic() + LETTERS_SETTLE_SECONDS
 
     # -- pointer --------------------------------------------------------------------
 
@@ -101,6 +131,12 @@ class InputInjector:
 
     def _locate(self, keysym: int) -> tuple[int | None, int | None]:
         """The keycode for ``keysym`` and its level (0 plain, 1 shifted, None: bound)."""
+        letter = self._letters.get(keysym)
+        if letter is not None:
+            wait = self._letters_ready - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            return letter
         for code, sym in self._bound.items():
             if sym == keysym:
                 self._bound.move_to_end(code)
@@ -149,9 +185,10 @@ class InputInjector:
     def close(self) -> None:
         try:
             self.release_all()
-            for code in self._bound:
+            for code in {*self._bound, *(code for code, _level in self._letters.values())}:
                 self._x.change_keyboard_mapping(code, [(X.NoSymbol, X.NoSymbol)])
             self._bound.clear()
+            self._letters.clear()
             self._x.sync()
         finally:
             self._x.close()
