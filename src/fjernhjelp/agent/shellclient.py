@@ -70,6 +70,9 @@ async def run_shell_client(
         task.add_done_callback(pending.discard)
 
     try:
+        # Resizes are a nicety: a loop that cannot take signal handlers (not the main
+        # thread: RuntimeError/ValueError; no signal support: NotImplementedError) runs the
+        # shell at its first size rather than failing the session.
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(signal.SIGWINCH, on_resize)
             resize_hooked = True

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fjernhjelp.audit.log import Actor, Outcome, record
@@ -42,10 +42,12 @@ class SweepReport:
 T = TypeVar("T")
 
 
-def _claim(stmt: Select[tuple[T]], table: type[object]) -> Select[tuple[T]]:
+def _claim(db: Session, model: type[T], *conditions: ColumnElement[bool]) -> list[T]:
+    """Rows of ``model`` matching ``conditions`` that no other sweeping node holds."""
     # ``of``: only the claimed rows, not the eagerly joined ones (PostgreSQL refuses to
     # lock the nullable side of an outer join).
-    return stmt.with_for_update(skip_locked=True, of=table)
+    stmt = select(model).where(*conditions).with_for_update(skip_locked=True, of=model)
+    return list(db.execute(stmt).unique().scalars().all())
 
 
 def _system_change(
@@ -68,20 +70,12 @@ def _system_change(
 
 
 def expire_grants(db: Session, now: datetime) -> int:
-    due = (
-        db.execute(
-            _claim(
-                select(Grant).where(
-                    Grant.status == GrantStatus.ACTIVE,
-                    Grant.expires_at.is_not(None),
-                    Grant.expires_at <= now,
-                ),
-                Grant,
-            )
-        )
-        .unique()
-        .scalars()
-        .all()
+    due = _claim(
+        db,
+        Grant,
+        Grant.status == GrantStatus.ACTIVE,
+        Grant.expires_at.is_not(None),
+        Grant.expires_at <= now,
     )
     for grant in due:
         before = grants.describe(grant)
@@ -105,20 +99,12 @@ def expire_grants(db: Session, now: datetime) -> int:
 
 
 def expire_agreements(db: Session, now: datetime) -> int:
-    due = (
-        db.execute(
-            _claim(
-                select(Agreement).where(
-                    Agreement.status == AgreementStatus.ACTIVE,
-                    Agreement.valid_until.is_not(None),
-                    Agreement.valid_until <= now,
-                ),
-                Agreement,
-            )
-        )
-        .unique()
-        .scalars()
-        .all()
+    due = _claim(
+        db,
+        Agreement,
+        Agreement.status == AgreementStatus.ACTIVE,
+        Agreement.valid_until.is_not(None),
+        Agreement.valid_until <= now,
     )
     for agreement in due:
         before = agreements.describe(agreement)
@@ -159,19 +145,11 @@ def _unused_since(cutoff: datetime) -> list[ColumnElement[bool]]:
 
 def deactivate_inactive(db: Session, now: datetime, inactive_after: timedelta) -> int:
     cutoff = now - inactive_after
-    due = (
-        db.execute(
-            _claim(
-                select(User).where(
-                    User.status.in_([UserStatus.ACTIVE, UserStatus.PENDING]),
-                    *_unused_since(cutoff),
-                ),
-                User,
-            )
-        )
-        .unique()
-        .scalars()
-        .all()
+    due = _claim(
+        db,
+        User,
+        User.status.in_([UserStatus.ACTIVE, UserStatus.PENDING]),
+        *_unused_since(cutoff),
     )
     for user in due:
         before = members.describe(user)
