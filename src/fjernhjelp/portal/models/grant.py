@@ -64,6 +64,11 @@ class Grant(Base):
     may_terminal: Mapped[bool] = mapped_column(Boolean, default=False)
     may_files: Mapped[bool] = mapped_column(Boolean, default=False)
     may_chat: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Columns from migration 0004; each becomes a Permission (or, for packages, a grant
+    # capability) where its feature is enforced.
+    may_clipboard: Mapped[bool] = mapped_column(Boolean, default=False)
+    may_terminal_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    may_make_packages: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_required: Mapped[bool] = mapped_column(Boolean, default=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     status: Mapped[str] = mapped_column(String(16), default=GrantStatus.ACTIVE)
