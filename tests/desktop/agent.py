@@ -12,12 +12,14 @@ from fjernhjelp.agent.desktop import listen_tcp
 class AgentPort:
     """The desktop service on a loopback TCP port, in a background event loop."""
 
-    def __init__(self, display: str, view_only: bool) -> None:
+    def __init__(self, display: str, view_only: bool, clipboard: bool | None = None) -> None:
+        share = not view_only if clipboard is None else clipboard
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         future: Future[asyncio.Server] = asyncio.run_coroutine_threadsafe(
-            listen_tcp("127.0.0.1", 0, display=display, view_only=view_only), self._loop
+            listen_tcp("127.0.0.1", 0, display=display, view_only=view_only, share_clipboard=share),
+            self._loop,
         )
         self._server = future.result(20)
         self.port: int = self._server.sockets[0].getsockname()[1]

@@ -71,9 +71,10 @@ class _Handler(SimpleHTTPRequestHandler):
 class Bridge:
     """A static server for the page and a WebSocket server running desktop sessions."""
 
-    def __init__(self, display: str, view_only: bool) -> None:
+    def __init__(self, display: str, view_only: bool, clipboard: bool | None = None) -> None:
         self.display = display
         self.view_only = view_only
+        self.clipboard = not view_only if clipboard is None else clipboard
         self.inputs: list[InputEvent] = []
         self.channels: list[WebSocketChannel] = []
         self.sessions: list[DesktopSession] = []
@@ -104,6 +105,7 @@ class Bridge:
             ChannelStream(channel),
             display=self.display,
             view_only=self.view_only,
+            share_clipboard=self.clipboard,
             on_input=self.inputs.append,
         )
         self.sessions.append(session)
@@ -130,8 +132,10 @@ class Bridge:
 
 
 @contextmanager
-def bridge(display: str, view_only: bool = False) -> Iterator[Bridge]:
-    b = Bridge(display, view_only)
+def bridge(
+    display: str, view_only: bool = False, clipboard: bool | None = None
+) -> Iterator[Bridge]:
+    b = Bridge(display, view_only, clipboard)
     b.start()
     try:
         yield b

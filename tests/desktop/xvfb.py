@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -147,6 +148,48 @@ class EntryApp:
                 return self.result.read_text(encoding="utf-8")
             time.sleep(0.05)
         return None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class ClipboardApp:
+    """tests/desktop/apps/clipboard_tool.py in ``serve`` mode: an application on the
+    display that copies and pastes when told (each call waits for its answer)."""
+
+    def __init__(self, server: Xvfb) -> None:
+        self.proc = server.run(
+            sys.executable,
+            str(APPS / "clipboard_tool.py"),
+            "serve",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        if self._answer() != {"ready": True}:
+            self.stop()
+            raise RuntimeError("clipboard application did not start")
+
+    def _answer(self) -> dict[str, object]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        return json.loads(line) if line else {}
+
+    def _ask(self, command: dict[str, object]) -> dict[str, object]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def copy(self, text: str) -> None:
+        assert self._ask({"copy": text}) == {"copied": text}
+
+    def paste(self) -> str:
+        return str(self._ask({"paste": True})["pasted"])
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -38,6 +38,9 @@ def desktop_serve(
         str | None, typer.Option("--display", help="X display (default: $DISPLAY).")
     ] = None,
     view_only: Annotated[bool, typer.Option("--view-only", help="Ignore all input.")] = False,
+    clipboard: Annotated[
+        bool, typer.Option("--clipboard/--no-clipboard", help="Share the clipboard.")
+    ] = True,
 ) -> None:
     """Serve an X display as RFB 3.8 on a local port, for any VNC viewer."""
     host, port = _parse_listen(listen)
@@ -49,7 +52,9 @@ def desktop_serve(
     from fjernhjelp.agent.desktop import listen_tcp  # needs the desktop extra
 
     async def run() -> None:
-        server = await listen_tcp(host, port, display=display, view_only=view_only)
+        server = await listen_tcp(
+            host, port, display=display, view_only=view_only, share_clipboard=clipboard
+        )
         console.print(
             f"Serving X display {display} on {host}:{port}"
             + (" (view only)" if view_only else "")

@@ -196,7 +196,11 @@ MALFORMED = {
     "unknown version": (b"RFB 004.001\n", False),
     "unknown message type": (b"\x63", True),
     "oversized cut text": (struct.pack(">B3xI", 6, 0x7FFFFFFF), True),
-    "negative cut text without extended clipboard": (struct.pack(">B3xi", 6, -8), True),
+    # A whole extended-clipboard message (notify), but the agent never announced it.
+    "negative cut text without extended clipboard": (
+        struct.pack(">B3xiI", 6, -4, 1 << 27 | 1),
+        True,
+    ),
     "colour-map pixel format": (
         struct.pack(">B3xBBBBHHHBBB3x", 0, 8, 8, 0, 0, 7, 7, 3, 0, 3, 6),
         True,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from Xlib import X, Xatom
 from Xlib import display as xdisplay
-from Xlib.error import DisplayError
+from Xlib.error import ConnectionClosedError, DisplayError
 from Xlib.ext import xfixes
 from Xlib.protocol import event as xevent
 
@@ -90,11 +90,24 @@ class Clipboard:
                 readable, _, _ = select.select([fd, self._wake_r], [], [], 1.0)
                 if self._wake_r in readable:
                     os.read(self._wake_r, 4096)
-                    self._take_requests()
+                    self._guarded(self._take_requests)
                 while self._x.pending_events():
-                    self._handle(self._x.next_event())
+                    event = self._x.next_event()
+                    self._guarded(lambda ev=event: self._handle(ev))
+        except (ConnectionClosedError, OSError):  # the display went away
+            log.info("clipboard thread stopped: the X connection closed")
         except Exception:  # the session goes on without a clipboard
             log.exception("clipboard thread stopped")
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        # One odd event (a program that answers a request wrongly, a window that went
+        # away in between) must not end the clipboard for the rest of the session.
+        try:
+            step()
+        except ConnectionClosedError:
+            raise
+        except Exception:
+            log.exception("clipboard event skipped")
 
     def _take_requests(self) -> None:
         while True:
@@ -120,7 +133,8 @@ class Clipboard:
             self._receive(ev)
         elif kind == X.SelectionRequest:
             self._answer(ev)
-        elif kind == X.SelectionClear and ev.selection == self._clipboard:  # type: ignore[attr-defined]
+        elif kind == X.SelectionClear and ev.atom == self._clipboard:  # type: ignore[attr-defined]
+            # Another program copied something: python-xlib names the selection "atom".
             self._owned_text = None
 
     def _receive(self, ev: object) -> None:

@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
+from fjernhjelp.agent.desktop.extclip import PSEUDO_ENCODING, ExtendedMessage
 from fjernhjelp.agent.desktop.pixels import NATIVE, BadPixelFormat, PixelFormat
 from fjernhjelp.agent.desktop.transport import ByteStream
 
@@ -37,6 +38,7 @@ class Encoding(IntEnum):
     LAST_RECT = -224
     CURSOR = -239
     EXTENDED_DESKTOP_SIZE = -308
+    EXTENDED_CLIPBOARD = PSEUDO_ENCODING
 
 
 class ClientMessage(IntEnum):
@@ -113,6 +115,7 @@ Message = (
     | KeyEvent
     | PointerEvent
     | CutText
+    | ExtendedMessage
     | SetDesktopSize
 )
 
@@ -174,9 +177,13 @@ async def read_message(stream: ByteStream) -> Message:
     if kind == ClientMessage.CLIENT_CUT_TEXT:
         (length,) = struct.unpack(">3xi", await stream.read_exactly(7))
         if length < 0:
-            # A negative length is the extended-clipboard form, which the agent never
-            # announces; a client must not send it.
-            raise ProtocolError("extended clipboard message without negotiation")
+            # The extended-clipboard form: flags, then what the action carries. Whether
+            # it was negotiated (and is allowed) is the session's decision.
+            size = -length
+            if not 4 <= size <= MAX_CUT_TEXT:
+                raise ProtocolError(f"extended ClientCutText of {size} bytes")
+            data = await stream.read_exactly(size)
+            return ExtendedMessage(struct.unpack(">I", data[:4])[0], data[4:])
         if length > MAX_CUT_TEXT:
             raise ProtocolError(f"ClientCutText of {length} bytes exceeds {MAX_CUT_TEXT}")
         return CutText((await stream.read_exactly(length)).decode("latin-1"))

@@ -19,7 +19,7 @@ async def serve_stream(
     *,
     display: str,
     view_only: bool,
-    share_clipboard: bool = True,
+    share_clipboard: bool = False,
     on_input: Callable[[InputEvent], None] | None = None,
     name: str = "fjernhjelp",
 ) -> None:
@@ -40,15 +40,16 @@ async def serve_desktop(
     *,
     display: str,
     view_only: bool,
-    share_clipboard: bool = True,
+    share_clipboard: bool = False,
     on_input: Callable[[InputEvent], None] | None = None,
     name: str = "fjernhjelp",
 ) -> None:
     """Serve the desktop of X ``display`` as RFB 3.8 on a tunnel channel.
 
     Returns when the viewer disconnects, the channel closes or the viewer breaks the
-    protocol; the channel is closed on return. ``view_only`` sessions never open XTest
-    and ignore clipboard text from the viewer. ``on_input`` is told of every input
+    protocol; the channel is closed on return. ``view_only`` sessions never open XTest;
+    only ``share_clipboard`` sessions that are not view-only touch the X clipboard, in
+    either direction. ``on_input`` is told of every input
     message (``applied`` False when ignored). Raises DesktopUnavailable if the X
     display cannot be used (the channel is closed all the same).
     """
@@ -68,7 +69,7 @@ async def listen_tcp(
     *,
     display: str,
     view_only: bool,
-    share_clipboard: bool = True,
+    share_clipboard: bool = False,
     name: str = "fjernhjelp",
 ) -> asyncio.Server:
     """A plain VNC port: every connection gets its own session (tests, local viewers)."""

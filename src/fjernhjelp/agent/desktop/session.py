@@ -19,9 +19,8 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from fjernhjelp.agent.desktop import damage, rfb
+from fjernhjelp.agent.desktop import damage, extclip, rfb
 from fjernhjelp.agent.desktop.capture import Screen
-from fjernhjelp.agent.desktop.clipboard import Clipboard
 from fjernhjelp.agent.desktop.encoders import PIXEL_ENCODERS, RawEncoder
 from fjernhjelp.agent.desktop.encoders.base import EncodedRect, Encoder, Rect, Settings
 from fjernhjelp.agent.desktop.encoders.copyrect import copy_rect
@@ -35,6 +34,7 @@ from fjernhjelp.agent.desktop.encoders.desktopsize import (
 from fjernhjelp.agent.desktop.input import InputInjector
 from fjernhjelp.agent.desktop.pixels import NATIVE, PixelFormat
 from fjernhjelp.agent.desktop.rfb import Encoding
+from fjernhjelp.agent.desktop.sessionclip import SessionClipboard
 from fjernhjelp.agent.desktop.transport import ByteStream, StreamClosed
 
 log = logging.getLogger(__name__)
@@ -102,14 +102,15 @@ class DesktopSession:
         *,
         display: str,
         view_only: bool,
-        share_clipboard: bool = True,
+        share_clipboard: bool = False,
         on_input: Callable[[InputEvent], None] | None = None,
         name: str = "fjernhjelp",
     ) -> None:
         self._stream = stream
         self._display = display
         self.view_only = view_only
-        self._share_clipboard = share_clipboard
+        # The clipboard is its own permission, and never part of a view-only session.
+        self.shares_clipboard = share_clipboard and not view_only
         self._on_input = on_input
         self._name = name
         self._format: PixelFormat = NATIVE
@@ -122,11 +123,15 @@ class DesktopSession:
         self._last_activity = time.monotonic()
         self._last_input = 0.0
         self._write_lock = asyncio.Lock()
-        self._clipboard_out: asyncio.Queue[str] = asyncio.Queue(maxsize=8)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="desktop-screen")
         self._state: _ScreenState | None = None
         self._injector: InputInjector | None = None
-        self._clipboard: Clipboard | None = None
+        self._clipboard: SessionClipboard | None = None
+
+    @property
+    def clipboard_extended(self) -> bool:
+        """The viewer asked for the extended (UTF-8) clipboard and was sent the caps."""
+        return self._clipboard is not None and self._clipboard.extended
 
     @property
     def stats(self) -> dict[str, int]:
@@ -144,11 +149,9 @@ class DesktopSession:
             if not self.view_only:
                 # A view-only session never opens XTest: no code path can inject input.
                 self._injector = InputInjector(self._display)
-            if self._share_clipboard:
-                self._clipboard = Clipboard(
-                    self._display,
-                    lambda text: loop.call_soon_threadsafe(self._queue_clipboard, text),
-                )
+            if self.shares_clipboard:
+                # Without the permission no X clipboard connection exists at all.
+                self._clipboard = SessionClipboard(self._display, loop)
                 self._clipboard.start()
             width, height = screen.size
             try:
@@ -168,8 +171,9 @@ class DesktopSession:
         tasks = [
             asyncio.create_task(self._read_loop(), name="desktop-read"),
             asyncio.create_task(self._update_loop(), name="desktop-update"),
-            asyncio.create_task(self._clipboard_loop(), name="desktop-clipboard"),
         ]
+        if self._clipboard is not None:
+            tasks.append(asyncio.create_task(self._clipboard_loop(), name="desktop-clipboard"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -206,6 +210,8 @@ class DesktopSession:
             self._format = message.format
         elif isinstance(message, rfb.SetEncodings):
             self._encodings = message.encodings
+            if self._clipboard is not None:
+                self._clipboard.encodings(message.encodings)
         elif isinstance(message, rfb.UpdateRequest):
             area = Rect(message.x, message.y, message.width, message.height)
             request = _Request(message.incremental, area)
@@ -221,13 +227,25 @@ class DesktopSession:
                 self._injector.pointer(message.buttons, message.x, message.y)
             self._input("pointer")
         elif isinstance(message, rfb.CutText):
-            applied = not self.view_only and self._clipboard is not None
-            if applied:
-                self._clipboard.set_text(message.text)  # type: ignore[union-attr]
-            self._report("clipboard", applied)
+            if self._clipboard is not None:
+                self._clipboard.plain_text(message.text)
+            self._report("clipboard", self._clipboard is not None)
+        elif isinstance(message, extclip.ExtendedMessage):
+            self._extended_clipboard(message)
         elif isinstance(message, rfb.SetDesktopSize):
             # The customer's screen is not resized from afar; the next update says so.
             self._refused_resizes += 1
+
+    def _extended_clipboard(self, message: extclip.ExtendedMessage) -> None:
+        if self._clipboard is None or not self._clipboard.extended:
+            if self._clipboard is None:
+                self._report("clipboard", False)
+            raise rfb.ProtocolError("extended clipboard message without negotiation")
+        try:
+            if self._clipboard.extended_message(message):
+                self._report("clipboard", True)
+        except extclip.BadExtendedClipboard as exc:
+            raise rfb.ProtocolError(f"extended clipboard: {exc.reason}") from None
 
     def _input(self, kind: Literal["key", "pointer"]) -> None:
         self._report(kind, self._injector is not None)
@@ -241,15 +259,12 @@ class DesktopSession:
 
     # -- to the viewer --------------------------------------------------------------
 
-    def _queue_clipboard(self, text: str) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._clipboard_out.put_nowait(text)
-
     async def _clipboard_loop(self) -> None:
+        assert self._clipboard is not None
         while True:
-            text = await self._clipboard_out.get()
+            message = await self._clipboard.outgoing.get()
             async with self._write_lock:
-                await self._stream.write(rfb.server_cut_text(text))
+                await self._stream.write(message)
 
     def _settings(self) -> tuple[Settings, Encoder, frozenset[int]]:
         quality = None
