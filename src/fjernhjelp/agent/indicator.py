@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fjernhjelp.agent.chat import MAX_TEXT
+from fjernhjelp.agent.consent import PERMISSIONS
 from fjernhjelp.agent.display import (
     DialogProcess,
     DisplayTarget,
@@ -32,6 +33,11 @@ from fjernhjelp.web.i18n import Translator
 
 STARTUP_TIMEOUT = 20.0
 USER_REASONS = ("end_button", "window_closed")
+
+
+def _listed(t: Translator, permissions: Sequence[str]) -> str:
+    # In the consent dialog's order and words; a name without a text is left out.
+    return ", ".join(t(f"agent.permission.{p}") for p in PERMISSIONS if p in permissions)
 
 
 class IndicatorUnavailable(Exception):
@@ -49,6 +55,7 @@ class SessionIndicator:
         technician: str,
         organisation: str,
         display: DisplayTarget,
+        permissions: Sequence[str] = (),
         language: str | None = None,
         _argv: list[str] | None = None,
     ) -> None:
@@ -60,6 +67,8 @@ class SessionIndicator:
                 technician=clean_text(technician),
                 organisation=clean_text(organisation),
             ),
+            # What the session may do, clipboard included: the user sees it is shared.
+            "may": t("agent.indicator.may", what=_listed(t, permissions)) if permissions else "",
             "end_session": t("agent.indicator.end_session"),
             "technician": clean_text(technician),
             "chat_heading": t("agent.indicator.chat_heading", technician=clean_text(technician)),
@@ -203,6 +212,10 @@ def _indicator() -> None:
     )
     button = tk.Button(frame, text=texts["end_session"], command=lambda: end("end_button"))
     button.pack(side="left")
+    if texts.get("may"):
+        tk.Label(bar, text=texts["may"], fg="white", bg="#8a1c1c", wraplength=640).pack(
+            padx=14, pady=(0, 8)
+        )
     root.protocol("WM_DELETE_WINDOW", lambda: end("window_closed"))
     chat = ChatArea(root, frame, texts)
 

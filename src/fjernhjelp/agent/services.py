@@ -2,9 +2,10 @@
 
 The ticket's permissions decide, checked here on the agent whatever the server said:
 ``shell`` needs *terminal*, ``files`` needs *files*, ``desktop`` needs *view* (input only
-with *control*), ``chat`` needs *chat* (and someone at a screen to answer: the session
-refuses it without a display), ``info`` is allowed in every session (it is what the technician sees
-about the machine in any case).
+with *control*, the clipboard only with *clipboard* and *control*), ``chat`` needs
+*chat* (and someone at a screen to answer: the session refuses it without a display),
+``info`` is allowed in every session (it is what the technician sees about the machine
+in any case).
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ REQUIRED = {
     "chat": Permission.CHAT,
 }
 ALWAYS = frozenset({"info"})
+
+
+def effective(ticket: Ticket) -> frozenset[Permission]:
+    """What the session may really do: the ticket's permissions, less the clipboard when
+    the ticket lacks control. The server never issues that ticket; if it did (a bug, a
+    leaked key), a session that only watches still does not read what the user copies.
+    The consent dialog and the session indicator show this set."""
+    if Permission.CONTROL not in ticket.permissions:
+        return ticket.permissions - {Permission.CLIPBOARD}
+    return ticket.permissions
 
 
 def allowed(request: StreamRequest, ticket: Ticket) -> bool:
@@ -73,13 +84,16 @@ async def run(request: StreamRequest, channel: Channel, ctx: ServiceContext) -> 
     elif service == "chat":
         await serve_chat(channel, ctx.chat, ctx.on_chat)
     elif service == "desktop" and ctx.display is not None:
-        # Input is ignored at the agent without the control permission, whatever the
-        # viewer sends (the page hides its controls too, but that is not the guard).
+        # Input is ignored at the agent without the control permission, and the X
+        # clipboard is not touched without the clipboard permission, whatever the viewer
+        # sends (the page hides its controls too, but that is not the guard).
+        permissions = effective(ctx.ticket)
         try:
             await serve_desktop(
                 channel,
                 display=ctx.display.display,
-                view_only=not ctx.ticket.allows(Permission.CONTROL),
+                view_only=Permission.CONTROL not in permissions,
+                share_clipboard=Permission.CLIPBOARD in permissions,
                 on_input=ctx.on_input,
             )
         except DesktopUnavailable:

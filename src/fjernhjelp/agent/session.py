@@ -24,6 +24,7 @@ from fjernhjelp.agent import services, sysinfo
 from fjernhjelp.agent.chat import ChatOutcome
 from fjernhjelp.agent.config import AgentConfig
 from fjernhjelp.agent.consent import ConsentAnswer, ConsentRequest, ask_consent
+from fjernhjelp.agent.desktop import InputEvent
 from fjernhjelp.agent.display import DisplayTarget, ShownWindow, find_active_display
 from fjernhjelp.agent.files import FileRefusal, FileTransferRecord
 from fjernhjelp.agent.identity import AgentIdentity
@@ -98,6 +99,7 @@ class Session:
         self.ticket: Ticket | None = None
         self.display: DisplayTarget | None = None
         self.end_reason: str | None = None
+        self.clipboard_refused = False
 
     def _report(self, action: str, reason: str | None = None, **details: Any) -> None:
         self.owner.report(
@@ -211,7 +213,7 @@ class Session:
             ConsentRequest(
                 technician=ticket.technician.name,
                 organisation=ticket.vendor_org.name,
-                permissions=sorted(ticket.permissions),
+                permissions=sorted(services.effective(ticket)),
             ),
             display=self.display,
             timeout=self.config.consent_timeout,
@@ -236,6 +238,7 @@ class Session:
         indicator = SessionIndicator(
             technician=ticket.technician.name,
             organisation=ticket.vendor_org.name,
+            permissions=sorted(services.effective(ticket)),
             display=self.display,
             language=self.config.language,
         )
@@ -264,6 +267,7 @@ class Session:
             on_file=self._file_moved,
             on_file_refusal=self._file_refused,
             on_shell=self._shell_ended,
+            on_input=self._input,
             chat=indicator,
             on_chat=self._chat_ended,
         )
@@ -272,6 +276,13 @@ class Session:
             task = asyncio.create_task(services.run(request, channel, ctx))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    def _input(self, event: InputEvent) -> None:
+        # Clipboard text the session may not take is an attempt worth the audit log, once
+        # a session: a viewer can send thousands, and one line says what happened.
+        if event.kind == "clipboard" and not event.applied and not self.clipboard_refused:
+            self.clipboard_refused = True
+            self._report("stream.refused", reason="not_permitted", service="clipboard")
 
     def _file_moved(self, record: FileTransferRecord) -> None:
         self._report(

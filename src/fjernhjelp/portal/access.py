@@ -164,6 +164,15 @@ def _grant_refusal(grant: Grant, technician: User, now: datetime) -> DenyReason 
     return None
 
 
+def _usable(permissions: frozenset[Permission]) -> frozenset[Permission]:
+    """The grant's permissions as a ticket may carry them. The clipboard needs control
+    (grants.py refuses it alone); a row that says otherwise, written before that rule or
+    by hand, gets no clipboard rather than a view-only session that reads it."""
+    if Permission.CONTROL not in permissions:
+        return permissions - {Permission.CLIPBOARD}
+    return permissions
+
+
 def _earliest(*moments: datetime | None) -> datetime | None:
     known = [m for m in moments if m is not None]
     return min(known) if known else None
@@ -228,7 +237,7 @@ def decide(
                 agreement_reference=grant.agreement.reference,
                 customer_org_id=grant.customer_org_id,
                 vendor_org_id=grant.vendor_org_id,
-                permissions=grant.permissions,
+                permissions=_usable(grant.permissions),
                 consent_required=support or grant.consent_required,
                 preapproval_clause=None
                 if support or grant.consent_required

@@ -1,9 +1,9 @@
 """Grants: a customer lets a vendor reach one of its groups, under a valid agreement.
 
 The rules: the agreement is the customer's own and valid now; at least one permission,
-and control only with view; pre-approved (no consent asked) only if the agreement
-allows it; an expiry no later than the agreement's end; named technicians must be the
-vendor's; at most one live grant per group and vendor.
+control only with view, the clipboard only with control; pre-approved (no consent asked)
+only if the agreement allows it; an expiry no later than the agreement's end; named
+technicians must be the vendor's; at most one live grant per group and vendor.
 """
 
 from __future__ import annotations
@@ -184,6 +184,8 @@ def _checked_terms(
         raise PortalError("grant.no_permissions")
     if Permission.CONTROL in wanted.permissions and Permission.VIEW not in wanted.permissions:
         raise PortalError("grant.control_needs_view")
+    if Permission.CLIPBOARD in wanted.permissions and Permission.CONTROL not in wanted.permissions:
+        raise PortalError("grant.clipboard_needs_control")
     if not wanted.consent_required and not agreement.allows_preapproved:
         raise PortalError("grant.preapproval_not_allowed")
     expires_at = wanted.expires_at or agreement.valid_until

@@ -48,6 +48,7 @@ class Permission(StrEnum):
     TERMINAL = "terminal"
     FILES = "files"
     CHAT = "chat"
+    CLIPBOARD = "clipboard"
 
 
 @dataclass(frozen=True)

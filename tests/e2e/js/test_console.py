@@ -83,7 +83,7 @@ def test_waiting_for_consent_then_the_desktop_keys_clipboard_and_end(view, harne
     agent = AgentSide(
         harness,
         {"desktop": source.serve, "chat": chat_service([])},
-        allowed={"view", "control", "chat", "desktop"},
+        allowed={"view", "control", "clipboard", "chat", "desktop"},
         consent_required=True,
     )
     session(harness, agent)
@@ -133,6 +133,19 @@ def test_waiting_for_consent_then_the_desktop_keys_clipboard_and_end(view, harne
     closed = harness.run(agent.wait_closed())
     assert (closed.code, closed.by) == (CloseCode.ENDED_BY_TECHNICIAN, "peer")
     assert page.is_hidden("#end-session")
+
+
+def test_control_without_the_clipboard_permission_offers_no_clipboard(view, harness) -> None:
+    source = RfbSource(clipboard="Passord123")  # what a wrong agent would send
+    agent = AgentSide(harness, {"desktop": source.serve}, allowed={"view", "control", "desktop"})
+    session(harness, agent)
+    page = open_view(view, harness)
+    wait_state(page, "connected")
+    wait_until(page, "document.querySelector('#desktop canvas')?.width === 64")
+    assert page.is_hidden("#clipboard-panel")
+    assert page.is_disabled("#clipboard-send")
+    assert page.input_value("#clipboard-remote") == ""  # the page did not take it either
+    assert page.is_hidden("#view-only")  # control itself is offered
 
 
 def test_panels_chat_files_terminal_and_system_information(view, harness, tmp_path: Path) -> None:

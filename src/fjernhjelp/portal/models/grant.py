@@ -25,6 +25,7 @@ class Permission(enum.StrEnum):
     TERMINAL = "terminal"
     FILES = "files"
     CHAT = "chat"
+    CLIPBOARD = "clipboard"  # both ways; only with control (portal.grants, agent.services)
 
 
 class GrantStatus(enum.StrEnum):

@@ -163,7 +163,11 @@ async function run() {
   if (permissions.has("view") || permissions.has("control")) {
     // The agent holds the stream until the end user has answered; its acceptance is
     // the consent as far as the desktop is concerned.
-    startDesktop(tunnel, { control: permissions.has("control"), onConnect: () => waiting && consent.given() });
+    startDesktop(tunnel, {
+      control: permissions.has("control"),
+      clipboard: permissions.has("clipboard") && permissions.has("control"), // as the agent decides
+      onConnect: () => waiting && consent.given(),
+    });
   }
   if (permissions.has("chat")) startChat(tunnel);
   if (permissions.has("files")) startFiles(tunnel);

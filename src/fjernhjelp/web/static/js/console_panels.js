@@ -19,11 +19,12 @@ export function streamFailure(error) {
   return text("stream.failed", { reason: error?.slug ?? error?.message ?? String(error) });
 }
 
-export async function startDesktop(tunnel, { control, onConnect }) {
+export async function startDesktop(tunnel, { control, clipboard, onConnect }) {
   $("desktop-panel").hidden = false;
-  $("clipboard-panel").hidden = false;
+  // No clipboard controls without the permission (the agent refuses the text anyway).
+  $("clipboard-panel").hidden = !clipboard;
   $("view-only").hidden = control;
-  $("clipboard-send").disabled = !control;
+  $("clipboard-send").disabled = !clipboard;
   const status = $("desktop-status");
   let viewer;
   try {
@@ -43,10 +44,13 @@ export async function startDesktop(tunnel, { control, onConnect }) {
   rfb.addEventListener("disconnect", () => {
     if (!status.textContent) status.textContent = text("desktop.disconnected");
   });
-  rfb.addEventListener("clipboard", (event) => {
-    $("clipboard-remote").value = event.detail.text;
-    navigator.clipboard?.writeText(event.detail.text).catch(() => {}); // only if permitted
-  });
+  if (clipboard) {
+    rfb.addEventListener("clipboard", (event) => {
+      $("clipboard-remote").value = event.detail.text;
+      navigator.clipboard?.writeText(event.detail.text).catch(() => {}); // only if permitted
+    });
+    $("clipboard-send").addEventListener("click", () => rfb.clipboardPasteFrom($("clipboard-local").value));
+  }
   $("ctrl-alt-del").addEventListener("click", () => sendCombo(rfb, "ctrl-alt-del"));
   $("send-combo").addEventListener("click", () => sendCombo(rfb, $("key-combo").value));
   $("scale").addEventListener("change", (event) => {
@@ -55,7 +59,6 @@ export async function startDesktop(tunnel, { control, onConnect }) {
   $("fullscreen").addEventListener("click", () => {
     $("desktop").requestFullscreen?.().catch(() => {});
   });
-  $("clipboard-send").addEventListener("click", () => rfb.clipboardPasteFrom($("clipboard-local").value));
   return rfb;
 }
 
