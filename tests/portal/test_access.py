@@ -288,3 +288,20 @@ def test_permissions_come_from_the_grant(world: World) -> None:
     decision = _ask(world)
     assert isinstance(decision, AccessAllowed)
     assert decision.permissions == {Permission.TERMINAL, Permission.FILES}
+
+
+def test_a_grant_row_with_the_clipboard_but_no_control_gives_no_clipboard(world: World) -> None:
+    """The server's half of "off in view-only": a row the portal's rules would refuse
+    (written before them, or by hand) still yields a ticket without the clipboard."""
+    world.grant.may_control = False
+    world.grant.may_clipboard = True
+    world.db.commit()
+    decision = _ask(world)
+    assert isinstance(decision, AccessAllowed)
+    assert Permission.VIEW in decision.permissions
+    assert Permission.CLIPBOARD not in decision.permissions
+    world.grant.may_control = True
+    world.db.commit()
+    decision = _ask(world)
+    assert isinstance(decision, AccessAllowed)
+    assert {Permission.CONTROL, Permission.CLIPBOARD} <= decision.permissions

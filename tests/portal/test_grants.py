@@ -131,6 +131,18 @@ def test_no_permission_and_control_without_view_are_refused(bare: World) -> None
     )
 
 
+def test_the_clipboard_without_control_is_refused(bare: World) -> None:
+    # A view-only vendor must not read what the end user copies, nor fill the clipboard.
+    for permissions in ({Permission.CLIPBOARD}, {Permission.VIEW, Permission.CLIPBOARD}):
+        _refused(
+            bare, PortalError, "grant.clipboard_needs_control", permissions=frozenset(permissions)
+        )
+    grant = bare.make_grant(
+        permissions=frozenset({Permission.VIEW, Permission.CONTROL, Permission.CLIPBOARD})
+    )
+    assert grant.may_clipboard and grant.permissions >= {Permission.CLIPBOARD}
+
+
 def test_naming_another_vendors_technician_is_refused(bare: World) -> None:
     rival = make_org(bare.db, "Konkurrent AS", kind=OrgKind.VENDOR, receives=False, gives=True)
     stranger = make_user(bare.db, bare.state, rival, "fremmed")

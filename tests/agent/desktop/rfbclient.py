@@ -32,6 +32,8 @@ class RfbClient:
         self.height = 0
         self.bpp = 32
         self.name = ""
+        # Every ServerCutText seen so far: (extended, flags or None, data after the flags).
+        self.cuts: list[tuple[bool, int | None, bytes]] = []
 
     @classmethod
     async def connect(cls, port: int) -> RfbClient:
@@ -91,8 +93,7 @@ class RfbClient:
         while True:
             (kind,) = await self.reader.readexactly(1)
             if kind == 3:
-                (length,) = struct.unpack(">3xI", await self.reader.readexactly(7))
-                await self.reader.readexactly(length)
+                await self._read_cut()
                 continue
             assert kind == 0, f"unexpected server message {kind}"
             break
@@ -114,6 +115,44 @@ class RfbClient:
                 raise AssertionError(f"this test client does not decode encoding {enc}")
             rects.append(Rect(x, y, w, h, enc, payload))
         return rects
+
+    async def _read_cut(self) -> None:
+        (length,) = struct.unpack(">3xi", await self.reader.readexactly(7))
+        data = await self.reader.readexactly(abs(length))
+        if length < 0:
+            self.cuts.append((True, struct.unpack(">I", data[:4])[0], data[4:]))
+        else:
+            self.cuts.append((False, None, data))
+
+    async def next_cut(self) -> tuple[bool, int | None, bytes]:
+        """The next ServerCutText (plain or extended), reading updates on the way."""
+        seen = len(self.cuts)
+        while len(self.cuts) == seen:
+            (kind,) = await self.reader.readexactly(1)
+            if kind == 3:
+                await self._read_cut()
+            else:
+                assert kind == 0, f"unexpected server message {kind}"
+                await self._skip_update()
+        return self.cuts[seen]
+
+    async def _skip_update(self) -> None:
+        # The rest of a FramebufferUpdate this client did not ask to decode.
+        (count,) = struct.unpack(">xH", await self.reader.readexactly(3))
+        for _ in range(count):
+            _x, _y, w, h, enc = struct.unpack(">HHHHi", await self.reader.readexactly(12))
+            assert enc == 0, "next_cut reads Raw updates only"
+            await self.reader.readexactly(w * h * self.bpp // 8)
+
+    def cut_text(self, text: str) -> None:
+        """A plain (Latin-1) ClientCutText."""
+        data = text.encode("latin-1")
+        self.writer.write(struct.pack(">B3xI", 6, len(data)) + data)
+
+    def extended_cut(self, flags: int, body: bytes = b"") -> None:
+        """An extended-clipboard ClientCutText: negative length, flags, body."""
+        data = struct.pack(">I", flags) + body
+        self.writer.write(struct.pack(">B3xi", 6, -len(data)) + data)
 
     async def closed_by_server(self, within: float = 10) -> bool:
         """True when the server closes the connection (EOF), reading anything before it."""

@@ -25,7 +25,7 @@ class SessionClipboard:
 
     def __init__(self, display: str, loop: asyncio.AbstractEventLoop) -> None:
         self.outgoing: asyncio.Queue[bytes] = asyncio.Queue(maxsize=OUTGOING)
-        self._latest: str | None = None  # the end user's last copied text
+        self._latest: str | None = None  # the X clipboard's text, as the viewer knows it
         self._extended = False  # the agent announced the extended clipboard
         self._viewer: extclip.ViewerCaps | None = None
         self._x = Clipboard(display, lambda text: loop.call_soon_threadsafe(self._from_x, text))
@@ -51,6 +51,10 @@ class SessionClipboard:
             self.outgoing.put_nowait(message)
 
     def _from_x(self, text: str) -> None:
+        # Programs may announce one copy more than once; what the viewer has already
+        # (or an empty selection) is not news.
+        if not text or text == self._latest:
+            return
         self._latest = text
         if not self._extended:
             self._send(rfb.server_cut_text(text))
@@ -62,6 +66,10 @@ class SessionClipboard:
 
     def plain_text(self, text: str) -> None:
         """Latin-1 ClientCutText (any viewer may send it)."""
+        self._set(text)
+
+    def _set(self, text: str) -> None:
+        self._latest = text  # what the X clipboard now holds, from the viewer itself
         self._x.set_text(text)
 
     def extended_message(self, message: extclip.ExtendedMessage) -> bool:
@@ -83,6 +91,6 @@ class SessionClipboard:
         elif action == extclip.PROVIDE:
             text = extclip.parse_provide(message)
             if text is not None:
-                self._x.set_text(text)
+                self._set(text)
                 return True
         return False
