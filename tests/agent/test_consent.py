@@ -87,6 +87,16 @@ def test_a_dialog_that_breaks_is_never_consent(name: str) -> None:
     assert answer is ConsentAnswer.FAILED and not answer.allowed
 
 
+def test_the_dialog_names_the_clipboard_when_the_session_would_share_it() -> None:
+    asked = ConsentRequest("Kari", "Org", ("view", "control", "clipboard"))
+    assert consent_texts(asked, Translator("en"), 60)["permissions"][-1] == (
+        "see what you copy, and put text on your clipboard"
+    )
+    assert consent_texts(asked, Translator("nb"), 60)["permissions"][-1] == (
+        "se det du kopierer, og legge tekst på utklippstavlen din"
+    )
+
+
 def test_the_dialog_says_who_asks_for_what_in_both_languages() -> None:
     nb = consent_texts(REQUEST, Translator("nb"), 60)
     en = consent_texts(REQUEST, Translator("en"), 60)

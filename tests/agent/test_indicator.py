@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from fjernhjelp.agent.display import DisplayTarget, find_active_display, language_of
-from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
+from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator, indicator_texts
+from fjernhjelp.web.i18n import Translator
 from tests.agent.conftest import click, screenshot, window_states
 from tests.asyncrun import run_async
 
@@ -148,3 +149,29 @@ def test_language_of_locale() -> None:
         None,
         None,
     ]
+
+
+def test_the_indicator_says_when_the_clipboard_is_shared_in_both_languages() -> None:
+    def may(permissions: tuple[str, ...], language: str) -> str:
+        texts = indicator_texts("Kari", "Org", permissions, Translator(language))
+        return texts["may"]
+
+    shared = ("view", "control", "clipboard")
+    assert may(shared, "en") == (
+        "The technician may see your screen, control the mouse and keyboard, "
+        "see what you copy, and put text on your clipboard."
+    )
+    assert "se det du kopierer, og legge tekst på utklippstavlen din" in may(shared, "nb")
+    assert "kopierer" not in may(("view", "control"), "nb")
+    assert "copy" not in may(("view", "control"), "en")
+
+
+def test_the_indicator_shows_what_the_session_may_do(xvfb: DisplayTarget, tmp_path: Path) -> None:
+    async def main() -> None:
+        shown = indicator(xvfb, permissions=("view", "control", "clipboard"), language="en")
+        await shown.start()
+        await asyncio.to_thread(screenshot, xvfb, tmp_path / "indicator-clipboard.png")
+        assert shown.shown is not None and "end_session" in shown.shown.buttons
+        await shown.close()
+
+    run_async(main())

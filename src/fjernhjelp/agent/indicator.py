@@ -35,9 +35,30 @@ STARTUP_TIMEOUT = 20.0
 USER_REASONS = ("end_button", "window_closed")
 
 
-def _listed(t: Translator, permissions: Sequence[str]) -> str:
-    # In the consent dialog's order and words; a name without a text is left out.
-    return ", ".join(t(f"agent.permission.{p}") for p in PERMISSIONS if p in permissions)
+def indicator_texts(
+    technician: str, organisation: str, permissions: Sequence[str], t: Translator
+) -> dict[str, str]:
+    """Everything the indicator shows, translated; the window program has no logic."""
+    # What the session may do, in the consent dialog's order and words: the user sees
+    # whether the clipboard is shared. A name without a text is left out.
+    may = ", ".join(t(f"agent.permission.{p}") for p in PERMISSIONS if p in permissions)
+    return {
+        "title": t("agent.indicator.window_title"),
+        "connected": t(
+            "agent.indicator.connected",
+            technician=clean_text(technician),
+            organisation=clean_text(organisation),
+        ),
+        "may": t("agent.indicator.may", what=may) if may else "",
+        "end_session": t("agent.indicator.end_session"),
+        "technician": clean_text(technician),
+        "chat_heading": t("agent.indicator.chat_heading", technician=clean_text(technician)),
+        "chat_you": t("agent.indicator.chat_you"),
+        "chat_send": t("agent.indicator.chat_send"),
+        "chat_closed": t("agent.indicator.chat_closed"),
+        "chat_hide": t("agent.indicator.chat_hide"),
+        "chat_show": t("agent.indicator.chat_show"),
+    }
 
 
 class IndicatorUnavailable(Exception):
@@ -60,24 +81,7 @@ class SessionIndicator:
         _argv: list[str] | None = None,
     ) -> None:
         t = Translator(language or display.language or "nb")
-        self._texts = {
-            "title": t("agent.indicator.window_title"),
-            "connected": t(
-                "agent.indicator.connected",
-                technician=clean_text(technician),
-                organisation=clean_text(organisation),
-            ),
-            # What the session may do, clipboard included: the user sees it is shared.
-            "may": t("agent.indicator.may", what=_listed(t, permissions)) if permissions else "",
-            "end_session": t("agent.indicator.end_session"),
-            "technician": clean_text(technician),
-            "chat_heading": t("agent.indicator.chat_heading", technician=clean_text(technician)),
-            "chat_you": t("agent.indicator.chat_you"),
-            "chat_send": t("agent.indicator.chat_send"),
-            "chat_closed": t("agent.indicator.chat_closed"),
-            "chat_hide": t("agent.indicator.chat_hide"),
-            "chat_show": t("agent.indicator.chat_show"),
-        }
+        self._texts = indicator_texts(technician, organisation, permissions, t)
         self._display = display
         self._argv = _argv
         self._dialog: DialogProcess | None = None
