@@ -118,6 +118,8 @@ def test_grant_refusals(client, db, state) -> None:
     late = (world.agreement.valid_until + timedelta(days=1)).isoformat()
     _refusal(world, client, {"expires_at": late}, 422, "grant.expiry_after_agreement")
     _refusal(world, client, {"permissions": ["control"]}, 422, "grant.control_needs_view")
+    clipboard = {"permissions": ["view", "clipboard"]}  # a view-only vendor reading the clipboard
+    _refusal(world, client, clipboard, 422, "grant.clipboard_needs_control")
     # Not in the schema: refused before any rule runs (FastAPI's 422), nothing to audit.
     _refusal(world, client, {"permissions": ["sudo"]}, 422, None, audited=False)
 
@@ -135,6 +137,20 @@ def test_preapproved_grant_where_the_agreement_allows_it(client, db, state) -> N
         },
     )
     assert r.status_code == 201 and r.json()["consent_required"] is False
+
+
+def test_a_grant_with_control_may_share_the_clipboard(client, db, state) -> None:
+    world = build_world(db, state, grant=False)
+    r = Api(client, world.gp_admin).post(
+        "/grants",
+        {
+            "group_id": str(world.group.id),
+            "agreement_id": str(world.agreement.id),
+            "permissions": ["view", "control", "clipboard"],
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["permissions"] == ["clipboard", "control", "view"]
 
 
 def test_refusals_are_json_with_an_error_key(client, world: World) -> None:

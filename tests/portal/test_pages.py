@@ -162,6 +162,8 @@ def test_gp_admin_records_an_agreement_and_gives_access_through_forms(client, db
         agreement_id = agreement_path.rsplit("/", 1)[1]
         form = page.get(f"/portal/grants/new?agreement={agreement_id}")
         assert form.status_code == 200
+        # The clipboard is a permission of its own, offered with what it needs.
+        assert 'value="clipboard"' in form.text and t("permission.clipboard") in form.text
         # Pre-approval is not even offered where the agreement does not allow it ...
         assert 'value="preapproved"' not in form.text
         grant = {
