@@ -71,6 +71,8 @@ def seed(
         group_id=group.id,
         agreement_id=agreement.id,
         wanted=grants.GrantTerms(
-            permissions=frozenset({Permission.VIEW, Permission.CONTROL, Permission.CHAT})
+            permissions=frozenset(
+                {Permission.VIEW, Permission.CONTROL, Permission.CHAT, Permission.CLIPBOARD}
+            )
         ),
     )
