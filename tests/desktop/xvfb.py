@@ -118,8 +118,10 @@ def xvfb(width: int = 1280, height: int = 800) -> Iterator[Xvfb]:
 class EntryApp:
     """tests/desktop/apps/entry_app.py running on a display."""
 
-    ENTRY = (200, 40)
-    BUTTON = (200, 100)
+    # As in the application (below the session indicator, which lists what the session
+    # may do and so takes two or three lines at the top of the screen).
+    ENTRY = (200, 240)
+    BUTTON = (200, 300)
 
     def __init__(self, server: Xvfb, workdir: Path) -> None:
         self.result = workdir / "result.txt"

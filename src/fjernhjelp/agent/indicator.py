@@ -217,7 +217,11 @@ def _indicator() -> None:
     button = tk.Button(frame, text=texts["end_session"], command=lambda: end("end_button"))
     button.pack(side="left")
     if texts.get("may"):
-        tk.Label(bar, text=texts["may"], fg="white", bg="#8a1c1c", wraplength=640).pack(
+        # Wrapped to the width of the line above: the indicator covers no more of the
+        # user's screen sideways than it did without this line.
+        root.update_idletasks()
+        wrap = max(frame.winfo_reqwidth() - 28, 200)
+        tk.Label(bar, text=texts["may"], fg="white", bg="#8a1c1c", wraplength=wrap).pack(
             padx=14, pady=(0, 8)
         )
     root.protocol("WM_DELETE_WINDOW", lambda: end("window_closed"))

@@ -2,8 +2,9 @@
 
 Clicking the button writes the Entry's text (UTF-8) to the result file. Every key press
 the application receives is appended to the key log as its keysym name, so a test can
-see dead keys arrive. The window sits at the top left with known geometry and prints
-"ready" once it is mapped.
+see dead keys arrive. The window sits at the left with known geometry, below where the
+agent's session indicator shows at the top of the screen, and prints "ready" once it is
+mapped.
 
 Run: python entry_app.py RESULT_FILE KEY_LOG
 """
@@ -14,15 +15,16 @@ import sys
 import tkinter as tk
 from pathlib import Path
 
-ENTRY_CENTRE = (200, 40)
-BUTTON_CENTRE = (200, 100)
+TOP = 200  # the session indicator (at most about 150 pixels high) stays clear of it
+ENTRY_CENTRE = (200, TOP + 40)
+BUTTON_CENTRE = (200, TOP + 100)
 
 
 def main() -> None:
     result, key_log = Path(sys.argv[1]), Path(sys.argv[2])
     root = tk.Tk()
     root.title("fjernhjelp test application")
-    root.geometry("400x160+0+0")
+    root.geometry(f"400x160+0+{TOP}")
     root.configure(background="#ffffff")
     entry = tk.Entry(root, font=("DejaVu Sans", 14), name="entry", insertofftime=0)
     entry.place(x=20, y=20, width=360, height=40)
