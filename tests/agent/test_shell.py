@@ -361,6 +361,23 @@ async def _collect_until(fd: int, buffer: bytearray, needle: bytes) -> None:
     await asyncio.wait_for(loop(), WAIT)
 
 
+async def _until_remote_size(fd: int, buffer: bytearray, size: bytes) -> None:
+    """Ask the remote shell for its size until it reports ``size``.
+
+    The resize travels client → tunnel → agent → remote PTY while the next command may
+    already be on its way, so one ``stty size`` can answer with the old size on a loaded
+    machine. Each round waits for the shell's own answer (a numbered marker), never a sleep.
+    """
+    for round_ in range(1000):
+        marker = f"done-{round_}".encode()
+        start = len(buffer)
+        # The marker is split in the command so the echoed command line never matches it.
+        os.write(fd, b"stty size; echo done-''" + str(round_).encode() + b"\r")
+        await _collect_until(fd, buffer, marker)
+        if size in buffer[start:]:
+            return
+
+
 def test_client_drives_a_remote_shell_from_a_local_terminal() -> None:
     # SIGWINCH reaches only a main thread's event loop, and in this test process the main
     # thread may be Playwright's (tests/asyncrun.py): run the scenario in a fresh process.
@@ -390,8 +407,7 @@ def _resize_scenario() -> None:
         during = termios.tcgetattr(term_slave)
         shell.set_winsize(term_slave, 40, 120)
         os.kill(os.getpid(), __import__("signal").SIGWINCH)
-        os.write(term_master, b"stty size\r")
-        await _collect_until(term_master, seen, b"40 120")
+        await asyncio.wait_for(_until_remote_size(term_master, seen, b"40 120"), WAIT)
         os.write(term_master, b"exit 7\r")
         status = await asyncio.wait_for(client, WAIT)
         await asyncio.wait_for(service, WAIT)
