@@ -296,6 +296,13 @@ def test_install_without_a_service_refuses_a_folder_others_can_write(tmp_path: P
     assert list(shared.iterdir()) == []
     with pytest.raises(InstallError, match="does not exist"):
         install_local(read_package(PACKAGE), config_dir=tmp_path / "no" / "such")
+    # Nor inside a folder others may write to (they could swap ours for theirs), unless
+    # it is sticky like /tmp.
+    with pytest.raises(InstallError, match="writable by others"):
+        install_local(read_package(PACKAGE), config_dir=shared / "agent")
+    assert list(shared.iterdir()) == []
+    shared.chmod(0o1777)
+    assert install_local(read_package(PACKAGE), config_dir=shared / "agent").config_file.exists()
 
 
 def test_no_service_and_config_dir_go_together(tmp_path: Path, cli_system: RecordingSystem) -> None:

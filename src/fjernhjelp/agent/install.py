@@ -32,6 +32,7 @@ nothing: whatever supervises processes on that machine runs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -333,11 +334,14 @@ def install_local(
     """
     config_dir = config_dir.absolute()
     try:
-        config_dir.mkdir(mode=0o700, parents=False)
-    except FileExistsError:
-        pass
+        parent = config_dir.parent.stat()
     except FileNotFoundError as exc:
         raise InstallError(f"{config_dir.parent} does not exist") from exc
+    if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+        # Others could rename the folder away and put their own (and config) in its place.
+        raise InstallError(f"{config_dir.parent} is writable by others; choose another place")
+    with contextlib.suppress(FileExistsError):
+        config_dir.mkdir(mode=0o700, parents=False)
     st = config_dir.lstat()
     if not stat.S_ISDIR(st.st_mode):
         raise InstallError(f"{config_dir} is not a folder")
