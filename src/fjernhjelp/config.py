@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     inactive_user_days: int = Field(default=90, ge=1)
     sweep_interval_seconds: int = Field(default=60, ge=0)
     time_zone: str = "Europe/Oslo"
+    # How often the server signs the audit chain's head (audit/checkpoint.py); 0: only
+    # `fjernhjelp audit checkpoint` and downloads make checkpoints.
+    audit_checkpoint_interval_seconds: int = Field(default=3600, ge=0)
 
     @classmethod
     def settings_customise_sources(

@@ -1,26 +1,24 @@
 """``fjernhjelp admin``: the only way to create the first operator (never the web)."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
-from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import enrolment
-from fjernhjelp.auth.accounts import AccountError, create_user
-from fjernhjelp.auth.models import User, UserStatus
-from fjernhjelp.cli.common import DatabaseUrl, DataDir, console, err, settings_from
-from fjernhjelp.db import migrate
-from fjernhjelp.db.base import utcnow
-from fjernhjelp.portal import members, sweep
-from fjernhjelp.portal.models import Organisation, OrgKind
-from fjernhjelp.portal.orgnr import InvalidOrgnr, normalise_orgnr
-from fjernhjelp.server.state import build_state
+from fjernhjelp.cli.common import (
+    DatabaseUrl,
+    DataDir,
+    console,
+    err,
+    load_models,
+    settings_from,
+    sub_app,
+)
 
-app = typer.Typer(help="Operator accounts and portal upkeep.", no_args_is_help=True)
+# Server and database modules are imported inside each command: `fjernhjelp --help`,
+# and the agent on a customer machine, must not pay for (or need) them.
+
+app = sub_app("Operator accounts and portal upkeep.")
 
 
 @app.command("create-operator")
@@ -34,6 +32,18 @@ def create_operator(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an operator account and print its one-time enrolment link."""
+    from sqlalchemy import select
+
+    from fjernhjelp.audit.log import Actor, Outcome, record
+    from fjernhjelp.auth import enrolment
+    from fjernhjelp.auth.accounts import AccountError, create_user
+    from fjernhjelp.db import migrate
+    from fjernhjelp.db.base import utcnow
+    from fjernhjelp.portal.models import Organisation, OrgKind
+    from fjernhjelp.portal.orgnr import InvalidOrgnr, normalise_orgnr
+    from fjernhjelp.server.state import build_state
+
+    load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
     migrate.upgrade(state.engine)
@@ -95,6 +105,15 @@ def enrolment_link(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Issue a new one-time enrolment link (earlier unused links stop working)."""
+    from sqlalchemy import select
+
+    from fjernhjelp.audit.log import Actor
+    from fjernhjelp.auth import enrolment
+    from fjernhjelp.auth.models import User
+    from fjernhjelp.db.base import utcnow
+    from fjernhjelp.server.state import build_state
+
+    load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
     with state.sessions() as db:
@@ -122,6 +141,10 @@ def run_sweep(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> Non
     The server does the same every FJERNHJELP_SWEEP_INTERVAL_SECONDS; each expiry is
     handled once, whoever gets to it first.
     """
+    from fjernhjelp.portal import sweep
+    from fjernhjelp.server.state import build_state
+
+    load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
     report = sweep.run_once(state.sessions, state.now, timedelta(days=settings.inactive_user_days))
@@ -139,6 +162,15 @@ def reactivate(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Reactivate a deactivated account (e.g. the only operator, after a long absence)."""
+    from sqlalchemy import select
+
+    from fjernhjelp.audit.log import Actor, Outcome, record
+    from fjernhjelp.auth.models import User, UserStatus
+    from fjernhjelp.db.base import utcnow
+    from fjernhjelp.portal import members
+    from fjernhjelp.server.state import build_state
+
+    load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
     with state.sessions() as db:

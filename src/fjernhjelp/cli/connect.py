@@ -1,28 +1,17 @@
 """``fjernhjelp connect MACHINE``: a shell, file copy, or a local VNC port, end to end."""
 
-from __future__ import annotations
-
-import asyncio
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from fjernhjelp.cli.common import err
-from fjernhjelp.client import credentials
-from fjernhjelp.client.api import Api, ApiError
-from fjernhjelp.client.tunnel import MachineNotFound, open_session, resolve_machine
-from fjernhjelp.client.vnc import NotLoopback, parse_listen, serve_local_vnc
-from fjernhjelp.tunnel import ChannelClosed, StreamRefused, TunnelClosed, TunnelError
+from fjernhjelp.cli.common import err, real
+
+if TYPE_CHECKING:
+    from fjernhjelp.client.api import Api
+
+# The tunnel, the API client and rich's progress bars are imported when a connection is
+# made: `fjernhjelp --help` must start quickly (issue 9).
 
 CONSENT_TEXT = {
     "asked": "waiting for the end user to allow the session…",
@@ -52,6 +41,14 @@ def connect(
     ] = None,
 ) -> None:
     """Connect to a machine you are granted, through the end-to-end tunnel."""
+    import asyncio
+
+    from fjernhjelp.client import credentials
+    from fjernhjelp.client.api import Api, ApiError
+    from fjernhjelp.client.tunnel import MachineNotFound, resolve_machine
+    from fjernhjelp.client.vnc import NotLoopback, parse_listen
+    from fjernhjelp.tunnel import ChannelClosed, StreamRefused, TunnelClosed, TunnelError
+
     if sum(bool(x) for x in (shell, get, put, vnc)) != 1:
         err.print("choose exactly one of --shell, --get, --put, --vnc")
         raise typer.Exit(2)
@@ -94,7 +91,7 @@ def _on_control(message: dict[str, Any]) -> None:
 
 
 async def _run(
-    api: Api,
+    api: "Api",
     target: dict[str, Any],
     *,
     shell: bool,
@@ -103,8 +100,21 @@ async def _run(
     put: tuple[Path, str] | None,
     listen: tuple[str, int] | None = None,
 ) -> int:
+    import sys
+
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     from fjernhjelp.agent.files import get_file, put_file
     from fjernhjelp.agent.shellclient import run_shell_client
+    from fjernhjelp.client.tunnel import open_session
+    from fjernhjelp.client.vnc import serve_local_vnc
 
     err.print(f"connecting to {target['hostname']} ({target['customer']['name']})")
     session = await open_session(api, target["id"], on_control=_on_control)
@@ -133,7 +143,7 @@ async def _run(
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
-            console=err,
+            console=real(err),
         ) as bar:
             task = bar.add_task("get" if get else "put", total=None)
 

@@ -1,26 +1,27 @@
 """``fjernhjelp serve`` and ``fjernhjelp demo``: run the server."""
 
-from __future__ import annotations
+from typing import TYPE_CHECKING, Annotated
 
-import json
-from typing import Annotated
-
-import segno
 import typer
-import uvicorn
 
-from fjernhjelp import demo as demo_data
-from fjernhjelp import logs
 from fjernhjelp.cli.common import DatabaseUrl, DataDir, console, settings_from
-from fjernhjelp.config import Settings
-from fjernhjelp.db import migrate
-from fjernhjelp.server.app import create_app
-from fjernhjelp.server.state import build_state
+
+if TYPE_CHECKING:
+    from fjernhjelp.config import Settings
+
+# The server is imported when a command runs, never for `--help` or the agent.
 
 Bind = Annotated[str | None, typer.Option("--bind", help="host:port to listen on.")]
 
 
-def _run(settings: Settings) -> None:
+def _run(settings: "Settings") -> None:
+    import uvicorn
+
+    from fjernhjelp import logs
+    from fjernhjelp.db import migrate
+    from fjernhjelp.server.app import create_app
+    from fjernhjelp.server.state import build_state
+
     logs.configure(settings)
     state = build_state(settings)
     migrate.upgrade(state.engine)
@@ -44,6 +45,10 @@ def serve(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind
 
 def demo(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind = None) -> None:
     """Run the server with demo data, printing the demo logins."""
+    from fjernhjelp import demo as demo_data
+    from fjernhjelp.db import migrate
+    from fjernhjelp.server.state import build_state
+
     settings = settings_from(data_dir, database_url, bind=bind)
     state = build_state(settings)
     migrate.upgrade(state.engine)
@@ -58,6 +63,8 @@ def demo(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind 
 
 
 def _print_credentials(url: str, data: dict[str, object], path: object) -> None:
+    import segno
+
     console.rule("[bold]fjernhjelp demo")
     console.print(f"Open [bold]{url}[/bold] in a browser.\n")
     for account in data["accounts"]:  # type: ignore[attr-defined]
@@ -79,7 +86,6 @@ def _print_credentials(url: str, data: dict[str, object], path: object) -> None:
         segno.make(uri, error="m").terminal(compact=True)
     console.print(f"\nThe same is written to {path}.")
     console.rule()
-    _ = json  # credentials file is JSON; see demo.save
 
 
 __all__ = ["demo", "serve"]

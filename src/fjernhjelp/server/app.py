@@ -18,6 +18,7 @@ from fjernhjelp.audit import forward
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import sessions
 from fjernhjelp.config import Settings
+from fjernhjelp.control.package import fingerprint
 from fjernhjelp.portal import revocations, sweep
 from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
 from fjernhjelp.server import browser_libs
@@ -152,7 +153,11 @@ def create_app(
     app.state.housekeeping = housekeeping
     app.state.access = runtime
     if settings.audit_syslog:
-        forward.install(state.sessions, forward.SyslogForwarder(settings.audit_syslog))
+        forward.install(
+            state.sessions,
+            forward.SyslogForwarder(settings.audit_syslog),
+            fingerprint(state.keys.signing.public_key()),
+        )
 
     app.include_router(health_router)
     for module in API_MODULES:
