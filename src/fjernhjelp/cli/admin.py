@@ -16,9 +16,11 @@ from fjernhjelp.cli.common import DatabaseUrl, DataDir, console, err, settings_f
 from fjernhjelp.db import migrate
 from fjernhjelp.db.base import utcnow
 from fjernhjelp.portal import members, sweep
+from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.models import Organisation, OrgKind
 from fjernhjelp.portal.orgnr import InvalidOrgnr, normalise_orgnr
 from fjernhjelp.server.state import build_state
+from fjernhjelp.web.i18n import Translator
 
 app = typer.Typer(help="Operator accounts and portal upkeep.", no_args_is_help=True)
 
@@ -94,7 +96,8 @@ def enrolment_link(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Issue a new one-time enrolment link (earlier unused links stop working)."""
+    """Issue a new one-time enrolment link (earlier unused links stop working). For an
+    active account, using it replaces the password and factors and ends its sessions."""
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
     with state.sessions() as db:
@@ -104,15 +107,26 @@ def enrolment_link(
         if user is None:
             err.print(f"[red]no account named {username!r}[/red]")
             raise typer.Exit(2)
-        token = enrolment.issue_link(
-            db,
-            user,
-            actor=Actor.command_line(),
-            now=utcnow(),
-            lifetime=timedelta(hours=settings.enrolment_link_hours),
-        )
+        # Whoever runs this holds the server's data directory, so may manage operator
+        # accounts; the link goes through the same service as the portal's.
+        try:
+            invitation = members.reissue_link(
+                db,
+                user,
+                actor=Actor.command_line(),
+                now=utcnow(),
+                link_lifetime=timedelta(hours=settings.enrolment_link_hours),
+            )
+        except PortalError as exc:
+            err.print(f"[red]{username}: {Translator('en')(exc.message_key)}[/red]")
+            raise typer.Exit(2) from exc
         db.commit()
-    console.print(f"{settings.effective_public_url}/enroll/{token}", soft_wrap=True)
+    if user.status == UserStatus.ACTIVE:
+        err.print(
+            f"{username} is active: using this link replaces the password and second "
+            "factors and ends every session of the account."
+        )
+    console.print(invitation.link(settings.effective_public_url), soft_wrap=True)
 
 
 @app.command("sweep")
