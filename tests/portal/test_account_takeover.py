@@ -18,12 +18,14 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.models import Machine, RemoteSession
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.auth import enrolment, factors, totp
 from fjernhjelp.auth.models import EnrolmentLink, Factor, LoginSession, User, UserStatus
+from fjernhjelp.cli import admin as admin_cli
 from fjernhjelp.portal import members
 from fjernhjelp.portal.errors import OperatorOnly
 from fjernhjelp.portal.revocations import RevocationKind
@@ -124,6 +126,8 @@ def test_operator_org_admin_cannot_get_an_operators_enrolment_link(client, world
 
     # The portal's page refuses alike (the rule is in the service, not the view).
     with browser(client, attacker) as page:
+        people = page.get("/portal/people").text
+        assert operator.username in people and f"{operator.id}/link" not in people
         r = form_post(page, f"/portal/people/{operator.id}/link", {}, page="/portal/people")
         assert r.status_code == 403
         assert "enrolment-link" not in r.text
@@ -446,3 +450,55 @@ def test_vendor_admin_re_enrolling_a_named_technician_is_seen_and_ends_everythin
     # The notice was the person's: the vendor's admins never had it among their own.
     vendor_notes = Api(client, world.vendor_admin).get("/notifications").json()
     assert "account_reenrolled" not in [n["kind"] for n in vendor_notes]
+
+
+# -- the command line goes through the same service -------------------------------------
+
+
+def _cli(world: World, *args: str):  # type: ignore[no-untyped-def]
+    settings = world.state.settings
+    return CliRunner().invoke(
+        admin_cli.app,
+        [
+            *args,
+            "--data-dir",
+            str(settings.data_dir),
+            "--database-url",
+            settings.effective_database_url,
+        ],
+    )
+
+
+def test_command_line_re_enrolment_is_a_re_enrolment_too(client, world: World) -> None:
+    """The command line may manage every account (it holds the server's keys), but a
+    link it prints for an active account has the same consequences, seen alike."""
+    tech = world.tech.user
+    world.db.rollback()
+    result = _cli(world, "enrolment-link", tech.username)
+    assert result.exit_code == 0, result.output
+    link = result.stdout.strip().splitlines()[-1]
+    assert "/enroll/" in link
+    # The GP office's grant is open to all the vendor's technicians: it sees the link.
+    issued = _events(world.db, "account.enrolment_link.issued", customer_org_id=world.gp.id)
+    assert [e.actor_name for e in issued] == ["command-line"]
+
+    status, _ = _use_link(client, link, STOLEN_PASSWORD)
+    assert status == 303
+    world.db.rollback()
+    world.db.expire_all()
+    assert len(world.db.get(User, tech.id).confirmed_factors) == 1
+    assert not world.state.login.passwords.verify(
+        world.db.get(User, tech.id).password_hash, world.tech.password
+    )
+    seen_by = {e.customer_org_id for e in _events(world.db, "account.reenrolled")}
+    assert seen_by == {world.vendor.id, world.gp.id}
+    assert [e.kind for e in world.events] == [RevocationKind.USER_REENROLLED]
+
+
+def test_command_line_gives_no_link_to_a_deactivated_account(world: World) -> None:
+    members.deactivate(world.db, world.caller(world.vendor_admin), world.tech.user.id)
+    world.db.commit()
+    result = _cli(world, "enrolment-link", world.tech.username)
+    assert result.exit_code == 2
+    assert "/enroll/" not in result.output
+    assert _links_for(world.db, world.tech.user) == 0
