@@ -104,14 +104,17 @@ def enrolment_link(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Issue a new one-time enrolment link (earlier unused links stop working)."""
+    """Issue a new one-time enrolment link (earlier unused links stop working). For an
+    active account, using it replaces the password and factors and ends its sessions."""
     from sqlalchemy import select
 
     from fjernhjelp.audit.log import Actor
-    from fjernhjelp.auth import enrolment
-    from fjernhjelp.auth.models import User
+    from fjernhjelp.auth.models import User, UserStatus
     from fjernhjelp.db.base import utcnow
+    from fjernhjelp.portal import members
+    from fjernhjelp.portal.errors import PortalError
     from fjernhjelp.server.state import build_state
+    from fjernhjelp.web.i18n import Translator
 
     load_models()
     settings = settings_from(data_dir, database_url)
@@ -123,15 +126,26 @@ def enrolment_link(
         if user is None:
             err.print(f"[red]no account named {username!r}[/red]")
             raise typer.Exit(2)
-        token = enrolment.issue_link(
-            db,
-            user,
-            actor=Actor.command_line(),
-            now=utcnow(),
-            lifetime=timedelta(hours=settings.enrolment_link_hours),
-        )
+        # Whoever runs this holds the server's data directory, so may manage operator
+        # accounts; the link goes through the same service as the portal's.
+        try:
+            invitation = members.reissue_link(
+                db,
+                user,
+                actor=Actor.command_line(),
+                now=utcnow(),
+                link_lifetime=timedelta(hours=settings.enrolment_link_hours),
+            )
+        except PortalError as exc:
+            err.print(f"[red]{username}: {Translator('en')(exc.message_key)}[/red]")
+            raise typer.Exit(2) from exc
         db.commit()
-    console.print(f"{settings.effective_public_url}/enroll/{token}", soft_wrap=True)
+    if user.status == UserStatus.ACTIVE:
+        err.print(
+            f"{username} is active: using this link replaces the password and second "
+            "factors and ends every session of the account."
+        )
+    console.print(invitation.link(settings.effective_public_url), soft_wrap=True)
 
 
 @app.command("sweep")

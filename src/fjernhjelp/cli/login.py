@@ -56,6 +56,15 @@ def login(
         )
     )
     console.print(f"logged in as [bold]{username}[/bold]; session stored in {path}")
+    _show_notices(server, session["token"])
+
+
+def _show_notices(server: str, token: str) -> None:
+    """Notices to this person (their account was re-enrolled) are shown at login, as
+    the web shows them; they stay until read in the browser, which shows them at login."""
+    with Api(server, token) as api, contextlib.suppress(ApiError):
+        for notice in api.me().get("notices", []):
+            err.print(f"[yellow]{notice['text']}[/yellow]")
 
 
 def logout() -> None:
