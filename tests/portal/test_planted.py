@@ -171,6 +171,8 @@ def test_the_grant_form_offers_the_package_right_labelled_as_planting(client, si
     assert w.grant is not None
     path = f"/portal/grants/{w.grant.id}"
     with browser(client, w.gp_admin) as page:
+        new = page.get(f"/portal/grants/new?agreement={w.agreement.id}").text  # type: ignore[union-attr]
+        assert 'name="may_make_packages"' in new and NB("grant.may_make_packages_hint") in new
         html = page.get(path).text
         assert NB("grant.may_make_packages") in html and NB("grant.may_make_packages_hint") in html
         assert (
