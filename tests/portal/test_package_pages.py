@@ -17,8 +17,6 @@ from sqlalchemy import select
 from fjernhjelp.access.models import InstallerPackage
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.control.package import fingerprint, read_package
-from fjernhjelp.portal import grants
-from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.web.i18n import Translator
 from tests.portal.access_world import Site, build_site
 from tests.portal.web import browser, form_post
@@ -63,24 +61,6 @@ def _events(site: Site, action: str, outcome: str = "success") -> list[AuditEven
     )
 
 
-def allow_packages(site: Site, allowed: bool = True) -> None:
-    """The customer's admin ticks "may make installer packages" on the vendor's grant."""
-    w = site.world
-    grant = w.grant
-    assert grant is not None
-    grants.update(
-        w.db,
-        w.caller(w.gp_admin),
-        grant.id,
-        GrantTerms(
-            permissions=grant.permissions,
-            consent_required=grant.consent_required,
-            may_make_packages=allowed,
-        ),
-    )
-    w.db.commit()
-
-
 def test_the_admin_makes_downloads_and_sees_a_package(client, site: Site) -> None:
     w = site.world
     key = fingerprint(w.state.keys.signing.public_key())
@@ -109,7 +89,7 @@ def test_the_admin_makes_downloads_and_sees_a_package(client, site: Site) -> Non
 
 def test_a_granted_technician_makes_one_in_english(client, site: Site) -> None:
     w = site.world
-    allow_packages(site)
+    site.allow_packages()
     with browser(client, w.tech) as page:
         page.cookies.set("fjh_lang", "en")
         html = page.get(PAGE).text
@@ -183,7 +163,7 @@ def test_revoke_after_confirmation_is_audited(client, site: Site) -> None:
 
 def test_a_technician_revokes_only_packages_it_made(client, site: Site) -> None:
     w = site.world
-    allow_packages(site)
+    site.allow_packages()
     with browser(client, w.gp_admin) as page:
         assert _make(page, w.group.id, label="Kundens").status_code == 201
     with browser(client, w.tech) as page:

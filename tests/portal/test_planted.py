@@ -42,7 +42,6 @@ from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.web.i18n import Translator
 from tests.helpers import Account, make_user
 from tests.portal.access_world import Site, build_site
-from tests.portal.test_package_pages import allow_packages
 from tests.portal.web import Api, browser, form_post
 
 NB = Translator("nb")
@@ -202,7 +201,7 @@ def _end_revoked(site: Site) -> None:
 
 
 def _end_withdrawn(site: Site) -> None:
-    allow_packages(site, False)
+    site.allow_packages(False)
 
 
 def _end_expired(site: Site) -> None:
@@ -255,7 +254,7 @@ def test_a_package_stops_enrolling_when_its_grant_ends(
     client, site: Site, end, reason: str
 ) -> None:
     w = site.world
-    allow_packages(site)
+    site.allow_packages()
     tech = Api(client, w.tech)
     made = _make_package(tech, w.group.id, label="Til kunden")
     assert made.status_code == 201, made.text
@@ -283,7 +282,7 @@ def test_a_package_made_by_a_vendor_before_grants_were_recorded_is_refused(
 ) -> None:
     """Rows from before migration 0006 carry no grant: only the customer's own count."""
     w = site.world
-    allow_packages(site)
+    site.allow_packages()
     made = _make_package(Api(client, w.tech), w.group.id)
     _fresh(site)
     package = w.db.get(InstallerPackage, uuid.UUID(made.json()["id"]))
@@ -299,7 +298,7 @@ def test_a_package_made_by_a_vendor_before_grants_were_recorded_is_refused(
 
 def test_a_technician_cannot_revoke_the_customers_package(client, site: Site) -> None:
     w = site.world
-    allow_packages(site)
+    site.allow_packages()
     made = Api(client, w.gp_admin).post(
         "/packages", {"group_id": str(w.group.id), "lifetime_hours": 24, "max_uses": 5}
     )
