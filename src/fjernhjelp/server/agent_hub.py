@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fjernhjelp.access import machines
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.errors import AgentRefused
-from fjernhjelp.access.models import Machine
+from fjernhjelp.access.models import Machine, MachineStatus
 from fjernhjelp.audit.log import Outcome, record
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import (
@@ -105,6 +105,19 @@ class AgentHub:
             }
         )
 
+    async def disconnect(self, machine_id: uuid.UUID, reason: str) -> None:
+        """Close the machine's control link on whichever node holds it (a removed
+        machine); its key is refused when it dials back."""
+        await self.cluster.broadcast(
+            {"type": "disconnect", "machine_id": str(machine_id), "reason": reason}
+        )
+
+    async def _close_link(self, machine_id: uuid.UUID, reason: str) -> None:
+        link = self.links.get(machine_id)
+        if link is not None:
+            with contextlib.suppress(Exception):
+                await link.websocket.close(CloseCode.REFUSED, reason[:100])
+
     async def _on_cluster_message(self, message: Message) -> None:
         kind = message.get("type")
         if kind == "dial":
@@ -120,6 +133,8 @@ class AgentHub:
                     await link.send(
                         Cut(session_id=session_id, reason=message["reason"][:64]).model_dump_json()
                     )
+        elif kind == "disconnect":
+            await self._close_link(uuid.UUID(message["machine_id"]), message["reason"])
 
     # -- the endpoint -----------------------------------------------------------------
 
@@ -149,7 +164,7 @@ class AgentHub:
                     machine_id=machine.id, heartbeat_seconds=HEARTBEAT_SECONDS
                 ).model_dump_json()
             )
-            await self._receive(link, machine)
+            await self._receive(link, machine, source)
         except (WebSocketDisconnect, MalformedMessage):
             pass
         finally:
@@ -190,7 +205,7 @@ class AgentHub:
             except AgentRefused:
                 db.commit()  # the refusal's audit event
                 raise
-            machines.update_info(machine, hello.info, state.now())
+            machines.update_info(db, machine, hello.info, state.now(), source)
             record(
                 db,
                 "agent.connect",
@@ -204,28 +219,35 @@ class AgentHub:
             db.commit()
             return machine
 
-    async def _receive(self, link: AgentLink, machine: Machine) -> None:
+    async def _receive(self, link: AgentLink, machine: Machine, source: str | None) -> None:
         while True:
             raw = await link.websocket.receive_text()
             message = parse_agent_message(raw)
             if isinstance(message, Report):
-                await run_in_threadpool(self._report, machine.id, message)
+                if not await run_in_threadpool(self._report, machine.id, message, source):
+                    # Removed while connected (a disconnect that crossed this link's
+                    # login): the link ends here at the latest.
+                    await link.websocket.close(CloseCode.REFUSED, "machine_revoked")
+                    return
             elif isinstance(message, SessionEvent):
                 await run_in_threadpool(self._event, machine.id, message)
             else:
                 raise MalformedMessage("hello twice")
 
-    def _report(self, machine_id: uuid.UUID, message: Report) -> None:
+    def _report(self, machine_id: uuid.UUID, message: Report, source: str | None) -> bool:
+        """Store the report; False if the machine is no longer active."""
         with self._state.sessions() as db:
             machine = db.get(Machine, machine_id)
-            if machine is not None:
-                machines.update_info(machine, message.info, self._state.now())
-                db.commit()
+            if machine is None or machine.status != MachineStatus.ACTIVE:
+                return False
+            machines.update_info(db, machine, message.info, self._state.now(), source)
+            db.commit()
+            return True
 
     def _event(self, machine_id: uuid.UUID, message: SessionEvent) -> None:
         with self._state.sessions() as db:
             machine = db.get(Machine, machine_id)
-            if machine is None:
+            if machine is None or machine.status != MachineStatus.ACTIVE:
                 return
             accepted = access_sessions.record_agent_event(
                 db,

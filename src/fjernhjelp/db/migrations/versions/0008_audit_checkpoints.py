@@ -1,7 +1,7 @@
 """audit: signed checkpoints of the chain head
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 
 The server signs the audit chain's head (count, hash, time) with its signing key at
 intervals and on demand; the table keeps what it signed (audit/checkpoint_store.py).
@@ -15,7 +15,7 @@ from alembic import op
 import fjernhjelp.db.base
 
 revision: str = "0008"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
