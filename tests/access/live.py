@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,16 @@ from fjernhjelp.portal.models import Permission
 from tests.e2e.conftest import ServerProcess, start_server
 from tests.helpers import PASSWORD, Account
 from tests.portal.world import World
+
+# httpx's default of 5 s runs out on a loaded 2-core machine while the server is busy
+# starting agents; a refusal still arrives at once, so a long bound costs nothing.
+HTTP_TIMEOUT = 60.0
+
+
+class web:
+    get = staticmethod(partial(httpx.get, timeout=HTTP_TIMEOUT))
+    post = staticmethod(partial(httpx.post, timeout=HTTP_TIMEOUT))
+    delete = staticmethod(partial(httpx.delete, timeout=HTTP_TIMEOUT))
 
 
 @dataclass
@@ -180,7 +191,7 @@ class LiveSite:
         if cached:
             return cached
         assert self.server is not None
-        with httpx.Client(base_url=self.server.url + "/api/v1") as http:
+        with httpx.Client(base_url=self.server.url + "/api/v1", timeout=HTTP_TIMEOUT) as http:
             pending = http.post(
                 "/auth/login", json={"username": account.username, "password": account.password}
             ).json()
@@ -197,7 +208,7 @@ class LiveSite:
 
     def machines(self, token: str) -> list[dict[str, Any]]:
         assert self.server is not None
-        r = httpx.get(
+        r = web.get(
             self.server.url + "/api/v1/machines", headers={"Authorization": f"Bearer {token}"}
         )
         r.raise_for_status()

@@ -4,10 +4,9 @@ back as any agent does after a lost link, is refused and audited every time."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from tests.access.live import LiveSite
+from tests.access.live import LiveSite, web
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +22,7 @@ def test_removing_a_machine_cuts_its_link_and_refuses_it_on_reconnect(site: Live
     assert site.server is not None
 
     # A technician of the vendor tries first: refused as if there were no such machine.
-    refused = httpx.delete(
+    refused = web.delete(
         f"{site.server.url}/api/v1/machines/{machine['id']}",
         headers={"Authorization": f"Bearer {tech}"},
     )
@@ -31,7 +30,7 @@ def test_removing_a_machine_cuts_its_link_and_refuses_it_on_reconnect(site: Live
     site.wait_event("machine.removed", outcome="denied", actor_name="tekniker")
     assert site.wait_online(tech, {"pc-stjalet"})[0]["id"] == machine["id"]
 
-    removed = httpx.delete(
+    removed = web.delete(
         f"{site.server.url}/api/v1/machines/{machine['id']}",
         headers={"Authorization": f"Bearer {admin}"},
     )

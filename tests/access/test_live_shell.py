@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-import httpx
 import pexpect
 import pytest
 
-from tests.access.live import LiveSite
+from tests.access.live import LiveSite, web
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +43,7 @@ def test_shell_then_revocation_cuts_the_running_session(site: LiveSite) -> None:
     # The GP office's admin revokes the grant in the portal: the shell is cut.
     admin_token = site.api_token(world.gp_admin)
     assert site.server is not None
-    r = httpx.post(
+    r = web.post(
         f"{site.server.url}/api/v1/grants/{world.grant.id}/revoke",
         headers={"Authorization": f"Bearer {admin_token}"},
     )
@@ -57,7 +56,7 @@ def test_shell_then_revocation_cuts_the_running_session(site: LiveSite) -> None:
     # The machine is gone from the technician's list, and asking for it by id anyway is
     # refused with the reason, in the audit log.
     assert site.machines(token) == []
-    r = httpx.post(
+    r = web.post(
         f"{site.server.url}/api/v1/sessions",
         json={"machine_id": machine_id, "technician_key": "A" * 43 + "="},
         headers={"Authorization": f"Bearer {token}"},
@@ -77,7 +76,7 @@ def test_suspending_the_technician_cuts_the_session(site: LiveSite) -> None:
     child.expect("klar-42")  # the shell's answer, not the terminal echoing what was typed
     operator_token = site.api_token(world.operator)
     assert site.server is not None
-    r = httpx.post(
+    r = web.post(
         f"{site.server.url}/api/v1/accounts/{world.tech.user.id}/suspend",
         headers={"Authorization": f"Bearer {operator_token}"},
     )
