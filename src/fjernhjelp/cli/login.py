@@ -62,6 +62,8 @@ def login(
 def _show_notices(server: str, token: str) -> None:
     """Notices to this person (their account was re-enrolled) are shown at login, as
     the web shows them; they stay until read in the browser, which shows them at login."""
+    from fjernhjelp.client.api import Api, ApiError
+
     with Api(server, token) as api, contextlib.suppress(ApiError):
         for notice in api.me().get("notices", []):
             err.print(f"[yellow]{notice['text']}[/yellow]")
