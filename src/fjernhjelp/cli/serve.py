@@ -16,6 +16,7 @@ from fjernhjelp.config import Settings
 from fjernhjelp.db import migrate
 from fjernhjelp.server.app import create_app
 from fjernhjelp.server.state import build_state
+from fjernhjelp.server.ws_guard import PROTOCOL_MAX_MESSAGE
 
 Bind = Annotated[str | None, typer.Option("--bind", help="host:port to listen on.")]
 
@@ -33,6 +34,9 @@ def _run(settings: Settings) -> None:
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         proxy_headers=False,  # X-Forwarded-For is read by us, from trusted proxies only
         server_header=False,
+        # No WebSocket message larger than a tunnel record is ever buffered; the
+        # endpoints lower it to a few KiB until the socket authenticates (ws_guard.py).
+        ws_max_size=PROTOCOL_MAX_MESSAGE,
         log_config=logs.uvicorn_log_config(),
     )
 
