@@ -280,3 +280,29 @@ def test_unauthenticated_sockets_per_address_are_capped(tmp_path, database_url, 
             assert {s["path"] for s in json.loads(event.details)["samples"]} >= {"/agent/control"}
     finally:
         state.engine.dispose()
+
+
+async def test_after_pairing_the_relay_takes_a_tunnel_record_and_no_more() -> None:
+    from fjernhjelp.server.relay import CloseCode, Relay
+    from fjernhjelp.tunnel.limits import MAX_RECORD
+    from tests.server.test_relay import _run_pair
+
+    relay = Relay()
+    tech, agent, t1, t2 = await _run_pair(relay, "records")
+    await tech.inbox.put(b"r" * MAX_RECORD)  # the largest record passes
+    await tech.inbox.put(b"x" * (MAX_RECORD + 1))
+    results = await asyncio.gather(t1, t2)
+    outcome = next(r for r in results if r is not None)
+    assert outcome.reason == "technician_message_too_big"
+    assert agent.sent == [b"r" * MAX_RECORD]  # nothing of the oversized one went on
+    assert agent.closed[0] == tech.closed[0] == CloseCode.TOO_BIG
+
+
+def test_the_server_never_buffers_a_websocket_message_over_a_record() -> None:
+    from fjernhjelp.cli.serve import uvicorn_options
+    from fjernhjelp.config import Settings
+    from fjernhjelp.tunnel.limits import MAX_RECORD
+
+    options = uvicorn_options(Settings())
+    assert options["ws_max_size"] == MAX_RECORD  # uvicorn's default is 16 MiB
+    assert options["ws_max_size"] > AGENT_HELLO_MAX and RELAY_JOIN_MAX < AGENT_HELLO_MAX

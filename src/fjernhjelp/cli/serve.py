@@ -26,8 +26,11 @@ def _run(settings: Settings) -> None:
     state = build_state(settings)
     migrate.upgrade(state.engine)
     app = create_app(state=state, periodic=True)
-    uvicorn.run(
-        app,
+    uvicorn.run(app, **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: Settings) -> dict[str, object]:
+    return dict(
         host=settings.host,
         port=settings.port,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
