@@ -306,3 +306,20 @@ def test_the_server_never_buffers_a_websocket_message_over_a_record() -> None:
     options = uvicorn_options(Settings())
     assert options["ws_max_size"] == MAX_RECORD  # uvicorn's default is 16 MiB
     assert options["ws_max_size"] > AGENT_HELLO_MAX and RELAY_JOIN_MAX < AGENT_HELLO_MAX
+
+
+def test_the_largest_honest_first_messages_fit_under_the_pre_auth_limits() -> None:
+    from fjernhjelp.control.messages import Dial, Hello, MachineInfo
+
+    # Every field at its maximum, in Norwegian letters (two bytes each in UTF-8).
+    info = MachineInfo(
+        hostname="æ" * 255,
+        os="ø" * 255,
+        users=["å" * 64] * 32,
+        agent_version="9" * 32,
+    )
+    hello = Hello(machine_id=uuid.uuid4(), signature="A" * 88, info=info)
+    assert len(hello.model_dump_json().encode()) < AGENT_HELLO_MAX
+    token_max = Dial.model_fields["relay_token"].metadata[0].max_length
+    join = json.dumps({"role": "technician", "token": "t" * token_max})
+    assert len(join.encode()) < RELAY_JOIN_MAX
