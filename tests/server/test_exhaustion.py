@@ -323,3 +323,14 @@ def test_the_largest_honest_first_messages_fit_under_the_pre_auth_limits() -> No
     token_max = Dial.model_fields["relay_token"].metadata[0].max_length
     join = json.dumps({"role": "technician", "token": "t" * token_max})
     assert len(join.encode()) < RELAY_JOIN_MAX
+
+
+def test_probes_are_written_when_the_server_stops(app, state, db) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:
+        for _ in range(3):
+            assert client.delete("/api/v1/operators/1").status_code in (404, 405)
+        assert _events(db, "security.probing") == []  # counted, not yet written
+    (event,) = _events(db, "security.probing")  # the lifespan's end wrote it
+    assert json.loads(event.details)["count"] == 3
