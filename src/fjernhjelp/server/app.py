@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from fjernhjelp import __version__
 from fjernhjelp.audit import forward
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import sessions
+from fjernhjelp.auth.sessions import ClientInfo
 from fjernhjelp.config import Settings
 from fjernhjelp.portal import revocations, sweep
 from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
@@ -70,6 +72,7 @@ from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
 from fjernhjelp.server.state import AppState, build_state
 from fjernhjelp.web.i18n import Translator
 
+_log = logging.getLogger(__name__)
 STATIC = Path(__file__).parents[1] / "web" / "static"
 PAGE_MODULES = (
     auth,
@@ -144,8 +147,8 @@ def create_app(
             yield
         finally:
             await housekeeping.stop()
-            await run_in_threadpool(_flush_all_probes, state)
             await runtime.stop()
+            await run_in_threadpool(_flush_all_probes, state)
             unsubscribe()
             if sweeper is not None:
                 sweeper.cancel()
@@ -197,14 +200,44 @@ def _flush_due_probes(state: AppState, db: Session, now: datetime) -> None:
 
 
 def _flush_all_probes(state: AppState) -> None:
-    with state.sessions() as db:
-        probes.flush(db, state.probes, state.now(), everything=True)
+    try:
+        with state.sessions() as db:
+            probes.flush(db, state.probes, state.now(), everything=True)
+    except Exception:  # stopping goes on; the counts are in the log line
+        _log.exception("could not write the last probe counts at shutdown")
 
 
 def _note_probe(state: AppState, request: Request, kind: str) -> None:
     # Counted, not written: see server/probes.py.
     address = get_client(request).source_address
     state.probes.note(address, kind, request.method, request.url.path, state.now())
+
+
+def _csrf_refused_with_cookie(
+    state: AppState,
+    db: Session,
+    request: Request,
+    client: ClientInfo,
+    token: str,
+    exc: CsrfRefused,
+    anonymous: str,
+) -> None:
+    # The refusal happens before the session is looked up; find who it was, so the
+    # event names the account whose browser was used.
+    row = sessions.find(db, token, policy=state.login.policy, now=state.now())
+    if row is None:
+        _note_probe(state, request, anonymous)
+    else:
+        record(
+            db,
+            "security.csrf_refused",
+            Outcome.DENIED,
+            actor=Actor.of(row.user),
+            reason=exc.reason,
+            source_address=client.source_address,
+            details={"method": request.method, "path": request.url.path},
+        )
+    db.commit()
 
 
 def _wants_json(request: Request) -> bool:
@@ -236,31 +269,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _csrf_refused(request: Request, exc: CsrfRefused) -> Response:
         state: AppState = app.state.fjh
         client = get_client(request)
-        with state.sessions() as db:
-            # The refusal happens before the session is looked up; find who it was, so
-            # the event names the account whose browser was used.
-            row = sessions.find(
-                db,
-                request.cookies.get(session_cookie(state)),
-                policy=state.login.policy,
-                now=state.now(),
-            )
-            user = row.user if row else None
-            if user is None:
-                # Nobody's session was used: nothing could have happened on anyone's
-                # behalf, so this is probing, counted per address.
-                _note_probe(state, request, f"{probes.Kind.CSRF_ANONYMOUS}:{exc.reason}")
-            else:
-                record(
-                    db,
-                    "security.csrf_refused",
-                    Outcome.DENIED,
-                    actor=Actor.of(user),
-                    reason=exc.reason,
-                    source_address=client.source_address,
-                    details={"method": request.method, "path": request.url.path},
-                )
-            db.commit()
+        token = request.cookies.get(session_cookie(state))
+        # Nobody's session was used: nothing could have happened on anyone's behalf, so
+        # this is probing, counted per address (without touching the database).
+        anonymous = f"{probes.Kind.CSRF_ANONYMOUS}:{exc.reason}"
+        if not token:
+            _note_probe(state, request, anonymous)
+        else:
+            with state.sessions() as db:
+                _csrf_refused_with_cookie(state, db, request, client, token, exc, anonymous)
         if _wants_json(request):
             return JSONResponse({"detail": "CSRF token missing or invalid"}, status_code=403)
         t = translator(request, state)
