@@ -26,14 +26,23 @@ def _run(settings: "Settings") -> None:
     state = build_state(settings)
     migrate.upgrade(state.engine)
     app = create_app(state=state, periodic=True)
-    uvicorn.run(
-        app,
+    uvicorn.run(app, **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: "Settings") -> dict[str, object]:
+    from fjernhjelp import logs
+    from fjernhjelp.server.ws_guard import PROTOCOL_MAX_MESSAGE
+
+    return dict(
         host=settings.host,
         port=settings.port,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         proxy_headers=False,  # X-Forwarded-For is read by us, from trusted proxies only
         server_header=False,
+        # No WebSocket message larger than a tunnel record is ever buffered; the
+        # endpoints lower it to a few KiB until the socket authenticates (ws_guard.py).
+        ws_max_size=PROTOCOL_MAX_MESSAGE,
         log_config=logs.uvicorn_log_config(),
     )
 

@@ -38,9 +38,17 @@ from fjernhjelp.control.messages import (
     unb64,
 )
 from fjernhjelp.server.cluster import Cluster, Message
+from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.relay import Relay
 from fjernhjelp.server.security import client_address
 from fjernhjelp.server.state import AppState
+from fjernhjelp.server.ws_guard import (
+    AGENT_HELLO_MAX,
+    TOO_BIG,
+    MessageTooBig,
+    receive_text_limited,
+    refuse_upgrade,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -139,18 +147,42 @@ class AgentHub:
     # -- the endpoint -----------------------------------------------------------------
 
     async def serve(self, websocket: WebSocket) -> None:
-        await websocket.accept()
         peer = websocket.client.host if websocket.client else None
         source = client_address(
             peer, websocket.headers.get("x-forwarded-for"), self._state.settings
         )
+        # Until the agent has proved its key, the socket counts against its address's
+        # cap and its hello must be small (ws_guard.py).
+        pending = self._state.unauthenticated_sockets
+        if not pending.admit(source):
+            self._probe(source, Kind.SOCKET_CAP, websocket)
+            with contextlib.suppress(Exception):
+                await refuse_upgrade(websocket)
+            return
         try:
+            await websocket.accept()
             machine = await self._login(websocket, source)
-        except (AgentRefused, MalformedMessage, TimeoutError, WebSocketDisconnect) as exc:
-            code = CloseCode.REFUSED if isinstance(exc, AgentRefused) else CloseCode.MALFORMED
+        except (
+            AgentRefused,
+            MessageTooBig,
+            ValueError,
+            TimeoutError,
+            WebSocketDisconnect,
+        ) as exc:
+            code = (
+                CloseCode.REFUSED
+                if isinstance(exc, AgentRefused)
+                else TOO_BIG
+                if isinstance(exc, MessageTooBig)
+                else CloseCode.MALFORMED
+            )
+            if isinstance(exc, MessageTooBig):
+                self._probe(source, Kind.MESSAGE_TOO_BIG, websocket)
             with contextlib.suppress(Exception):
                 await websocket.close(code, getattr(exc, "reason", "refused")[:100])
             return
+        finally:
+            pending.release(source)
         link = AgentLink(machine.id, websocket)
         previous = self.links.get(machine.id)
         self.links[machine.id] = link
@@ -181,12 +213,17 @@ class AgentHub:
         await websocket.send_text(
             Challenge(nonce=b64(nonce), signature=b64(signature)).model_dump_json()
         )
-        raw = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT)
+        raw = await asyncio.wait_for(
+            receive_text_limited(websocket, AGENT_HELLO_MAX), HELLO_TIMEOUT
+        )
         hello = parse_agent_message(raw)
         if not isinstance(hello, Hello):
             raise MalformedMessage("expected hello")
         proof = unb64(hello.signature, 64)
         return await run_in_threadpool(self._authenticate, hello, nonce, proof, source)
+
+    def _probe(self, source: str | None, kind: str, websocket: WebSocket) -> None:
+        self._state.probes.note(source, kind, "WEBSOCKET", websocket.url.path, self._state.now())
 
     def _authenticate(
         self, hello: Hello, nonce: bytes, proof: bytes, source: str | None
