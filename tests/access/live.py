@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pyotp
 from sqlalchemy import select
 
 from fjernhjelp.access import packages
@@ -97,6 +96,24 @@ class LiveSite:
     agents: list[AgentProcess] = field(default_factory=list)
     cli_home: Path | None = None
     _tokens: dict[str, str] = field(default_factory=dict)
+    _last_step: dict[str, int] = field(default_factory=dict)
+
+    def fresh_code(self, account: Account) -> str:
+        """A TOTP code the server has not seen yet for this account.
+
+        The server refuses any step at or before the last one it accepted (a code works
+        once) and accepts one step of drift ahead; two logins within one 30-second step
+        therefore take the current step and then the next. A third must wait for the
+        clock to reach the next step: that is the event it needs.
+        """
+        assert account.totp_secret
+        while True:
+            now = totp.step_at(time.time())
+            step = max(now, self._last_step.get(account.username, -1) + 1)
+            if step <= now + 1:
+                self._last_step[account.username] = step
+                return totp.code_at_step(account.totp_secret, step)
+            time.sleep((now + 1) * totp.STEP_SECONDS - time.time() + 0.05)
 
     @property
     def state(self):  # type: ignore[no-untyped-def]
@@ -172,7 +189,7 @@ class LiveSite:
         if self.cli_home is None:
             self.cli_home = home
         assert self.server is not None
-        code = pyotp.TOTP(account.totp_secret).now()
+        code = self.fresh_code(account)
         result = self.cli(
             "login",
             "--server",
@@ -195,10 +212,7 @@ class LiveSite:
             pending = http.post(
                 "/auth/login", json={"username": account.username, "password": account.password}
             ).json()
-            # A code works once: the CLI login (done first) used this step's code, so
-            # this one uses the next step's, which the server accepts as clock drift.
-            assert account.totp_secret
-            code = totp.code_at_step(account.totp_secret, totp.step_at(time.time()) + 1)
+            code = self.fresh_code(account)
             answer = http.post(
                 "/auth/factor", json={"pending_token": pending["pending_token"], "code": code}
             )
