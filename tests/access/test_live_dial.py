@@ -64,16 +64,27 @@ def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
 
 
 def test_a_node_url_signed_by_the_server_is_dialled(site: LiveSite, tmp_path: Path) -> None:
+    """Every session here goes through the signed node URL; they also copy a file into a
+    folder with the CLI, which asks before it replaces anything."""
     share = tmp_path / "share"
-    share.mkdir()
+    (share / "docs").mkdir(parents=True)
     site.agent("pc-1", file_roots=[share]).start()
     site.login(site.world.tech)
     site.wait_online(site.api_token(site.world.tech), {"pc-1"})
     note = tmp_path / "note.txt"
     note.write_text("hei\n")
-    put = site.cli("connect", "pc-1", "--put", str(note), "note.txt")
+    put = site.cli("connect", "pc-1", "--put", str(note), "docs")
     assert put.returncode == 0, put.stderr
-    assert (share / "note.txt").read_text() == "hei\n"
+    assert (share / "docs" / "note.txt").read_text() == "hei\n"
+    assert f"copied to {share / 'docs' / 'note.txt'}" in put.stderr
+
+    note.write_text("ny tekst\n")
+    asked = site.cli("connect", "pc-1", "--put", str(note), "docs")  # no terminal: no
+    assert asked.returncode == 1 and "already exists" in asked.stderr
+    assert (share / "docs" / "note.txt").read_text() == "hei\n"
+    told = site.cli("connect", "pc-1", "--put", str(note), "docs/note.txt", "--overwrite")
+    assert told.returncode == 0, told.stderr
+    assert (share / "docs" / "note.txt").read_text() == "ny tekst\n"
     assert site.events("dial.refused") == []
 
 
