@@ -5,6 +5,7 @@ real Chromium."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +93,8 @@ def test_upload_into_a_folder_and_the_overwrite_question(
     assert str(placed) in _status(page, "has been uploaded")
     assert placed.read_bytes() == b"Paracet 500 mg\n"
 
+    # The agent reports a move after it confirms it to the page: wait for the last one.
+    site.wait_event("file.moved", contains=hashlib.sha256(b"Paracet 500 mg\n").hexdigest())
     moved = [e for e in site.events("file.moved") if "resept.txt" in (e.details or "")]
     assert len(moved) == 2  # the first upload and the confirmed one; never the refused
     refused = site.wait_event("stream.refused", contains='"op":"put"')
