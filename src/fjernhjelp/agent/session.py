@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from fjernhjelp.agent.files import FileRefusal, FileTransferRecord
 from fjernhjelp.agent.identity import AgentIdentity
 from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
 from fjernhjelp.agent.shell import ShellOutcome
+from fjernhjelp.agent.tls import for_url
+from fjernhjelp.control.dial import DialRefused, check_dial, relay_origin
 from fjernhjelp.control.messages import Cut, Dial, SessionEvent
 from fjernhjelp.tunnel import (
     AgentRefusal,
@@ -67,6 +70,8 @@ class AgentSessions:
     live: dict[uuid.UUID, Tunnel] = field(default_factory=dict)
     sessions: dict[uuid.UUID, Session] = field(default_factory=dict)
     replay_cache: MemoryReplayCache = field(default_factory=MemoryReplayCache)
+    # The control link's TLS context: relays are verified on the same terms (agent.tls).
+    tls: ssl.SSLContext | None = None
 
     async def cut(self, command: Cut) -> None:
         tunnel = self.live.get(command.session_id)
@@ -78,6 +83,22 @@ class AgentSessions:
             await tunnel.close(CloseCode.REVOKED, command.reason[:60])
 
     async def dial(self, command: Dial) -> None:
+        try:
+            check_dial(
+                command, server_url=self.config.server_url, server_key=self.config.server_key
+            )
+        except DialRefused as exc:
+            # Nothing is dialled. The server hears why, and audits it.
+            _log.warning("refused to dial %s: %s", relay_origin(command.relay_url), exc)
+            self.report(
+                SessionEvent(
+                    session_id=command.session_id,
+                    action="dial.refused",
+                    reason=exc.reason,
+                    details={"relay": relay_origin(command.relay_url)},
+                )
+            )
+            return
         session = Session(self, command)
         self.sessions[command.session_id] = session
         try:
@@ -133,6 +154,7 @@ class Session:
         self.display = await asyncio.to_thread(self.owner.find_display)
         async with websockets.connect(
             self.command.relay_url,
+            ssl=for_url(self.owner.tls, self.command.relay_url),
             max_size=MAX_RECORD + 1024,
             compression=None,
             open_timeout=20,

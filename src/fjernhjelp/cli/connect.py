@@ -1,5 +1,7 @@
 """``fjernhjelp connect MACHINE``: a shell, file copy, or a local VNC port, end to end."""
 
+import asyncio
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,15 +35,18 @@ def connect(
         tuple[str, Path] | None, typer.Option("--get", help="REMOTE LOCAL: copy a file here.")
     ] = None,
     put: Annotated[
-        tuple[Path, str] | None, typer.Option("--put", help="LOCAL REMOTE: copy a file there.")
+        tuple[Path, str] | None,
+        typer.Option("--put", help="LOCAL REMOTE: copy a file there (REMOTE may be a folder)."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="--put: replace an existing file without asking.")
+    ] = False,
     vnc: Annotated[
         str | None,
         typer.Option("--vnc", help="HOST:PORT (loopback): a local VNC port for any viewer."),
     ] = None,
 ) -> None:
     """Connect to a machine you are granted, through the end-to-end tunnel."""
-    import asyncio
 
     from fjernhjelp.client import credentials
     from fjernhjelp.client.api import Api, ApiError
@@ -68,7 +73,16 @@ def connect(
         try:
             target = resolve_machine(api, machine)
             code = asyncio.run(
-                _run(api, target, shell=shell, run_as=run_as, get=get, put=put, listen=listen)
+                _run(
+                    api,
+                    target,
+                    shell=shell,
+                    run_as=run_as,
+                    get=get,
+                    put=put,
+                    listen=listen,
+                    overwrite=overwrite,
+                )
             )
         except (ApiError, MachineNotFound) as exc:
             err.print(f"[red]refused: {getattr(exc, 'error', exc)}[/red]")
@@ -85,6 +99,14 @@ def connect(
     raise typer.Exit(code)
 
 
+def _confirm_overwrite(path: str) -> bool:
+    """Asks on a terminal; without one (a script) the answer is no: use --overwrite."""
+    if not sys.stdin.isatty():
+        err.print(f"{path} already exists on the machine (--overwrite replaces it)", markup=False)
+        return False
+    return typer.confirm(f"{path} already exists on the machine. Replace it?", default=False)
+
+
 def _on_control(message: dict[str, Any]) -> None:
     if message.get("type") == "consent":
         err.print(CONSENT_TEXT.get(str(message.get("state")), str(message.get("state"))))
@@ -99,8 +121,8 @@ async def _run(
     get: tuple[str, Path] | None,
     put: tuple[Path, str] | None,
     listen: tuple[str, int] | None = None,
+    overwrite: bool = False,
 ) -> int:
-    import sys
 
     from rich.progress import (
         BarColumn,
@@ -111,7 +133,7 @@ async def _run(
         TransferSpeedColumn,
     )
 
-    from fjernhjelp.agent.files import get_file, put_file
+    from fjernhjelp.agent.files import FileExists, get_file, put_file
     from fjernhjelp.agent.shellclient import run_shell_client
     from fjernhjelp.client.tunnel import open_session
     from fjernhjelp.client.vnc import serve_local_vnc
@@ -136,7 +158,6 @@ async def _run(
             return await run_shell_client(
                 stream, sys.stdin.fileno(), sys.stdout.fileno(), run_as=run_as
             )
-        stream = await session.tunnel.open("files")
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -150,11 +171,30 @@ async def _run(
             def progress(done: int, total: int | None) -> None:
                 bar.update(task, completed=done, total=total)
 
+            stream = await session.tunnel.open("files")
             if get:
                 result = await get_file(stream, get[0], get[1], progress=progress)
             else:
                 assert put is not None
-                result = await put_file(stream, put[0], put[1], progress=progress)
+                try:
+                    result = await put_file(
+                        stream, put[0], put[1], progress=progress, overwrite=overwrite
+                    )
+                except FileExists as exists:
+                    bar.stop()
+                    if not await asyncio.to_thread(_confirm_overwrite, exists.path):
+                        err.print(
+                            f"{exists.path} exists on the machine; nothing was copied",
+                            markup=False,
+                        )
+                        return 1
+                    bar.start()
+                    # The refusal ended that channel; the confirmed request takes a new one.
+                    stream = await session.tunnel.open("files")
+                    result = await put_file(
+                        stream, put[0], put[1], progress=progress, overwrite=True
+                    )
+        err.print(f"copied to {result.path}", soft_wrap=True, markup=False, highlight=False)
         err.print(f"{result.size} bytes, SHA-256 {result.sha256}")
         return 0
     finally:

@@ -73,6 +73,11 @@ class AgentLink:
             await self.websocket.send_text(text)
 
 
+def _dial_json(command: Dial) -> str:
+    # Without empty fields: agents that predate a field refuse a message that names it.
+    return command.model_dump_json(exclude_none=True)
+
+
 class AgentHub:
     def __init__(self, state: AppState, cluster: Cluster, relay: Relay) -> None:
         self._state = state
@@ -87,7 +92,7 @@ class AgentHub:
         """Tell the agent to dial the relay, wherever it is connected. False if offline."""
         link = self.links.get(machine_id)
         if link is not None:
-            await link.send(command.model_dump_json())
+            await link.send(_dial_json(command))
             return True
         node = await self.cluster.locate(str(machine_id))
         if node is None or node == self.cluster.node_id:
@@ -97,7 +102,7 @@ class AgentHub:
             {
                 "type": "dial",
                 "machine_id": str(machine_id),
-                "command": command.model_dump(mode="json"),
+                "command": command.model_dump(mode="json", exclude_none=True),
             },
         )
         return True
@@ -131,7 +136,7 @@ class AgentHub:
         if kind == "dial":
             link = self.links.get(uuid.UUID(message["machine_id"]))
             if link is not None:
-                await link.send(Dial.model_validate(message["command"]).model_dump_json())
+                await link.send(_dial_json(Dial.model_validate(message["command"])))
         elif kind == "cut":
             session_id = uuid.UUID(message["session_id"])
             self.relay.cut(str(session_id), message["reason"])
@@ -266,6 +271,12 @@ class AgentHub:
                     # login): the link ends here at the latest.
                     await link.websocket.close(CloseCode.REFUSED, "machine_revoked")
                     return
+            elif isinstance(message, SessionEvent) and message.action == "dial.refused":
+                own = await run_in_threadpool(self._dial_refused, machine.id, message)
+                if own:
+                    # The technician's end waits at the relay for an agent that will not
+                    # come: end the session now, with the reason.
+                    await self.cut(message.session_id, machine.id, "relay_refused")
             elif isinstance(message, SessionEvent):
                 await run_in_threadpool(self._event, machine.id, message)
             else:
@@ -298,6 +309,22 @@ class AgentHub:
                 db.commit()
             else:
                 _log.warning("agent %s reported an event for a session not its own", machine_id)
+
+    def _dial_refused(self, machine_id: uuid.UUID, message: SessionEvent) -> bool:
+        """Audit an agent's refusal to dial; True if the session is this machine's."""
+        with self._state.sessions() as db:
+            machine = db.get(Machine, machine_id)
+            if machine is None:
+                return False
+            own = access_sessions.record_dial_refusal(
+                db,
+                machine,
+                session_id=message.session_id,
+                reason=message.reason,
+                details=dict(message.details),
+            )
+            db.commit()
+            return own
 
     def _disconnected(self, machine_id: uuid.UUID, source: str | None) -> None:
         with self._state.sessions() as db:

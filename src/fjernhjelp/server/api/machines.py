@@ -18,7 +18,7 @@ from fjernhjelp.access import machines as access_machines
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.errors import NotFound, SessionRefused
 from fjernhjelp.access.models import Machine
-from fjernhjelp.control.messages import Dial
+from fjernhjelp.control.dial import make_dial
 from fjernhjelp.server.api.deps import ApiSession, ApiUser, CsrfIfCookie
 from fjernhjelp.server.deps import DB, Client, State
 
@@ -252,7 +252,13 @@ async def create_session(
     relay_url = f"{state.settings.relay_base_url}/relay/{issued.session.id}"
     dialled = await runtime.hub.dial(
         body.machine_id,
-        Dial(session_id=issued.session.id, relay_url=relay_url, relay_token=issued.agent_token),
+        make_dial(
+            state.keys.signing,
+            session_id=issued.session.id,
+            relay_url=relay_url,
+            relay_token=issued.agent_token,
+            public_url=state.settings.effective_public_url,
+        ),
     )
     if not dialled:
 

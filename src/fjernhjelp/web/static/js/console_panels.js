@@ -4,7 +4,7 @@
 
 import { Chat } from "./chat.js";
 import { openDesktop } from "./desktop.js";
-import { download, upload } from "./files.js";
+import { TransferError, download, upload } from "./files.js";
 import { sendCombo } from "./keys.js";
 import { openTerminal } from "./terminal.js";
 import { StreamCode } from "./tunnel/codes.js";
@@ -110,6 +110,18 @@ export async function startChat(tunnel) {
   });
 }
 
+/** Asks in the page whether to replace `path` on the machine; resolves true for yes. */
+function confirmOverwrite(path) {
+  const dialog = $("overwrite-dialog");
+  $("overwrite-question").textContent = text("files.replace_question", { name: path });
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    // Escape or the cancel button: no. Only the replace button says yes.
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "replace"), { once: true });
+    dialog.showModal();
+  });
+}
+
 export function startFiles(tunnel) {
   $("files-panel").hidden = false;
   const status = $("files-status");
@@ -129,9 +141,22 @@ export function startFiles(tunnel) {
     const file = $("upload-file").files[0];
     if (!file) return;
     const path = $("upload-path").value.trim() || file.name;
+    const send = (overwrite) => upload(tunnel, file, path, { onProgress: progress(file.name), overwrite });
     try {
-      const result = await upload(tunnel, file, path, { onProgress: progress(file.name) });
-      status.textContent = text("files.uploaded", { name: path, size: result.size });
+      let result;
+      try {
+        result = await send(false);
+      } catch (error) {
+        if (!(error instanceof TransferError) || error.code !== "exists" || !error.path) throw error;
+        // Nothing moved yet: the agent refuses before any data unless told to replace.
+        bar.hidden = true;
+        if (!(await confirmOverwrite(error.path))) {
+          status.textContent = text("files.not_replaced", { name: error.path });
+          return;
+        }
+        result = await send(true);
+      }
+      status.textContent = text("files.uploaded", { name: result.path, size: result.size });
     } catch (error) {
       failed(error);
     }
