@@ -204,6 +204,9 @@ def run_command(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # websockets logs the start of every frame at DEBUG: control messages carry relay
+    # tokens and tickets, which never go to a log, whatever the verbosity.
+    logging.getLogger("websockets").setLevel(logging.INFO)
     try:
         asyncio.run(run_agent(config, hostname=hostname))
     except (ConfigError, FatalAgentError) as exc:
