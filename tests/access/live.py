@@ -160,6 +160,9 @@ class LiveSite:
 
     def agent(self, name: str, package_bytes: bytes | None = None, **config: Any) -> AgentProcess:
         package = read_package(package_bytes or self.package())
+        # "auto" would find whichever X display another test has open on this machine
+        # (its windows, its xdotool clicks): an agent sees a display only when asked to.
+        config.setdefault("display", "none")
         home = self.tmp / f"agent-{name}"
         home.mkdir(mode=0o700)
         cfg = AgentConfig.from_package(package, data_dir=home / "data").model_copy(update=config)
