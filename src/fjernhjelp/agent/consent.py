@@ -21,7 +21,7 @@ from typing import Any
 from fjernhjelp.agent.display import DisplayTarget, ShownWindow, clean_text, start_dialog
 from fjernhjelp.web.i18n import Translator
 
-PERMISSIONS = ("view", "control", "terminal", "files", "chat")
+PERMISSIONS = ("view", "control", "terminal", "terminal_admin", "files", "chat")
 STARTUP_TIMEOUT = 20.0  # for the dialog to appear; separate from the user's time to answer
 
 

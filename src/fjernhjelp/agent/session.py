@@ -264,6 +264,7 @@ class Session:
             on_file=self._file_moved,
             on_file_refusal=self._file_refused,
             on_shell=self._shell_ended,
+            on_shell_started=self._shell_started,
             chat=indicator,
             on_chat=self._chat_ended,
         )
@@ -300,8 +301,35 @@ class Session:
             self._report("stream.refused", reason=outcome.ended, service="chat")
         self._report("chat.ended", reason=outcome.ended, **counts)
 
+    def _shell_started(self, outcome: ShellOutcome) -> None:
+        # Every shell names the OS account it runs as: "service" says nothing about
+        # whether that was root.
+        _log.info("shell started as %s (uid %s)", outcome.account, outcome.uid)
+        self._report(
+            "shell.started", run_as=outcome.run_as, account=outcome.account, uid=outcome.uid
+        )
+
     def _shell_ended(self, outcome: ShellOutcome) -> None:
         _log.info("shell ended: %s", outcome.ended_by)
+        if outcome.account is None:
+            if outcome.ended_by != "channel_closed":
+                self._report(
+                    "stream.refused",
+                    reason=(outcome.error or outcome.ended_by)[:120],
+                    service="shell",
+                    run_as=outcome.run_as,
+                )
+            return
+        self._report(
+            "shell.ended",
+            reason=outcome.ended_by,
+            run_as=outcome.run_as,
+            account=outcome.account,
+            uid=outcome.uid,
+            exit_status=outcome.exit_status,
+            bytes_in=outcome.bytes_in,
+            bytes_out=outcome.bytes_out,
+        )
 
 
 def _log_window(what: str, shown: ShownWindow) -> None:
