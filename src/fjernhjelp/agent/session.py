@@ -281,7 +281,9 @@ class Session:
         # One event per hold, with counts: a pointer moved across a dialog is hundreds
         # of messages, and the audit log needs to know that it happened, and how much.
         if self.held_back:
-            counts = dict(sorted(self.held_back.items()))
+            # "<kind>_events": the audit log refuses detail names that look like secrets
+            # ("key").
+            counts = {f"{kind}_events": n for kind, n in sorted(self.held_back.items())}
             self.held_back.clear()
             self._report("input.held_back", reason="consent_pending", **counts)
 
