@@ -10,7 +10,9 @@ about the machine in any case).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +33,7 @@ REQUIRED = {
     "chat": Permission.CHAT,
 }
 ALWAYS = frozenset({"info"})
+X11_SOCKETS = "/tmp/.X11-unix"  # noqa: S108 - the X server's fixed socket directory
 
 
 def allowed(request: StreamRequest, ticket: Ticket) -> bool:
@@ -59,14 +62,29 @@ def shell_accounts(display: DisplayTarget | None) -> dict[str, ShellAccount]:
 
     A display found by looking (``auto``) names its owner. A display named in the
     configuration (``:N``) does not: an agent that is not root reaches it as its own
-    user, so that user is the one at the display; a root agent does not guess."""
+    user, so that user is the one at the display; a root agent takes the owner of the
+    display's socket (the account that started the X server)."""
     me = ShellAccount.current()
     accounts = {"service": me}
-    if display is not None and display.uid is not None:
-        accounts["user"] = ShellAccount.from_uid(display.uid)
-    elif display is not None and me.uid != 0:
-        accounts["user"] = me
+    if display is None:
+        return accounts
+    uid = display.uid
+    if uid is None:
+        uid = me.uid if me.uid != 0 else _socket_owner(display)
+    if uid is not None:
+        # No such account (a socket owned by a deleted user): no user shell.
+        with contextlib.suppress(KeyError):
+            accounts["user"] = ShellAccount.from_uid(uid)
     return accounts
+
+
+def _socket_owner(display: DisplayTarget) -> int | None:
+    if display.number is None:
+        return None
+    try:
+        return os.stat(f"{X11_SOCKETS}/X{display.number}").st_uid
+    except OSError:
+        return None
 
 
 async def run(request: StreamRequest, channel: Channel, ctx: ServiceContext) -> None:
