@@ -200,10 +200,12 @@ export function startTerminal(tunnel) {
   $("terminal-panel").hidden = false;
   const button = $("terminal-open");
   const status = $("terminal-status");
+  let shell = null;
   button.addEventListener("click", async () => {
     button.disabled = true;
     status.textContent = "";
-    let shell;
+    shell?.dispose(); // the last shell's terminal, ended: one terminal in the panel at a time
+    shell = null;
     try {
       shell = await openTerminal(tunnel, $("terminal"), { choose: chooseAccount });
     } catch (error) {
