@@ -634,3 +634,29 @@ def test_the_client_raises_the_agents_refusal_sent_instead_of_an_offer() -> None
         os.close(read_fd)
         os.close(write_fd)
     assert refused.value.code == "needs_terminal_admin"
+
+
+# --- which accounts there are (agent.services) ----------------------------------------
+
+
+def test_shell_accounts_without_a_display_is_the_agent_alone() -> None:
+    from fjernhjelp.agent.services import shell_accounts
+
+    assert set(shell_accounts(None)) == {"service"}
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="a root agent reads the display socket's owner")
+def test_a_root_agent_on_a_configured_display_offers_the_socket_owners_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fjernhjelp.agent import services
+    from fjernhjelp.agent.display import DisplayTarget
+
+    monkeypatch.setattr(services, "X11_SOCKETS", str(tmp_path))
+    socket = tmp_path / "X7"
+    socket.touch()
+    nobody = ShellAccount.from_name("nobody")
+    os.chown(socket, nobody.uid, -1)
+    accounts = services.shell_accounts(DisplayTarget(":7"))
+    assert accounts["user"].name == "nobody" and accounts["service"].uid == 0
+    assert "user" not in services.shell_accounts(DisplayTarget(":8"))  # no socket: no guess

@@ -10,9 +10,11 @@ import pytest
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.portal import grants
 from fjernhjelp.portal.access import AccessAllowed, decide
-from fjernhjelp.portal.models import Permission
+from fjernhjelp.portal.models import Grant, Permission
 from fjernhjelp.tunnel import tickets
+from fjernhjelp.web.i18n import Translator
 from tests.portal.access_world import Site, build_site
+from tests.portal.web import browser, form_post
 
 
 @pytest.fixture
@@ -76,3 +78,27 @@ def test_the_two_permission_lists_agree() -> None:
     # The portal's and the ticket's enums are separate (the tunnel imports no portal
     # code); a name in one and not the other would be dropped or refused on the way.
     assert {p.value for p in Permission} == {p.value for p in tickets.Permission}
+
+
+def test_the_customer_admin_ticks_terminal_as_administrator_in_the_grant_form(
+    client, site: Site
+) -> None:
+    w = site.world
+    path = f"/portal/grants/{w.grant.id}"
+    with browser(client, w.gp_admin) as page:
+        form = page.get(path).text
+        assert 'value="terminal_admin"' in form and "Terminal som administrator (root)" in form
+        r = form_post(
+            page,
+            path,
+            {"permissions": ["view", "terminal_admin"], "consent": "required"},
+            page=path,
+        )
+        assert r.status_code == 303, r.text
+        assert "Terminal som administrator (root)" in page.get("/portal/grants").text
+    w.db.expire_all()
+    assert w.db.get(Grant, w.grant.id).permissions == {  # type: ignore[union-attr]
+        Permission.VIEW,
+        Permission.TERMINAL_ADMIN,
+    }
+    assert Translator("en")("permission.terminal_admin") == "Terminal as administrator (root)"
