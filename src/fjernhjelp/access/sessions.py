@@ -274,6 +274,7 @@ def record_agent_event(
         "consent.no_display": Outcome.DENIED,
         "session.refused": Outcome.DENIED,
         "stream.refused": Outcome.DENIED,
+        "input.held_back": Outcome.DENIED,
     }.get(action, Outcome.INFO)
     record(
         db,

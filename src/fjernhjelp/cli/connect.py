@@ -29,8 +29,14 @@ def connect(
     machine: Annotated[str, typer.Argument(help="Machine id or host name.")],
     shell: Annotated[bool, typer.Option("--shell", help="Open an interactive shell.")] = False,
     run_as: Annotated[
-        str, typer.Option("--as", help="user (the logged-in user) or service.")
-    ] = "user",
+        str | None,
+        typer.Option(
+            "--as",
+            help="user (the person at the machine) or service (the agent's own account; "
+            "needs 'terminal as administrator'). Default: what the machine offers, "
+            "the user first.",
+        ),
+    ] = None,
     get: Annotated[
         tuple[str, Path] | None, typer.Option("--get", help="REMOTE LOCAL: copy a file here.")
     ] = None,
@@ -56,6 +62,9 @@ def connect(
 
     if sum(bool(x) for x in (shell, get, put, vnc)) != 1:
         err.print("choose exactly one of --shell, --get, --put, --vnc")
+        raise typer.Exit(2)
+    if run_as not in (None, "user", "service"):
+        err.print("--as: choose user or service", markup=False)
         raise typer.Exit(2)
     listen = None
     if vnc:
@@ -117,7 +126,7 @@ async def _run(
     target: dict[str, Any],
     *,
     shell: bool,
-    run_as: str,
+    run_as: str | None,
     get: tuple[str, Path] | None,
     put: tuple[Path, str] | None,
     listen: tuple[str, int] | None = None,
@@ -135,6 +144,7 @@ async def _run(
 
     from fjernhjelp.agent.files import FileExists, get_file, put_file
     from fjernhjelp.agent.shellclient import run_shell_client
+    from fjernhjelp.agent.shellwire import ShellError, ShellOffer
     from fjernhjelp.client.tunnel import open_session
     from fjernhjelp.client.vnc import serve_local_vnc
 
@@ -154,10 +164,28 @@ async def _run(
             )
             return 0
         if shell:
+
+            def offered(offer: ShellOffer, chosen: str) -> None:
+                choice = offer.get(chosen)
+                account = f"{choice.account} ({chosen})" if choice else chosen
+                err.print(
+                    f"shell as {account}; offered: {offer.describe()}", markup=False, soft_wrap=True
+                )
+
             stream = await session.tunnel.open("shell")
-            return await run_shell_client(
-                stream, sys.stdin.fileno(), sys.stdout.fileno(), run_as=run_as
-            )
+            try:
+                return await run_shell_client(
+                    stream, sys.stdin.fileno(), sys.stdout.fileno(), run_as=run_as, on_offer=offered
+                )
+            except ShellError as exc:
+                # One line, whatever the agent wrote: never a traceback for a refusal.
+                said = " ".join(exc.message.split())
+                err.print(
+                    f"the machine refused the shell: {said} ({exc.code})",
+                    markup=False,
+                    soft_wrap=True,
+                )
+                return 1
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),

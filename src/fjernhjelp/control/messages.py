@@ -91,6 +91,9 @@ SESSION_EVENTS = (
     "stream.refused",
     "file.moved",
     "chat.ended",  # counts of messages and characters each way, never the text
+    "shell.started",  # run_as and the OS account (name and uid) the shell runs as
+    "shell.ended",
+    "input.held_back",  # remote input dropped while a consent dialog was open (counts)
 )
 
 

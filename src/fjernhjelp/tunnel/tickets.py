@@ -48,6 +48,7 @@ class Permission(StrEnum):
     TERMINAL = "terminal"
     FILES = "files"
     CHAT = "chat"
+    TERMINAL_ADMIN = "terminal_admin"  # a shell as the agent's own account, or as root
 
 
 @dataclass(frozen=True)

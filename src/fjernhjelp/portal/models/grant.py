@@ -25,6 +25,7 @@ class Permission(enum.StrEnum):
     TERMINAL = "terminal"
     FILES = "files"
     CHAT = "chat"
+    TERMINAL_ADMIN = "terminal_admin"
 
 
 class GrantStatus(enum.StrEnum):

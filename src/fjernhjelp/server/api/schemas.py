@@ -22,7 +22,7 @@ from fjernhjelp.portal.models import (
     TermsVersion,
 )
 
-PermissionName = Literal["view", "control", "terminal", "files", "chat"]
+PermissionName = Literal["view", "control", "terminal", "files", "chat", "terminal_admin"]
 
 
 class OrganisationOut(BaseModel):
