@@ -31,6 +31,7 @@ from fjernhjelp.control.messages import (
     Hello,
     MachineInfo,
     Report,
+    SessionEvent,
     Welcome,
     b64,
     parse_server_message,
@@ -464,6 +465,44 @@ def test_an_agent_renaming_itself_or_changing_users_is_audited(client, site: Sit
     assert json.loads(renamed[1].details)["after"]["hostname"] == "lege-pc-01"
     _fresh(site)
     assert w.db.get(Machine, machine_id).hostname == "lege-pc-01"  # type: ignore[union-attr]
+
+
+def test_an_agent_event_with_a_refused_detail_name_keeps_its_link(client, site: Site) -> None:
+    """An agent that names a detail ``key`` (which the audit log refuses, lest secrets
+    slip in) loses that entry, not its control link nor the rest of the event."""
+    w = site.world
+    machine_id, key, _ = _enrolled(client, site)
+    tech = Api(client, w.tech)
+    with _agent(client, key, machine_id, _info("lege-pc-01")) as ws:
+        asked = tech.post(
+            "/sessions",
+            {
+                "machine_id": str(machine_id),
+                "technician_key": base64.b64encode(os.urandom(32)).decode(),
+            },
+        )
+        assert asked.status_code == 201, asked.text
+        session_id = uuid.UUID(asked.json()["session_id"])
+        ws.send_text(
+            SessionEvent(
+                session_id=session_id,
+                action="input.held_back",
+                details={"key": 3, "pointer_events": 2},
+            ).model_dump_json()
+        )
+        # The link still works: a report after it is handled (a rename is audited).
+        ws.send_text(Report(info=_info("lege-pc-02")).model_dump_json())
+        ws.send_text(
+            Hello(
+                machine_id=machine_id, signature=b64(bytes(64)), info=_info("x")
+            ).model_dump_json()
+        )
+        _closed_with(ws)
+    (held,) = _events(site, "input.held_back", "denied")
+    details = json.loads(held.details)
+    assert "key" not in details and details["pointer_events"] == 2
+    assert details["refused_detail_names"] == ["key"]
+    assert len(_events(site, "machine.info_changed", "info")) == 1
 
 
 # -- which machines a technician sees -------------------------------------------------

@@ -14,6 +14,7 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
@@ -22,7 +23,7 @@ from fjernhjelp.access import machines
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.errors import AgentRefused
 from fjernhjelp.access.models import Machine, MachineStatus
-from fjernhjelp.audit.log import Outcome, record
+from fjernhjelp.audit.log import Outcome, record, without_secret_keys
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import (
     Challenge,
@@ -303,7 +304,7 @@ class AgentHub:
                 session_id=message.session_id,
                 action=message.action,
                 reason=message.reason,
-                details=dict(message.details),
+                details=_agent_details(machine_id, message),
             )
             if accepted:
                 db.commit()
@@ -321,7 +322,7 @@ class AgentHub:
                 machine,
                 session_id=message.session_id,
                 reason=message.reason,
-                details=dict(message.details),
+                details=_agent_details(machine_id, message),
             )
             db.commit()
             return own
@@ -345,3 +346,13 @@ class AgentHub:
 
     async def refresh_presence(self) -> None:
         await self.cluster.refresh(str(m) for m in list(self.links))
+
+
+def _agent_details(machine_id: uuid.UUID, message: SessionEvent) -> dict[str, Any]:
+    """An agent's event details as the audit log takes them: a name the log refuses
+    (``key``, ``token``…) is left out and named, instead of ending the control link."""
+    details, dropped = without_secret_keys(dict(message.details))
+    if dropped:
+        _log.warning("agent %s sent refused detail names %s", machine_id, dropped)
+        details["refused_detail_names"] = sorted(dropped)
+    return details
