@@ -115,3 +115,21 @@ def csrf_from(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "page has no CSRF token"
     return match.group(1)
+
+
+def probing_events(state: AppState, db: Session, address: str | None = "testclient") -> list:
+    """Write the probe tally now (as the server does when an interval ends or it stops)
+    and return the ``security.probing`` events of ``address``, oldest first."""
+    from sqlalchemy import select
+
+    from fjernhjelp.audit.models import AuditEvent
+    from fjernhjelp.server import probes
+
+    with state.sessions() as writer:
+        probes.flush(writer, state.probes, state.now(), everything=True)
+    db.rollback()
+    db.expire_all()
+    query = select(AuditEvent).where(AuditEvent.action == probes.ACTION)
+    if address is not None:
+        query = query.where(AuditEvent.source_address == address)
+    return list(db.execute(query.order_by(AuditEvent.seq)).scalars())

@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     node_url: str | None = None
     relay_pair_seconds: float = 30.0
 
+    # Unauthenticated traffic (README, "Security"). Sockets that have not authenticated
+    # yet, per source address (agents behind one NAT reconnecting together share it;
+    # a refused one retries with its backoff). Probes (unknown endpoints, oversized
+    # bodies, refused sockets, anonymous forms without a CSRF token) are audited as one
+    # event per address per probe_audit_seconds, for at most probe_audit_max_addresses
+    # addresses at once (the rest are counted together).
+    ws_unauthenticated_per_address: int = Field(default=32, ge=1)
+    probe_audit_seconds: int = Field(default=60, ge=1)
+    probe_audit_max_addresses: int = Field(default=10_000, ge=1)
+
     # The portal. Accounts not used for this many days are deactivated by the sweep,
     # which also ends grants and agreements that ran out; the server runs it every
     # sweep_interval_seconds (0: only `fjernhjelp admin sweep`). Dates typed into forms
@@ -89,6 +99,9 @@ class Settings(BaseSettings):
     inactive_user_days: int = Field(default=90, ge=1)
     sweep_interval_seconds: int = Field(default=60, ge=0)
     time_zone: str = "Europe/Oslo"
+    # How often the server signs the audit chain's head (audit/checkpoint.py); 0: only
+    # `fjernhjelp audit checkpoint` and downloads make checkpoints.
+    audit_checkpoint_interval_seconds: int = Field(default=3600, ge=0)
 
     @classmethod
     def settings_customise_sources(

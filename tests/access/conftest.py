@@ -9,7 +9,16 @@ from fjernhjelp.portal.models import Permission
 from tests.access.live import LiveSite
 from tests.portal.world import CLAUSE, build_world
 
-FULL = frozenset({Permission.VIEW, Permission.CONTROL, Permission.TERMINAL, Permission.FILES})
+# The agents here run as root, so their shells need "terminal as administrator".
+FULL = frozenset(
+    {
+        Permission.VIEW,
+        Permission.CONTROL,
+        Permission.TERMINAL,
+        Permission.TERMINAL_ADMIN,
+        Permission.FILES,
+    }
+)
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pyotp
 from sqlalchemy import select
 
 from fjernhjelp.access import packages
@@ -33,6 +33,16 @@ from fjernhjelp.portal.models import Permission
 from tests.e2e.conftest import ServerProcess, start_server
 from tests.helpers import PASSWORD, Account
 from tests.portal.world import World
+
+# httpx's default of 5 s runs out on a loaded 2-core machine while the server is busy
+# starting agents; a refusal still arrives at once, so a long bound costs nothing.
+HTTP_TIMEOUT = 60.0
+
+
+class web:
+    get = staticmethod(partial(httpx.get, timeout=HTTP_TIMEOUT))
+    post = staticmethod(partial(httpx.post, timeout=HTTP_TIMEOUT))
+    delete = staticmethod(partial(httpx.delete, timeout=HTTP_TIMEOUT))
 
 
 @dataclass
@@ -86,6 +96,24 @@ class LiveSite:
     agents: list[AgentProcess] = field(default_factory=list)
     cli_home: Path | None = None
     _tokens: dict[str, str] = field(default_factory=dict)
+    _last_step: dict[str, int] = field(default_factory=dict)
+
+    def fresh_code(self, account: Account) -> str:
+        """A TOTP code the server has not seen yet for this account.
+
+        The server refuses any step at or before the last one it accepted (a code works
+        once) and accepts one step of drift ahead; two logins within one 30-second step
+        therefore take the current step and then the next. A third must wait for the
+        clock to reach the next step: that is the event it needs.
+        """
+        assert account.totp_secret
+        while True:
+            now = totp.step_at(time.time())
+            step = max(now, self._last_step.get(account.username, -1) + 1)
+            if step <= now + 1:
+                self._last_step[account.username] = step
+                return totp.code_at_step(account.totp_secret, step)
+            time.sleep((now + 1) * totp.STEP_SECONDS - time.time() + 0.05)
 
     @property
     def state(self):  # type: ignore[no-untyped-def]
@@ -132,6 +160,9 @@ class LiveSite:
 
     def agent(self, name: str, package_bytes: bytes | None = None, **config: Any) -> AgentProcess:
         package = read_package(package_bytes or self.package())
+        # "auto" would find whichever X display another test has open on this machine
+        # (its windows, its xdotool clicks): an agent sees a display only when asked to.
+        config.setdefault("display", "none")
         home = self.tmp / f"agent-{name}"
         home.mkdir(mode=0o700)
         cfg = AgentConfig.from_package(package, data_dir=home / "data").model_copy(update=config)
@@ -161,7 +192,7 @@ class LiveSite:
         if self.cli_home is None:
             self.cli_home = home
         assert self.server is not None
-        code = pyotp.TOTP(account.totp_secret).now()
+        code = self.fresh_code(account)
         result = self.cli(
             "login",
             "--server",
@@ -180,14 +211,11 @@ class LiveSite:
         if cached:
             return cached
         assert self.server is not None
-        with httpx.Client(base_url=self.server.url + "/api/v1") as http:
+        with httpx.Client(base_url=self.server.url + "/api/v1", timeout=HTTP_TIMEOUT) as http:
             pending = http.post(
                 "/auth/login", json={"username": account.username, "password": account.password}
             ).json()
-            # A code works once: the CLI login (done first) used this step's code, so
-            # this one uses the next step's, which the server accepts as clock drift.
-            assert account.totp_secret
-            code = totp.code_at_step(account.totp_secret, totp.step_at(time.time()) + 1)
+            code = self.fresh_code(account)
             answer = http.post(
                 "/auth/factor", json={"pending_token": pending["pending_token"], "code": code}
             )
@@ -197,7 +225,7 @@ class LiveSite:
 
     def machines(self, token: str) -> list[dict[str, Any]]:
         assert self.server is not None
-        r = httpx.get(
+        r = web.get(
             self.server.url + "/api/v1/machines", headers={"Authorization": f"Bearer {token}"}
         )
         r.raise_for_status()

@@ -55,6 +55,11 @@ def test_enrol_presence_shell_and_files(site: LiveSite, tmp_path: Path) -> None:
     site.wait_event("stream.refused")
     assert not (tmp_path / "x").exists()
 
+    # The agents ran with --verbose, yet no relay token or ticket reached their logs.
+    for agent in (a, b):
+        log = agent.log.read_text()
+        assert "relay_token" not in log
+
 
 def test_agents_come_back_after_a_server_restart(site: LiveSite) -> None:
     world = site.world

@@ -8,7 +8,6 @@ import base64
 import json
 import uuid
 
-import httpx
 import pytest
 import websockets
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,7 +19,7 @@ from fjernhjelp.control.messages import Hello, MachineInfo, b64, parse_server_me
 from fjernhjelp.portal.models import OrgKind, Permission
 from fjernhjelp.tunnel import Refused, TunnelClosed, WebSocketTransport, connect
 from fjernhjelp.tunnel.limits import MAX_RECORD
-from tests.access.live import LiveSite
+from tests.access.live import LiveSite, web
 from tests.helpers import make_org, make_user
 
 pytestmark = pytest.mark.slow
@@ -85,7 +84,7 @@ def test_a_technician_of_another_vendor_sees_and_reaches_nothing(site: LiveSite)
     token = site.api_token(outsider)
     assert site.machines(token) == []
     assert site.server is not None
-    r = httpx.post(
+    r = web.post(
         f"{site.server.url}/api/v1/sessions",
         json={"machine_id": machine["id"], "technician_key": b64(bytes(32))},
         headers={"Authorization": f"Bearer {token}"},
@@ -94,7 +93,7 @@ def test_a_technician_of_another_vendor_sees_and_reaches_nothing(site: LiveSite)
     event = site.wait_event("access.requested", outcome="denied")
     assert event.actor_name == "utenforstaende" and event.reason == "no_such_machine"
     # The same answer for a machine id that does not exist at all.
-    r = httpx.post(
+    r = web.post(
         f"{site.server.url}/api/v1/sessions",
         json={"machine_id": str(uuid.uuid4()), "technician_key": b64(bytes(32))},
         headers={"Authorization": f"Bearer {token}"},

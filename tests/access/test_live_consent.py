@@ -23,7 +23,10 @@ from tests.portal.world import build_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.desktop]
 
-ATTENDED = frozenset({Permission.VIEW, Permission.TERMINAL, Permission.FILES})
+# TERMINAL_ADMIN: the agents here run as root, and a shell as root needs it.
+ATTENDED = frozenset(
+    {Permission.VIEW, Permission.TERMINAL, Permission.TERMINAL_ADMIN, Permission.FILES}
+)
 
 
 @pytest.fixture

@@ -16,19 +16,20 @@ from typing import Any
 import pytest
 
 from fjernhjelp.agent import files
+from fjernhjelp.agent.fileplace import partial_prefix
 from fjernhjelp.agent.fileroots import FilePolicy
 from fjernhjelp.agent.files import (
     CHUNK,
     DATA,
     END,
     ChecksumMismatch,
+    FileExists,
     FileProtocolError,
     FileRefusal,
     FileTransferRecord,
     TransferInterrupted,
     TransferRefused,
     get_file,
-    partial_name,
     put_file,
     serve_files,
 )
@@ -44,6 +45,10 @@ def sha(path: Path) -> str:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def partials(folder: Path, digest: str) -> list[Path]:
+    return sorted(folder.glob(partial_prefix(digest) + "*.part"))
 
 
 def random_file(path: Path, size: int) -> Path:
@@ -189,7 +194,8 @@ def test_an_interrupted_get_resumes_from_the_kept_part(machine: Machine, local: 
     with pytest.raises(TransferInterrupted) as cut:
         run(machine, first, wrap_agent=lambda c: Cut(c, after=20))
     assert cut.value.kept == 20 * CHUNK
-    kept = local / partial_name(sha(source))
+    [kept] = partials(local, sha(source))
+    assert kept.stat().st_mode & 0o777 == 0o600
     assert kept.stat().st_size == 20 * CHUNK and not target.exists()
     assert machine.records == []
 
@@ -214,7 +220,8 @@ def test_an_interrupted_put_resumes_on_the_agent(machine: Machine, local: Path) 
 
     with pytest.raises(TransferInterrupted):
         run(machine, upload, wrap_client=lambda c: Cut(c, after=9))
-    assert (machine.root / partial_name(sha(source))).stat().st_size == 9 * CHUNK
+    [kept] = partials(machine.root, sha(source))
+    assert kept.stat().st_size == 9 * CHUNK
     assert not (machine.root / "setup.msi").exists() and machine.records == []
 
     result = run(machine, upload)
@@ -257,7 +264,7 @@ def test_a_tampered_partial_file_fails_the_check_and_a_retry_starts_afresh(
     machine: Machine, local: Path
 ) -> None:
     source = random_file(machine.root / "data.bin", 1024 * 1024)
-    partial = local / partial_name(sha(source))
+    partial = local / f"{partial_prefix(sha(source))}{'0' * 16}.part"
     partial.write_bytes(b"not what the agent has" * 100)
 
     async def client(channel: MemoryChannel) -> Any:
@@ -270,17 +277,29 @@ def test_a_tampered_partial_file_fails_the_check_and_a_retry_starts_afresh(
     assert sha(local / "data.bin") == sha(source)
 
 
-def test_a_put_replaces_an_existing_file_keeping_its_mode(machine: Machine, local: Path) -> None:
+def test_a_put_replaces_an_existing_file_only_when_told_keeping_its_mode(
+    machine: Machine, local: Path
+) -> None:
     existing = machine.root / "hosts.txt"
     existing.write_text("old\n")
     existing.chmod(0o640)
     source = local / "hosts.txt"
     source.write_text("new\n")
 
-    async def client(channel: MemoryChannel) -> Any:
+    async def asked(channel: MemoryChannel) -> Any:
         return await put_file(channel, source, "hosts.txt")
 
-    run(machine, client)
+    with pytest.raises(FileExists) as exists:
+        run(machine, asked)
+    assert exists.value.path == str(existing) and exists.value.code == "exists"
+    assert existing.read_text() == "old\n" and machine.records == []
+    assert machine.refusals[-1].code == "exists"
+    assert not list(machine.root.glob(".fjernhjelp-*"))  # refused before any data moved
+
+    async def confirmed(channel: MemoryChannel) -> Any:
+        return await put_file(channel, source, "hosts.txt", overwrite=True)
+
+    assert run(machine, confirmed).path == str(existing)
     assert existing.read_text() == "new\n" and existing.stat().st_mode & 0o777 == 0o640
 
 
@@ -379,7 +398,7 @@ PUT_ATTACKS = {
     "dir-out/planted": "symlink",
     "link-out": "symlink",
     "pipe": "not_a_file",
-    "docs": "not_a_file",
+    "docs/ok.txt": "exists",  # not overwritten without being told
     "/tmp/planted": "outside_roots",
     "nowhere/planted": "not_found",
 }
@@ -400,6 +419,7 @@ def test_put_outside_what_the_session_allows_is_refused_and_changes_nothing(
         run(machine, client)
     assert refused.value.code == PUT_ATTACKS[path]
     assert (machine.outside / "shadow").read_text() == "the secret\n"
+    assert (machine.root / "docs" / "ok.txt").read_text() == "fine\n"
     assert sorted(p.name for p in machine.outside.iterdir()) == ["shadow"]
     assert not list(machine.root.glob(".fjernhjelp-*"))
     assert machine.refusals[0].code == PUT_ATTACKS[path] and machine.refusals[0].op == "put"
@@ -410,7 +430,9 @@ def test_a_planted_symlink_in_place_of_the_partial_file_is_not_followed(
 ) -> None:
     source = local / "update.sh"
     source.write_text("echo hi\n")
-    (machine.root / partial_name(sha(source))).symlink_to(machine.outside / "shadow")
+    (machine.root / f"{partial_prefix(sha(source))}{'0' * 16}.part").symlink_to(
+        machine.outside / "shadow"
+    )
 
     async def client(channel: MemoryChannel) -> Any:
         return await put_file(channel, source, "update.sh")
@@ -485,6 +507,7 @@ TO_AGENT = {
     "put negative size": [put_request(size=-1)],
     "put bool size": [put_request(size=True)],
     "put extra field": [put_request(mode=0o4755)],
+    "put overwrite not a bool": [put_request(overwrite="yes")],
     "put data too long": [put_request(), msg(DATA, raw=b"x" * 11)],
     "put oversized chunk": [put_request(size=CHUNK + 1), msg(DATA, raw=b"x" * (CHUNK + 1))],
     "put empty chunk": [put_request(), msg(DATA, raw=b"")],

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from fjernhjelp.agent import sysinfo
 from fjernhjelp.agent.config import load_config
-from fjernhjelp.agent.identity import fingerprint
-from fjernhjelp.agent.install import InstallError, Layout, install, uninstall
+from fjernhjelp.agent.identity import fingerprint, load_identity
+from fjernhjelp.agent.install import InstallError, Layout, install, install_local, uninstall
 from fjernhjelp.cli import agent as agent_cli
 from fjernhjelp.cli import app
 from fjernhjelp.control.package import build_package, read_package
@@ -247,3 +247,72 @@ def test_system_information_describes_this_machine() -> None:
     assert data["os_name"] and data["kernel"] == os.uname().release
     assert isinstance(data["users"], list) and data["memory_bytes"] > 0
     assert datetime.fromisoformat(data["boot_time"]) < datetime.now(UTC)
+
+
+# --- without systemd ---------------------------------------------------------------------
+
+
+def test_cli_install_without_a_service_writes_config_and_key_and_starts_nothing(
+    tmp_path: Path, cli_system: RecordingSystem
+) -> None:
+    package_file = tmp_path / "agent-package.json"
+    package_file.write_bytes(PACKAGE)
+    target = tmp_path / "agent"
+    result = CliRunner().invoke(
+        app,
+        ["agent", "install", "--no-service", "--config-dir", str(target), str(package_file),
+         "--expect-fingerprint", fingerprint(SERVER_KEY.public_key()),
+         "--file-root", "/srv/share"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert cli_system.commands == []  # no useradd, no systemctl
+    assert tree(target) == {"agent.toml", "identity.key"}
+    assert target.stat().st_mode & 0o777 == 0o700
+    assert (target / "agent.toml").stat().st_mode & 0o777 == 0o600
+    assert (target / "identity.key").stat().st_mode & 0o777 == 0o600
+    config = load_config(target / "agent.toml")
+    assert config.data_dir == target and config.identity_key_path == target / "identity.key"
+    assert config.enrolment_token == "tok-install" and config.file_roots == [Path("/srv/share")]
+    assert str(target / "agent.toml") in " ".join(result.output.split())
+    key = load_identity(target / "identity.key")
+    assert key.fingerprint in result.output
+
+    # Never over an existing install: the token and key there stay as they are.
+    before = (target / "agent.toml").read_bytes(), (target / "identity.key").read_bytes()
+    again = CliRunner().invoke(
+        app, ["agent", "install", "--no-service", "--config-dir", str(target),
+              str(package_file), "--yes"],
+    )  # fmt: skip
+    assert again.exit_code == 1 and "already set up" in again.output
+    assert ((target / "agent.toml").read_bytes(), (target / "identity.key").read_bytes()) == before
+
+
+def test_install_without_a_service_refuses_a_folder_others_can_write(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(InstallError, match="must be 0700"):
+        install_local(read_package(PACKAGE), config_dir=shared)
+    assert list(shared.iterdir()) == []
+    with pytest.raises(InstallError, match="does not exist"):
+        install_local(read_package(PACKAGE), config_dir=tmp_path / "no" / "such")
+    # Nor inside a folder others may write to (they could swap ours for theirs), unless
+    # it is sticky like /tmp.
+    with pytest.raises(InstallError, match="writable by others"):
+        install_local(read_package(PACKAGE), config_dir=shared / "agent")
+    assert list(shared.iterdir()) == []
+    shared.chmod(0o1777)
+    assert install_local(read_package(PACKAGE), config_dir=shared / "agent").config_file.exists()
+
+
+def test_no_service_and_config_dir_go_together(tmp_path: Path, cli_system: RecordingSystem) -> None:
+    package_file = tmp_path / "p.json"
+    package_file.write_bytes(PACKAGE)
+    alone = CliRunner().invoke(app, ["agent", "install", "--no-service", str(package_file)])
+    assert alone.exit_code == 2 and "go together" in alone.output
+    privileged = CliRunner().invoke(
+        app, ["agent", "install", "--no-service", "--config-dir", str(tmp_path / "a"),
+              "--privileged", str(package_file)],
+    )  # fmt: skip
+    assert privileged.exit_code == 2 and not (tmp_path / "a").exists()
+    assert cli_system.commands == []

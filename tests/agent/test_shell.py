@@ -27,8 +27,13 @@ from fjernhjelp.agent.shellwire import (
     ERROR,
     EXIT,
     MAX_DATA,
+    OFFER,
+    ShellChoice,
+    ShellOffer,
     ShellProtocolError,
     ShellRefused,
+    decode_offer,
+    encode_offer,
     encode_open,
     encode_resize,
 )
@@ -54,6 +59,7 @@ class Technician:
         self.output = bytearray()
         self.exit: int | None = None
         self.error: dict[str, str] | None = None
+        self.offer: ShellOffer | None = None
         self.closed = False
 
     async def send_data(self, text: str) -> None:
@@ -71,6 +77,8 @@ class Technician:
             self.exit = struct.unpack("!i", message[1:])[0]
         elif message[0] == ERROR:
             self.error = json.loads(message[1:])
+        elif message[0] == OFFER and self.offer is None and not self.output:
+            self.offer = decode_offer(message[1:])
         else:
             raise AssertionError(f"unexpected {message!r}")
 
@@ -104,13 +112,26 @@ def run_session(
     script: Script,
     accounts: dict[str, ShellAccount] | None = None,
     first: bytes | None = None,
+    *,
+    admin: bool = True,
+    started: list[ShellOutcome] | None = None,
 ) -> tuple[ShellOutcome, Technician]:
+    """``admin``: the ticket allows terminal_admin (the tests run as root, and a shell as
+    root needs it); the tests of that permission say False."""
     accounts = accounts if accounts is not None else {"user": ShellAccount.current()}
 
     async def main() -> tuple[ShellOutcome, Technician]:
         agent_end, tech_end = memory_pair()
         tech = Technician(tech_end)
-        service = asyncio.create_task(serve_shell(agent_end, accounts, kill_grace=1.0))
+        service = asyncio.create_task(
+            serve_shell(
+                agent_end,
+                accounts,
+                admin=admin,
+                on_started=started.append if started is not None else None,
+                kill_grace=1.0,
+            )
+        )
         await tech_end.send(first if first is not None else encode_open(24, 80, "xterm", "user"))
         await script(tech)
         outcome = await asyncio.wait_for(service, WAIT)
@@ -223,8 +244,8 @@ def test_a_technician_asking_for_root_when_only_the_user_is_allowed_is_refused()
     outcome, tech = run_session(
         script, accounts=allowed, first=encode_open(24, 80, "xterm", "service")
     )
-    assert tech.error is not None and tech.error["code"] == "run_as_not_allowed"
-    assert "user" in tech.error["message"]
+    assert tech.error is not None and tech.error["code"] == "run_as_not_offered"
+    assert "user (nobody)" in tech.error["message"]
     assert outcome.ended_by == "refused" and outcome.account is None
     spawned = [p for p in set(psutil.pids()) - before if _is_shell_child(p)]
     assert spawned == []
@@ -335,11 +356,13 @@ def test_a_malformed_message_mid_session_ends_the_shell(name: str) -> None:
 def test_no_open_in_time_is_refused() -> None:
     async def main() -> tuple[ShellOutcome, bytes]:
         agent_end, tech_end = memory_pair()
-        outcome = await serve_shell(agent_end, {"user": ShellAccount.current()}, open_timeout=0.2)
-        return outcome, await tech_end.recv()
+        outcome = await serve_shell(
+            agent_end, {"user": ShellAccount.current()}, admin=True, open_timeout=0.2
+        )
+        return outcome, await tech_end.recv(), await tech_end.recv()
 
-    outcome, message = run_async(main())
-    assert outcome.ended_by == "protocol" and message[0] == ERROR
+    outcome, offer, message = run_async(main())
+    assert outcome.ended_by == "protocol" and offer[0] == OFFER and message[0] == ERROR
 
 
 # --- the technician's client, with a real local terminal --------------------------------
@@ -359,6 +382,23 @@ async def _collect_until(fd: int, buffer: bytearray, needle: bytes) -> None:
             buffer.extend(_read_available(fd))
 
     await asyncio.wait_for(loop(), WAIT)
+
+
+async def _until_remote_size(fd: int, buffer: bytearray, size: bytes) -> None:
+    """Ask the remote shell for its size until it reports ``size``.
+
+    The resize travels client → tunnel → agent → remote PTY while the next command may
+    already be on its way, so one ``stty size`` can answer with the old size on a loaded
+    machine. Each round waits for the shell's own answer (a numbered marker), never a sleep.
+    """
+    for round_ in range(1000):
+        marker = f"done-{round_}".encode()
+        start = len(buffer)
+        # The marker is split in the command so the echoed command line never matches it.
+        os.write(fd, b"stty size; echo done-''" + str(round_).encode() + b"\r")
+        await _collect_until(fd, buffer, marker)
+        if size in buffer[start:]:
+            return
 
 
 def test_client_drives_a_remote_shell_from_a_local_terminal() -> None:
@@ -382,7 +422,9 @@ def _resize_scenario() -> None:
 
     async def main() -> tuple[int, list[Any], bytearray]:
         agent_end, tech_end = memory_pair()
-        service = asyncio.create_task(serve_shell(agent_end, {"user": ShellAccount.current()}))
+        service = asyncio.create_task(
+            serve_shell(agent_end, {"user": ShellAccount.current()}, admin=True)
+        )
         client = asyncio.create_task(run_shell_client(tech_end, term_slave, term_slave))
         seen = bytearray()
         os.write(term_master, b"stty size\r")
@@ -390,8 +432,7 @@ def _resize_scenario() -> None:
         during = termios.tcgetattr(term_slave)
         shell.set_winsize(term_slave, 40, 120)
         os.kill(os.getpid(), __import__("signal").SIGWINCH)
-        os.write(term_master, b"stty size\r")
-        await _collect_until(term_master, seen, b"40 120")
+        await asyncio.wait_for(_until_remote_size(term_master, seen, b"40 120"), WAIT)
         os.write(term_master, b"exit 7\r")
         status = await asyncio.wait_for(client, WAIT)
         await asyncio.wait_for(service, WAIT)
@@ -407,6 +448,8 @@ def _resize_scenario() -> None:
     assert not during[3] & termios.ICANON and not during[3] & termios.ECHO  # raw while connected
     assert after == before  # and restored afterwards
 
+
+USER_ONLY = ShellOffer((ShellChoice("user", "kari", 1000),), "user")
 
 HOSTILE_AGENT = {
     "error": (bytes([ERROR]) + b'{"code":"needs_root","message":"no"}', ShellRefused),
@@ -425,6 +468,7 @@ def test_client_refuses_what_a_broken_agent_sends(name: str) -> None:
     async def main() -> None:
         agent_end, tech_end = memory_pair()
         client = asyncio.create_task(run_shell_client(tech_end, read_fd, write_fd))
+        await agent_end.send(encode_offer(USER_ONLY))
         assert (await agent_end.recv())[0] == shell.OPEN
         await agent_end.send(message)
         await client
@@ -443,6 +487,7 @@ def test_client_reports_a_tunnel_that_ends_before_the_shell() -> None:
     async def main() -> None:
         agent_end, tech_end = memory_pair()
         client = asyncio.create_task(run_shell_client(tech_end, read_fd, write_fd))
+        await agent_end.send(encode_offer(USER_ONLY))
         await agent_end.recv()
         await agent_end.close("tunnel down")
         await client
@@ -453,3 +498,181 @@ def test_client_reports_a_tunnel_that_ends_before_the_shell() -> None:
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+# --- terminal as administrator, and the OFFER ------------------------------------------
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="a privileged agent's service account is root")
+def test_without_terminal_admin_a_root_shell_is_refused_by_the_agent_itself() -> None:
+    # The attack: the ticket says terminal but not terminal_admin, and the technician's
+    # OPEN asks for the agent's own account (root here) anyway.
+    before = set(psutil.pids())
+    accounts = {"user": ShellAccount.from_name("nobody"), "service": ShellAccount.current()}
+
+    async def script(tech: Technician) -> None:
+        await tech.until_closed()
+
+    outcome, tech = run_session(
+        script, accounts=accounts, first=encode_open(24, 80, "xterm", "service"), admin=False
+    )
+    assert tech.offer is not None and [c.run_as for c in tech.offer.choices] == ["user"]
+    assert tech.error is not None and tech.error["code"] == "needs_terminal_admin"
+    assert outcome.ended_by == "refused" and outcome.error == "needs_terminal_admin"
+    assert outcome.account is None and outcome.run_as == "service"
+    assert [p for p in set(psutil.pids()) - before if _is_shell_child(p)] == []
+
+    # The same session may still have what it is allowed: a shell as the user.
+    async def as_user(tech: Technician) -> None:
+        await tech.send_data("id -u; exit\n")
+        await tech.until_closed()
+
+    outcome, tech = run_session(as_user, accounts=accounts, admin=False)
+    assert outcome.account == "nobody" and tech.exit == 0
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs a root account to be the user")
+def test_a_user_shell_that_would_be_root_needs_terminal_admin_too() -> None:
+    root = ShellAccount.current()
+    outcome, tech = run_session(
+        lambda tech: tech.until_closed(), accounts={"user": root}, admin=False
+    )
+    # Nothing to offer: the agent says why before any OPEN, and starts nothing.
+    assert tech.offer is None
+    assert tech.error is not None and tech.error["code"] == "needs_terminal_admin"
+    assert outcome.account is None
+
+
+def test_the_agent_without_any_account_to_offer_says_so() -> None:
+    outcome, tech = run_session(lambda tech: tech.until_closed(), accounts={})
+    assert tech.offer is None and tech.error is not None
+    assert tech.error["code"] == "no_shell_account" and outcome.error == "no_shell_account"
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="switching to nobody needs root")
+def test_every_shell_reports_the_os_account_and_uid_it_runs_as() -> None:
+    nobody = ShellAccount.from_name("nobody")
+    started: list[ShellOutcome] = []
+
+    async def script(tech: Technician) -> None:
+        await tech.send_data("echo uid=$(id -u); exit\n")
+        await tech.until_closed()
+
+    outcome, tech = run_session(
+        script,
+        accounts={"user": nobody, "service": ShellAccount.current()},
+        first=encode_open(24, 80, "xterm", "service"),
+        started=started,
+    )
+    assert tech.offer is not None
+    assert [(c.run_as, c.account, c.uid) for c in tech.offer.choices] == [
+        ("user", "nobody", nobody.uid),
+        ("service", "root", 0),
+    ]
+    assert tech.offer.default == "user"  # the least the technician needs comes first
+    assert b"uid=0" in tech.output
+    assert [(s.run_as, s.account, s.uid) for s in started] == [("service", "root", 0)]
+    assert (outcome.account, outcome.uid) == ("root", 0)
+
+
+def test_one_account_is_offered_once() -> None:
+    # An unprivileged agent is the user at its display: one choice, not two names for it.
+    me = ShellAccount.current()
+
+    async def script(tech: Technician) -> None:
+        await tech.send_data("exit\n")
+        await tech.until_closed()
+
+    _, tech = run_session(script, accounts={"user": me, "service": me}, admin=True)
+    assert tech.offer is not None and [c.run_as for c in tech.offer.choices] == ["user"]
+
+
+BAD_OFFERS = {
+    "not json": b"{",
+    "no choices": b'{"choices":[],"default":"user"}',
+    "unknown run_as": b'{"choices":[{"run_as":"root","account":"root","uid":0}],"default":"root"}',
+    "default not offered": (
+        b'{"choices":[{"run_as":"user","account":"kari","uid":1000}],"default":"service"}'
+    ),
+    "twice": (
+        b'{"choices":[{"run_as":"user","account":"a","uid":1},'
+        b'{"run_as":"user","account":"b","uid":2}],"default":"user"}'
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_OFFERS))
+def test_a_malformed_offer_is_a_protocol_error(name: str) -> None:
+    with pytest.raises(ShellProtocolError):
+        decode_offer(BAD_OFFERS[name])
+
+
+def test_the_client_takes_the_agents_default_and_reports_its_choice() -> None:
+    read_fd, write_fd = os.pipe()
+    seen: list[tuple[ShellOffer, str]] = []
+    offer = ShellOffer(
+        (ShellChoice("user", "kari", 1000), ShellChoice("service", "root", 0)), "user"
+    )
+
+    async def main() -> bytes:
+        agent_end, tech_end = memory_pair()
+        client = asyncio.create_task(
+            run_shell_client(tech_end, read_fd, write_fd, on_offer=lambda o, c: seen.append((o, c)))
+        )
+        await agent_end.send(encode_offer(offer))
+        opened = await agent_end.recv()
+        await agent_end.send(bytes([EXIT]) + struct.pack("!i", 0))
+        await client
+        return opened
+
+    try:
+        opened = run_async(main())
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert json.loads(opened[1:])["run_as"] == "user"
+    assert seen == [(offer, "user")]
+
+
+def test_the_client_raises_the_agents_refusal_sent_instead_of_an_offer() -> None:
+    read_fd, write_fd = os.pipe()
+
+    async def main() -> None:
+        agent_end, tech_end = memory_pair()
+        client = asyncio.create_task(run_shell_client(tech_end, read_fd, write_fd))
+        await agent_end.send(shell.encode_error("needs_terminal_admin", "no"))
+        await client
+
+    try:
+        with pytest.raises(ShellRefused) as refused:
+            run_async(main())
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert refused.value.code == "needs_terminal_admin"
+
+
+# --- which accounts there are (agent.services) ----------------------------------------
+
+
+def test_shell_accounts_without_a_display_is_the_agent_alone() -> None:
+    from fjernhjelp.agent.services import shell_accounts
+
+    assert set(shell_accounts(None)) == {"service"}
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="a root agent reads the display socket's owner")
+def test_a_root_agent_on_a_configured_display_offers_the_socket_owners_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fjernhjelp.agent import services
+    from fjernhjelp.agent.display import DisplayTarget
+
+    monkeypatch.setattr(services, "X11_SOCKETS", str(tmp_path))
+    socket = tmp_path / "X7"
+    socket.touch()
+    nobody = ShellAccount.from_name("nobody")
+    os.chown(socket, nobody.uid, -1)
+    accounts = services.shell_accounts(DisplayTarget(":7"))
+    assert accounts["user"].name == "nobody" and accounts["service"].uid == 0
+    assert "user" not in services.shell_accounts(DisplayTarget(":8"))  # no socket: no guess

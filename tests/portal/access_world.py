@@ -10,7 +10,8 @@ from datetime import timedelta
 
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.models import Machine, RemoteSession
-from fjernhjelp.portal import groups, terms
+from fjernhjelp.portal import grants, groups, terms
+from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.portal.models import MachineGroup, OrgKind
 from tests.helpers import Account, make_org, make_user
 from tests.portal.world import World, build_world
@@ -23,6 +24,23 @@ class Site:
     dentist_group: MachineGroup
     rival_tech: Account  # a vendor with its own grant on the GP office's group
     stranger_tech: Account  # a vendor with no grant anywhere
+
+    def allow_packages(self, allowed: bool = True) -> None:
+        """The customer's admin ticks "may make installer packages" on the vendor's grant."""
+        w = self.world
+        grant = w.grant
+        assert grant is not None
+        grants.update(
+            w.db,
+            w.caller(w.gp_admin),
+            grant.id,
+            GrantTerms(
+                permissions=grant.permissions,
+                consent_required=grant.consent_required,
+                may_make_packages=allowed,
+            ),
+        )
+        w.db.commit()
 
     def machine(self, hostname: str = "lege-pc-01", group: MachineGroup | None = None) -> Machine:
         w = self.world

@@ -1,7 +1,8 @@
 """Installer packages in the portal: make one for a group (as the customer's admin or a
-granted vendor's technician), download it, list it with its state, revoke it after a
-confirmation; and the denied side: a group or package of another customer or of a
-vendor without a grant answers 404, a form without its CSRF token 403, nothing changes."""
+vendor's technician whose grant lets it make packages), download it, list it with its
+state, revoke it after a confirmation; and the denied side: a group or package of
+another customer or of a vendor without a grant answers 404, a form without its CSRF
+token 403, nothing changes. (The planted-machine attacks: tests/portal/test_planted.py.)"""
 
 from __future__ import annotations
 
@@ -50,10 +51,14 @@ def _packages(site: Site) -> list[InstallerPackage]:
     return list(db.execute(select(InstallerPackage)).scalars())
 
 
-def _events(site: Site, action: str) -> list[AuditEvent]:
+def _events(site: Site, action: str, outcome: str = "success") -> list[AuditEvent]:
     db = site.world.db
     db.rollback()
-    return list(db.execute(select(AuditEvent).where(AuditEvent.action == action)).scalars())
+    return list(
+        db.execute(
+            select(AuditEvent).where(AuditEvent.action == action, AuditEvent.outcome == outcome)
+        ).scalars()
+    )
 
 
 def test_the_admin_makes_downloads_and_sees_a_package(client, site: Site) -> None:
@@ -84,6 +89,7 @@ def test_the_admin_makes_downloads_and_sees_a_package(client, site: Site) -> Non
 
 def test_a_granted_technician_makes_one_in_english(client, site: Site) -> None:
     w = site.world
+    site.allow_packages()
     with browser(client, w.tech) as page:
         page.cookies.set("fjh_lang", "en")
         html = page.get(PAGE).text
@@ -93,6 +99,8 @@ def test_a_granted_technician_makes_one_in_english(client, site: Site) -> None:
         assert EN("package.made_title") in r.text
     (event,) = _events(site, "package.created")
     assert event.actor_name == "tekniker"
+    (package,) = _packages(site)
+    assert package.grant_id == w.grant.id  # type: ignore[union-attr]
 
 
 def test_expired_used_up_and_revoked_states(client, site: Site) -> None:
@@ -153,16 +161,27 @@ def test_revoke_after_confirmation_is_audited(client, site: Site) -> None:
     assert event.actor_name == "gp-admin"
 
 
-def test_a_technician_revokes_a_package_of_its_granted_group(client, site: Site) -> None:
+def test_a_technician_revokes_only_packages_it_made(client, site: Site) -> None:
     w = site.world
+    site.allow_packages()
     with browser(client, w.gp_admin) as page:
-        assert _make(page, w.group.id).status_code == 201
-    (package,) = _packages(site)
+        assert _make(page, w.group.id, label="Kundens").status_code == 201
     with browser(client, w.tech) as page:
-        path = f"/portal/packages/{package.id}/revoke"
+        assert _make(page, w.group.id, label="Teknikerens").status_code == 201
+    theirs, own = sorted(_packages(site), key=lambda p: p.label)
+    assert (theirs.label, own.label) == ("Kundens", "Teknikerens")
+    with browser(client, w.tech) as page:
+        html = page.get(PAGE).text
+        assert "Teknikerens" in html and "Kundens" not in html
+        path = f"/portal/packages/{own.id}/revoke"
+        assert page.get(path).status_code == 200
         assert form_post(page, path, {}, page=PAGE).status_code == 303
     (event,) = _events(site, "package.revoked")
     assert event.actor_name == "tekniker"
+    assert {p.label: p.revoked_at is not None for p in _packages(site)} == {
+        "Kundens": False,
+        "Teknikerens": True,
+    }
 
 
 @pytest.mark.parametrize("who", ["dentist_admin", "stranger_tech", "vendor_admin"])
@@ -197,7 +216,7 @@ def test_forms_without_csrf_are_refused_and_change_nothing(client, site: Site) -
         r = page.post(f"/portal/packages/{package.id}/revoke", data={"csrf_token": "x" * 40})
         assert r.status_code == 403
     assert _packages(site)[0].revoked_at is None
-    refused = _events(site, "security.csrf_refused")
+    refused = _events(site, "security.csrf_refused", "denied")
     assert len(refused) == 2 and {e.actor_name for e in refused} == {"gp-admin"}
 
 

@@ -1,6 +1,7 @@
 """Enrolling a machine: an installer token plus proof of the agent's new identity key.
 
-A used-up, expired or revoked token, a key that is already enrolled, or a signature that
+A used-up, expired or revoked token, one made under a grant that has ended or no
+longer lets the vendor make packages, a key that is already enrolled, or a signature that
 does not verify is refused, audited, and changes no stored machine.
 """
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from fjernhjelp.access.errors import EnrolmentRefused
 from fjernhjelp.access.models import InstallerPackage, Machine
+from fjernhjelp.access.packages import maker_refusal
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth.tokens import token_hash
 from fjernhjelp.control import statements
@@ -65,6 +67,12 @@ def enrol(
         )
     details["package"] = str(package.id)
     unusable = package.usable_at(now)
+    if unusable is None:
+        # Checked again at every use, not at making: a revoked grant, or a right to make
+        # packages taken back, stops every package made under it at once.
+        unusable = maker_refusal(db, package, now)
+        if unusable:
+            details |= {"grant": str(package.grant_id) if package.grant_id else None}
     if unusable:
         raise _refuse(db, unusable, source_address=source_address, package=package, details=details)
     try:
@@ -126,7 +134,12 @@ def enrol(
         customer_org_id=package.organisation_id,
         machine_id=str(machine.id),
         source_address=source_address,
-        details=details | {"group": str(package.group_id)},
+        details=details
+        | {
+            "group": str(package.group_id),
+            "grant": str(package.grant_id) if package.grant_id else None,
+            "package_made_by": package.created_by.username,
+        },
     )
     return machine
 

@@ -35,6 +35,11 @@ class InstallerPackage(Base):
     label: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    # The grant a vendor's technician made it under (None: the customer's own admin); the
+    # package enrols machines only while that grant lives and lets the vendor make them.
+    grant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("grants.id", ondelete="RESTRICT"), index=True, default=None
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     max_uses: Mapped[int] = mapped_column(Integer)

@@ -274,6 +274,7 @@ def record_agent_event(
         "consent.no_display": Outcome.DENIED,
         "session.refused": Outcome.DENIED,
         "stream.refused": Outcome.DENIED,
+        "input.held_back": Outcome.DENIED,
     }.get(action, Outcome.INFO)
     record(
         db,
@@ -286,3 +287,33 @@ def record_agent_event(
         details={"session": str(session.id), "technician": session.technician.username, **details},
     )
     return True
+
+
+def record_dial_refusal(
+    db: Session,
+    machine: Machine,
+    *,
+    session_id: uuid.UUID,
+    reason: str | None,
+    details: dict[str, object],
+) -> bool:
+    """The agent would not dial the relay URL it was sent (control.dial). Always audited,
+    under the agent's own organisation: a refusal of a Dial that names no session of this
+    machine is what a forged control message looks like. True if the session is its own."""
+    session = db.get(RemoteSession, session_id)
+    own = session is not None and session.machine_id == machine.id
+    extra: dict[str, object] = {"session": str(session_id), "known_session": own}
+    if own:
+        assert session is not None
+        extra["technician"] = session.technician.username
+    record(
+        db,
+        "dial.refused",
+        Outcome.DENIED,
+        actor=Actor(None, f"agent@{machine.hostname}", machine.organisation_id),
+        reason=reason,
+        customer_org_id=session.customer_org_id if own and session else machine.organisation_id,
+        machine_id=str(machine.id),
+        details={**extra, **{k: str(v)[:120] for k, v in list(details.items())[:4]}},
+    )
+    return own

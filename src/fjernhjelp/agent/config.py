@@ -50,6 +50,9 @@ class AgentConfig(BaseModel):
     # of the user at the machine; "none" declares a machine nobody sits at (consent-
     # required sessions are then refused); ":N" names an X display (kiosks, tests).
     display: str = Field(default="auto", pattern=r"^(auto|none|:\d{1,4})$")
+    # A PEM file of the CA that signed the server's (and its nodes') certificates, when it
+    # is a private one; the system's trust store otherwise (agent.tls).
+    tls_ca_file: Path | None = None
 
     @field_validator("server_url")
     @classmethod

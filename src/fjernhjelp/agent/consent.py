@@ -7,6 +7,9 @@ explicit click on Allow is consent: Deny, closing the window, Escape, no answer 
 timeout, a dialog that crashes or says something unexpected are all refusals, each told
 apart in the answer so the audit log can say which.
 
+While the dialog is open, remote input from every session of this agent is held back
+(``inputhold``): a technician in control of the screen cannot answer for the user.
+
 Run as ``python -m fjernhjelp.agent.consent`` this module is the dialog itself.
 """
 
@@ -19,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fjernhjelp.agent.display import DisplayTarget, ShownWindow, clean_text, start_dialog
+from fjernhjelp.agent.inputhold import HOLD, InputHold
 from fjernhjelp.web.i18n import Translator
 
-PERMISSIONS = ("view", "control", "terminal", "files", "chat", "clipboard")
+PERMISSIONS = ("view", "control", "terminal", "terminal_admin", "files", "chat", "clipboard")
 STARTUP_TIMEOUT = 20.0  # for the dialog to appear; separate from the user's time to answer
 
 
@@ -67,6 +71,7 @@ def consent_texts(request: ConsentRequest, t: Translator, timeout: float) -> dic
             t(f"agent.permission.{p}") for p in PERMISSIONS if p in request.permissions
         ],
         "note": t("agent.consent.note"),
+        "paused": t("agent.consent.paused"),
         "allow": t("agent.consent.allow"),
         "deny": t("agent.consent.deny"),
         "countdown": t("agent.consent.countdown", seconds="{seconds}"),
@@ -87,6 +92,7 @@ async def ask_consent(
     timeout: float = 60.0,  # noqa: ASYNC109 - the user's time to answer, not a call deadline
     language: str | None = None,
     on_shown: OnShown | None = None,
+    hold: InputHold = HOLD,
     _argv: list[str] | None = None,
 ) -> ConsentAnswer:
     """Ask the person at ``display``; no answer within ``timeout`` seconds is a denial.
@@ -98,7 +104,20 @@ async def ask_consent(
         return ConsentAnswer.NO_DISPLAY
     t = Translator(language or display.language or "nb")
     payload = {"texts": consent_texts(request, t, timeout)}
-    dialog = await start_dialog("fjernhjelp.agent.consent", payload, display, argv=_argv)
+    # Held from before the window exists until it is gone: no moment in which a
+    # technician's click could reach it.
+    with hold.holding():
+        return await _ask(payload, display, timeout, on_shown, _argv)
+
+
+async def _ask(
+    payload: dict[str, Any],
+    display: DisplayTarget,
+    timeout: float,  # noqa: ASYNC109 - the user's time to answer, not a call deadline
+    on_shown: OnShown | None,
+    argv: list[str] | None,
+) -> ConsentAnswer:
+    dialog = await start_dialog("fjernhjelp.agent.consent", payload, display, argv=argv)
     try:
         first = await dialog.next_event(within=STARTUP_TIMEOUT)
         if first is None:
@@ -165,6 +184,10 @@ def _dialog() -> None:
     tk.Label(frame, text=texts["note"], font=tkapp.FONT, wraplength=wrap, justify="left").pack(
         anchor="w", pady=(12, 0)
     )
+    if texts.get("paused"):
+        tk.Label(
+            frame, text=texts["paused"], font=tkapp.FONT, wraplength=wrap, justify="left"
+        ).pack(anchor="w", pady=(8, 0))
     countdown = tk.Label(frame, font=tkapp.FONT, fg="#8a1c1c")
     countdown.pack(anchor="w", pady=(8, 12))
     buttons = tk.Frame(frame)

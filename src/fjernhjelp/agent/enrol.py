@@ -13,6 +13,7 @@ from cryptography.exceptions import InvalidSignature
 
 from fjernhjelp.agent.config import AgentConfig
 from fjernhjelp.agent.identity import AgentIdentity
+from fjernhjelp.agent.tls import client_context
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import MachineInfo, b64, unb64
 
@@ -38,7 +39,9 @@ async def enrol(config: AgentConfig, identity: AgentIdentity, info: MachineInfo)
         "info": info.model_dump(mode="json"),
     }
     try:
-        async with httpx.AsyncClient(base_url=config.server_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=config.server_url, timeout=30, verify=client_context(config)
+        ) as client:
             response = await client.post("/api/v1/agents/enrol", json=body)
     except httpx.HTTPError as exc:
         raise EnrolmentFailed(f"unreachable: {exc}", permanent=False) from exc

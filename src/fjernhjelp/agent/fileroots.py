@@ -81,8 +81,11 @@ class Target:
         return str(self.root.joinpath(*self.parts))
 
 
-def locate(policy: FilePolicy, raw: object) -> Target:
-    """Check a requested path against the roots; relative paths are below the first root."""
+def locate(policy: FilePolicy, raw: object, *, folder_ok: bool = False) -> Target:
+    """Check a requested path against the roots; relative paths are below the first root.
+
+    With ``folder_ok`` a root itself may be named (an upload into it): the target then
+    has no parts until ``open_destination`` adds the file's own name."""
     if not policy.roots:
         raise PathRefused("no_roots", "file transfer is not enabled on this machine")
     if not isinstance(raw, str) or not raw:
@@ -103,7 +106,7 @@ def locate(policy: FilePolicy, raw: object) -> Target:
     if best is None:
         raise PathRefused("outside_roots", f"{raw} is outside the folders this session allows")
     rest = pure.parts[len(best.parts) :]
-    if not rest:
+    if not rest and not folder_ok:
         raise PathRefused("not_a_file", "a folder cannot be transferred")
     return Target(best, tuple(rest))
 
@@ -138,6 +141,47 @@ def open_parent(target: Target) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _own_name(raw: object) -> str:
+    if not isinstance(raw, str) or raw in ("", ".", "..") or "/" in raw or "\x00" in raw:
+        raise PathRefused("bad_path", "the file's own name must be one plain path component")
+    if len(raw.encode("utf-8", "surrogatepass")) > 255:
+        raise PathRefused("bad_path", "the file's own name is too long")
+    return raw
+
+
+def open_destination(target: Target, own_name: object) -> tuple[int, Target]:
+    """Where an upload lands: a descriptor of its folder and the file's full target.
+
+    A path naming an existing folder (reached without links) means "in that folder,
+    under the file's own name"; any other path names the file itself."""
+    if not target.parts:
+        folder = os.open(target.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    else:
+        parent = open_parent(target)
+        try:
+            folder = os.open(
+                target.name,
+                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                dir_fd=parent,
+            )
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return parent, target  # not a folder: the name is the file's
+            refusal = _refusal_for(parent, target.name, exc)
+            os.close(parent)
+            raise refusal from exc
+        os.close(parent)
+    if own_name is None:
+        os.close(folder)
+        raise PathRefused("not_a_file", "a folder needs the file's own name")
+    try:
+        name = _own_name(own_name)
+    except PathRefused:
+        os.close(folder)
+        raise
+    return folder, Target(target.root, (*target.parts, name))
 
 
 def open_for_read(target: Target) -> int:

@@ -8,13 +8,16 @@ type   name     direction         payload
 =====  =======  ================  ===========================================================
 0x01   REQUEST  client→agent      ``{"op": "get", "path": str}`` or
                                   ``{"op": "put", "path": str, "size": int, "sha256": hex}``
+                                  and optionally ``"name": str, "overwrite": bool``
 0x02   OFFER    agent→client      get only: ``{"size": int, "sha256": hex}``
 0x03   RESUME   receiver→sender   ``{"offset": int}``: the receiver already holds the first
                                   ``offset`` bytes (0 <= offset <= size); send the rest
 0x04   DATA     sender→receiver   raw file bytes, 1..65536 per message, in order
 0x05   END      sender→receiver   empty: every byte after ``offset`` has been sent
 0x06   DONE     receiver→sender   ``{"size": int, "sha256": hex}``: verified and in place
+                                  (put: also ``"path"``, where the agent put it)
 0x07   ERROR    either way        ``{"code": str, "message": str}``; the sender then closes
+                                  (``exists`` also carries ``"path"``)
 =====  =======  ================  ===========================================================
 
 get: REQUEST → OFFER → RESUME → DATA* → END → DONE.  put: REQUEST → RESUME → DATA* → END →
@@ -22,11 +25,19 @@ DONE. A channel serves one request after another; an ERROR (a refusal, a checksu
 mismatch, a malformed message) ends the channel, so a half-done transfer can never be
 mistaken for the next one.
 
-Resuming: the receiver writes into ``.fjernhjelp-<first 32 hex of the SHA-256>.part`` next
-to the destination and keeps it if the channel drops. A later transfer of the same content
-(same hash) to the same folder continues from its length. The receiver hashes the whole
-file, the kept part included, and renames it into place only if the hash and size match
-what the sender declared; on a mismatch the partial file is deleted and the transfer fails.
+put: a ``path`` naming an existing folder on the agent means "in that folder, under the
+file's own ``name``" (a folder without a name is refused). An existing file is replaced
+only with ``"overwrite": true``; otherwise the agent answers ERROR ``exists`` with the
+full ``path`` before any data moves, the client asks its user, and a new request with
+``overwrite`` follows on a new channel. Nothing is ever overwritten without it, even a
+file that appears while the data is on its way.
+
+Resuming: the receiver writes into a partial file next to the destination (see
+``fileplace``: named after the hash, created with ``O_EXCL``, checked by descriptor) and
+keeps it if the channel drops. A later transfer of the same content (same hash) to the
+same folder continues from its length. The receiver hashes the whole file, the kept part
+included, and renames it into place only if the hash and size match what the sender
+declared; on a mismatch the partial file is deleted and the transfer fails.
 
 Disk reads and writes of one 64 KiB chunk run on the event loop: they hit the page cache
 and take microseconds, less than handing them to a thread would cost.
@@ -46,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from fjernhjelp.agent import fileroots
+from fjernhjelp.agent import fileplace, fileroots
 from fjernhjelp.agent.fileroots import FilePolicy, PathRefused, Target
 from fjernhjelp.tunnel.channel import Channel, ChannelClosed
 
@@ -71,6 +82,15 @@ class FileTransferError(Exception):
 
 class TransferRefused(FileTransferError):
     """The other side refused the transfer (path, policy, space)."""
+
+
+class FileExists(TransferRefused):
+    """The target exists and the request did not say ``overwrite``; ``path`` is the
+    agent's full name for it, to ask the user about."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__("exists", message)
+        self.path = path
 
 
 class ChecksumMismatch(FileTransferError):
@@ -171,6 +191,8 @@ async def _expect(channel: Channel, *kinds: int) -> tuple[int, bytes]:
         text = str(body.get("message", ""))[:1000]
         if code == "checksum_mismatch":
             raise ChecksumMismatch(text)
+        if code == "exists" and isinstance(body.get("path"), str):
+            raise FileExists(body["path"][:MAX_JSON], text)
         raise TransferRefused(code, text)
     if kind not in kinds:
         raise FileProtocolError(f"unexpected message type {kind:#04x}")
@@ -181,14 +203,10 @@ async def _expect(channel: Channel, *kinds: int) -> tuple[int, bytes]:
     return kind, payload
 
 
-async def _send_error(channel: Channel, code: str, message: str) -> None:
+async def _send_error(channel: Channel, code: str, message: str, **extra: str) -> None:
     with contextlib.suppress(ChannelClosed):
-        await channel.send(_encode(ERROR, {"code": code, "message": message}))
+        await channel.send(_encode(ERROR, {"code": code, "message": message, **extra}))
     await channel.close(code)
-
-
-def partial_name(sha256: str) -> str:
-    return f".fjernhjelp-{sha256[:32]}.part"
 
 
 def _hash_prefix(fd: int, length: int) -> hashlib._Hash:
@@ -249,21 +267,6 @@ async def _send_from(
     await channel.send(bytes([END]))
 
 
-def _open_partial(dir_fd: int, sha256: str) -> int:
-    """Open (or create) the partial file, replacing anything planted in its place."""
-    name = partial_name(sha256)
-    with contextlib.suppress(FileNotFoundError):
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
-            os.unlink(name, dir_fd=dir_fd)
-    fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-        os.close(fd)
-        raise PathRefused("not_a_file", "the partial file is not a plain file")
-    return fd
-
-
 async def _receive_file(
     channel: Channel,
     dir_fd: int,
@@ -272,14 +275,15 @@ async def _receive_file(
     size: int,
     sha256: str,
     progress: Progress | None,
-    before_rename: Callable[[int], None] | None = None,
+    replace: bool = True,
+    before_place: Callable[[int], None] | None = None,
 ) -> int:
-    """RESUME, receive, verify, rename into place; returns the offset resumed from."""
-    fd = _open_partial(dir_fd, sha256)
+    """RESUME, receive, verify, put in place; returns the offset resumed from."""
+    partial = fileplace.open_partial(dir_fd, sha256)
     try:
-        offset = min(os.fstat(fd).st_size, size)
-        digest = await asyncio.to_thread(_hash_prefix, fd, offset)
-        vfs = os.fstatvfs(fd)
+        offset = min(os.fstat(partial.fd).st_size, size)
+        digest = await asyncio.to_thread(_hash_prefix, partial.fd, offset)
+        vfs = os.fstatvfs(partial.fd)
         if vfs.f_bavail * vfs.f_frsize < size - offset:
             raise PathRefused("no_space", "not enough free space for the file")
         await channel.send(_encode(RESUME, {"offset": offset}))
@@ -287,21 +291,21 @@ async def _receive_file(
             progress(offset, size)
         try:
             length = await _receive_into(
-                channel, fd, offset=offset, size=size, digest=digest, progress=progress
+                channel, partial.fd, offset=offset, size=size, digest=digest, progress=progress
             )
         except FileProtocolError:
-            os.unlink(partial_name(sha256), dir_fd=dir_fd)
+            fileplace.discard(dir_fd, partial)
             raise
         if length != size or digest.hexdigest() != sha256:
-            os.unlink(partial_name(sha256), dir_fd=dir_fd)
+            fileplace.discard(dir_fd, partial)
             raise ChecksumMismatch()
-        if before_rename is not None:
-            before_rename(fd)
-        os.fsync(fd)
-        os.replace(partial_name(sha256), name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        if before_place is not None:
+            before_place(partial.fd)
+        os.fsync(partial.fd)
+        fileplace.place(partial, dir_fd, name, replace=replace)
         return offset
     finally:
-        os.close(fd)
+        os.close(partial.fd)
 
 
 # --- agent side -------------------------------------------------------------------------
@@ -338,7 +342,8 @@ async def serve_files(
             if on_refusal is not None:
                 shown = raw_path if isinstance(raw_path, str) else None
                 on_refusal(FileRefusal(op if isinstance(op, str) else None, shown, *_why(exc)))
-            await _send_error(channel, *_why(exc))
+            extra = {"path": exc.path} if isinstance(exc, _Exists) else {}
+            await _send_error(channel, *_why(exc), **extra)
             return
         if on_transfer is not None:
             on_transfer(record)
@@ -346,6 +351,16 @@ async def serve_files(
 
 def _why(exc: PathRefused | FileTransferError) -> tuple[str, str]:
     return exc.code, exc.message
+
+
+class _Exists(PathRefused):
+    def __init__(self, path: str) -> None:
+        super().__init__("exists", f"{path} already exists")
+        self.path = path
+
+
+_PUT_FIELDS = {"op", "path", "size", "sha256"}
+_PUT_OPTIONAL = {"name", "overwrite"}
 
 
 async def _serve_get(channel: Channel, policy: FilePolicy, raw_path: object) -> FileTransferRecord:
@@ -374,30 +389,40 @@ async def _serve_put(
 ) -> FileTransferRecord:
     if not policy.allow_put:
         raise PathRefused("not_allowed", "this session may not copy files to the machine")
-    if set(body) != {"op", "path", "size", "sha256"}:
-        raise FileProtocolError("put must hold exactly op, path, size, sha256")
-    target = fileroots.locate(policy, body["path"])
+    if not _PUT_FIELDS <= set(body) <= _PUT_FIELDS | _PUT_OPTIONAL:
+        raise FileProtocolError("put holds op, path, size, sha256 and optionally name, overwrite")
+    overwrite = body.get("overwrite", False)
+    if type(overwrite) is not bool:
+        raise FileProtocolError("overwrite must be true or false")
     size = body["size"]
     if type(size) is not int or size < 0:
         raise FileProtocolError("size must be a non-negative integer")
+    sha256 = _sha(body)
+    located = fileroots.locate(policy, body["path"], folder_ok=True)
     if size > policy.max_size:
         raise PathRefused("too_large", f"files over {policy.max_size} bytes are refused")
-    sha256 = _sha(body)
-    parent = fileroots.open_parent(target)
+    folder, target = fileroots.open_destination(located, body.get("name"))
     try:
-        existing = _existing(parent, target)
-        offset = await _receive_file(
-            channel,
-            parent,
-            target.name,
-            size=size,
-            sha256=sha256,
-            progress=None,
-            before_rename=lambda fd: _settle(fd, parent, existing),
-        )
+        existing = _existing(folder, target)
+        if existing is not None and not overwrite:
+            raise _Exists(target.path)
+        try:
+            offset = await _receive_file(
+                channel,
+                folder,
+                target.name,
+                size=size,
+                sha256=sha256,
+                progress=None,
+                replace=overwrite,
+                before_place=lambda fd: _settle(fd, folder, existing),
+            )
+        except PathRefused as exc:
+            # The file appeared while the data was on its way: still not overwritten.
+            raise (_Exists(target.path) if exc.code == "exists" else exc) from exc
     finally:
-        os.close(parent)
-    await channel.send(_encode(DONE, {"size": size, "sha256": sha256}))
+        os.close(folder)
+    await channel.send(_encode(DONE, {"size": size, "sha256": sha256, "path": target.path}))
     return FileTransferRecord("put", target.path, target.name, size, sha256, offset)
 
 
@@ -463,8 +488,13 @@ async def put_file(
     remote_path: str,
     *,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> TransferResult:
-    """Copy ``local_path`` to ``remote_path`` on the agent, continuing a kept partial upload."""
+    """Copy ``local_path`` to ``remote_path`` on the agent, continuing a kept partial upload.
+
+    A ``remote_path`` naming a folder puts the file in it under its own name. An existing
+    file raises FileExists (with the agent's full path) unless ``overwrite``; the channel
+    has then ended, so asking again takes a new one."""
     fd = os.open(local_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
@@ -472,7 +502,14 @@ async def put_file(
             raise FileTransferError("not_a_file", f"{local_path} is not a plain file")
         size = st.st_size
         sha256 = (await asyncio.to_thread(_hash_prefix, fd, size)).hexdigest()
-        request = {"op": "put", "path": remote_path, "size": size, "sha256": sha256}
+        request = {
+            "op": "put",
+            "path": remote_path,
+            "size": size,
+            "sha256": sha256,
+            "name": Path(local_path).name,
+            "overwrite": overwrite,
+        }
         try:
             await channel.send(_encode(REQUEST, request))
             _, payload = await _expect(channel, RESUME)
@@ -489,6 +526,8 @@ async def put_file(
         done = _json(payload)
         if done.get("size") != size or done.get("sha256") != sha256:
             raise FileProtocolError("the agent confirmed something else than was sent")
+        placed = done.get("path")
     finally:
         os.close(fd)
-    return TransferResult(remote_path, size, sha256, offset)
+    shown = placed[:MAX_JSON] if isinstance(placed, str) and placed else remote_path
+    return TransferResult(shown, size, sha256, offset)

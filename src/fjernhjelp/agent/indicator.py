@@ -58,6 +58,7 @@ def indicator_texts(
         "chat_closed": t("agent.indicator.chat_closed"),
         "chat_hide": t("agent.indicator.chat_hide"),
         "chat_show": t("agent.indicator.chat_show"),
+        "paused": t("agent.indicator.paused"),
     }
 
 
@@ -165,6 +166,12 @@ class SessionIndicator:
             raise ChannelClosed("indicator gone")
         return reply
 
+    async def show_paused(self, paused: bool) -> bool:
+        """Tell the person that remote control is paused (a consent dialog is open)."""
+        if self._dialog is None or self.ended.is_set():
+            return False
+        return await self._dialog.send({"cmd": "paused", "on": paused})
+
     async def release_chat(self) -> None:
         if self._chatting and self._dialog is not None:
             self._chatting = False
@@ -226,12 +233,18 @@ def _indicator() -> None:
         )
     root.protocol("WM_DELETE_WINDOW", lambda: end("window_closed"))
     chat = ChatArea(root, frame, texts)
+    paused = tk.Label(root, text=texts.get("paused", ""), font=tkapp.FONT, fg="#8a1c1c")
 
     def command(cmd: dict[str, object]) -> None:
         if cmd.get("cmd") == "chat_message" and isinstance(cmd.get("text"), str):
             chat.technician_says(str(cmd["text"]))
         elif cmd.get("cmd") == "chat_closed":
             chat.closed()
+        elif cmd.get("cmd") == "paused":
+            if cmd.get("on") is True:
+                paused.pack(after=bar, fill="x", padx=14, pady=6)
+            else:
+                paused.pack_forget()
 
     tkapp.listen(command)
 

@@ -22,14 +22,22 @@ cannot gain rights through sudo or other setuid programs.
 
 System changes go through a :class:`SystemOps` (``useradd``, ``systemctl`` and friends),
 so tests install into a folder and record the commands instead of running them.
+
+Without systemd (``agent install --no-service --config-dir DIR``, :func:`install_local`)
+the install only writes ``DIR/agent.toml`` (0600) and the identity key
+``DIR/identity.key`` (0600) into ``DIR`` (0700), as the account that runs it, and starts
+nothing: whatever supervises processes on that machine runs
+``fjernhjelp agent run --config DIR/agent.toml`` as that same account.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -38,6 +46,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fjernhjelp.agent.config import AgentConfig, save_config
+from fjernhjelp.agent.identity import load_or_create_identity
 from fjernhjelp.control.package import InstallerPackage
 
 SERVICE = "fjernhjelp-agent"
@@ -305,3 +314,47 @@ def uninstall(*, layout: Layout | None = None, ops: SystemOps | None = None) -> 
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
     return commands
+
+
+@dataclass(frozen=True)
+class LocalInstall:
+    config_file: Path
+    identity_key: Path
+    identity_fingerprint: str
+
+
+def install_local(
+    package: InstallerPackage, *, config_dir: Path, file_roots: Sequence[Path] = ()
+) -> LocalInstall:
+    """Write the config and identity key into ``config_dir`` and start nothing.
+
+    The folder is made 0700 if missing. An existing one must belong to this account and
+    be closed to others: whoever can write in it can swap the config (and so the server
+    the agent trusts) or read the key. An existing config is never overwritten.
+    """
+    config_dir = config_dir.absolute()
+    try:
+        parent = config_dir.parent.stat()
+    except FileNotFoundError as exc:
+        raise InstallError(f"{config_dir.parent} does not exist") from exc
+    if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+        # Others could rename the folder away and put their own (and config) in its place.
+        raise InstallError(f"{config_dir.parent} is writable by others; choose another place")
+    with contextlib.suppress(FileExistsError):
+        config_dir.mkdir(mode=0o700, parents=False)
+    st = config_dir.lstat()
+    if not stat.S_ISDIR(st.st_mode):
+        raise InstallError(f"{config_dir} is not a folder")
+    if st.st_uid != os.geteuid():
+        raise InstallError(f"{config_dir} belongs to uid {st.st_uid}, not to this account")
+    if st.st_mode & 0o077:
+        raise InstallError(f"{config_dir} has mode {stat.S_IMODE(st.st_mode):04o}; it must be 0700")
+    config_file = config_dir / "agent.toml"
+    if config_file.exists() or config_file.is_symlink():
+        raise InstallError(f"{config_file} exists: the agent is already set up there")
+    config = AgentConfig.from_package(
+        package, data_dir=config_dir, file_roots=[p.absolute() for p in file_roots]
+    )
+    identity = load_or_create_identity(config.identity_key_path)
+    save_config(config, config_file)
+    return LocalInstall(config_file, config.identity_key_path, identity.fingerprint)

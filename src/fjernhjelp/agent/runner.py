@@ -19,6 +19,7 @@ from fjernhjelp.agent.identity import load_or_create_identity
 from fjernhjelp.agent.link import ControlLink, LinkConfig
 from fjernhjelp.agent.session import AgentSessions
 from fjernhjelp.agent.sysinfo import logged_in_users, os_name
+from fjernhjelp.agent.tls import client_context, for_url
 from fjernhjelp.control.messages import MachineInfo, SessionEvent
 
 _log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ async def run_agent(path: Path, *, hostname: str | None = None) -> None:
     assert config.machine_id is not None
     machine_id = uuid.UUID(config.machine_id)
     link: ControlLink | None = None
+    tls = client_context(config)
+    url = control_url(config.server_url)
 
     def report(event: SessionEvent) -> None:
         assert link is not None
@@ -108,13 +111,15 @@ async def run_agent(path: Path, *, hostname: str | None = None) -> None:
         machine_id=machine_id,
         report=report,
         find_display=finder,
+        tls=tls,
     )
     link = ControlLink(
         LinkConfig(
-            control_url=control_url(config.server_url),
+            control_url=url,
             server_public_key=config.server_key,
             machine_id=machine_id,
             identity=identity.private_key,
+            ssl=for_url(tls, url),
         ),
         machine_info=presence.info,
         on_dial=sessions.dial,

@@ -1,8 +1,9 @@
 """Which service a tunnel stream may open, and starting it.
 
 The ticket's permissions decide, checked here on the agent whatever the server said:
-``shell`` needs *terminal*, ``files`` needs *files*, ``desktop`` needs *view* (input only
-with *control*, the clipboard only with *clipboard* and *control*), ``chat`` needs
+``shell`` needs *terminal* (and, for a shell as the agent's account or as root,
+*terminal_admin*: see ``shell``), ``files`` needs *files*, ``desktop`` needs *view* (input
+only with *control*, the clipboard only with *clipboard* and *control*), ``chat`` needs
 *chat* (and someone at a screen to answer: the session refuses it without a display),
 ``info`` is allowed in every session (it is what the technician sees about the machine
 in any case).
@@ -10,7 +11,9 @@ in any case).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +34,7 @@ REQUIRED = {
     "chat": Permission.CHAT,
 }
 ALWAYS = frozenset({"info"})
+X11_SOCKETS = "/tmp/.X11-unix"  # noqa: S108 - the X server's fixed socket directory
 
 
 def effective(ticket: Ticket) -> frozenset[Permission]:
@@ -58,23 +62,52 @@ class ServiceContext:
     on_file: Callable[[FileTransferRecord], None]
     on_file_refusal: Callable[[FileRefusal], None]
     on_shell: Callable[[ShellOutcome], None]
+    on_shell_started: Callable[[ShellOutcome], None] | None = None
     on_input: Callable[[InputEvent], None] | None = None
     chat: ChatWindow | None = None  # the session indicator, when it is shown
     on_chat: Callable[[ChatOutcome], None] = lambda _outcome: None
 
 
 def shell_accounts(display: DisplayTarget | None) -> dict[str, ShellAccount]:
-    """The logged-in desktop user when there is one, and the agent's own account."""
-    accounts = {"service": ShellAccount.current()}
-    if display is not None and display.uid is not None:
-        accounts["user"] = ShellAccount.from_uid(display.uid)
+    """The agent's own account, and the person at the display when the agent knows who.
+
+    A display found by looking (``auto``) names its owner. A display named in the
+    configuration (``:N``) does not: an agent that is not root reaches it as its own
+    user, so that user is the one at the display; a root agent takes the owner of the
+    display's socket (the account that started the X server)."""
+    me = ShellAccount.current()
+    accounts = {"service": me}
+    if display is None:
+        return accounts
+    uid = display.uid
+    if uid is None:
+        uid = me.uid if me.uid != 0 else _socket_owner(display)
+    if uid is not None:
+        # No such account (a socket owned by a deleted user): no user shell.
+        with contextlib.suppress(KeyError):
+            accounts["user"] = ShellAccount.from_uid(uid)
     return accounts
+
+
+def _socket_owner(display: DisplayTarget) -> int | None:
+    if display.number is None:
+        return None
+    try:
+        return os.stat(f"{X11_SOCKETS}/X{display.number}").st_uid
+    except OSError:
+        return None
 
 
 async def run(request: StreamRequest, channel: Channel, ctx: ServiceContext) -> None:
     service = request.service
     if service == "shell":
-        ctx.on_shell(await serve_shell(channel, shell_accounts(ctx.display)))
+        outcome = await serve_shell(
+            channel,
+            shell_accounts(ctx.display),
+            admin=ctx.ticket.allows(Permission.TERMINAL_ADMIN),
+            on_started=ctx.on_shell_started,
+        )
+        ctx.on_shell(outcome)
     elif service == "files":
         policy = FilePolicy.create(ctx.file_roots)
         await serve_files(channel, policy, on_transfer=ctx.on_file, on_refusal=ctx.on_file_refusal)

@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,10 @@ from fjernhjelp.agent.display import DisplayTarget, ShownWindow, find_active_dis
 from fjernhjelp.agent.files import FileRefusal, FileTransferRecord
 from fjernhjelp.agent.identity import AgentIdentity
 from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
+from fjernhjelp.agent.inputhold import HOLD
 from fjernhjelp.agent.shell import ShellOutcome
+from fjernhjelp.agent.tls import for_url
+from fjernhjelp.control.dial import DialRefused, check_dial, relay_origin
 from fjernhjelp.control.messages import Cut, Dial, SessionEvent
 from fjernhjelp.tunnel import (
     AgentRefusal,
@@ -68,6 +73,8 @@ class AgentSessions:
     live: dict[uuid.UUID, Tunnel] = field(default_factory=dict)
     sessions: dict[uuid.UUID, Session] = field(default_factory=dict)
     replay_cache: MemoryReplayCache = field(default_factory=MemoryReplayCache)
+    # The control link's TLS context: relays are verified on the same terms (agent.tls).
+    tls: ssl.SSLContext | None = None
 
     async def cut(self, command: Cut) -> None:
         tunnel = self.live.get(command.session_id)
@@ -79,6 +86,22 @@ class AgentSessions:
             await tunnel.close(CloseCode.REVOKED, command.reason[:60])
 
     async def dial(self, command: Dial) -> None:
+        try:
+            check_dial(
+                command, server_url=self.config.server_url, server_key=self.config.server_key
+            )
+        except DialRefused as exc:
+            # Nothing is dialled. The server hears why, and audits it.
+            _log.warning("refused to dial %s: %s", relay_origin(command.relay_url), exc)
+            self.report(
+                SessionEvent(
+                    session_id=command.session_id,
+                    action="dial.refused",
+                    reason=exc.reason,
+                    details={"relay": relay_origin(command.relay_url)},
+                )
+            )
+            return
         session = Session(self, command)
         self.sessions[command.session_id] = session
         try:
@@ -100,6 +123,7 @@ class Session:
         self.display: DisplayTarget | None = None
         self.end_reason: str | None = None
         self.clipboard_refused = False
+        self.held_back: Counter[str] = Counter()  # input dropped during the current hold
 
     def _report(self, action: str, reason: str | None = None, **details: Any) -> None:
         self.owner.report(
@@ -135,6 +159,7 @@ class Session:
         self.display = await asyncio.to_thread(self.owner.find_display)
         async with websockets.connect(
             self.command.relay_url,
+            ssl=for_url(self.owner.tls, self.command.relay_url),
             max_size=MAX_RECORD + 1024,
             compression=None,
             open_timeout=20,
@@ -185,6 +210,9 @@ class Session:
             return
         await self._send_sysinfo(tunnel)
         indicator = await self._indicator(ticket)
+        unsubscribe = HOLD.subscribe(lambda held: self._hold_changed(held, indicator))
+        if HOLD.held:
+            self._hold_changed(True, indicator)  # another session's dialog is already up
         try:
             watchers = [asyncio.create_task(self._accept_streams(tunnel, ticket, indicator))]
             if indicator is not None:
@@ -195,6 +223,8 @@ class Session:
                 task.cancel()
             await tunnel.close(CloseCode.NORMAL)
         finally:
+            unsubscribe()
+            self._report_held_back()
             if indicator is not None:
                 await indicator.close()
 
@@ -252,6 +282,36 @@ class Session:
         indicator.on_chat_shown = lambda shown: _log_window("session chat", shown)
         return indicator
 
+    def _hold_changed(self, held: bool, indicator: SessionIndicator | None) -> None:
+        if indicator is not None:
+            task = asyncio.create_task(indicator.show_paused(held))
+            self.tasks.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self.tasks.discard)  # type: ignore[arg-type]
+        if not held:
+            self._report_held_back()
+
+    def _input_seen(self, event: InputEvent) -> None:
+        if not event.held:
+            self._input(event)
+            return
+        if not self.held_back:
+            _log.warning(
+                "session %s: remote input held back while a consent dialog is open",
+                self.command.session_id,
+            )
+        self.held_back[event.kind] += 1
+        _log.debug("session %s: held back %s input", self.command.session_id, event.kind)
+
+    def _report_held_back(self) -> None:
+        # One event per hold, with counts: a pointer moved across a dialog is hundreds
+        # of messages, and the audit log needs to know that it happened, and how much.
+        if self.held_back:
+            # "<kind>_events": the audit log refuses detail names that look like secrets
+            # ("key").
+            counts = {f"{kind}_events": n for kind, n in sorted(self.held_back.items())}
+            self.held_back.clear()
+            self._report("input.held_back", reason="consent_pending", **counts)
+
     async def _watch_indicator(self, tunnel: Tunnel, indicator: SessionIndicator) -> None:
         how = await indicator.wait()
         self.end_reason = f"ended_by_user:{how}"
@@ -267,7 +327,8 @@ class Session:
             on_file=self._file_moved,
             on_file_refusal=self._file_refused,
             on_shell=self._shell_ended,
-            on_input=self._input,
+            on_shell_started=self._shell_started,
+            on_input=self._input_seen,
             chat=indicator,
             on_chat=self._chat_ended,
         )
@@ -311,8 +372,35 @@ class Session:
             self._report("stream.refused", reason=outcome.ended, service="chat")
         self._report("chat.ended", reason=outcome.ended, **counts)
 
+    def _shell_started(self, outcome: ShellOutcome) -> None:
+        # Every shell names the OS account it runs as: "service" says nothing about
+        # whether that was root.
+        _log.info("shell started as %s (uid %s)", outcome.account, outcome.uid)
+        self._report(
+            "shell.started", run_as=outcome.run_as, account=outcome.account, uid=outcome.uid
+        )
+
     def _shell_ended(self, outcome: ShellOutcome) -> None:
         _log.info("shell ended: %s", outcome.ended_by)
+        if outcome.account is None:
+            if outcome.ended_by != "channel_closed":
+                self._report(
+                    "stream.refused",
+                    reason=(outcome.error or outcome.ended_by)[:120],
+                    service="shell",
+                    run_as=outcome.run_as,
+                )
+            return
+        self._report(
+            "shell.ended",
+            reason=outcome.ended_by,
+            run_as=outcome.run_as,
+            account=outcome.account,
+            uid=outcome.uid,
+            exit_status=outcome.exit_status,
+            bytes_in=outcome.bytes_in,
+            bytes_out=outcome.bytes_out,
+        )
 
 
 def _log_window(what: str, shown: ShownWindow) -> None:

@@ -3,9 +3,18 @@
 The messages on the channel are specified in ``shellwire``.
 
 Which account the shell runs as is the session's decision, not the technician's: the agent
-passes the accounts the session allows (``{"user": ..., "service": ...}``) and the OPEN
-message only picks one of them. Switching to another account needs root; an agent running
-as an ordinary user can only start shells as itself and refuses anything else.
+passes the accounts there are (``{"user": ..., "service": ...}``), the channel opens with
+an OFFER of those this session may use, and the OPEN message only picks one of them.
+Switching to another account needs root; an agent running as an ordinary user can only
+start shells as itself and refuses anything else.
+
+"Terminal as administrator" (the ticket's ``terminal_admin``) is needed for a shell as
+the agent's own account (``service``), always, and for any shell as root. Always, not
+only when the agent runs as root: the service account holds the agent's identity key and
+configuration, so a shell as it can impersonate the machine and rewrite its consent
+policy, which is administering it whoever the account is; and the rule then does not
+depend on how the agent was installed, which neither the server nor the admin who ticks
+the box can see. Plain ``terminal`` is a shell as the person at the machine, as they are.
 
 When the shell ends, or the channel closes first, every process left in the shell's
 session (its own process group and any job-control groups it made) gets SIGHUP, then
@@ -25,7 +34,7 @@ import pwd
 import signal
 import subprocess
 import termios
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import psutil
@@ -34,11 +43,15 @@ from fjernhjelp.agent.shellwire import (
     DATA,
     MAX_DATA,
     RESIZE,
+    RUN_AS_CHOICES,
+    ShellChoice,
+    ShellOffer,
     ShellProtocolError,
     decode_open,
     decode_resize,
     encode_error,
     encode_exit,
+    encode_offer,
     set_winsize,
     wait_fd,
     write_all,
@@ -98,7 +111,8 @@ class ShellOutcome:
     """What happened, for the audit log."""
 
     run_as: str | None = None
-    account: str | None = None
+    account: str | None = None  # the OS account the shell ran as (set once it started)
+    uid: int | None = None
     exit_status: int | None = None
     ended_by: str = "refused"  # exit | channel_closed | protocol | refused
     error: str | None = None
@@ -199,11 +213,28 @@ async def _wait_session_gone(proc: subprocess.Popen[bytes], limit: float) -> Non
         await asyncio.sleep(0.05)
 
 
-def _refusal(requested: str, accounts: Mapping[str, ShellAccount]) -> tuple[str, str] | None:
+def needs_admin(run_as: str, account: ShellAccount) -> bool:
+    """Whether a shell as ``account`` needs "terminal as administrator" (see above)."""
+    return run_as == "service" or account.uid == 0
+
+
+def _refusal(
+    requested: str, accounts: Mapping[str, ShellAccount], admin: bool
+) -> tuple[str, str] | None:
     account = accounts.get(requested)
     if account is None:
-        allowed = ", ".join(sorted(accounts)) or "none"
-        return "run_as_not_allowed", f"this session allows a shell as: {allowed}"
+        offered = shell_offer(accounts, admin)
+        return (
+            "run_as_not_offered",
+            f"there is no {requested} account to start a shell as; "
+            f"this session offers: {offered.describe() if offered else 'none'}",
+        )
+    if needs_admin(requested, account) and not admin:
+        return (
+            "needs_terminal_admin",
+            f"a shell as {account.name} ({requested}) needs the permission "
+            f"'terminal as administrator', which this session does not have",
+        )
     if os.geteuid() != 0 and account.uid != os.geteuid():
         return (
             "needs_root",
@@ -213,20 +244,60 @@ def _refusal(requested: str, accounts: Mapping[str, ShellAccount]) -> tuple[str,
     return None
 
 
+def shell_offer(accounts: Mapping[str, ShellAccount], admin: bool) -> ShellOffer | None:
+    """What this session may choose from, the person's own account first (the default:
+    the least the technician needs); None if nothing."""
+    choices: list[ShellChoice] = []
+    for run_as in RUN_AS_CHOICES:
+        account = accounts.get(run_as)
+        if account is None or _refusal(run_as, accounts, admin) is not None:
+            continue
+        if any(c.uid == account.uid for c in choices):
+            continue  # an unprivileged agent is the user: one account, one choice
+        choices.append(ShellChoice(run_as, account.name, account.uid))
+    return ShellOffer(tuple(choices), choices[0].run_as) if choices else None
+
+
+def _no_offer(accounts: Mapping[str, ShellAccount], admin: bool) -> tuple[str, str]:
+    """Why nothing is offered: the first account's reason, or that there is none."""
+    for run_as in RUN_AS_CHOICES:
+        if run_as in accounts:
+            refusal = _refusal(run_as, accounts, admin)
+            if refusal is not None:
+                return refusal
+    return "no_shell_account", "there is no account to start a shell as on this machine"
+
+
 async def serve_shell(
     channel: Channel,
     accounts: Mapping[str, ShellAccount],
     *,
-    open_timeout: float = 30.0,
+    admin: bool = False,
+    on_started: Callable[[ShellOutcome], None] | None = None,
+    open_timeout: float = 300.0,
     kill_grace: float = 2.0,
 ) -> ShellOutcome:
     """Run one shell for the technician at the other end of ``channel``.
 
-    ``accounts`` maps ``"user"`` and/or ``"service"`` to the account the session allows
-    for that choice; a choice missing from it is refused. Returns what happened (never
-    raises for the technician's mistakes; they are in the outcome and sent as ERROR).
+    ``accounts`` maps ``"user"`` and/or ``"service"`` to the account for that choice; a
+    choice missing from it is refused. ``admin`` is whether the ticket allows
+    ``terminal_admin``. ``on_started`` hears of the shell once it runs (the account it
+    runs as is in the outcome). Returns what happened (never raises for the technician's
+    mistakes; they are in the outcome and sent as ERROR). ``open_timeout`` is long: a
+    technician may be choosing between two accounts.
     """
     outcome = ShellOutcome()
+    offer = shell_offer(accounts, admin)
+    if offer is None:
+        code, message = _no_offer(accounts, admin)
+        outcome.error = code
+        await _send_error_and_close(channel, code, message)
+        return outcome
+    try:
+        await channel.send(encode_offer(offer))
+    except ChannelClosed:
+        outcome.ended_by = "channel_closed"
+        return outcome
     try:
         first = await asyncio.wait_for(channel.recv(), open_timeout)
         request = decode_open(first)
@@ -242,13 +313,12 @@ async def serve_shell(
         outcome.ended_by = "channel_closed"
         return outcome
     outcome.run_as = request.run_as
-    refusal = _refusal(request.run_as, accounts)
+    refusal = _refusal(request.run_as, accounts, admin)
     if refusal is not None:
         outcome.ended_by, outcome.error = "refused", refusal[0]
         await _send_error_and_close(channel, *refusal)
         return outcome
     account = accounts[request.run_as]
-    outcome.account = account.name
     master, slave = os.openpty()
     try:
         set_winsize(slave, request.rows, request.cols)
@@ -259,11 +329,15 @@ async def serve_shell(
         try:
             proc = _spawn(account, request.term, slave)
         except OSError as exc:
+            os.close(master)
             outcome.ended_by, outcome.error = "refused", "spawn_failed"
             await _send_error_and_close(channel, "spawn_failed", exc.strerror or str(exc))
             return outcome
     finally:
         os.close(slave)  # the child holds it now; the master reads EIO once all copies close
+    outcome.account, outcome.uid = account.name, account.uid
+    if on_started is not None:
+        on_started(outcome)
     os.set_blocking(master, False)
     try:
         await _run(channel, proc, master, outcome, kill_grace)

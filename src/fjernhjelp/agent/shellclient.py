@@ -13,17 +13,21 @@ import signal
 import struct
 import termios
 import tty
+from collections.abc import Callable
 
 from fjernhjelp.agent.shellwire import (
     DATA,
     ERROR,
     EXIT,
     MAX_DATA,
+    OFFER,
     RUN_AS_CHOICES,
     TERM_RE,
+    ShellOffer,
     ShellProtocolError,
     ShellRefused,
     decode_error,
+    decode_offer,
     encode_open,
     encode_resize,
     terminal_size,
@@ -33,23 +37,43 @@ from fjernhjelp.agent.shellwire import (
 from fjernhjelp.tunnel.channel import Channel, ChannelClosed
 
 
+async def receive_offer(channel: Channel) -> ShellOffer:
+    """The agent's first message: what it offers, or its refusal (ShellRefused)."""
+    message = await channel.recv()
+    if message[:1] == bytes([OFFER]):
+        return decode_offer(message[1:])
+    if message[:1] == bytes([ERROR]):
+        code, text = decode_error(message[1:])
+        await channel.close(code)
+        raise ShellRefused(code, text)
+    raise ShellProtocolError("the agent's first message must be OFFER")
+
+
 async def run_shell_client(
     channel: Channel,
     stdin_fd: int,
     stdout_fd: int,
     *,
-    run_as: str = "user",
+    run_as: str | None = None,
     term: str | None = None,
+    on_offer: Callable[[ShellOffer, str], None] | None = None,
 ) -> int:
     """Connect the local terminal to a remote shell; returns the shell's exit status.
 
-    Puts ``stdin_fd`` in raw mode while connected (restored afterwards) and passes window
-    size changes (SIGWINCH) on. Raises ShellRefused if the agent refuses or reports an
-    error, ShellProtocolError if the agent breaks the wire format, and ChannelClosed if
-    the tunnel ends before the shell does.
+    ``run_as`` None takes the agent's default from its OFFER; a choice the agent did not
+    offer is still asked for (the agent refuses it, and its audit log shows the attempt).
+    ``on_offer`` hears the offer and the choice made. Puts ``stdin_fd`` in raw mode
+    while connected (restored afterwards) and passes window size changes (SIGWINCH) on.
+    Raises ShellRefused if the agent refuses or reports an error, ShellProtocolError if
+    the agent breaks the wire format, and ChannelClosed if the tunnel ends before the
+    shell does.
     """
-    if run_as not in RUN_AS_CHOICES:
+    if run_as is not None and run_as not in RUN_AS_CHOICES:
         raise ValueError(f"run_as must be one of {RUN_AS_CHOICES}")
+    offer = await receive_offer(channel)
+    run_as = run_as or offer.default
+    if on_offer is not None:
+        on_offer(offer, run_as)
     term = term or os.environ.get("TERM") or "xterm-256color"
     if not TERM_RE.fullmatch(term):
         term = "xterm-256color"

@@ -5,6 +5,12 @@ Wire format. Every channel message is one message below; its first byte is the t
 =====  ======  ===============  ============================================================
 type   name    direction        payload
 =====  ======  ===============  ============================================================
+0x06   OFFER   agent→technician first message of the agent, sent as the channel opens; UTF-8
+                                JSON ``{"choices": [{"run_as": "user" | "service",
+                                "account": str, "uid": int}, ...], "default": run_as}``:
+                                the accounts this session may have a shell as, at most one
+                                per run_as; ``default`` is one of them. With no choice at
+                                all the agent sends ERROR instead and closes.
 0x01   OPEN    technician→agent first message only; UTF-8 JSON object, at most 1 KiB:
                                 ``{"rows": 1..1000, "cols": 1..1000, "term": "xterm-256color",
                                 "run_as": "user" | "service"}``
@@ -16,9 +22,12 @@ type   name    direction        payload
 0x05   ERROR   agent→technician last message; UTF-8 JSON ``{"code": str, "message": str}``
 =====  ======  ===============  ============================================================
 
-After EXIT or ERROR the agent closes the channel. Anything else from the technician (an
-unknown type, a second OPEN, an oversized or malformed message) is answered with ERROR
-``protocol`` and ends the shell.
+The technician picks from the OFFER (the agent's default when it has no preference) and
+sends OPEN; the agent still checks the choice itself, so an OPEN for an account it did not
+offer is refused with ERROR (``run_as_not_offered``, ``needs_terminal_admin``,
+``needs_root``). After EXIT or ERROR the agent closes the channel. Anything else from the
+technician (an unknown type, a second OPEN, an oversized or malformed message) is answered
+with ERROR ``protocol`` and ends the shell.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import struct
 import termios
 from dataclasses import dataclass
 
-OPEN, DATA, RESIZE, EXIT, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05
+OPEN, DATA, RESIZE, EXIT, ERROR, OFFER = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 MAX_DATA = 64 * 1024
 MAX_OPEN = 1024
 MAX_DIMENSION = 1000
@@ -68,12 +77,65 @@ class OpenRequest:
     run_as: str
 
 
+@dataclass(frozen=True)
+class ShellChoice:
+    """One account the agent offers a shell as."""
+
+    run_as: str
+    account: str
+    uid: int
+
+
+@dataclass(frozen=True)
+class ShellOffer:
+    choices: tuple[ShellChoice, ...]
+    default: str
+
+    def get(self, run_as: str) -> ShellChoice | None:
+        return next((c for c in self.choices if c.run_as == run_as), None)
+
+    def describe(self) -> str:
+        """``user (kari), service (root)``: for one-line messages."""
+        return ", ".join(f"{c.run_as} ({c.account})" for c in self.choices) or "none"
+
+
 # --- encoding ---------------------------------------------------------------------------
 
 
 def encode_open(rows: int, cols: int, term: str, run_as: str) -> bytes:
     body = {"rows": rows, "cols": cols, "term": term, "run_as": run_as}
     return bytes([OPEN]) + json.dumps(body, separators=(",", ":")).encode()
+
+
+def encode_offer(offer: ShellOffer) -> bytes:
+    body = {
+        "choices": [
+            {"run_as": c.run_as, "account": c.account, "uid": c.uid} for c in offer.choices
+        ],
+        "default": offer.default,
+    }
+    return bytes([OFFER]) + json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode_offer(payload: bytes) -> ShellOffer:
+    """The agent's OFFER (its payload); ShellProtocolError if it is not well formed."""
+    if len(payload) > MAX_OPEN:
+        raise ShellProtocolError("OFFER is too large")
+    try:
+        body = json.loads(payload.decode("utf-8"))
+        choices = tuple(
+            ShellChoice(str(c["run_as"]), str(c["account"])[:64], int(c["uid"]))
+            for c in body["choices"]
+        )
+        default = str(body["default"])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise ShellProtocolError("OFFER is not well formed") from exc
+    runs = [c.run_as for c in choices]
+    if not choices or len(set(runs)) != len(runs) or not set(runs) <= set(RUN_AS_CHOICES):
+        raise ShellProtocolError("OFFER must list distinct known choices")
+    if default not in runs:
+        raise ShellProtocolError("OFFER's default is not one of its choices")
+    return ShellOffer(choices, default)
 
 
 def encode_resize(rows: int, cols: int) -> bytes:

@@ -1,7 +1,9 @@
 """Forwarding committed audit events as syslog (RFC 5424 over UDP).
 
 Only events whose transaction committed are sent: they are collected on the session
-by audit.log.record() and flushed here after commit, dropped after rollback.
+by audit.log.record() and flushed here after commit, dropped after rollback. Signed
+checkpoints of the chain head (audit/checkpoint.py) travel the same way with the MSGID
+``checkpoint``, so the SIEM holds copies that whoever owns the database cannot reach.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from fjernhjelp.audit.checkpoint import checkpoint_as_dict
 from fjernhjelp.audit.query import event_as_dict
 
 _log = logging.getLogger(__name__)
@@ -29,11 +32,11 @@ class SyslogForwarder:
         self._app = app_name
         self._hostname = socket.gethostname()
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, payload: dict[str, Any], msgid: str = "audit") -> None:
         # PRI 110 = facility 13 (log audit) * 8 + severity 6 (informational).
-        message = (
-            f"<110>1 {payload['occurred_at']} {self._hostname} {self._app} - audit - "
-            + json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        stamp = payload.get("occurred_at") or payload.get("signed_at")
+        message = f"<110>1 {stamp} {self._hostname} {self._app} - {msgid} - " + json.dumps(
+            payload, ensure_ascii=False, separators=(",", ":")
         )
         try:
             self._sock.sendto(message.encode(), self._address)
@@ -44,14 +47,21 @@ class SyslogForwarder:
         self._sock.close()
 
 
-def install(factory: sessionmaker[Session], forwarder: SyslogForwarder) -> None:
+def install(
+    factory: sessionmaker[Session], forwarder: SyslogForwarder, server_key_fingerprint: str = ""
+) -> None:
     factory.configure(info={"audit_forwarding": True})
 
     @event.listens_for(factory, "after_commit")
     def _after_commit(session: Session) -> None:
         for ev in session.info.pop("audit_pending", []):
             forwarder.send(event_as_dict(ev))
+        for checkpoint in session.info.pop("checkpoints_pending", []):
+            payload = checkpoint_as_dict(checkpoint)
+            payload["server_key_fingerprint"] = server_key_fingerprint
+            forwarder.send(payload, msgid="checkpoint")
 
     @event.listens_for(factory, "after_rollback")
     def _after_rollback(session: Session) -> None:
         session.info.pop("audit_pending", None)
+        session.info.pop("checkpoints_pending", None)

@@ -62,6 +62,26 @@ class Actor:
         return cls(None, "command-line", None)
 
 
+def without_secret_keys(details: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``details`` less any entry ``record`` would refuse, and the names left out.
+
+    For details that come from the other side (an agent's report): a peer that sends a
+    forbidden name loses that entry, not its connection or the rest of the event.
+    """
+    kept: dict[str, Any] = {}
+    dropped: list[str] = []
+    for name, value in details.items():
+        if name.lower() in _SECRET_KEYS:
+            dropped.append(name)
+        elif isinstance(value, dict):
+            inner, gone = without_secret_keys(value)
+            kept[name] = inner
+            dropped.extend(f"{name}.{g}" for g in gone)
+        else:
+            kept[name] = value
+    return kept, dropped
+
+
 def _check_details(details: dict[str, Any]) -> None:
     for key, value in details.items():
         if key.lower() in _SECRET_KEYS:

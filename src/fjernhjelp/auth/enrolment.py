@@ -1,7 +1,9 @@
 """One-time enrolment links: a new account sets its password and its first factor.
 
 The link is the only way an account becomes active; the operator's first account gets
-one from the command line, everyone else from an admin in the portal.
+one from the command line, everyone else from an admin in the portal. A link for an
+account that is already active re-enrols it: the new password and factor replace every
+earlier one and its sessions end (portal/reenrolment.py says who is told).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import factors
+from fjernhjelp.auth import factors, sessions
 from fjernhjelp.auth.models import EnrolmentLink, Factor, FactorKind, User, UserStatus
 from fjernhjelp.auth.passwords import Passwords, policy_problems
 from fjernhjelp.auth.tokens import new_token, token_hash
+from fjernhjelp.portal import reenrolment
 
 
 class LinkInvalid(Exception):
@@ -60,7 +64,11 @@ def issue_link(
     token = new_token()
     db.add(
         EnrolmentLink(
-            token_hash=token_hash(token), user=user, created_at=now, expires_at=now + lifetime
+            token_hash=token_hash(token),
+            user=user,
+            created_at=now,
+            expires_at=now + lifetime,
+            issued_by=actor.name,
         )
     )
     record(
@@ -117,6 +125,9 @@ def complete(
     now: datetime,
     source_address: str | None,
 ) -> User:
+    """Set the password and confirm the TOTP factor, spending the link. Raises
+    EnrolmentRejected for a form to correct (commit: the event of a wrong code stays),
+    or LinkInvalid when another use of the same link got there first (roll back)."""
     user = link.user
     problems = policy_problems(
         password, min_length=min_length, username=user.username, email=user.email
@@ -125,10 +136,29 @@ def complete(
         problems.append("password.mismatch")
     if problems:
         raise EnrolmentRejected(problems)
+    # Spend the link first, in one statement, and only if nobody else has: of two posts
+    # of the same link at the same moment, the second finds no unused row and is
+    # refused (on PostgreSQL it waits for the first to commit, then sees it used). A
+    # wrong code gives the link back by rolling the savepoint back.
+    attempt = db.begin_nested()
+    claimed = db.execute(
+        update(EnrolmentLink)
+        .where(
+            EnrolmentLink.id == link.id,
+            EnrolmentLink.used_at.is_(None),
+            EnrolmentLink.expires_at > now,
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        attempt.rollback()
+        raise LinkInvalid("used_link")
     pending = pending_totp(db, at_rest_key, link)
     try:
         factors.confirm_totp(db, at_rest_key, pending.factor, code)
     except factors.FactorRejected as exc:
+        attempt.rollback()
         record(
             db,
             "account.enrolment",
@@ -139,10 +169,12 @@ def complete(
             factor="totp",
         )
         raise EnrolmentRejected(["factor.wrong_code"]) from exc
+    attempt.commit()
+    set_committed_value(link, "used_at", now)
+    reenrolling = user.status == UserStatus.ACTIVE
     user.password_hash = passwords.hash(password)
     user.password_changed_at = now
     user.status = UserStatus.ACTIVE
-    link.used_at = now
     record(
         db,
         "account.enrolment",
@@ -151,7 +183,35 @@ def complete(
         customer_org_id=user.organisation_id,
         source_address=source_address,
         factor="totp",
-        details={"factor_label": pending.factor.label},
+        details={"factor_label": pending.factor.label, "reenrolment": reenrolling},
     )
+    if reenrolling:
+        _replace_everything_else(db, user, link, pending.factor, now, source_address)
     db.flush()
     return user
+
+
+def _replace_everything_else(
+    db: Session,
+    user: User,
+    link: EnrolmentLink,
+    kept: Factor,
+    now: datetime,
+    source_address: str | None,
+) -> None:
+    """Whoever held the old password or factors, or a session opened with them, holds
+    nothing now."""
+    replaced = [f for f in user.factors if f.id != kept.id]
+    for factor in replaced:
+        user.factors.remove(factor)
+    db.flush()
+    ended = sessions.end_all_for_user(db, user.id)
+    reenrolment.completed(
+        db,
+        user,
+        issued_by=link.issued_by,
+        replaced_factors=sum(1 for f in replaced if f.confirmed),
+        ended_login_sessions=ended,
+        now=now,
+        source_address=source_address,
+    )

@@ -159,6 +159,9 @@ class EnrolmentLink(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Who asked for it (an account name, or "command-line"): told to the person when
+    # the link replaced the factors of an account that was already active.
+    issued_by: Mapped[str | None] = mapped_column(String(200), default=None)
 
     user: Mapped[User] = relationship(lazy="joined")
 

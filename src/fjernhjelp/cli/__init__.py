@@ -1,6 +1,7 @@
 """The ``fjernhjelp`` command."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: typer would eval every string annotation
+# at start-up (see bench/startup.py).
 
 import typer
 
@@ -11,6 +12,9 @@ app = typer.Typer(
     help="Remote assistance for a health network.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold passwords or keys
+    # Plain help and errors: rich's help renderer alone takes longer to import than all
+    # of typer, and every command pays it at start-up (bench/startup.py, issue 9).
+    rich_markup_mode=None,
 )
 app.command("serve")(serve.serve)
 app.command("demo")(serve.demo)

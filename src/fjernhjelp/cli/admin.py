@@ -1,26 +1,24 @@
 """``fjernhjelp admin``: the only way to create the first operator (never the web)."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 from typing import Annotated
 
 import typer
-from sqlalchemy import select
 
-from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import enrolment
-from fjernhjelp.auth.accounts import AccountError, create_user
-from fjernhjelp.auth.models import User, UserStatus
-from fjernhjelp.cli.common import DatabaseUrl, DataDir, console, err, settings_from
-from fjernhjelp.db import migrate
-from fjernhjelp.db.base import utcnow
-from fjernhjelp.portal import members, sweep
-from fjernhjelp.portal.models import Organisation, OrgKind
-from fjernhjelp.portal.orgnr import InvalidOrgnr, normalise_orgnr
-from fjernhjelp.server.state import build_state
+from fjernhjelp.cli.common import (
+    DatabaseUrl,
+    DataDir,
+    console,
+    err,
+    load_models,
+    settings_from,
+    sub_app,
+)
 
-app = typer.Typer(help="Operator accounts and portal upkeep.", no_args_is_help=True)
+# Server and database modules are imported inside each command: `fjernhjelp --help`,
+# and the agent on a customer machine, must not pay for (or need) them.
+
+app = sub_app("Operator accounts and portal upkeep.")
 
 
 @app.command("create-operator")
@@ -34,6 +32,18 @@ def create_operator(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an operator account and print its one-time enrolment link."""
+    from sqlalchemy import select
+
+    from fjernhjelp.audit.log import Actor, Outcome, record
+    from fjernhjelp.auth import enrolment
+    from fjernhjelp.auth.accounts import AccountError, create_user
+    from fjernhjelp.db import migrate
+    from fjernhjelp.db.base import utcnow
+    from fjernhjelp.portal.models import Organisation, OrgKind
+    from fjernhjelp.portal.orgnr import InvalidOrgnr, normalise_orgnr
+    from fjernhjelp.server.state import build_state
+
+    load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
     migrate.upgrade(state.engine)
@@ -94,7 +104,19 @@ def enrolment_link(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Issue a new one-time enrolment link (earlier unused links stop working)."""
+    """Issue a new one-time enrolment link (earlier unused links stop working). For an
+    active account, using it replaces the password and factors and ends its sessions."""
+    from sqlalchemy import select
+
+    from fjernhjelp.audit.log import Actor
+    from fjernhjelp.auth.models import User, UserStatus
+    from fjernhjelp.db.base import utcnow
+    from fjernhjelp.portal import members
+    from fjernhjelp.portal.errors import PortalError
+    from fjernhjelp.server.state import build_state
+    from fjernhjelp.web.i18n import Translator
+
+    load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
     with state.sessions() as db:
@@ -104,15 +126,26 @@ def enrolment_link(
         if user is None:
             err.print(f"[red]no account named {username!r}[/red]")
             raise typer.Exit(2)
-        token = enrolment.issue_link(
-            db,
-            user,
-            actor=Actor.command_line(),
-            now=utcnow(),
-            lifetime=timedelta(hours=settings.enrolment_link_hours),
-        )
+        # Whoever runs this holds the server's data directory, so may manage operator
+        # accounts; the link goes through the same service as the portal's.
+        try:
+            invitation = members.reissue_link(
+                db,
+                user,
+                actor=Actor.command_line(),
+                now=utcnow(),
+                link_lifetime=timedelta(hours=settings.enrolment_link_hours),
+            )
+        except PortalError as exc:
+            err.print(f"[red]{username}: {Translator('en')(exc.message_key)}[/red]")
+            raise typer.Exit(2) from exc
         db.commit()
-    console.print(f"{settings.effective_public_url}/enroll/{token}", soft_wrap=True)
+    if user.status == UserStatus.ACTIVE:
+        err.print(
+            f"{username} is active: using this link replaces the password and second "
+            "factors and ends every session of the account."
+        )
+    console.print(invitation.link(settings.effective_public_url), soft_wrap=True)
 
 
 @app.command("sweep")
@@ -122,6 +155,10 @@ def run_sweep(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> Non
     The server does the same every FJERNHJELP_SWEEP_INTERVAL_SECONDS; each expiry is
     handled once, whoever gets to it first.
     """
+    from fjernhjelp.portal import sweep
+    from fjernhjelp.server.state import build_state
+
+    load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
     report = sweep.run_once(state.sessions, state.now, timedelta(days=settings.inactive_user_days))
@@ -139,6 +176,15 @@ def reactivate(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Reactivate a deactivated account (e.g. the only operator, after a long absence)."""
+    from sqlalchemy import select
+
+    from fjernhjelp.audit.log import Actor, Outcome, record
+    from fjernhjelp.auth.models import User, UserStatus
+    from fjernhjelp.db.base import utcnow
+    from fjernhjelp.portal import members
+    from fjernhjelp.server.state import build_state
+
+    load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
     with state.sessions() as db:

@@ -3,22 +3,31 @@
 Imports only agent code: this runs on the customer's machine.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fjernhjelp.agent import install as installer
-from fjernhjelp.cli.common import console, err
-from fjernhjelp.control.package import InstallerPackage, PackageRejected, read_package
+from fjernhjelp.cli.common import console, err, sub_app
 
-app = typer.Typer(help="The agent on a customer machine.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from fjernhjelp.agent import install as installer_types
+    from fjernhjelp.control.package import InstallerPackage
 
-# Tests replace this to record system commands instead of running them.
-system_ops: installer.SystemOps = installer.HostSystem()
+# Agent modules are imported when a command runs, so `--help` starts quickly.
+
+app = sub_app("The agent on a customer machine.")
+
+# Tests replace this to record system commands instead of running them (None: the host).
+system_ops: "installer_types.SystemOps | None" = None
+
+
+def _system() -> "installer_types.SystemOps":
+    from fjernhjelp.agent import install as installer
+
+    return system_ops if system_ops is not None else installer.HostSystem()
+
 
 Root = Annotated[
     Path,
@@ -26,7 +35,9 @@ Root = Annotated[
 ]
 
 
-def _read(path: Path, expected: str | None) -> InstallerPackage:
+def _read(path: Path, expected: str | None) -> "InstallerPackage":
+    from fjernhjelp.control.package import PackageRejected, read_package
+
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -39,7 +50,7 @@ def _read(path: Path, expected: str | None) -> InstallerPackage:
         raise typer.Exit(2) from exc
 
 
-def _describe(package: InstallerPackage) -> None:
+def _describe(package: "InstallerPackage") -> None:
     console.print(f"server:       [bold]{package.server_url}[/bold]")
     console.print(f"server key:   [bold]{package.fingerprint}[/bold]")
     console.print(f"group:        {package.group}")
@@ -71,10 +82,29 @@ def install_command(
         list[Path] | None,
         typer.Option(help="A folder files may be copied to and from (repeat for more)."),
     ] = None,
+    no_service: Annotated[
+        bool,
+        typer.Option(
+            "--no-service",
+            help="Only write the config and identity key into --config-dir; start nothing "
+            "(for machines without systemd: run `agent run --config DIR/agent.toml`).",
+        ),
+    ] = False,
+    config_dir: Annotated[
+        Path | None,
+        typer.Option(help="With --no-service: the folder (0700) for agent.toml and the key."),
+    ] = None,
     root: Root = Path("/"),
 ) -> None:
-    """Install the agent as a systemd service from an installer PACKAGE."""
-    if root == Path("/") and os.geteuid() != 0:
+    """Install the agent as a systemd service from an installer PACKAGE (or, with
+    --no-service, only write its config and key)."""
+    if no_service != (config_dir is not None):
+        err.print("[red]--no-service and --config-dir go together[/red]")
+        raise typer.Exit(2)
+    if no_service and (privileged or root != Path("/")):
+        err.print("[red]--no-service runs as the account that installs it: no --privileged[/red]")
+        raise typer.Exit(2)
+    if not no_service and root == Path("/") and os.geteuid() != 0:
         err.print("[red]installing the agent needs root[/red]")
         raise typer.Exit(2)
     checked = _read(package, expect_fingerprint)
@@ -87,11 +117,16 @@ def install_command(
             "fingerprint above with the one the portal shows."
         )
         typer.confirm("Install and trust this server?", abort=True)
+    from fjernhjelp.agent import install as installer
+
+    if config_dir is not None:
+        _install_without_service(checked, config_dir, file_root or [])
+        return
     try:
         report = installer.install(
             checked,
             layout=installer.Layout(root),
-            ops=system_ops,
+            ops=_system(),
             privileged=privileged,
             file_roots=file_root or [],
         )
@@ -101,6 +136,24 @@ def install_command(
     console.print(
         f"Installed: {report.unit_file} running as {report.account}; "
         f"config in {report.config_file}."
+    )
+
+
+def _install_without_service(
+    package: "InstallerPackage", config_dir: Path, file_roots: list[Path]
+) -> None:
+    from fjernhjelp.agent import install as installer
+
+    try:
+        done = installer.install_local(package, config_dir=config_dir, file_roots=file_roots)
+    except installer.InstallError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"Config written to {done.config_file} (0600).")
+    console.print(f"Identity key {done.identity_fingerprint} in {done.identity_key} (0600).")
+    console.print(
+        "Nothing was started. Run the agent as this account, under whatever supervises "
+        f"processes here:\n  fjernhjelp agent run --config {done.config_file}"
     )
 
 
@@ -115,8 +168,10 @@ def uninstall(
         raise typer.Exit(2)
     if not yes:
         typer.confirm("Remove the agent? The machine must be enrolled again after.", abort=True)
+    from fjernhjelp.agent import install as installer
+
     try:
-        installer.uninstall(layout=installer.Layout(root), ops=system_ops)
+        installer.uninstall(layout=installer.Layout(root), ops=_system())
     except installer.InstallError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
@@ -125,7 +180,14 @@ def uninstall(
 
 @app.command("run")
 def run_command(
-    config: Annotated[Path, typer.Option("--config", help="The agent's configuration file.")],
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config",
+            help="The agent's TOML config (agent.toml, written by `agent install`; every "
+            "key is described in docs/agent.md).",
+        ),
+    ],
     hostname: Annotated[
         str | None, typer.Option(help="Name to report instead of the host name.")
     ] = None,
@@ -142,6 +204,9 @@ def run_command(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # websockets logs the start of every frame at DEBUG: control messages carry relay
+    # tokens and tickets, which never go to a log, whatever the verbosity.
+    logging.getLogger("websockets").setLevel(logging.INFO)
     try:
         asyncio.run(run_agent(config, hostname=hostname))
     except (ConfigError, FatalAgentError) as exc:

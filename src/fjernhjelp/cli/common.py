@@ -1,17 +1,50 @@
-"""Options every command shares, and how they become Settings."""
+"""Options every command shares, and how they become Settings.
 
-from __future__ import annotations
+Nothing here imports the server's settings or rich at import time: every command module
+imports this, and `fjernhjelp --help` (or the agent) should not pay for what it never uses.
+"""
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from fjernhjelp.config import Settings
+if TYPE_CHECKING:
+    from rich.console import Console
 
-console = Console()
-err = Console(stderr=True)
+    from fjernhjelp.config import Settings
+
+
+class _LazyConsole:
+    """A rich Console made on first use."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def _get(self) -> "Console":
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
+def sub_app(help_text: str) -> typer.Typer:
+    """A command group, formatted like the top-level command (see cli/__init__.py)."""
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None)
+
+
+def real(lazy: "Console") -> "Console":
+    """The Console itself, for rich objects that use it directly (progress bars)."""
+    return lazy._get() if isinstance(lazy, _LazyConsole) else lazy
+
+
+console: "Console" = _LazyConsole()  # type: ignore[assignment]
+err: "Console" = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 DataDir = Annotated[
     Path | None,
@@ -23,9 +56,17 @@ DatabaseUrl = Annotated[
 ]
 
 
+def load_models() -> None:
+    """Import every model, so relationships between packages resolve (commands that use
+    the database call this; the server's app does it by importing everything)."""
+    import fjernhjelp.db.models  # noqa: F401
+
+
 def settings_from(
     data_dir: Path | None = None, database_url: str | None = None, **extra: object
-) -> Settings:
+) -> "Settings":
+    from fjernhjelp.config import Settings
+
     overrides: dict[str, object] = {k: v for k, v in extra.items() if v is not None}
     if data_dir is not None:
         overrides["data_dir"] = data_dir

@@ -1,19 +1,16 @@
 """``fjernhjelp db``: schema migrations."""
 
-from __future__ import annotations
+from fjernhjelp.cli.common import DatabaseUrl, DataDir, console, settings_from, sub_app
 
-import typer
-
-from fjernhjelp.cli.common import DatabaseUrl, DataDir, console, settings_from
-from fjernhjelp.db import migrate
-from fjernhjelp.db.engine import make_engine
-
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app = sub_app("Database schema.")
 
 
 @app.command()
 def upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Apply every migration not yet applied."""
+    from fjernhjelp.db import migrate
+    from fjernhjelp.db.engine import make_engine
+
     settings = settings_from(data_dir, database_url)
     engine = make_engine(settings.effective_database_url)
     before = migrate.current_revision(engine)
@@ -25,6 +22,9 @@ def upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
 @app.command()
 def current(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Show the applied and the newest revision."""
+    from fjernhjelp.db import migrate
+    from fjernhjelp.db.engine import make_engine
+
     settings = settings_from(data_dir, database_url)
     engine = make_engine(settings.effective_database_url)
     console.print(

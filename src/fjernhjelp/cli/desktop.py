@@ -4,12 +4,7 @@ The port has no authentication (RFB security None, as inside the tunnel), so it 
 to loopback addresses only.
 """
 
-from __future__ import annotations
-
-import asyncio
-import contextlib
 import ipaddress
-import logging
 import os
 from typing import Annotated
 
@@ -48,6 +43,10 @@ def desktop_serve(
     if not display:
         err.print("No X display: pass --display or set DISPLAY.")
         raise typer.Exit(2)
+    import asyncio
+    import contextlib
+    import logging
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from fjernhjelp.agent.desktop import listen_tcp  # needs the desktop extra
 

@@ -1,7 +1,5 @@
 """``fjernhjelp login`` / ``logout`` / ``whoami``: a technician session for the CLI."""
 
-from __future__ import annotations
-
 import contextlib
 import sys
 from datetime import UTC, datetime
@@ -10,8 +8,6 @@ from typing import Annotated
 import typer
 
 from fjernhjelp.cli.common import console, err
-from fjernhjelp.client import credentials
-from fjernhjelp.client.api import Api, ApiError
 
 Server = Annotated[
     str,
@@ -31,6 +27,9 @@ def login(
     ] = False,
 ) -> None:
     """Log in with password and second factor; the session is stored for later commands."""
+    from fjernhjelp.client import credentials
+    from fjernhjelp.client.api import Api, ApiError
+
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -57,10 +56,24 @@ def login(
         )
     )
     console.print(f"logged in as [bold]{username}[/bold]; session stored in {path}")
+    _show_notices(server, session["token"])
+
+
+def _show_notices(server: str, token: str) -> None:
+    """Notices to this person (their account was re-enrolled) are shown at login, as
+    the web shows them; they stay until read in the browser, which shows them at login."""
+    from fjernhjelp.client.api import Api, ApiError
+
+    with Api(server, token) as api, contextlib.suppress(ApiError):
+        for notice in api.me().get("notices", []):
+            err.print(f"[yellow]{notice['text']}[/yellow]")
 
 
 def logout() -> None:
     """End the stored session on the server and forget it here."""
+    from fjernhjelp.client import credentials
+    from fjernhjelp.client.api import Api, ApiError
+
     try:
         creds = credentials.load()
     except credentials.CredentialsError:
@@ -75,6 +88,9 @@ def logout() -> None:
 
 def whoami() -> None:
     """Show the account the stored session belongs to."""
+    from fjernhjelp.client import credentials
+    from fjernhjelp.client.api import Api, ApiError
+
     try:
         creds = credentials.load()
     except credentials.CredentialsError as exc:

@@ -1,38 +1,48 @@
 """``fjernhjelp serve`` and ``fjernhjelp demo``: run the server."""
 
-from __future__ import annotations
+from typing import TYPE_CHECKING, Annotated
 
-import json
-from typing import Annotated
-
-import segno
 import typer
-import uvicorn
 
-from fjernhjelp import demo as demo_data
-from fjernhjelp import logs
 from fjernhjelp.cli.common import DatabaseUrl, DataDir, console, settings_from
-from fjernhjelp.config import Settings
-from fjernhjelp.db import migrate
-from fjernhjelp.server.app import create_app
-from fjernhjelp.server.state import build_state
+
+if TYPE_CHECKING:
+    from fjernhjelp.config import Settings
+
+# The server is imported when a command runs, never for `--help` or the agent.
 
 Bind = Annotated[str | None, typer.Option("--bind", help="host:port to listen on.")]
 
 
-def _run(settings: Settings) -> None:
+def _run(settings: "Settings") -> None:
+    import uvicorn
+
+    from fjernhjelp import logs
+    from fjernhjelp.db import migrate
+    from fjernhjelp.server.app import create_app
+    from fjernhjelp.server.state import build_state
+
     logs.configure(settings)
     state = build_state(settings)
     migrate.upgrade(state.engine)
     app = create_app(state=state, periodic=True)
-    uvicorn.run(
-        app,
+    uvicorn.run(app, **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: "Settings") -> dict[str, object]:
+    from fjernhjelp import logs
+    from fjernhjelp.server.ws_guard import PROTOCOL_MAX_MESSAGE
+
+    return dict(
         host=settings.host,
         port=settings.port,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         proxy_headers=False,  # X-Forwarded-For is read by us, from trusted proxies only
         server_header=False,
+        # No WebSocket message larger than a tunnel record is ever buffered; the
+        # endpoints lower it to a few KiB until the socket authenticates (ws_guard.py).
+        ws_max_size=PROTOCOL_MAX_MESSAGE,
         log_config=logs.uvicorn_log_config(),
     )
 
@@ -44,6 +54,10 @@ def serve(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind
 
 def demo(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind = None) -> None:
     """Run the server with demo data, printing the demo logins."""
+    from fjernhjelp import demo as demo_data
+    from fjernhjelp.db import migrate
+    from fjernhjelp.server.state import build_state
+
     settings = settings_from(data_dir, database_url, bind=bind)
     state = build_state(settings)
     migrate.upgrade(state.engine)
@@ -58,6 +72,8 @@ def demo(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind 
 
 
 def _print_credentials(url: str, data: dict[str, object], path: object) -> None:
+    import segno
+
     console.rule("[bold]fjernhjelp demo")
     console.print(f"Open [bold]{url}[/bold] in a browser.\n")
     for account in data["accounts"]:  # type: ignore[attr-defined]
@@ -79,7 +95,6 @@ def _print_credentials(url: str, data: dict[str, object], path: object) -> None:
         segno.make(uri, error="m").terminal(compact=True)
     console.print(f"\nThe same is written to {path}.")
     console.rule()
-    _ = json  # credentials file is JSON; see demo.save
 
 
 __all__ = ["demo", "serve"]

@@ -49,6 +49,9 @@ class Dial(_Msg):
     session_id: uuid.UUID
     relay_url: str = Field(max_length=500)
     relay_token: str = Field(max_length=128)
+    # The pinned server key over statements.relay_statement, for a relay URL that is not on
+    # the server URL's origin (see control.dial); absent otherwise.
+    relay_signature: str | None = Field(default=None, max_length=128)
 
 
 class Cut(_Msg):
@@ -76,6 +79,7 @@ class Report(_Msg):
 
 SESSION_EVENTS = (
     "session.refused",  # the agent refused the ticket (with reason)
+    "dial.refused",  # the agent would not dial the relay URL it was sent (control.dial)
     "session.started",
     "session.ended_at_agent",  # how the agent saw it end (by whom, why)
     "consent.asked",
@@ -87,6 +91,9 @@ SESSION_EVENTS = (
     "stream.refused",
     "file.moved",
     "chat.ended",  # counts of messages and characters each way, never the text
+    "shell.started",  # run_as and the OS account (name and uid) the shell runs as
+    "shell.ended",
+    "input.held_back",  # remote input dropped while a consent dialog was open (counts)
 )
 
 

@@ -13,6 +13,7 @@ ENROLLED = b"fjernhjelp-enrolled-v1\x00"
 SERVER_CHALLENGE = b"fjernhjelp-control-server-v1\x00"
 AGENT_PROOF = b"fjernhjelp-control-agent-v1\x00"
 INSTALLER = b"fjernhjelp-installer-v1\x00"
+RELAY = b"fjernhjelp-relay-url-v1\x00"
 
 NONCE_BYTES = 32
 
@@ -33,3 +34,8 @@ def server_challenge_statement(nonce: bytes) -> bytes:
 
 def agent_proof_statement(nonce: bytes, machine_id: uuid.UUID) -> bytes:
     return AGENT_PROOF + nonce + machine_id.bytes
+
+
+def relay_statement(session_id: uuid.UUID, relay_url: str) -> bytes:
+    """Signed by the server: this session's relay is at this URL (a node's own URL)."""
+    return RELAY + session_id.bytes + relay_url.encode()

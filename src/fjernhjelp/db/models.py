@@ -1,6 +1,7 @@
 """Imports every model module, so Base.metadata knows all tables (for Alembic)."""
 
 from fjernhjelp.access import models as access_models
+from fjernhjelp.audit import checkpoint_models as audit_checkpoint_models
 from fjernhjelp.audit import models as audit_models
 from fjernhjelp.auth import models as auth_models
 from fjernhjelp.db.base import Base
@@ -14,6 +15,7 @@ from fjernhjelp.portal.models import terms as portal_terms_models
 __all__ = [
     "Base",
     "access_models",
+    "audit_checkpoint_models",
     "audit_models",
     "auth_models",
     "portal_agreement_models",

@@ -178,6 +178,15 @@ def _earliest(*moments: datetime | None) -> datetime | None:
     return min(known) if known else None
 
 
+def effective_permissions(granted: frozenset[Permission]) -> frozenset[Permission]:
+    """What a grant's permissions allow: a shell as administrator is a shell, so
+    ``terminal_admin`` brings ``terminal`` with it (an admin who ticks only the stronger
+    box means both; the ticket then says both, and the agent needs both)."""
+    if Permission.TERMINAL_ADMIN in granted:
+        return granted | {Permission.TERMINAL}
+    return granted
+
+
 def decide(
     db: Session,
     technician: User,
@@ -237,7 +246,7 @@ def decide(
                 agreement_reference=grant.agreement.reference,
                 customer_org_id=grant.customer_org_id,
                 vendor_org_id=grant.vendor_org_id,
-                permissions=_usable(grant.permissions),
+                permissions=_usable(effective_permissions(grant.permissions)),
                 consent_required=support or grant.consent_required,
                 preapproval_clause=None
                 if support or grant.consent_required

@@ -39,3 +39,10 @@ class NotAllowed(Exception):
     def __init__(self, needed: str) -> None:
         super().__init__(needed)
         self.needed = needed
+
+
+class OperatorOnly(PortalError):
+    """Only an operator may do this to that account (an operator account), even for an
+    admin who may see it. Not a NotFound: the admin sees the account in its list."""
+
+    status = 403

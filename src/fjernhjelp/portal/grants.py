@@ -41,6 +41,9 @@ class GrantTerms:
     consent_required: bool = True
     expires_at: datetime | None = None  # None: the agreement's end, if it has one
     technician_ids: frozenset[uuid.UUID] = frozenset()  # empty: every technician
+    # Not a session permission (it never goes into a ticket): whether the vendor's
+    # technicians may make installer packages, i.e. put new machines into the group.
+    may_make_packages: bool = False
 
 
 def parse_permissions(values: list[str]) -> frozenset[Permission]:
@@ -61,6 +64,7 @@ def describe(grant: Grant) -> dict[str, Any]:
         "consent_required": grant.consent_required,
         "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
         "technicians": [t.username for t in grant.technicians],
+        "may_make_packages": grant.may_make_packages,
         "status": grant.status,
     }
 
@@ -262,6 +266,7 @@ def create(
         created_at=caller.now,
         created_by_id=caller.user.id,
         technicians=technicians,
+        may_make_packages=wanted.may_make_packages,
     )
     grant.set_permissions(wanted.permissions)
     db.add(grant)
@@ -305,6 +310,9 @@ def update(db: Session, caller: Caller, grant_id: uuid.UUID, wanted: GrantTerms)
     grant.consent_required = wanted.consent_required
     grant.expires_at = expires_at
     grant.technicians = technicians
+    # Turning this off needs no event: enrolment asks the grant each time, so packages
+    # made under it stop at once (access/enrolment.py).
+    grant.may_make_packages = wanted.may_make_packages
     db.flush()
     after = describe(grant)
     if after == before:

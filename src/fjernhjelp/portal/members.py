@@ -1,22 +1,29 @@
 """People in an organisation: invitations with one-time links, admin rights given and
-withdrawn, deactivation by the organisation, suspension by the operator."""
+withdrawn, deactivation by the organisation, suspension by the operator.
+
+Only operators manage operator accounts: an admin of the operator's own organisation
+sees its operators in its list and can change nothing about them (``_manageable``).
+Every change to an account goes through this module, whether it comes from a page, the
+API or the command line, so the rule holds on every path.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fjernhjelp.audit.log import Actor
 from fjernhjelp.auth import accounts, enrolment, sessions
 from fjernhjelp.auth.accounts import AccountError, create_user
 from fjernhjelp.auth.models import User, UserStatus
-from fjernhjelp.portal import terms
+from fjernhjelp.portal import reenrolment, terms
 from fjernhjelp.portal.caller import Caller
-from fjernhjelp.portal.errors import Conflict, NotFound, PortalError
+from fjernhjelp.portal.errors import Conflict, NotFound, OperatorOnly, PortalError
 from fjernhjelp.portal.models import Audience, Organisation
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
 from fjernhjelp.portal.trail import changed
@@ -63,13 +70,21 @@ def get_member(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     return user
 
 
+def _manageable(caller: Caller, user: User) -> User:
+    """Only operators manage operator accounts. Otherwise an admin of the operator's
+    own organisation could re-enrol an operator and log in as one."""
+    if user.is_operator and not caller.user.is_operator:
+        raise OperatorOnly("member.operator_only", account=user.username)
+    return user
+
+
 def _own_member(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     """A user the caller may change as an admin: same organisation only."""
     caller.require_admin()
     user = db.get(User, user_id)
     if user is None or user.organisation_id != caller.user.organisation_id:
         raise NotFound("user", user_id)
-    return user
+    return _manageable(caller, user)
 
 
 def _not_yourself(caller: Caller, user: User) -> None:
@@ -176,17 +191,39 @@ def new_link(
 ) -> Invitation:
     """A fresh one-time link (earlier ones stop working): for an invitation that ran
     out, or a colleague who lost their phone."""
-    user = get_member(db, caller, user_id)
-    if user.status not in (UserStatus.PENDING, UserStatus.ACTIVE):
-        raise PortalError("member.link_needs_active")
-    token = enrolment.issue_link(
+    user = _manageable(caller, get_member(db, caller, user_id))
+    return reissue_link(
         db,
         user,
         actor=caller.actor,
         now=caller.now,
-        lifetime=link_lifetime,
+        link_lifetime=link_lifetime,
         source_address=caller.source_address,
     )
+
+
+def reissue_link(
+    db: Session,
+    user: User,
+    *,
+    actor: Actor,
+    now: datetime,
+    link_lifetime: timedelta,
+    source_address: str | None = None,
+) -> Invitation:
+    """A new link for ``user``, once the caller is known to be allowed (``new_link``;
+    the command line, which holds the server's keys, is the operator's own console).
+    For an active account it is a re-enrolment: the customers relying on the person
+    see the link handed out, and using it replaces the factors and ends the sessions."""
+    if user.status not in (UserStatus.PENDING, UserStatus.ACTIVE):
+        raise PortalError("member.link_needs_active")
+    token = enrolment.issue_link(
+        db, user, actor=actor, now=now, lifetime=link_lifetime, source_address=source_address
+    )
+    if user.status == UserStatus.ACTIVE:
+        reenrolment.link_issued(
+            db, user, actor=actor, source_address=source_address, expires_at=now + link_lifetime
+        )
     return Invitation(user, token)
 
 
@@ -273,7 +310,7 @@ def deactivate(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
 
 
 def reactivate(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
-    user = get_member(db, caller, user_id)
+    user = _manageable(caller, get_member(db, caller, user_id))
     if user.status != UserStatus.DISABLED:
         raise PortalError("member.not_deactivated")
     before = describe(user)

@@ -1,4 +1,5 @@
-"""Notices for an organisation's admins, shown on the portal's front page."""
+"""Notices for an organisation's admins, shown on the portal's front page, and notices
+for one person, shown to them right after they log in."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fjernhjelp.auth.models import User
 from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import NotFound
 from fjernhjelp.portal.models import Notification
@@ -29,6 +31,33 @@ def notify(db: Session, organisation_id: uuid.UUID, kind: str, **params: object)
     return note
 
 
+def notify_person(db: Session, user: User, kind: str, **params: object) -> Notification:
+    """A notice for ``user`` alone (their organisation's admins do not see it)."""
+    note = notify(db, user.organisation_id, kind, **params)
+    note.user_id = user.id
+    db.flush()
+    return note
+
+
+def open_for_person(db: Session, user: User) -> list[Notification]:
+    return list(
+        db.execute(
+            select(Notification)
+            .where(Notification.user_id == user.id, Notification.dismissed_at.is_(None))
+            .order_by(Notification.created_at.desc())
+            .limit(SHOWN)
+        ).scalars()
+    )
+
+
+def dismiss_own(db: Session, caller: Caller, notification_id: uuid.UUID) -> Notification:
+    """The person has read a notice addressed to them."""
+    note = db.get(Notification, notification_id)
+    if note is None or note.user_id != caller.user.id:
+        raise NotFound("notification", notification_id)
+    return _dismiss(db, caller, note)
+
+
 def params_of(note: Notification) -> dict[str, str]:
     return json.loads(note.params)
 
@@ -40,6 +69,7 @@ def open_for(db: Session, caller: Caller) -> list[Notification]:
             select(Notification)
             .where(
                 Notification.organisation_id == caller.user.organisation_id,
+                Notification.user_id.is_(None),
                 Notification.dismissed_at.is_(None),
             )
             .order_by(Notification.created_at.desc())
@@ -59,8 +89,16 @@ def describe(note: Notification) -> dict[str, Any]:
 def dismiss(db: Session, caller: Caller, notification_id: uuid.UUID) -> Notification:
     caller.require_admin()
     note = db.get(Notification, notification_id)
-    if note is None or note.organisation_id != caller.user.organisation_id:
+    if (
+        note is None
+        or note.organisation_id != caller.user.organisation_id
+        or note.user_id is not None  # one person's notice is theirs to dismiss
+    ):
         raise NotFound("notification", notification_id)
+    return _dismiss(db, caller, note)
+
+
+def _dismiss(db: Session, caller: Caller, note: Notification) -> Notification:
     if note.dismissed_at is not None:
         return note
     before = describe(note)

@@ -1,12 +1,13 @@
 """Revocation events: "stop what is running", published once the change has committed.
 
-Revoking or expiring a grant or an agreement, suspending or deactivating a user or an
-organisation, or turning a policy off must cut live sessions at once, not only refuse new
-ones. Portal services call ``announce(db, Revocation(...))`` inside their transaction;
-``install()`` hooks the session factory so the events reach the ``RevocationBus`` only
-after COMMIT (a rolled-back change announces nothing, the same rule audit/forward.py
-follows for syslog). The tunnel subscribes and, for each live session it holds, cuts it
-when ``event.affects(session)`` (or re-runs portal.access.decide and cuts on a refusal).
+Revoking or expiring a grant or an agreement, suspending, deactivating or re-enrolling a
+user, suspending an organisation, or turning a policy off must cut live sessions at once,
+not only refuse new ones. Portal services call ``announce(db, Revocation(...))`` inside
+their transaction; ``install()`` hooks the session factory so the events reach the
+``RevocationBus`` only after COMMIT (a rolled-back change announces nothing, the same
+rule audit/forward.py follows for syslog). The tunnel subscribes and, for each live
+session it holds, cuts it when ``event.affects(session)`` (or re-runs
+portal.access.decide and cuts on a refusal).
 
 The bus is in-process: with several server nodes, a bridge (Redis) must carry events to
 the other nodes' subscribers. Subscribers run in the publishing thread and must be quick;
@@ -41,6 +42,7 @@ class RevocationKind(enum.StrEnum):
     USER_SUSPENDED = "user_suspended"
     USER_DEACTIVATED = "user_deactivated"  # by an admin, or for inactivity
     USER_RESTRICTED = "user_restricted"  # e.g. now outside the EU/EEA: re-run decide()
+    USER_REENROLLED = "user_reenrolled"  # new password and factors: who held the old ones?
     ORGANISATION_SUSPENDED = "organisation_suspended"
     ACCESS_DISABLED = "access_disabled"  # policy: no Access for this customer (Support goes on)
     STOPPED_RECEIVING = "stopped_receiving"  # the customer no longer receives help
@@ -75,6 +77,7 @@ _BY_USER = frozenset(
         RevocationKind.USER_SUSPENDED,
         RevocationKind.USER_DEACTIVATED,
         RevocationKind.USER_RESTRICTED,
+        RevocationKind.USER_REENROLLED,
     }
 )
 

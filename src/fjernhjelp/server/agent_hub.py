@@ -14,6 +14,7 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
@@ -21,8 +22,8 @@ from fastapi.concurrency import run_in_threadpool
 from fjernhjelp.access import machines
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.errors import AgentRefused
-from fjernhjelp.access.models import Machine
-from fjernhjelp.audit.log import Outcome, record
+from fjernhjelp.access.models import Machine, MachineStatus
+from fjernhjelp.audit.log import Outcome, record, without_secret_keys
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import (
     Challenge,
@@ -38,9 +39,17 @@ from fjernhjelp.control.messages import (
     unb64,
 )
 from fjernhjelp.server.cluster import Cluster, Message
+from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.relay import Relay
 from fjernhjelp.server.security import client_address
 from fjernhjelp.server.state import AppState
+from fjernhjelp.server.ws_guard import (
+    AGENT_HELLO_MAX,
+    TOO_BIG,
+    MessageTooBig,
+    receive_text_limited,
+    refuse_upgrade,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -65,6 +74,11 @@ class AgentLink:
             await self.websocket.send_text(text)
 
 
+def _dial_json(command: Dial) -> str:
+    # Without empty fields: agents that predate a field refuse a message that names it.
+    return command.model_dump_json(exclude_none=True)
+
+
 class AgentHub:
     def __init__(self, state: AppState, cluster: Cluster, relay: Relay) -> None:
         self._state = state
@@ -79,7 +93,7 @@ class AgentHub:
         """Tell the agent to dial the relay, wherever it is connected. False if offline."""
         link = self.links.get(machine_id)
         if link is not None:
-            await link.send(command.model_dump_json())
+            await link.send(_dial_json(command))
             return True
         node = await self.cluster.locate(str(machine_id))
         if node is None or node == self.cluster.node_id:
@@ -89,7 +103,7 @@ class AgentHub:
             {
                 "type": "dial",
                 "machine_id": str(machine_id),
-                "command": command.model_dump(mode="json"),
+                "command": command.model_dump(mode="json", exclude_none=True),
             },
         )
         return True
@@ -105,12 +119,25 @@ class AgentHub:
             }
         )
 
+    async def disconnect(self, machine_id: uuid.UUID, reason: str) -> None:
+        """Close the machine's control link on whichever node holds it (a removed
+        machine); its key is refused when it dials back."""
+        await self.cluster.broadcast(
+            {"type": "disconnect", "machine_id": str(machine_id), "reason": reason}
+        )
+
+    async def _close_link(self, machine_id: uuid.UUID, reason: str) -> None:
+        link = self.links.get(machine_id)
+        if link is not None:
+            with contextlib.suppress(Exception):
+                await link.websocket.close(CloseCode.REFUSED, reason[:100])
+
     async def _on_cluster_message(self, message: Message) -> None:
         kind = message.get("type")
         if kind == "dial":
             link = self.links.get(uuid.UUID(message["machine_id"]))
             if link is not None:
-                await link.send(Dial.model_validate(message["command"]).model_dump_json())
+                await link.send(_dial_json(Dial.model_validate(message["command"])))
         elif kind == "cut":
             session_id = uuid.UUID(message["session_id"])
             self.relay.cut(str(session_id), message["reason"])
@@ -120,22 +147,48 @@ class AgentHub:
                     await link.send(
                         Cut(session_id=session_id, reason=message["reason"][:64]).model_dump_json()
                     )
+        elif kind == "disconnect":
+            await self._close_link(uuid.UUID(message["machine_id"]), message["reason"])
 
     # -- the endpoint -----------------------------------------------------------------
 
     async def serve(self, websocket: WebSocket) -> None:
-        await websocket.accept()
         peer = websocket.client.host if websocket.client else None
         source = client_address(
             peer, websocket.headers.get("x-forwarded-for"), self._state.settings
         )
+        # Until the agent has proved its key, the socket counts against its address's
+        # cap and its hello must be small (ws_guard.py).
+        pending = self._state.unauthenticated_sockets
+        if not pending.admit(source):
+            self._probe(source, Kind.SOCKET_CAP, websocket)
+            with contextlib.suppress(Exception):
+                await refuse_upgrade(websocket)
+            return
         try:
+            await websocket.accept()
             machine = await self._login(websocket, source)
-        except (AgentRefused, MalformedMessage, TimeoutError, WebSocketDisconnect) as exc:
-            code = CloseCode.REFUSED if isinstance(exc, AgentRefused) else CloseCode.MALFORMED
+        except (
+            AgentRefused,
+            MessageTooBig,
+            ValueError,
+            TimeoutError,
+            WebSocketDisconnect,
+        ) as exc:
+            code = (
+                CloseCode.REFUSED
+                if isinstance(exc, AgentRefused)
+                else TOO_BIG
+                if isinstance(exc, MessageTooBig)
+                else CloseCode.MALFORMED
+            )
+            if isinstance(exc, MessageTooBig):
+                self._probe(source, Kind.MESSAGE_TOO_BIG, websocket)
             with contextlib.suppress(Exception):
                 await websocket.close(code, getattr(exc, "reason", "refused")[:100])
             return
+        finally:
+            pending.release(source)
         link = AgentLink(machine.id, websocket)
         previous = self.links.get(machine.id)
         self.links[machine.id] = link
@@ -149,7 +202,7 @@ class AgentHub:
                     machine_id=machine.id, heartbeat_seconds=HEARTBEAT_SECONDS
                 ).model_dump_json()
             )
-            await self._receive(link, machine)
+            await self._receive(link, machine, source)
         except (WebSocketDisconnect, MalformedMessage):
             pass
         finally:
@@ -166,12 +219,17 @@ class AgentHub:
         await websocket.send_text(
             Challenge(nonce=b64(nonce), signature=b64(signature)).model_dump_json()
         )
-        raw = await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT)
+        raw = await asyncio.wait_for(
+            receive_text_limited(websocket, AGENT_HELLO_MAX), HELLO_TIMEOUT
+        )
         hello = parse_agent_message(raw)
         if not isinstance(hello, Hello):
             raise MalformedMessage("expected hello")
         proof = unb64(hello.signature, 64)
         return await run_in_threadpool(self._authenticate, hello, nonce, proof, source)
+
+    def _probe(self, source: str | None, kind: str, websocket: WebSocket) -> None:
+        self._state.probes.note(source, kind, "WEBSOCKET", websocket.url.path, self._state.now())
 
     def _authenticate(
         self, hello: Hello, nonce: bytes, proof: bytes, source: str | None
@@ -190,7 +248,7 @@ class AgentHub:
             except AgentRefused:
                 db.commit()  # the refusal's audit event
                 raise
-            machines.update_info(machine, hello.info, state.now())
+            machines.update_info(db, machine, hello.info, state.now(), source)
             record(
                 db,
                 "agent.connect",
@@ -204,28 +262,41 @@ class AgentHub:
             db.commit()
             return machine
 
-    async def _receive(self, link: AgentLink, machine: Machine) -> None:
+    async def _receive(self, link: AgentLink, machine: Machine, source: str | None) -> None:
         while True:
             raw = await link.websocket.receive_text()
             message = parse_agent_message(raw)
             if isinstance(message, Report):
-                await run_in_threadpool(self._report, machine.id, message)
+                if not await run_in_threadpool(self._report, machine.id, message, source):
+                    # Removed while connected (a disconnect that crossed this link's
+                    # login): the link ends here at the latest.
+                    await link.websocket.close(CloseCode.REFUSED, "machine_revoked")
+                    return
+            elif isinstance(message, SessionEvent) and message.action == "dial.refused":
+                own = await run_in_threadpool(self._dial_refused, machine.id, message)
+                if own:
+                    # The technician's end waits at the relay for an agent that will not
+                    # come: end the session now, with the reason.
+                    await self.cut(message.session_id, machine.id, "relay_refused")
             elif isinstance(message, SessionEvent):
                 await run_in_threadpool(self._event, machine.id, message)
             else:
                 raise MalformedMessage("hello twice")
 
-    def _report(self, machine_id: uuid.UUID, message: Report) -> None:
+    def _report(self, machine_id: uuid.UUID, message: Report, source: str | None) -> bool:
+        """Store the report; False if the machine is no longer active."""
         with self._state.sessions() as db:
             machine = db.get(Machine, machine_id)
-            if machine is not None:
-                machines.update_info(machine, message.info, self._state.now())
-                db.commit()
+            if machine is None or machine.status != MachineStatus.ACTIVE:
+                return False
+            machines.update_info(db, machine, message.info, self._state.now(), source)
+            db.commit()
+            return True
 
     def _event(self, machine_id: uuid.UUID, message: SessionEvent) -> None:
         with self._state.sessions() as db:
             machine = db.get(Machine, machine_id)
-            if machine is None:
+            if machine is None or machine.status != MachineStatus.ACTIVE:
                 return
             accepted = access_sessions.record_agent_event(
                 db,
@@ -233,12 +304,28 @@ class AgentHub:
                 session_id=message.session_id,
                 action=message.action,
                 reason=message.reason,
-                details=dict(message.details),
+                details=_agent_details(machine_id, message),
             )
             if accepted:
                 db.commit()
             else:
                 _log.warning("agent %s reported an event for a session not its own", machine_id)
+
+    def _dial_refused(self, machine_id: uuid.UUID, message: SessionEvent) -> bool:
+        """Audit an agent's refusal to dial; True if the session is this machine's."""
+        with self._state.sessions() as db:
+            machine = db.get(Machine, machine_id)
+            if machine is None:
+                return False
+            own = access_sessions.record_dial_refusal(
+                db,
+                machine,
+                session_id=message.session_id,
+                reason=message.reason,
+                details=_agent_details(machine_id, message),
+            )
+            db.commit()
+            return own
 
     def _disconnected(self, machine_id: uuid.UUID, source: str | None) -> None:
         with self._state.sessions() as db:
@@ -259,3 +346,13 @@ class AgentHub:
 
     async def refresh_presence(self) -> None:
         await self.cluster.refresh(str(m) for m in list(self.links))
+
+
+def _agent_details(machine_id: uuid.UUID, message: SessionEvent) -> dict[str, Any]:
+    """An agent's event details as the audit log takes them: a name the log refuses
+    (``key``, ``token``…) is left out and named, instead of ending the control link."""
+    details, dropped = without_secret_keys(dict(message.details))
+    if dropped:
+        _log.warning("agent %s sent refused detail names %s", machine_id, dropped)
+        details["refused_detail_names"] = sorted(dropped)
+    return details

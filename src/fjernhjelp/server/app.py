@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import Depends, FastAPI, Request, WebSocket
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fjernhjelp import __version__
 from fjernhjelp.audit import forward
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import sessions
+from fjernhjelp.auth.sessions import ClientInfo
 from fjernhjelp.config import Settings
+from fjernhjelp.control.package import fingerprint
 from fjernhjelp.portal import revocations, sweep
 from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
-from fjernhjelp.server import browser_libs
+from fjernhjelp.server import browser_libs, probes
 from fjernhjelp.server.api import accounts as api_accounts
 from fjernhjelp.server.api import agents as api_agents
 from fjernhjelp.server.api import agreements as api_agreements
@@ -34,17 +39,19 @@ from fjernhjelp.server.api import notifications as api_notifications
 from fjernhjelp.server.api import organisations as api_organisations
 from fjernhjelp.server.api import packages as api_packages
 from fjernhjelp.server.api import terms as api_terms
+from fjernhjelp.server.body_limit import BodyLimit
 from fjernhjelp.server.deps import (
     UNSAFE_METHODS,
     CsrfRefused,
     Forbidden,
     LoginRequired,
+    csrf_protect,
     get_client,
     session_cookie,
     translator,
 )
 from fjernhjelp.server.health import router as health_router
-from fjernhjelp.server.housekeeping import Housekeeping
+from fjernhjelp.server.housekeeping import Housekeeping, Scheduled
 from fjernhjelp.server.pages import (
     account,
     auth,
@@ -66,6 +73,7 @@ from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
 from fjernhjelp.server.state import AppState, build_state
 from fjernhjelp.web.i18n import Translator
 
+_log = logging.getLogger(__name__)
 STATIC = Path(__file__).parents[1] / "web" / "static"
 PAGE_MODULES = (
     auth,
@@ -111,6 +119,13 @@ def create_app(
     settings = state.settings
 
     housekeeping = Housekeeping(state)
+    housekeeping.add(
+        Scheduled(
+            "audit_probes",
+            lambda db, now: _flush_due_probes(state, db, now),
+            timedelta(seconds=settings.probe_audit_seconds),
+        )
+    )
     runtime = AccessRuntime(state)
 
     @contextlib.asynccontextmanager
@@ -134,6 +149,7 @@ def create_app(
         finally:
             await housekeeping.stop()
             await runtime.stop()
+            await run_in_threadpool(_flush_all_probes, state)
             unsubscribe()
             if sweeper is not None:
                 sweeper.cancel()
@@ -147,12 +163,19 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
+        # Fail closed: every unsafe method on every route is CSRF-checked unless its
+        # endpoint is marked security.csrf_exempt (tests/server/test_csrf_everywhere.py).
+        dependencies=[Depends(csrf_protect)],
     )
     app.state.fjh = state
     app.state.housekeeping = housekeeping
     app.state.access = runtime
     if settings.audit_syslog:
-        forward.install(state.sessions, forward.SyslogForwarder(settings.audit_syslog))
+        forward.install(
+            state.sessions,
+            forward.SyslogForwarder(settings.audit_syslog),
+            fingerprint(state.keys.signing.public_key()),
+        )
 
     app.include_router(health_router)
     for module in API_MODULES:
@@ -172,23 +195,54 @@ def create_app(
 
     _install_error_handlers(app)
     app.add_middleware(CsrfSeedCookie, settings=settings)
+    app.add_middleware(BodyLimit)  # outside the framework: nothing reads a body first
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
     return app
 
 
-def _audit_probe(state: AppState, request: Request, status: int) -> None:
-    client = get_client(request)
-    with state.sessions() as db:
+def _flush_due_probes(state: AppState, db: Session, now: datetime) -> None:
+    probes.flush(db, state.probes, now)
+
+
+def _flush_all_probes(state: AppState) -> None:
+    try:
+        with state.sessions() as db:
+            probes.flush(db, state.probes, state.now(), everything=True)
+    except Exception:  # stopping goes on; the counts are in the log line
+        _log.exception("could not write the last probe counts at shutdown")
+
+
+def _note_probe(state: AppState, request: Request, kind: str) -> None:
+    # Counted, not written: see server/probes.py.
+    address = get_client(request).source_address
+    state.probes.note(address, kind, request.method, request.url.path, state.now())
+
+
+def _csrf_refused_with_cookie(
+    state: AppState,
+    db: Session,
+    request: Request,
+    client: ClientInfo,
+    token: str,
+    exc: CsrfRefused,
+    anonymous: str,
+) -> None:
+    # The refusal happens before the session is looked up; find who it was, so the
+    # event names the account whose browser was used.
+    row = sessions.find(db, token, policy=state.login.policy, now=state.now())
+    if row is None:
+        _note_probe(state, request, anonymous)
+    else:
         record(
             db,
-            "security.unknown_endpoint",
+            "security.csrf_refused",
             Outcome.DENIED,
-            actor=Actor.named(None),
-            reason="no_such_endpoint" if status == 404 else "method_not_allowed",
+            actor=Actor.of(row.user),
+            reason=exc.reason,
             source_address=client.source_address,
-            details={"method": request.method, "path": request.url.path[:200]},
+            details={"method": request.method, "path": request.url.path},
         )
-        db.commit()
+    db.commit()
 
 
 def _wants_json(request: Request) -> bool:
@@ -220,26 +274,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _csrf_refused(request: Request, exc: CsrfRefused) -> Response:
         state: AppState = app.state.fjh
         client = get_client(request)
-        with state.sessions() as db:
-            # The refusal happens before the session is looked up; find who it was, so
-            # the event names the account whose browser was used.
-            row = sessions.find(
-                db,
-                request.cookies.get(session_cookie(state)),
-                policy=state.login.policy,
-                now=state.now(),
-            )
-            user = row.user if row else None
-            record(
-                db,
-                "security.csrf_refused",
-                Outcome.DENIED,
-                actor=Actor.of(user) if user else Actor.named(None),
-                reason=exc.reason,
-                source_address=client.source_address,
-                details={"method": request.method, "path": request.url.path},
-            )
-            db.commit()
+        token = request.cookies.get(session_cookie(state))
+        # Nobody's session was used: nothing could have happened on anyone's behalf, so
+        # this is probing, counted per address (without touching the database).
+        anonymous = f"{probes.Kind.CSRF_ANONYMOUS}:{exc.reason}"
+        if not token:
+            _note_probe(state, request, anonymous)
+        else:
+            with state.sessions() as db:
+                _csrf_refused_with_cookie(state, db, request, client, token, exc, anonymous)
         if _wants_json(request):
             return JSONResponse({"detail": "CSRF token missing or invalid"}, status_code=403)
         t = translator(request, state)
@@ -259,8 +302,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         no_route = "endpoint" not in request.scope
         if exc.status_code in (404, 405) and request.method in UNSAFE_METHODS and no_route:
             # A state-changing request to an endpoint that does not exist is a probe
-            # (setup wizards, admin creation): refuse it and leave a line in the log.
-            _audit_probe(app.state.fjh, request, exc.status_code)
+            # (setup wizards, admin creation): refuse it and count it for the log.
+            _note_probe(app.state.fjh, request, probes.Kind.UNKNOWN_ENDPOINT)
         if _wants_json(request) or exc.status_code not in (404, 405):
             return JSONResponse(
                 {"detail": exc.detail},

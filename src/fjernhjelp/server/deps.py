@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from fjernhjelp.auth import sessions
 from fjernhjelp.auth.models import LoginSession, SessionKind, User
 from fjernhjelp.auth.sessions import ClientInfo
-from fjernhjelp.server.security import client_address, cookie_name, csrf_valid
+from fjernhjelp.server.security import client_address, cookie_name, csrf_exemption, csrf_valid
 from fjernhjelp.server.state import AppState
 from fjernhjelp.web.i18n import Translator, negotiate
 
@@ -103,9 +104,23 @@ def translator(request: Request, state: State) -> Translator:
 T = Annotated[Translator, Depends(translator)]
 
 
-async def csrf_protect(request: Request) -> None:
-    """Refuse a state-changing browser request without a valid CSRF token."""
-    if request.method not in UNSAFE_METHODS:
+async def csrf_protect(connection: HTTPConnection) -> None:
+    """Refuse a state-changing request without a valid CSRF token.
+
+    create_app installs this for every route, so it fails closed: a new route is checked
+    unless its endpoint is marked ``security.csrf_exempt``. (Routers that still name it
+    cost nothing: FastAPI runs one dependency once per request.) WebSockets pass: the
+    relay and the agent link read no cookie, only tokens and signatures sent in-band.
+    """
+    if not isinstance(connection, Request) or connection.method not in UNSAFE_METHODS:
+        return
+    request = connection
+    if csrf_exemption(request.scope.get("endpoint")) is not None:
+        return
+    if request.url.path.startswith("/api/") and request.headers.get("authorization"):
+        # The API then authenticates by the bearer token alone (api/deps.py), which a
+        # browser never attaches on its own: a cross-site page would need a CORS
+        # preflight, and this server grants none.
         return
     state = get_state(request)
     site = request.headers.get("sec-fetch-site")

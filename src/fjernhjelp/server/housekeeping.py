@@ -1,4 +1,5 @@
-"""Periodic jobs the server runs in the background (expired sessions, expiry sweeps).
+"""Periodic jobs the server runs in the background (expired sessions, expiry sweeps,
+signed audit checkpoints).
 
 Each job is a plain function of (database session, now) that commits its own work; it
 runs in a worker thread so the event loop (relay, agents) never waits for the database.
@@ -16,8 +17,10 @@ from datetime import datetime, timedelta
 
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from fjernhjelp.audit import checkpoint_store
 from fjernhjelp.auth import sessions
 from fjernhjelp.auth.models import Throttle
 from fjernhjelp.auth.throttle import FORGET_AFTER
@@ -52,6 +55,19 @@ def purge_throttles(db: Session, now: datetime) -> None:
     db.commit()
 
 
+def audit_checkpoint_job(state: AppState) -> Job:
+    """Sign the audit chain's head (nothing new to sign: nothing is added)."""
+
+    def make(db: Session, now: datetime) -> None:
+        checkpoint_store.make_checkpoint(db, state.keys.signing, now)
+        try:
+            db.commit()
+        except IntegrityError:
+            db.rollback()  # another node signed the same head a moment earlier
+
+    return make
+
+
 DEFAULT_JOBS = [
     Scheduled("purge_login_sessions", purge_login_sessions, timedelta(minutes=5)),
     Scheduled("purge_throttles", purge_throttles, timedelta(hours=1)),
@@ -62,6 +78,10 @@ class Housekeeping:
     def __init__(self, state: AppState, jobs: list[Scheduled] | None = None) -> None:
         self._state = state
         self.jobs = list(DEFAULT_JOBS if jobs is None else jobs)
+        interval = state.settings.audit_checkpoint_interval_seconds
+        if jobs is None and interval > 0:
+            every = timedelta(seconds=interval)
+            self.jobs.append(Scheduled("audit_checkpoint", audit_checkpoint_job(state), every))
         self._tasks: list[asyncio.Task[None]] = []
 
     def add(self, job: Scheduled) -> None:

@@ -17,9 +17,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fjernhjelp.tunnel.limits import MAX_RECORD
+
 _log = logging.getLogger(__name__)
 
-MAX_MESSAGE = 1 << 20  # a tunnel record is far smaller; anything bigger is not ours
+# Every message after the join is a tunnel record or a handshake message, which is
+# smaller; anything bigger is not ours (docs/tunnel.md, "Limits").
+MAX_MESSAGE = MAX_RECORD
 
 
 class Role(enum.StrEnum):

@@ -2,7 +2,9 @@
 
 The first message on the socket is a small JSON text, ``{"role": ..., "token": ...}``:
 the one-time relay token for that end (never in the URL, which proxies and access logs
-keep). After it, only binary messages pass, copied unread to the other end.
+keep), at most ``ws_guard.RELAY_JOIN_MAX`` bytes. After it, only binary messages pass,
+each at most a tunnel record, copied unread to the other end. Until the token is checked
+the socket counts against its address's cap of unauthenticated sockets (ws_guard.py).
 """
 
 from __future__ import annotations
@@ -19,10 +21,18 @@ from fastapi.concurrency import run_in_threadpool
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.errors import RelayRefused
 from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.relay import DuplicateEnd, EndClosed, Relay, Role
 from fjernhjelp.server.relay import Outcome as RelayOutcome
 from fjernhjelp.server.security import client_address
 from fjernhjelp.server.state import AppState
+from fjernhjelp.server.ws_guard import (
+    RELAY_JOIN_MAX,
+    TOO_BIG,
+    MessageTooBig,
+    receive_text_limited,
+    refuse_upgrade,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -62,18 +72,31 @@ class RelayEndpoint:
         self.relay = relay
 
     async def serve(self, websocket: WebSocket, session_id: str) -> None:
-        await websocket.accept()
         peer = websocket.client.host if websocket.client else None
         source = client_address(
             peer, websocket.headers.get("x-forwarded-for"), self._state.settings
         )
+        pending = self._state.unauthenticated_sockets
+        if not pending.admit(source):
+            self._probe(source, Kind.SOCKET_CAP, websocket)
+            with contextlib.suppress(Exception):
+                await refuse_upgrade(websocket)
+            return
         try:
+            await websocket.accept()
             sid = uuid.UUID(session_id)
-            raw = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT)
+            raw = await asyncio.wait_for(
+                receive_text_limited(websocket, RELAY_JOIN_MAX), AUTH_TIMEOUT
+            )
             auth = json.loads(raw)
             role = Role(auth["role"])
             token = str(auth["token"])
             await run_in_threadpool(self._check, sid, role, token, source)
+        except MessageTooBig as exc:
+            self._probe(source, Kind.MESSAGE_TOO_BIG, websocket)
+            with contextlib.suppress(Exception):
+                await websocket.close(TOO_BIG, exc.reason)
+            return
         except (
             RelayRefused,
             ValueError,
@@ -86,9 +109,14 @@ class RelayEndpoint:
             with contextlib.suppress(Exception):
                 await websocket.close(REFUSED, getattr(exc, "reason", "refused"))
             return
+        finally:
+            pending.release(source)
         end = StarletteEnd(websocket)
         with contextlib.suppress(DuplicateEnd):
             await self.relay.join(str(sid), role, end)
+
+    def _probe(self, source: str | None, kind: str, websocket: WebSocket) -> None:
+        self._state.probes.note(source, kind, "WEBSOCKET", websocket.url.path, self._state.now())
 
     def _check(self, sid: uuid.UUID, role: Role, token: str, source: str | None) -> None:
         state = self._state

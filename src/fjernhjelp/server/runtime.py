@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.models import SessionStatus
+from fjernhjelp.access.removal import RemovedMachine
 from fjernhjelp.portal.revocations import Revocation
 from fjernhjelp.server.agent_hub import AgentHub
 from fjernhjelp.server.cluster import Cluster, make_cluster
@@ -91,6 +92,13 @@ class AccessRuntime:
         for session_id, machine_id in affected:
             await self.hub.cut(session_id, machine_id, str(event.kind))
         return [sid for sid, _ in affected]
+
+    async def machine_removed(self, removed: RemovedMachine) -> None:
+        """After a removal has committed: cut the machine's open sessions and its control
+        link, wherever in the cluster they are."""
+        for session_id in removed.active_sessions:
+            await self.hub.cut(session_id, removed.machine_id, "machine_removed")
+        await self.hub.disconnect(removed.machine_id, "machine_revoked")
 
     def _affected(self, event: Revocation) -> list[tuple[uuid.UUID, uuid.UUID]]:
         out: list[tuple[uuid.UUID, uuid.UUID]] = []

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -78,6 +80,27 @@ def csrf_valid(key: bytes, seed: str | None, token: str | None) -> bool:
     if not seed or not token:
         return False
     return hmac.compare_digest(csrf_token(key, seed), token)
+
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+_EXEMPT = "__csrf_exempt__"
+
+
+def csrf_exempt(reason: str) -> Callable[[_Endpoint], _Endpoint]:
+    """Mark an endpoint as taking no ambient credential, so the app-wide CSRF check
+    (deps.csrf_protect) lets it through. Every use is listed, with its reason, in
+    tests/server/test_csrf_everywhere.py; adding one means adding it there."""
+
+    def mark(endpoint: _Endpoint) -> _Endpoint:
+        setattr(endpoint, _EXEMPT, reason)
+        return endpoint
+
+    return mark
+
+
+def csrf_exemption(endpoint: object) -> str | None:
+    """Why ``endpoint`` is exempt from the CSRF check, or None when it is checked."""
+    return getattr(endpoint, _EXEMPT, None)
 
 
 def client_address(peer: str | None, forwarded_for: str | None, settings: Settings) -> str | None:

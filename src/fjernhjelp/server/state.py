@@ -19,6 +19,8 @@ from fjernhjelp.db.engine import make_engine, make_session_factory
 from fjernhjelp.keystore import Keys
 from fjernhjelp.portal import revocations
 from fjernhjelp.portal.revocations import RevocationBus
+from fjernhjelp.server.probes import ProbeTally
+from fjernhjelp.server.ws_guard import PendingSockets
 
 
 @dataclass
@@ -33,6 +35,17 @@ class AppState:
     # Grants, agreements, users and organisations that stop: published after commit
     # by the portal, consumed by whatever holds live sessions (portal/revocations.py).
     revocations: RevocationBus = field(default_factory=RevocationBus)
+    # Refusals of unauthenticated traffic, audited per address and interval
+    # (server/probes.py), and the sockets still waiting to authenticate (ws_guard.py).
+    probes: ProbeTally = field(init=False)
+    unauthenticated_sockets: PendingSockets = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.probes = ProbeTally(
+            timedelta(seconds=self.settings.probe_audit_seconds),
+            self.settings.probe_audit_max_addresses,
+        )
+        self.unauthenticated_sockets = PendingSockets(self.settings.ws_unauthenticated_per_address)
 
     def now(self) -> datetime:
         return self.clock()

@@ -49,6 +49,7 @@ class Permission(StrEnum):
     FILES = "files"
     CHAT = "chat"
     CLIPBOARD = "clipboard"
+    TERMINAL_ADMIN = "terminal_admin"  # a shell as the agent's own account, or as root
 
 
 @dataclass(frozen=True)

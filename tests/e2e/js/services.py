@@ -36,7 +36,8 @@ def shell_service() -> Service:
     if serve_shell is not None:
 
         async def real(channel: Channel, request: StreamRequest) -> None:
-            await serve_shell(channel, {"user": ShellAccount.current()})
+            # admin: the tests run as root, and a shell as root needs terminal_admin.
+            await serve_shell(channel, {"user": ShellAccount.current()}, admin=True)
 
         return real
     return _stand_in_shell
@@ -57,6 +58,8 @@ def files_service(root: Path) -> Service:
 
 
 async def _stand_in_shell(channel: Channel, request: StreamRequest) -> None:
+    offer = {"choices": [{"run_as": "user", "account": "test", "uid": os.getuid()}]}
+    await channel.send(bytes([0x06]) + json.dumps({**offer, "default": "user"}).encode())
     first = await channel.recv()
     assert first[0] == 0x01, "the first shell message must be OPEN"
     size = json.loads(first[1:])

@@ -36,6 +36,7 @@ from fjernhjelp.agent.desktop.pixels import NATIVE, PixelFormat
 from fjernhjelp.agent.desktop.rfb import Encoding
 from fjernhjelp.agent.desktop.sessionclip import SessionClipboard
 from fjernhjelp.agent.desktop.transport import ByteStream, StreamClosed
+from fjernhjelp.agent.inputhold import HOLD, InputHold
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,10 +53,19 @@ HANDSHAKE_TIMEOUT = 30.0  # a viewer that says nothing does not hold the display
 
 @dataclass(frozen=True, slots=True)
 class InputEvent:
-    """What the viewer sent; ``applied`` is False when the session ignored it."""
+    """What the viewer sent; ``applied`` is False when the session ignored it, ``held``
+    True when it was dropped because a consent dialog is open (see ``inputhold``)."""
 
     kind: Literal["key", "pointer", "clipboard"]
     applied: bool
+    held: bool = False
+
+
+_INPUT_KINDS: dict[type, Literal["key", "pointer", "clipboard"]] = {
+    rfb.KeyEvent: "key",
+    rfb.PointerEvent: "pointer",
+    rfb.CutText: "clipboard",
+}
 
 
 @dataclass(slots=True)
@@ -105,8 +115,11 @@ class DesktopSession:
         share_clipboard: bool = False,
         on_input: Callable[[InputEvent], None] | None = None,
         name: str = "fjernhjelp",
+        hold: InputHold = HOLD,
     ) -> None:
         self._stream = stream
+        self._hold = hold
+        self._unhold: Callable[[], None] | None = None
         self._display = display
         self.view_only = view_only
         # The clipboard is its own permission, and never part of a view-only session.
@@ -149,6 +162,7 @@ class DesktopSession:
             if not self.view_only:
                 # A view-only session never opens XTest: no code path can inject input.
                 self._injector = InputInjector(self._display)
+                self._unhold = self._hold.subscribe(self._on_hold)
             if self.shares_clipboard:
                 # Without the permission no X clipboard connection exists at all.
                 self._clipboard = SessionClipboard(self._display, loop)
@@ -186,6 +200,8 @@ class DesktopSession:
                     await task
 
     async def _cleanup(self) -> None:
+        if self._unhold is not None:
+            self._unhold()
         if self._injector is not None:
             with contextlib.suppress(Exception):
                 self._injector.close()  # lets go of held keys, restores the keymap
@@ -218,6 +234,18 @@ class DesktopSession:
             self._request = request if self._request is None else self._request.merge(request)
             self._requested.set()
             self._wake.set()
+        elif self._hold.held and (
+            type(message) in _INPUT_KINDS
+            or (
+                isinstance(message, extclip.ExtendedMessage)
+                and message.action == extclip.PROVIDE
+            )
+        ):
+            # A consent dialog is open: nothing from any viewer reaches the screen, its
+            # clipboard included (the viewer's other clipboard messages ask, not give).
+            if self._on_input is not None:
+                kind = _INPUT_KINDS.get(type(message), "clipboard")
+                self._on_input(InputEvent(kind, False, held=True))
         elif isinstance(message, rfb.KeyEvent):
             if self._injector is not None:
                 self._injector.key(message.down, message.keysym)
@@ -246,6 +274,13 @@ class DesktopSession:
                 self._report("clipboard", True)
         except extclip.BadExtendedClipboard as exc:
             raise rfb.ProtocolError(f"extended clipboard: {exc.reason}") from None
+
+    def _on_hold(self, held: bool) -> None:
+        # Let go of whatever the technician holds down, so no key or button pressed
+        # before the dialog appeared acts on it (a held Tab would walk to Allow).
+        if held and self._injector is not None:
+            with contextlib.suppress(Exception):
+                self._injector.release_all()
 
     def _input(self, kind: Literal["key", "pointer"]) -> None:
         self._report(kind, self._injector is not None)

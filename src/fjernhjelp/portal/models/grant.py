@@ -26,6 +26,7 @@ class Permission(enum.StrEnum):
     FILES = "files"
     CHAT = "chat"
     CLIPBOARD = "clipboard"  # both ways; only with control (portal.grants, agent.services)
+    TERMINAL_ADMIN = "terminal_admin"
 
 
 class GrantStatus(enum.StrEnum):

@@ -1,4 +1,5 @@
-"""In-portal notices for an organisation's admins (the service has no mail server)."""
+"""In-portal notices for an organisation's admins, or for one person (the service has no
+mail server)."""
 
 from __future__ import annotations
 
@@ -26,4 +27,9 @@ class Notification(Base):
     dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     dismissed_by_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    # Set for a notice to one person (their account was re-enrolled), shown to them
+    # after they log in; unset for a notice to the organisation's admins.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), default=None, index=True
     )

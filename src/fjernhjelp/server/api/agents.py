@@ -16,6 +16,7 @@ from fjernhjelp.access import enrolment
 from fjernhjelp.access.errors import EnrolmentRefused
 from fjernhjelp.control.messages import MachineInfo, b64, unb64
 from fjernhjelp.server.deps import DB, Client, State
+from fjernhjelp.server.security import csrf_exempt
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
@@ -38,6 +39,7 @@ class Enrolled(BaseModel):
     status_code=201,
     responses={403: {"description": "refused, with the reason"}},
 )
+@csrf_exempt("an agent, not a browser: the enrolment token in the body is the credential")
 def enrol(body: EnrolRequest, state: State, db: DB, client: Client) -> Enrolled | JSONResponse:
     try:
         public_key = unb64(body.public_key, 32)

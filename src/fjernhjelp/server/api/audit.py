@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel
 
+from fjernhjelp.audit import checkpoint_store
 from fjernhjelp.audit.query import event_as_dict, parse_filter, visible_events
 from fjernhjelp.server.api.deps import ApiUser
-from fjernhjelp.server.deps import DB
+from fjernhjelp.server.deps import DB, Client, State
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -40,3 +41,26 @@ def list_events(
     )
     events = [event_as_dict(e) for e in rows[:limit]]
     return AuditPage(events=events, next_before=rows[limit - 1].seq if len(rows) > limit else None)
+
+
+@router.get(
+    "/checkpoints",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+def download_checkpoints(db: DB, user: ApiUser, state: State, client: Client) -> Response:
+    """The signed checkpoints of the audit chain (docs/audit-checkpoints.md), one just made
+    among them; for `fjernhjelp audit verify --checkpoint FILE`. Every administrator gets
+    the same file: it reveals the number of events and the head hash, nothing else."""
+    data = checkpoint_store.download(
+        db, user, state.keys.signing, state.now(), client.source_address
+    )
+    return checkpoint_response(data)
+
+
+def checkpoint_response(data: bytes) -> Response:
+    return Response(
+        data,
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="audit-checkpoints.json"'},
+    )

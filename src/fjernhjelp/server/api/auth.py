@@ -13,6 +13,7 @@ from fjernhjelp.auth.login import LockedOut, LoginRefused
 from fjernhjelp.auth.models import SessionKind
 from fjernhjelp.server.api.deps import ApiSession
 from fjernhjelp.server.deps import DB, Client, State
+from fjernhjelp.server.security import csrf_exempt
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -62,6 +63,7 @@ def _refusal(exc: LoginRefused) -> JSONResponse:
     response_model=PendingLogin,
     responses={401: {"model": Refusal}, 403: {"model": Refusal}, 429: {"model": Refusal}},
 )
+@csrf_exempt("answers with a pending token in the body, sets no cookie, reads none")
 def api_login(
     body: PasswordStep, state: State, db: DB, client: Client
 ) -> PendingLogin | JSONResponse:
@@ -82,6 +84,7 @@ def api_login(
     response_model=SessionToken,
     responses={401: {"model": Refusal}, 429: {"model": Refusal}},
 )
+@csrf_exempt("the pending token in the body is the credential; sets and reads no cookie")
 def api_factor(
     body: FactorStep, state: State, db: DB, client: Client
 ) -> SessionToken | JSONResponse:

@@ -13,12 +13,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from fjernhjelp.access import history
+from fjernhjelp.access import history, removal
 from fjernhjelp.access import machines as access_machines
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.errors import NotFound, SessionRefused
 from fjernhjelp.access.models import Machine
-from fjernhjelp.control.messages import Dial
+from fjernhjelp.control.dial import make_dial
 from fjernhjelp.server.api.deps import ApiSession, ApiUser, CsrfIfCookie
 from fjernhjelp.server.deps import DB, Client, State
 
@@ -57,20 +57,56 @@ def _out(machine: Machine, online: bool) -> MachineOut:
 
 
 @router.get("/machines", response_model=list[MachineOut])
-async def list_machines(request: Request, db: DB, user: ApiUser) -> list[MachineOut]:
-    rows = await run_in_threadpool(access_machines.visible_to, db, user)
+async def list_machines(request: Request, state: State, db: DB, user: ApiUser) -> list[MachineOut]:
+    rows = await run_in_threadpool(access_machines.visible_to, db, user, state.now())
     online = await request.app.state.access.cluster.online(str(m.id) for m in rows)
     return [_out(m, str(m.id) in online) for m in rows]
 
 
 @router.get("/machines/{machine_id}", response_model=MachineOut)
-async def get_machine(request: Request, db: DB, user: ApiUser, machine_id: uuid.UUID) -> MachineOut:
+async def get_machine(
+    request: Request, state: State, db: DB, user: ApiUser, machine_id: uuid.UUID
+) -> MachineOut:
     try:
-        machine = await run_in_threadpool(access_machines.get_visible, db, user, machine_id)
+        machine = await run_in_threadpool(
+            access_machines.get_visible, db, user, machine_id, state.now()
+        )
     except NotFound as exc:
         raise HTTPException(404, "no such machine") from exc
     online = await request.app.state.access.cluster.online([str(machine.id)])
     return _out(machine, str(machine.id) in online)
+
+
+@router.delete(
+    "/machines/{machine_id}",
+    status_code=204,
+    dependencies=[CsrfIfCookie],
+    responses={404: {"description": "no such machine, or not the caller's to remove"}},
+)
+async def remove_machine(
+    request: Request, state: State, db: DB, client: Client, user: ApiUser, machine_id: uuid.UUID
+) -> Response:
+    """Remove a machine of your organisation (admins): its key is refused from then on,
+    its sessions end and its control link is cut at once."""
+
+    def act() -> removal.RemovedMachine:
+        try:
+            return removal.remove(
+                db,
+                user=user,
+                machine_id=machine_id,
+                now=state.now(),
+                source_address=client.source_address,
+            )
+        finally:
+            db.commit()  # the removal, or the refusal's audit event
+
+    try:
+        removed = await run_in_threadpool(act)
+    except NotFound as exc:
+        raise HTTPException(404, "no such machine") from exc
+    await request.app.state.access.machine_removed(removed)
+    return Response(status_code=204)
 
 
 class SessionHistoryOut(BaseModel):
@@ -216,7 +252,13 @@ async def create_session(
     relay_url = f"{state.settings.relay_base_url}/relay/{issued.session.id}"
     dialled = await runtime.hub.dial(
         body.machine_id,
-        Dial(session_id=issued.session.id, relay_url=relay_url, relay_token=issued.agent_token),
+        make_dial(
+            state.keys.signing,
+            session_id=issued.session.id,
+            relay_url=relay_url,
+            relay_token=issued.agent_token,
+            public_url=state.settings.effective_public_url,
+        ),
     )
     if not dialled:
 

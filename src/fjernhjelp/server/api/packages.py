@@ -36,6 +36,10 @@ class PackageOut(BaseModel):
     max_uses: int
     uses: int
     revoked: bool
+    state: str = Field(description="active, revoked, expired, used_up or not_allowed")
+    grant_id: uuid.UUID | None = Field(
+        description="the grant a vendor's technician made it under; null: the customer's own"
+    )
 
 
 class MadePackageOut(PackageOut):
@@ -43,7 +47,7 @@ class MadePackageOut(PackageOut):
     server_key_fingerprint: str
 
 
-def _out(p: InstallerPackage) -> dict[str, object]:
+def _out(db: DB, p: InstallerPackage, now: datetime) -> dict[str, object]:
     return {
         "id": p.id,
         "label": p.label,
@@ -54,6 +58,8 @@ def _out(p: InstallerPackage) -> dict[str, object]:
         "max_uses": p.max_uses,
         "uses": p.uses,
         "revoked": p.revoked_at is not None,
+        "state": packages.state_of(db, p, now),
+        "grant_id": p.grant_id,
     }
 
 
@@ -75,12 +81,15 @@ def create_package(
             source_address=client.source_address,
         )
     except NotFound as exc:
+        db.commit()  # the refusal's audit event
         raise HTTPException(404, "no such group") from exc
     except PackageRefused as exc:
-        return JSONResponse({"error": exc.reason}, status_code=422)
+        db.commit()  # the refusal's audit event, if it has one; nothing else was added
+        status = 403 if exc.reason == "packages_not_granted" else 422
+        return JSONResponse({"error": exc.reason}, status_code=status)
     db.commit()
     return MadePackageOut(
-        **_out(made.package),
+        **_out(db, made.package, state.now()),
         file=made.file_bytes.decode(),
         server_key_fingerprint=fingerprint(state.keys.signing.public_key()),
     )
@@ -88,7 +97,8 @@ def create_package(
 
 @router.get("", response_model=list[PackageOut])
 def list_packages(state: State, db: DB, user: ApiUser) -> list[PackageOut]:
-    return [PackageOut(**_out(p)) for p in packages.visible(db, user, state.now())]
+    now = state.now()
+    return [PackageOut(**_out(db, p, now)) for p in packages.visible(db, user, now)]
 
 
 @router.post("/{package_id}/revoke", response_model=PackageOut, dependencies=[CsrfIfCookie])
@@ -104,6 +114,7 @@ def revoke_package(
             source_address=client.source_address,
         )
     except NotFound as exc:
+        db.commit()  # the refusal's audit event
         raise HTTPException(404, "no such package") from exc
     db.commit()
-    return PackageOut(**_out(package))
+    return PackageOut(**_out(db, package, state.now()))

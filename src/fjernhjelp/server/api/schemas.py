@@ -22,7 +22,9 @@ from fjernhjelp.portal.models import (
     TermsVersion,
 )
 
-PermissionName = Literal["view", "control", "terminal", "files", "chat", "clipboard"]
+PermissionName = Literal[
+    "view", "control", "terminal", "files", "chat", "clipboard", "terminal_admin"
+]
 
 
 class OrganisationOut(BaseModel):
@@ -256,6 +258,11 @@ class GrantTermsIn(BaseModel):
     technician_ids: list[uuid.UUID] = Field(
         default_factory=list, description="empty: every technician of the vendor"
     )
+    may_make_packages: bool = Field(
+        default=False,
+        description="the vendor's technicians may make installer packages for the group, "
+        "i.e. put new machines into it that the group's other grants then reach",
+    )
 
     def terms(self) -> grants.GrantTerms:
         return grants.GrantTerms(
@@ -263,6 +270,7 @@ class GrantTermsIn(BaseModel):
             consent_required=self.consent_required,
             expires_at=self.expires_at,
             technician_ids=frozenset(self.technician_ids),
+            may_make_packages=self.may_make_packages,
         )
 
 
@@ -282,6 +290,7 @@ class GrantOut(BaseModel):
     consent_required: bool
     expires_at: datetime | None
     technicians: list[TechnicianRef]
+    may_make_packages: bool
     status: str = Field(description="active, revoked, expired or agreement_ended")
     created_at: datetime
 
@@ -298,6 +307,7 @@ class GrantOut(BaseModel):
             consent_required=grant.consent_required,
             expires_at=grant.expires_at,
             technicians=[TechnicianRef.of(t) for t in grant.technicians],
+            may_make_packages=grant.may_make_packages,
             status=grants.effective_status(grant, now),
             created_at=grant.created_at,
         )

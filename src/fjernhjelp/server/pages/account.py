@@ -1,9 +1,10 @@
-"""The caller's own account: second factors, password, language."""
+"""The caller's own account: second factors, password, language, notices to the person."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -12,9 +13,12 @@ from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import factors, sessions, totp
 from fjernhjelp.auth.models import Factor, FactorKind, User
 from fjernhjelp.auth.passwords import policy_problems
+from fjernhjelp.portal import notifications
+from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.deps import DB, BrowserSession, Client, PageUser, State, T, csrf_protect
-from fjernhjelp.server.pages.auth import _qr_svg
+from fjernhjelp.server.pages.auth import _qr_svg, safe_next
 from fjernhjelp.server.pages.render import render
+from fjernhjelp.server.portal_caller import PageCaller
 
 router = APIRouter(prefix="/account", dependencies=[Depends(csrf_protect)])
 
@@ -237,3 +241,30 @@ def password_change(
     )
     db.commit()
     return RedirectResponse("/account?notice=password_changed", status_code=303)
+
+
+# -- notices to the person ---------------------------------------------------------
+
+
+@router.get("/notices", response_class=HTMLResponse)
+def notices(request: Request, db: DB, t: T, user: PageUser, next: str = "/") -> Response:
+    """Where a login lands while a notice to this person is open (a re-enrolment)."""
+    notes = [
+        (n, t(f"notification.{n.kind}", **notifications.params_of(n)))
+        for n in notifications.open_for_person(db, user)
+    ]
+    if not notes:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, t, "account_notices.html", notes=notes, next=safe_next(next))
+
+
+@router.post("/notices/{notification_id}/dismiss")
+def dismiss_notice(
+    db: DB, caller: PageCaller, notification_id: uuid.UUID, next: Annotated[str, Form()] = "/"
+) -> Response:
+    with refusals_audited(db, caller, "notification.dismissed"):
+        notifications.dismiss_own(db, caller, notification_id)
+    db.commit()
+    return RedirectResponse(
+        "/account/notices?" + urlencode({"next": safe_next(next)}), status_code=303
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 import segno
 from fastapi import APIRouter, Depends, Form, Request
@@ -12,6 +13,7 @@ from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import enrolment, login, sessions, totp
 from fjernhjelp.auth.login import LockedOut, LoginExpired, LoginRefused
 from fjernhjelp.auth.models import SessionStage
+from fjernhjelp.portal import notifications
 from fjernhjelp.server.deps import DB, BrowserSession, Client, State, T, csrf_protect
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.security import cookie_name
@@ -169,8 +171,12 @@ def factor_submit(
         if isinstance(exc, LockedOut):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
+    # A notice addressed to this person (their account was re-enrolled) comes first.
+    target = safe_next(next)
+    if notifications.open_for_person(db, done.session.user):
+        target = "/account/notices?" + urlencode({"next": target})
     db.commit()
-    response = RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(target, status_code=303)
     _clear_cookie(response, state, PENDING_COOKIE)
     _set_cookie(
         response, state, "fjh_session", done.token, state.settings.session_absolute_hours * 3600
@@ -230,24 +236,30 @@ def _link_or_refusal(
     try:
         return enrolment.open_link(db, token, state.now())
     except enrolment.LinkInvalid as exc:
-        record(
-            db,
-            "account.enrolment",
-            Outcome.DENIED,
-            actor=Actor.named(None),
-            reason=exc.reason,
-            source_address=client.source_address,
-        )
-        db.commit()
-        return render(
-            request,
-            t,
-            "message.html",
-            status_code=404,
-            title=t("enrol.invalid_title"),
-            message=t("enrol.invalid"),
-            user=None,
-        )
+        return _link_refused(request, db, client, t, exc)
+
+
+def _link_refused(
+    request: Request, db: DB, client: Client, t: T, exc: enrolment.LinkInvalid
+) -> Response:
+    record(
+        db,
+        "account.enrolment",
+        Outcome.DENIED,
+        actor=Actor.named(None),
+        reason=exc.reason,
+        source_address=client.source_address,
+    )
+    db.commit()
+    return render(
+        request,
+        t,
+        "message.html",
+        status_code=404,
+        title=t("enrol.invalid_title"),
+        message=t("enrol.invalid"),
+        user=None,
+    )
 
 
 @router.get("/enroll/{token}", response_class=HTMLResponse)
@@ -291,5 +303,8 @@ def enrol_submit(
     except enrolment.EnrolmentRejected as exc:
         db.commit()  # keeps the audit event of a wrong code
         return _enrol_page(request, state, db, t, token, link, 422, exc.problems)
+    except enrolment.LinkInvalid as exc:
+        db.rollback()  # another post of the same link won: nothing of this one stays
+        return _link_refused(request, db, client, t, exc)
     db.commit()
     return RedirectResponse("/login?notice=enrolled", status_code=303)

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from fjernhjelp.audit import checkpoint_store
 from fjernhjelp.audit.export import export_lines
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.audit.query import event_as_dict, parse_filter, visible_events
 from fjernhjelp.portal import notifications, terms
+from fjernhjelp.server.api.audit import checkpoint_response
 from fjernhjelp.server.deps import DB, Client, PageUser, State, T, csrf_protect, require
 from fjernhjelp.server.pages.portal_view import attempt, notice_text
 from fjernhjelp.server.pages.render import render
@@ -122,3 +124,11 @@ def audit_export(state: State, db: DB, client: Client, user: PageUser) -> Respon
         media_type="application/x-ndjson",
         headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.jsonl"'},
     )
+
+
+@router.get("/audit/checkpoints.json")
+def audit_checkpoints(state: State, db: DB, client: Client, user: PageUser) -> Response:
+    data = checkpoint_store.download(
+        db, user, state.keys.signing, state.now(), client.source_address
+    )
+    return checkpoint_response(data)

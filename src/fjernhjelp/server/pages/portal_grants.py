@@ -25,7 +25,12 @@ PERMISSIONS = [p.value for p in Permission]
 
 
 def _terms(
-    permissions: list[str], consent: str, expires: str, technician_ids: list[str], zone: str
+    permissions: list[str],
+    consent: str,
+    expires: str,
+    technician_ids: list[str],
+    zone: str,
+    may_make_packages: bool,
 ) -> GrantTerms:
     try:
         last = dates.parse_day(expires)
@@ -40,6 +45,7 @@ def _terms(
         consent_required=consent != "preapproved",
         expires_at=dates.end_of_day(last, zone) if last else None,
         technician_ids=named,
+        may_make_packages=may_make_packages,
     )
 
 
@@ -112,6 +118,7 @@ def create_grant(
     consent: Annotated[str, Form(max_length=16)] = "required",
     expires: Annotated[str, Form(max_length=10)] = "",
     technician_ids: Annotated[list[str], Form()] = [],  # noqa: B006
+    may_make_packages: Annotated[bool, Form()] = False,
 ) -> Response:
     zone = state.settings.time_zone
     form = {
@@ -120,10 +127,11 @@ def create_grant(
         "consent": consent,
         "expires": expires,
         "technician_ids": technician_ids,
+        "may_make_packages": may_make_packages,
     }
 
     def change() -> Grant:
-        wanted = _terms(permissions, consent, expires, technician_ids, zone)
+        wanted = _terms(permissions, consent, expires, technician_ids, zone, may_make_packages)
         return grants.create(
             db, caller, group_id=group_id, agreement_id=agreement_id, wanted=wanted
         )
@@ -166,6 +174,7 @@ def _grant_page(
         "consent": "required" if grant.consent_required else "preapproved",
         "expires": dates.last_day(grant.expires_at, zone).isoformat() if grant.expires_at else "",
         "technician_ids": [str(u.id) for u in grant.technicians],
+        "may_make_packages": grant.may_make_packages,
     }
     return render(
         request,
@@ -209,11 +218,12 @@ def change_grant(
     consent: Annotated[str, Form(max_length=16)] = "required",
     expires: Annotated[str, Form(max_length=10)] = "",
     technician_ids: Annotated[list[str], Form()] = [],  # noqa: B006
+    may_make_packages: Annotated[bool, Form()] = False,
 ) -> Response:
     zone = state.settings.time_zone
 
     def change() -> Grant:
-        wanted = _terms(permissions, consent, expires, technician_ids, zone)
+        wanted = _terms(permissions, consent, expires, technician_ids, zone, may_make_packages)
         return grants.update(db, caller, grant_id, wanted)
 
     result = attempt(db, caller, "grant.changed", change)
@@ -223,6 +233,7 @@ def change_grant(
             "consent": consent,
             "expires": expires,
             "technician_ids": technician_ids,
+            "may_make_packages": may_make_packages,
         }
         return _grant_page(
             request,

@@ -1,6 +1,7 @@
 """Machines: the customer admin's list of its own machines (online state from the
-cluster), and one machine's session history, which a granted vendor's technician may
-also open for its own vendor's sessions (the console links to it)."""
+cluster), removing one after a confirmation page, and one machine's session history,
+which a granted vendor's technician may also open for its own vendor's sessions (the
+console links to it)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import uuid
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from fjernhjelp.access import history
+from fjernhjelp.access import history, removal
 from fjernhjelp.access import machines as access_machines
 from fjernhjelp.access.errors import NotFound
-from fjernhjelp.access.models import Machine
-from fjernhjelp.server.deps import DB, PageUser, T, require
+from fjernhjelp.access.models import InstallerPackage, Machine, MachineStatus
+from fjernhjelp.auth.models import User
+from fjernhjelp.server.deps import DB, Client, PageUser, State, T, csrf_protect, require
+from fjernhjelp.server.pages.portal_view import done, notice_text
 from fjernhjelp.server.pages.render import TEMPLATES, render
 
 router = APIRouter(prefix="/portal/machines")
@@ -28,7 +31,9 @@ def _users(machine: Machine) -> list[str]:
 
 
 @router.get("", response_class=HTMLResponse)
-async def machines_page(request: Request, db: DB, t: T, user: PageUser) -> Response:
+async def machines_page(
+    request: Request, state: State, db: DB, t: T, user: PageUser, notice: str | None = None
+) -> Response:
     require(user, admin=True)
 
     def own() -> list[Machine]:
@@ -36,7 +41,7 @@ async def machines_page(request: Request, db: DB, t: T, user: PageUser) -> Respo
         # portal lists the organisation's own.
         return [
             m
-            for m in access_machines.visible_to(db, user)
+            for m in access_machines.visible_to(db, user, state.now())
             if m.organisation_id == user.organisation_id
         ]
 
@@ -47,6 +52,7 @@ async def machines_page(request: Request, db: DB, t: T, user: PageUser) -> Respo
         t,
         "portal_machines.html",
         machines=[(m, _users(m), str(m.id) in online) for m in rows],
+        notice=notice_text(t, notice),
     )
 
 
@@ -88,7 +94,64 @@ async def machine_page(
         older="?" + urlencode({"cursor": page.next.encode()}) if page.next else None,
         first_page=cursor is None,
         all_vendors=history.may_see_all(user, machine),
+        removable=removal.may_remove(user, machine),
     )
+
+
+def _removable(db: DB, user: User, machine_id: uuid.UUID) -> Machine:
+    machine = db.get(Machine, machine_id)
+    if (
+        machine is None
+        or machine.status != MachineStatus.ACTIVE
+        or not removal.may_remove(user, machine)
+    ):
+        raise HTTPException(404)
+    return machine
+
+
+@router.get("/{machine_id}/remove", response_class=HTMLResponse)
+def confirm_remove(
+    request: Request, db: DB, t: T, user: PageUser, machine_id: uuid.UUID
+) -> Response:
+    require(user, admin=True)
+    machine = _removable(db, user, machine_id)
+    package = db.get(InstallerPackage, machine.package_id) if machine.package_id else None
+    return render(
+        request,
+        t,
+        "portal_machine_remove.html",
+        machine=machine,
+        users=_users(machine),
+        package=package,
+    )
+
+
+@router.post(
+    "/{machine_id}/remove", response_class=HTMLResponse, dependencies=[Depends(csrf_protect)]
+)
+async def remove(
+    request: Request, state: State, db: DB, client: Client, user: PageUser, machine_id: uuid.UUID
+) -> Response:
+    require(user, admin=True)
+
+    def act() -> removal.RemovedMachine:
+        try:
+            return removal.remove(
+                db,
+                user=user,
+                machine_id=machine_id,
+                now=state.now(),
+                source_address=client.source_address,
+            )
+        finally:
+            db.commit()  # the removal, or the refusal's audit event
+
+    try:
+        removed = await run_in_threadpool(act)
+    except NotFound as exc:
+        raise HTTPException(404) from exc
+    await request.app.state.access.machine_removed(removed)
+    return done("/portal/machines", "machine_removed")
 
 
 def _duration(seconds: int | None) -> str:

@@ -1,8 +1,9 @@
 """Installer packages: the list, making one for a group (the file is handed over once,
 in the answer to the form), and revoking one after a confirmation page.
 
-Admins of a receiving organisation and technicians of a granted vendor both use these
-pages; ``access.packages`` decides per group and per package, the page only offers."""
+Admins of a receiving organisation and technicians of a vendor whose grant lets it make
+packages both use these pages; ``access.packages`` decides per group and per package,
+the page only offers. A technician sees and revokes only the packages it made."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def _list(
     **extra: object,
 ) -> Response:
     now = state.now()
-    rows = [(p, packages.state_of(p, now)) for p in packages.visible(db, user, now)]
+    rows = [(p, packages.state_of(db, p, now)) for p in packages.visible(db, user, now)]
     return render(
         request,
         t,
@@ -106,11 +107,13 @@ def create(
         )
     except NotFound as exc:
         # A group the user may not manage looks exactly like one that does not exist.
+        db.commit()  # the refusal's audit event
         raise HTTPException(404) from exc
     except PackageRefused as exc:
-        db.rollback()
+        db.commit()  # the refusal's audit event, if it has one; nothing else was added
         error = t(f"package.refused.{exc.reason}", max_hours=MAX_HOURS, max=packages.MAX_USES)
-        return _list(request, state, db, t, user, 422, error=error, form=form | {"label": label})
+        status = 403 if exc.reason == "packages_not_granted" else 422
+        return _list(request, state, db, t, user, status, error=error, form=form | {"label": label})
     db.commit()
     name = file_name(made.package)
     return render(
@@ -128,25 +131,21 @@ def create(
     )
 
 
-def _visible_package(db: DB, state: State, user: User, package_id: uuid.UUID) -> InstallerPackage:
-    package = db.get(InstallerPackage, package_id)
-    if package is None or not packages.may_manage(db, user, package.group, state.now()):
-        raise HTTPException(404)
-    return package
-
-
 @router.get("/{package_id}/revoke", response_class=HTMLResponse)
 def confirm_revoke(
     request: Request, state: State, db: DB, t: T, user: PageUser, package_id: uuid.UUID
 ) -> Response:
     _allowed(user)
-    package = _visible_package(db, state, user, package_id)
+    try:
+        package = packages.get_revocable(db, user, package_id)
+    except NotFound as exc:
+        raise HTTPException(404) from exc
     return render(
         request,
         t,
         "portal_package_revoke.html",
         package=package,
-        package_state=packages.state_of(package, state.now()),
+        package_state=packages.state_of(db, package, state.now()),
     )
 
 
@@ -162,6 +161,7 @@ def revoke(state: State, db: DB, client: Client, user: PageUser, package_id: uui
             source_address=client.source_address,
         )
     except NotFound as exc:
+        db.commit()  # the refusal's audit event
         raise HTTPException(404) from exc
     db.commit()
     return done("/portal/packages", "package_revoked")

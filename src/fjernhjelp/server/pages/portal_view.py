@@ -32,6 +32,7 @@ NOTICES = {
     "grant_revoked": "grant.revoked_notice",
     "registered": "organisation.registered",
     "package_revoked": "package.revoked_notice",
+    "machine_removed": "machine.removed_notice",
 }
 
 

@@ -4,9 +4,9 @@
 
 import { Chat } from "./chat.js";
 import { openDesktop } from "./desktop.js";
-import { download, upload } from "./files.js";
+import { TransferError, download, upload } from "./files.js";
 import { sendCombo } from "./keys.js";
-import { openTerminal } from "./terminal.js";
+import { ShellRefused, openTerminal } from "./terminal.js";
 import { StreamCode } from "./tunnel/codes.js";
 import { codeText, formatBytes, text } from "./console_text.js";
 
@@ -113,6 +113,18 @@ export async function startChat(tunnel) {
   });
 }
 
+/** Asks in the page whether to replace `path` on the machine; resolves true for yes. */
+function confirmOverwrite(path) {
+  const dialog = $("overwrite-dialog");
+  $("overwrite-question").textContent = text("files.replace_question", { name: path });
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    // Escape or the cancel button: no. Only the replace button says yes.
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "replace"), { once: true });
+    dialog.showModal();
+  });
+}
+
 export function startFiles(tunnel) {
   $("files-panel").hidden = false;
   const status = $("files-status");
@@ -132,9 +144,22 @@ export function startFiles(tunnel) {
     const file = $("upload-file").files[0];
     if (!file) return;
     const path = $("upload-path").value.trim() || file.name;
+    const send = (overwrite) => upload(tunnel, file, path, { onProgress: progress(file.name), overwrite });
     try {
-      const result = await upload(tunnel, file, path, { onProgress: progress(file.name) });
-      status.textContent = text("files.uploaded", { name: path, size: result.size });
+      let result;
+      try {
+        result = await send(false);
+      } catch (error) {
+        if (!(error instanceof TransferError) || error.code !== "exists" || !error.path) throw error;
+        // Nothing moved yet: the agent refuses before any data unless told to replace.
+        bar.hidden = true;
+        if (!(await confirmOverwrite(error.path))) {
+          status.textContent = text("files.not_replaced", { name: error.path });
+          return;
+        }
+        result = await send(true);
+      }
+      status.textContent = text("files.uploaded", { name: result.path, size: result.size });
     } catch (error) {
       failed(error);
     }
@@ -160,25 +185,67 @@ export function startFiles(tunnel) {
   });
 }
 
+/** Why the agent refused or ended a shell, as one sentence in the page's language. */
+export function shellRefusal(code) {
+  return codeText("terminal.refused", code, code);
+}
+
+/**
+ * The technician picks the account when the agent offers two (the agent's default is
+ * preselected); one is taken without asking. Resolves to a run_as.
+ */
+function chooseAccount(offer) {
+  if (offer.choices.length === 1) return offer.default;
+  const form = $("terminal-choose");
+  const list = $("terminal-choices");
+  list.replaceChildren();
+  for (const choice of offer.choices) {
+    const label = document.createElement("label");
+    label.className = "check";
+    const radio = document.createElement("input");
+    radio.type = "radio";
+    radio.name = "run_as";
+    radio.value = choice.run_as;
+    radio.checked = choice.run_as === offer.default;
+    label.append(radio, " ", text(`terminal.as_${choice.run_as}`, { account: choice.account }));
+    list.append(label);
+  }
+  form.hidden = false;
+  return new Promise((resolve) => {
+    form.addEventListener(
+      "submit",
+      (event) => {
+        event.preventDefault();
+        form.hidden = true;
+        resolve(new FormData(form).get("run_as") || offer.default);
+      },
+      { once: true },
+    );
+  });
+}
+
 export function startTerminal(tunnel) {
   $("terminal-panel").hidden = false;
   const button = $("terminal-open");
   const status = $("terminal-status");
+  let shell = null;
   button.addEventListener("click", async () => {
     button.disabled = true;
     status.textContent = "";
-    let shell;
+    shell?.dispose(); // the last shell's terminal, ended: one terminal in the panel at a time
+    shell = null;
     try {
-      shell = await openTerminal(tunnel, $("terminal"));
+      shell = await openTerminal(tunnel, $("terminal"), { choose: chooseAccount });
     } catch (error) {
-      status.textContent = streamFailure(error);
-      button.disabled = false;
+      status.textContent = error instanceof ShellRefused ? shellRefusal(error.code) : streamFailure(error);
+      button.disabled = tunnel.closed !== null;
       return;
     }
+    status.textContent = text("terminal.running", { account: shell.offer.choices.find((c) => c.run_as === shell.runAs)?.account ?? shell.runAs });
     shell.term.focus();
     const outcome = await shell.ended;
     if ("exit" in outcome) status.textContent = text("terminal.exited", { code: outcome.exit });
-    else if ("error" in outcome) status.textContent = text("terminal.error", { message: outcome.error.message });
+    else if ("error" in outcome) status.textContent = shellRefusal(outcome.error.code);
     else status.textContent = text("terminal.closed");
     button.disabled = tunnel.closed !== null;
   });

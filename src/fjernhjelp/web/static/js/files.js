@@ -1,11 +1,13 @@
 // File transfer over a "files" stream, in the wire format of the agent's files.py:
-//   0x01 REQUEST {"op":"get","path"} | {"op":"put","path","size","sha256"}
+//   0x01 REQUEST {"op":"get","path"} | {"op":"put","path","size","sha256","name","overwrite"}
 //   0x02 OFFER   {"size","sha256"}            (get only, agent → us)
 //   0x03 RESUME  {"offset"}                   receiver → sender
 //   0x04 DATA    raw bytes, 1..65536          sender → receiver, in order
 //   0x05 END     empty
-//   0x06 DONE    {"size","sha256"}            receiver → sender: verified, in place
-//   0x07 ERROR   {"code","message"}           either way; the channel then ends
+//   0x06 DONE    {"size","sha256"[,"path"]}   receiver → sender: verified, in place
+//   0x07 ERROR   {"code","message"[,"path"]}  either way; the channel then ends
+// A put to a folder lands in it under the file's own name; an existing file is replaced
+// only with "overwrite": true, otherwise ERROR "exists" names it (to ask the user).
 // WebCrypto hashes only whole buffers, so a transfer is held in memory (up to
 // MAX_IN_MEMORY); a download starts from offset 0 (the page keeps no partial files).
 
@@ -24,11 +26,12 @@ const MAX_JSON = 4096;
 
 /** The transfer failed; `code` is machine-readable (the agent's, or ours). */
 export class TransferError extends Error {
-  constructor(code, message) {
+  constructor(code, message, path = null) {
     super(`${code}: ${message}`);
     this.name = "TransferError";
     this.code = code;
     this.detail = message;
+    this.path = path; // "exists": the agent's full path of the file in the way
   }
 }
 
@@ -80,7 +83,8 @@ async function expect(stream, ...kinds) {
   const payload = data.subarray(1);
   if (kind === ERROR && !kinds.includes(ERROR)) {
     const body = json(payload);
-    throw new TransferError(String(body.code ?? "error").slice(0, 64), String(body.message ?? "").slice(0, 1000));
+    const path = typeof body.path === "string" ? body.path.slice(0, MAX_JSON) : null;
+    throw new TransferError(String(body.code ?? "error").slice(0, 64), String(body.message ?? "").slice(0, 1000), path);
   }
   if (!kinds.includes(kind)) throw new TransferError("protocol", `unexpected message type ${kind}`);
   if (kind === DATA && (payload.length < 1 || payload.length > CHUNK)) {
@@ -98,17 +102,21 @@ async function failWith(stream, error) {
 }
 
 /**
- * Copies `file` (a File or Blob) to `remotePath` on the agent.
+ * Copies `file` (a File or Blob) to `remotePath` on the agent; a folder there takes the
+ * file under its own name. An existing file rejects with TransferError "exists" (its
+ * `path` says which) unless `overwrite`; ask the user, then call again with it.
  * @param {(done: number, total: number) => void} [onProgress]
  * @returns {Promise<{path, size, sha256, resumedFrom}>} rejects with TransferError or StreamRefused
  */
-export async function upload(tunnel, file, remotePath, { onProgress = () => {} } = {}) {
+export async function upload(tunnel, file, remotePath, { onProgress = () => {}, overwrite = false } = {}) {
   if (file.size > MAX_IN_MEMORY) throw new TransferError("too_large", `files over ${MAX_IN_MEMORY} bytes are not sent from the browser`);
   const size = file.size;
   const sha256 = await sha256Hex(await file.arrayBuffer());
   const stream = await tunnel.open("files", {});
   try {
-    await stream.send(message(REQUEST, { op: "put", path: remotePath, size, sha256 }));
+    const request = { op: "put", path: remotePath, size, sha256, overwrite };
+    if (typeof file.name === "string" && file.name) request.name = file.name;
+    await stream.send(message(REQUEST, request));
     const [, resume] = await expect(stream, RESUME);
     const offset = integer(json(resume), "offset", size);
     onProgress(offset, size);
@@ -125,7 +133,8 @@ export async function upload(tunnel, file, remotePath, { onProgress = () => {} }
       throw new TransferError("protocol", "the agent confirmed something else than was sent");
     }
     await stream.close();
-    return { path: remotePath, size, sha256, resumedFrom: offset };
+    const placed = typeof confirmed.path === "string" && confirmed.path ? confirmed.path.slice(0, MAX_JSON) : remotePath;
+    return { path: placed, size, sha256, resumedFrom: offset };
   } catch (error) {
     await failWith(stream, error instanceof TransferError ? error : new TransferError("error", error.message));
     throw error;

@@ -1,5 +1,8 @@
 // The shell service's messages (the agent's shellwire.py): one message per tunnel
 // message, its first byte the type.
+//   0x06 OFFER   agent→technician  the agent's first message; JSON {choices: [{run_as,
+//                                  account, uid}], default}: the accounts this session may
+//                                  have a shell as (an ERROR instead when there are none)
 //   0x01 OPEN    technician→agent  first message; JSON {rows, cols, term, run_as}
 //   0x02 DATA    both ways         keystrokes in, terminal output out (≤ 64 KiB)
 //   0x03 RESIZE  technician→agent  rows, cols as u16 each (1..1000)
@@ -13,13 +16,49 @@ export const DATA = 0x02;
 export const RESIZE = 0x03;
 export const EXIT = 0x04;
 export const ERROR = 0x05;
+export const OFFER = 0x06;
 export const MAX_DATA = 64 * 1024;
 const MAX_DIMENSION = 1000;
 
 const clamp = (n) => Math.min(MAX_DIMENSION, Math.max(1, Math.floor(n)));
 
 /**
- * The technician's end of one shell, over a tunnel stream to the "shell" service,
+ * The agent's first message on a new shell stream: what it offers, or why not.
+ * Resolves to {offer: {choices: [{run_as, account, uid}], default}} | {error: {code,
+ * message}} | {closed: reason}; on anything but an offer the stream is closed.
+ */
+export async function readOffer(stream) {
+  let message;
+  try {
+    message = await stream.recv();
+  } catch (error) {
+    return { closed: error.slug ?? error.message };
+  }
+  if (message[0] === OFFER) {
+    const offer = parseOffer(message.subarray(1));
+    if (offer) return { offer };
+  } else if (message[0] === ERROR) {
+    stream.close();
+    return { error: parseError(message.subarray(1)) };
+  }
+  stream.close("error");
+  return { error: { code: "protocol", message: "the agent's first message must be a well-formed OFFER" } };
+}
+
+function parseOffer(payload) {
+  try {
+    const body = JSON.parse(fromUtf8(payload));
+    const choices = body.choices.map((c) => ({ run_as: String(c.run_as), account: String(c.account).slice(0, 64), uid: Number(c.uid) }));
+    const known = choices.every((c) => c.run_as === "user" || c.run_as === "service");
+    if (!choices.length || !known || !choices.some((c) => c.run_as === body.default)) return null;
+    return { choices, default: body.default };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The technician's end of one shell (after readOffer), over a tunnel stream to the "shell" service,
  * without any terminal widget (terminal.js puts xterm.js on it).
  *   onOutput(Uint8Array) receives what the shell writes;
  *   `ended` resolves to {exit: status} | {error: {code, message}} | {closed: reason}.

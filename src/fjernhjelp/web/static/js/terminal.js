@@ -1,7 +1,15 @@
 // The terminal panel: xterm.js (from the npm package, served under /vendor) attached to
 // a "shell" stream through ShellSession.
 
-import { ShellSession } from "./shellwire.js";
+import { ShellSession, readOffer } from "./shellwire.js";
+
+/** The agent refused the shell (before any terminal was shown); `code` names why. */
+export class ShellRefused extends Error {
+  constructor({ code, message }) {
+    super(message);
+    this.code = code;
+  }
+}
 
 export const XTERM = "/vendor/xterm/lib/xterm.mjs";
 export const XTERM_FIT = "/vendor/xterm-addon-fit/lib/addon-fit.mjs";
@@ -47,26 +55,39 @@ export function adoptInlineStyles(root) {
 }
 
 /**
- * Opens a shell on the agent in a terminal inside `element`.
+ * Opens a shell on the agent in a terminal inside `element`. The agent first says which
+ * accounts it offers; `choose(offer)` picks one (by default the agent's default) and may
+ * return a promise (the technician picking), or null to give up.
  * @returns {Promise<{term, session: ShellSession, ended: Promise<object>, dispose: Function}>}
- *   rejects with StreamRefused if the agent refuses the stream.
+ *   rejects with StreamRefused if the agent refuses the stream, ShellRefused if it
+ *   refuses the shell.
  */
-export async function openTerminal(tunnel, element, { runAs = "user", fontSize = 14 } = {}) {
-  const [{ Terminal }, { FitAddon }] = await Promise.all([import(XTERM), import(XTERM_FIT)]);
+export async function openTerminal(tunnel, element, { choose = (offer) => offer.default, fontSize = 14 } = {}) {
+  const modules = Promise.all([import(XTERM), import(XTERM_FIT)]);
+  modules.catch(() => {}); // awaited below; a failure is reported there
+  const stream = await tunnel.open("shell", {});
+  const first = await readOffer(stream);
+  if (!first.offer) throw new ShellRefused(first.error ?? { code: "closed", message: String(first.closed) });
+  let runAs;
+  let Terminal;
+  let FitAddon;
+  try {
+    runAs = await choose(first.offer);
+    [{ Terminal }, { FitAddon }] = await modules;
+  } catch (error) {
+    stream.close();
+    throw error;
+  }
+  if (!runAs) {
+    stream.close();
+    throw new ShellRefused({ code: "cancelled", message: "no account chosen" });
+  }
   const stopStyles = adoptInlineStyles(element);
   const term = new Terminal({ fontSize, cursorBlink: true, convertEol: false, scrollback: 5000 });
   const fit = new FitAddon();
   term.loadAddon(fit);
   term.open(element);
   fit.fit();
-  let stream;
-  try {
-    stream = await tunnel.open("shell", {});
-  } catch (error) {
-    term.dispose();
-    stopStyles();
-    throw error;
-  }
   const session = new ShellSession(stream, {
     rows: term.rows,
     cols: term.cols,
@@ -94,5 +115,5 @@ export async function openTerminal(tunnel, element, { runAs = "user", fontSize =
     term.options.disableStdin = true;
     return outcome;
   });
-  return { term, session, fit, ended, dispose };
+  return { term, session, fit, ended, dispose, offer: first.offer, runAs };
 }

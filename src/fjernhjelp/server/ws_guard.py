@@ -1,0 +1,87 @@
+"""What a WebSocket may cost before it has proved anything.
+
+Three bounds, cheapest first:
+
+- ``PROTOCOL_MAX_MESSAGE`` is given to uvicorn (``ws_max_size``): no message larger than
+  the largest any endpoint accepts after authentication (a tunnel record) is ever
+  buffered; the protocol closes with 1009 first.
+- Until a socket has authenticated, each message must fit a few KiB (the relay's join
+  message, the agent's hello); a larger one closes it with 1009 before it is parsed.
+- Each source address may hold only so many sockets that have not authenticated yet
+  (``Settings.ws_unauthenticated_per_address``); one more is refused at the upgrade.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from fastapi import WebSocket, WebSocketDisconnect
+from starlette.responses import Response
+
+from fjernhjelp.control.messages import MAX_MESSAGE_BYTES as CONTROL_MAX_MESSAGE
+from fjernhjelp.tunnel.limits import MAX_RECORD
+
+PROTOCOL_MAX_MESSAGE = max(MAX_RECORD, CONTROL_MAX_MESSAGE)
+RELAY_JOIN_MAX = 1024  # {"role": ..., "token": ...}: a role and a 128-character token
+AGENT_HELLO_MAX = 8 * 1024  # machine id, signature, host name, OS, up to 32 user names
+TOO_BIG = 1009  # RFC 6455 "message too big"
+TRY_AGAIN_LATER = 1013  # RFC 6455; used only where the server cannot answer HTTP 429
+
+
+class MessageTooBig(Exception):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message of {size} bytes exceeds {limit}")
+        self.reason = "message_too_big"
+
+
+async def receive_text_limited(websocket: WebSocket, limit: int) -> str:
+    """The next text message, refused if it is larger than ``limit`` bytes."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if text is None:
+        raise ValueError("expected a text message")
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise MessageTooBig(size, limit)
+    return text
+
+
+class PendingSockets:
+    """Counts, per source address, the sockets still waiting to authenticate."""
+
+    def __init__(self, per_address: int) -> None:
+        self.per_address = per_address
+        self._counts: dict[str | None, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, address: str | None) -> bool:
+        with self._lock:
+            count = self._counts.get(address, 0)
+            if count >= self.per_address:
+                return False
+            self._counts[address] = count + 1
+            return True
+
+    def release(self, address: str | None) -> None:
+        with self._lock:
+            count = self._counts.get(address, 0) - 1
+            if count > 0:
+                self._counts[address] = count
+            else:
+                self._counts.pop(address, None)
+
+    def count(self, address: str | None) -> int:
+        with self._lock:
+            return self._counts.get(address, 0)
+
+
+async def refuse_upgrade(websocket: WebSocket) -> None:
+    """Refuse a socket before accepting it: HTTP 429 where the server can send it."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(
+            Response(status_code=429, headers={"Retry-After": "5"})
+        )
+    else:
+        await websocket.close(TRY_AGAIN_LATER, "too many unauthenticated sockets")
