@@ -78,11 +78,43 @@ function handshakeFailure(error) {
   return ["failed", codeText("close", "transport-closed", CloseCode.TRANSPORT_CLOSED)];
 }
 
+// The relay's close code when the server cut the session (revocation, suspension, the
+// machine removed, the server stopping); its reason is "cut:<kind>".
+const RELAY_CUT = 4003;
+
+/** The cut kind behind an end, or null: from the relay's close, or from the agent's
+ *  GOODBYE(REVOKED), whose text is the kind the server told it. */
+function cutKind(why) {
+  if (why.relayCode === RELAY_CUT && why.relayReason?.startsWith("cut:")) return why.relayReason.slice(4);
+  if (why.code === CloseCode.REVOKED && why.text) return why.text;
+  return null;
+}
+
+/** Why the session ended, as a sentence for the technician (never a raw code or reason). */
+export function endText(why) {
+  const kind = cutKind(why);
+  if (kind !== null) {
+    const key = `cut.${keyOf(kind)}`;
+    return hasText(key) ? text(key) : text("cut.generic");
+  }
+  return codeText("close", why.slug, why.code);
+}
+
+/** Once the session has ended nothing on the page can act on it any more. */
+function disableActions() {
+  for (const control of $("session").querySelectorAll("button, input, select, textarea")) {
+    control.disabled = true;
+  }
+}
+
 function showEnd(why) {
-  const state = ORDINARY_ENDS.has(why.code) ? "ended" : REFUSALS.has(why.code) ? "refused" : "failed";
-  setState(state, codeText("close", why.slug, why.code));
+  const cut = cutKind(why) !== null;
+  const state = cut || ORDINARY_ENDS.has(why.code) ? "ended" : REFUSALS.has(why.code) ? "refused" : "failed";
+  setState(state, endText(why));
   $("end-session").hidden = true;
   $("session").dataset.closeCode = String(why.code);
+  if (cut) $("session").dataset.cut = cutKind(why).slice(0, 40);
+  disableActions();
 }
 
 async function readControl(tunnel, consent) {
@@ -165,7 +197,7 @@ async function run() {
     // the consent as far as the desktop is concerned.
     startDesktop(tunnel, { control: permissions.has("control"), onConnect: () => waiting && consent.given() });
   }
-  if (permissions.has("chat")) startChat(tunnel);
+  if (permissions.has("chat")) startChat(tunnel, { endText });
   if (permissions.has("files")) startFiles(tunnel);
   if (permissions.has("terminal")) startTerminal(tunnel);
 }

@@ -7,6 +7,7 @@ import { openDesktop } from "./desktop.js";
 import { download, upload } from "./files.js";
 import { sendCombo } from "./keys.js";
 import { openTerminal } from "./terminal.js";
+import { attachTextInput } from "./textinput.js";
 import { StreamCode } from "./tunnel/codes.js";
 import { codeText, formatBytes, text } from "./console_text.js";
 
@@ -33,6 +34,7 @@ export async function startDesktop(tunnel, { control, onConnect }) {
     return null;
   }
   const { rfb, opened } = viewer;
+  if (control) attachTextInput(rfb, $("desktop")).catch(() => {}); // keys still reach the canvas
   opened.catch((error) => {
     status.textContent = streamFailure(error);
   });
@@ -59,7 +61,7 @@ export async function startDesktop(tunnel, { control, onConnect }) {
   return rfb;
 }
 
-export async function startChat(tunnel) {
+export async function startChat(tunnel, { endText }) {
   const panel = $("chat-panel");
   panel.hidden = false;
   const log = $("chat-log");
@@ -90,11 +92,14 @@ export async function startChat(tunnel) {
     $("chat-form").hidden = true;
     return;
   }
-  chat.ended.then((error) => {
-    // The user's side closed the chat (a refused message, the window gone) or the session ended.
+  chat.ended.then(() => {
+    // The session ended (say why, as the page does), or the user's side closed the chat
+    // (a refused message, the window gone).
     const item = document.createElement("li");
     item.className = "note";
-    item.textContent = text("chat.ended", { reason: error?.text || error?.slug || "" });
+    item.textContent = tunnel.closed
+      ? text("chat.ended_with_session", { reason: endText(tunnel.closed) })
+      : text("chat.closed_at_machine");
     log.append(item);
     $("chat-form").hidden = true;
   });
