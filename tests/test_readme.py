@@ -41,4 +41,4 @@ def test_the_permissions_named_are_the_grant_forms() -> None:
     named = set(re.findall(r"\*(\w+)\*", found.group(1)))
     assert named == {p.value for p in Permission}
     # The form offers exactly these (and the catalogue names each).
-    assert PERMISSIONS == [p.value for p in Permission]
+    assert [p.value for p in Permission] == PERMISSIONS
