@@ -28,9 +28,12 @@ def session_texts(t: Translator) -> dict[str, str]:
     return {key: t(key) for key in catalogue() if key.startswith(TEXT_PREFIXES)}
 
 
-def session_config(t: Translator, machine_id: str) -> dict[str, object]:
+def session_config(
+    t: Translator, machine_id: str, time_zone: str = "Europe/Oslo"
+) -> dict[str, object]:
     return {
         "machine_id": machine_id,
+        "time_zone": time_zone,
         "machines_url": "/api/v1/machines",
         "sessions_url": "/api/v1/sessions",
         "lang": t.language,
@@ -49,7 +52,7 @@ def session_view(request: Request, t: T, user: PageUser, machine_id: str) -> Res
         t,
         "console_session.html",
         machine_id=machine_id,
-        config=session_config(t, machine_id),
+        config=session_config(t, machine_id, request.app.state.fjh.settings.time_zone),
         style_nonce=nonce,
     )
     response.headers["Content-Security-Policy"] = csp_with_style_nonce(nonce)

@@ -43,4 +43,11 @@ def console(request: Request, t: T, db: DB, caller: PageCaller) -> Response:
         usable = grants.received(db, caller)
     except NotAllowed:
         usable = []
-    return render(request, t, "console.html", machines=[], has_grants=bool(usable))
+    return render(
+        request,
+        t,
+        "console.html",
+        machines=[],
+        has_grants=bool(usable),
+        time_zone=request.app.state.fjh.settings.time_zone,
+    )

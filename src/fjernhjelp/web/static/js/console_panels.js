@@ -9,7 +9,7 @@ import { sendCombo } from "./keys.js";
 import { openTerminal } from "./terminal.js";
 import { attachTextInput } from "./textinput.js";
 import { StreamCode } from "./tunnel/codes.js";
-import { codeText, formatBytes, text } from "./console_text.js";
+import { codeText, formatBytes, formatMoment, text } from "./console_text.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -77,7 +77,7 @@ export async function startChat(tunnel, { endText }) {
     const at = document.createElement("time");
     at.dateTime = message.at;
     const when = new Date(message.at);
-    at.textContent = Number.isNaN(when.getTime()) ? "" : when.toLocaleTimeString();
+    at.textContent = Number.isNaN(when.getTime()) ? "" : formatMoment(when, { date: false });
     item.append(who, body, at);
     log.append(item);
     log.scrollTop = log.scrollHeight;
@@ -200,7 +200,7 @@ export function showSysinfo(message) {
     else if (field === "memory_bytes" && Number.isFinite(value)) value = formatBytes(value);
     else if (field === "boot_time") {
       const when = new Date(value);
-      value = Number.isNaN(when.getTime()) ? value : when.toLocaleString();
+      value = Number.isNaN(when.getTime()) ? value : formatMoment(when);
     }
     const term = document.createElement("dt");
     term.textContent = text(`info.${field}`);
