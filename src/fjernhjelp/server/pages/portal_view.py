@@ -98,10 +98,14 @@ def _moment(ctx: Any, value: datetime | str | None) -> str:
     return local.strftime(fmt)
 
 
+DEFAULT_TIME_ZONE = "Europe/Oslo"
+
+
 @pass_context
 def _zone_name(ctx: Any) -> str:
     """The configured zone as people say it ("norsk tid", "Oslo time")."""
-    zone = ctx["request"].app.state.fjh.settings.time_zone
+    state = getattr(ctx["request"].app.state, "fjh", None)  # absent in the pages' test harness
+    zone = state.settings.time_zone if state is not None else DEFAULT_TIME_ZONE
     t = ctx["t"]
     return t("time.oslo") if zone == "Europe/Oslo" else t("time.zone", zone=zone)
 

@@ -107,7 +107,32 @@ function disableActions() {
   }
 }
 
-function showEnd(why) {
+// When the relay cannot get its close through (the technician's socket is full of screen
+// data and the server gives up after its close timeout), the page sees only a lost
+// connection; the session's record says why it ended once the relay has written it.
+const RECORD_TRIES = 30;
+
+async function endFromRecord(sessionId) {
+  const url = `${config.machines_url}/${encodeURIComponent(config.machine_id)}/sessions?limit=20`;
+  for (let attempt = 0; attempt < RECORD_TRIES; attempt += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const rows = await fetch(url, { credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : null))
+      .catch(() => null);
+    const row = Array.isArray(rows) ? rows.find((r) => r?.id === sessionId) : null;
+    if (!row?.ended_at) continue;
+    if (typeof row.end_reason === "string" && row.end_reason.startsWith("cut:")) {
+      return { code: CloseCode.TRANSPORT_CLOSED, relayCode: RELAY_CUT, relayReason: row.end_reason.slice(0, 80) };
+    }
+    if (typeof row.ended_at_agent === "string" && row.ended_at_agent.startsWith("ended_by_user")) {
+      return { code: CloseCode.ENDED_BY_USER, slug: "ended-by-user" };
+    }
+    return null;
+  }
+  return null;
+}
+
+function showEnd(why, sessionId) {
   const cut = cutKind(why) !== null;
   const state = cut || ORDINARY_ENDS.has(why.code) ? "ended" : REFUSALS.has(why.code) ? "refused" : "failed";
   setState(state, endText(why));
@@ -115,6 +140,14 @@ function showEnd(why) {
   $("session").dataset.closeCode = String(why.code);
   if (cut) $("session").dataset.cut = cutKind(why).slice(0, 40);
   disableActions();
+  if (why.code === CloseCode.TRANSPORT_CLOSED && !cut && sessionId) {
+    endFromRecord(sessionId).then((recorded) => {
+      if (recorded === null) return;
+      showEnd(recorded, null);
+      const note = document.querySelector("#chat-log li.note");
+      if (note) note.textContent = text("chat.ended_with_session", { reason: endText(recorded) });
+    });
+  }
 }
 
 async function readControl(tunnel, consent) {
@@ -185,7 +218,7 @@ async function run() {
     },
   };
   setState(waiting ? "waiting-consent" : "connected", "");
-  tunnel.done.then(showEnd);
+  tunnel.done.then((why) => showEnd(why, info.session_id));
   $("end-session").hidden = false;
   $("end-session").addEventListener("click", () => tunnel.close(CloseCode.ENDED_BY_TECHNICIAN));
   $("session-body").hidden = false;

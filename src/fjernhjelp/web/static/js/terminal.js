@@ -11,11 +11,12 @@ export const XTERM_FIT = "/vendor/xterm-addon-fit/lib/addon-fit.mjs";
  * and takes no CSP nonce. The page's policy allows <style> elements that carry this
  * response's nonce (style-src-elem), so every <style> created from here on gets it before
  * it is inserted (a nonce added later does not count). Style attributes stay refused.
- * Idempotent; a page without the nonce element is left alone.
+ * Idempotent; returns false on a page without the nonce element (nothing is changed).
  */
 export function stampStyleNonce() {
   const nonce = document.getElementById("style-nonce")?.nonce;
-  if (!nonce || Document.prototype.createElement.fjhStampsNonce) return;
+  if (!nonce) return false;
+  if (Document.prototype.createElement.fjhStampsNonce) return true;
   const create = Document.prototype.createElement;
   const stamped = function createElement(name, options) {
     const element = create.call(this, name, options);
@@ -24,6 +25,47 @@ export function stampStyleNonce() {
   };
   stamped.fjhStampsNonce = true;
   Document.prototype.createElement = stamped;
+  return true;
+}
+
+/**
+ * The fallback for a page without a style nonce (stampStyleNonce returned false): the
+ * CSP refuses xterm's <style> elements (each refusal is logged), and each one xterm adds
+ * under `root` is mirrored into an adopted CSSStyleSheet, which CSP allows, and kept in
+ * step with it. Returns a function that stops.
+ */
+export function adoptInlineStyles(root) {
+  const sheets = new Map();
+  const sync = (style) => {
+    let sheet = sheets.get(style);
+    if (!sheet) {
+      sheet = new CSSStyleSheet();
+      sheets.set(style, sheet);
+      document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+    }
+    sheet.replaceSync(style.textContent ?? "");
+  };
+  const drop = (style) => {
+    const sheet = sheets.get(style);
+    if (!sheet) return;
+    sheets.delete(style);
+    document.adoptedStyleSheets = document.adoptedStyleSheets.filter((s) => s !== sheet);
+  };
+  const styleOf = (node) => (node instanceof HTMLStyleElement ? node : node.parentElement instanceof HTMLStyleElement ? node.parentElement : null);
+  const observer = new MutationObserver((records) => {
+    for (const record of records) {
+      const owner = styleOf(record.target);
+      if (owner) sync(owner);
+      for (const node of record.addedNodes) if (node instanceof HTMLStyleElement) sync(node);
+      for (const node of record.removedNodes) if (node instanceof HTMLStyleElement) drop(node);
+    }
+  });
+  observer.observe(root, { subtree: true, childList: true, characterData: true });
+  root.querySelectorAll("style").forEach(sync);
+  return () => {
+    observer.disconnect();
+    [...sheets.keys()].forEach(drop);
+  };
 }
 
 /**
@@ -33,7 +75,7 @@ export function stampStyleNonce() {
  */
 export async function openTerminal(tunnel, element, { runAs = "user", fontSize = 14 } = {}) {
   const [{ Terminal }, { FitAddon }] = await Promise.all([import(XTERM), import(XTERM_FIT)]);
-  stampStyleNonce();
+  const stopStyles = stampStyleNonce() ? () => {} : adoptInlineStyles(element);
   const term = new Terminal({ fontSize, cursorBlink: true, convertEol: false, scrollback: 5000 });
   const fit = new FitAddon();
   term.loadAddon(fit);
@@ -44,6 +86,7 @@ export async function openTerminal(tunnel, element, { runAs = "user", fontSize =
     stream = await tunnel.open("shell", {});
   } catch (error) {
     term.dispose();
+    stopStyles();
     throw error;
   }
   const session = new ShellSession(stream, {
@@ -65,6 +108,7 @@ export async function openTerminal(tunnel, element, { runAs = "user", fontSize =
     subscriptions.forEach((s) => s.dispose());
     session.close();
     term.dispose();
+    stopStyles();
   };
   const ended = session.ended.then((outcome) => {
     observer.disconnect();
