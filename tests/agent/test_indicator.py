@@ -175,3 +175,51 @@ def test_the_indicator_shows_what_the_session_may_do(xvfb: DisplayTarget, tmp_pa
         await shown.close()
 
     run_async(main())
+
+
+def _titles(display: DisplayTarget, name: str) -> list[tuple[str, str]]:
+    """(WM_NAME read as ICCCM's Latin-1 STRING, _NET_WM_NAME as UTF-8) of each window whose
+    title contains ``name``: what task bars and window managers show."""
+    from Xlib import X, Xatom
+    from Xlib import display as xdisplay
+
+    conn = xdisplay.Display(display.display)
+    try:
+        utf8 = conn.intern_atom("UTF8_STRING")
+        net_name = conn.intern_atom("_NET_WM_NAME")
+        found = []
+        for window in conn.screen().root.query_tree().children:
+            legacy = window.get_full_property(Xatom.WM_NAME, X.AnyPropertyType)
+            modern = window.get_full_property(net_name, utf8)
+            if legacy is None or modern is None:
+                continue
+            pair = (bytes(legacy.value).decode("latin-1"), bytes(modern.value).decode("utf-8"))
+            if name in pair[1]:
+                found.append(pair)
+        return found
+    finally:
+        conn.close()
+
+
+def test_the_title_reads_right_in_both_title_properties_after_chat_opens(
+    xvfb: DisplayTarget,
+) -> None:
+    """Under a UTF-8 locale (the dialogs' default) Tk wrote UTF-8 bytes into WM_NAME,
+    typed STRING (Latin-1): "Fjernhjelp: Ã¸kt pÃ¥gÃ¥r" wherever it was read, as when the
+    window grows for the chat. The ICCCM name must carry the same text as the UTF-8 one."""
+    from fjernhjelp.web.i18n import Translator
+
+    title = Translator("nb")("agent.indicator.window_title")
+    assert "ø" in title and "å" in title  # the test is about letters outside ASCII
+
+    async def main() -> list[tuple[str, str]]:
+        shown = indicator(xvfb, language="nb")
+        await shown.start()
+        assert shown.claim_chat()
+        assert await shown.show_chat("Hei, ser du meldingen?")
+        titles = await asyncio.to_thread(_titles, xvfb, "Fjernhjelp")
+        await shown.close()
+        return titles
+
+    titles = run_async(main())
+    assert titles == [(title, title)]

@@ -100,3 +100,33 @@ def test_browser_libraries_are_served_as_modules(
     if path.endswith((".js", ".mjs")):
         assert r.headers["content-type"] == "text/javascript; charset=utf-8"
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_session_view_allows_only_style_elements_with_its_own_nonce(
+    client: TestClient, tech: Account
+) -> None:
+    """xterm.js adds <style> elements: the page's policy names a fresh nonce for them
+    (never 'unsafe-inline'), the page carries it, and other pages keep the plain policy."""
+    web_login(client, tech)
+    machine = "9d3c2a1b-7e6f-4a5b-8c9d-0e1f2a3b4c5d"
+    nonces = []
+    for _ in range(2):
+        r = client.get(f"/console/connect/{machine}")
+        policy = r.headers["content-security-policy"]
+        assert "unsafe-inline" not in policy and "script-src 'self';" in policy
+        found = re.search(r"style-src-elem 'self' 'nonce-([A-Za-z0-9_-]{20,})'", policy)
+        assert found is not None, policy
+        assert f'<style id="style-nonce" nonce="{found.group(1)}"></style>' in r.text
+        nonces.append(found.group(1))
+    assert nonces[0] != nonces[1]
+    assert "nonce-" not in client.get("/console").headers["content-security-policy"]
+
+
+def test_favicon_is_served_on_every_page(client: TestClient) -> None:
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/x-icon"
+    assert r.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    svg = client.get("/static/favicon.svg")
+    assert svg.status_code == 200 and "<svg" in svg.text
+    login = client.get("/login").text
+    assert '<link rel="icon" href="/static/favicon.svg"' in login

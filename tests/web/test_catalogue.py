@@ -35,3 +35,16 @@ def test_language_negotiation() -> None:
     assert negotiate("en", "nb", "nb", "nb") == "en"
     assert negotiate(None, None, "de", "nb") == "nb"
     assert Translator("xx").language == "nb"
+
+
+def test_every_way_the_server_cuts_a_session_has_a_sentence() -> None:
+    """The console shows why a running session was cut, in words, for every reason the
+    server or the relay can give: each revocation kind, and the server's own cuts."""
+    from fjernhjelp.portal.revocations import RevocationKind
+
+    server_cuts = {"server_stopping", "machine_removed", "generic"}
+    wanted = {f"session.cut.{kind.value}" for kind in RevocationKind}
+    wanted |= {f"session.cut.{kind}" for kind in server_cuts}
+    assert sorted(k for k in wanted if k not in catalogue()) == []
+    # No raw close code or reason reaches the chat panel: its texts take a sentence only.
+    assert "session.chat.ended" not in catalogue()

@@ -40,11 +40,32 @@ def open_root(title: str) -> tk.Tk:
     except tk.TclError as exc:
         emit("error", reason="no_display", detail=str(exc)[:200])
         raise SystemExit(NO_DISPLAY_EXIT) from exc
-    root.title(title)
+    _set_title(root, title)
     root.attributes("-topmost", True)
     root.resizable(False, False)
     _listen_to_parent(root)
     return root
+
+
+def _set_title(root: tk.Tk, title: str) -> None:
+    """Tk writes a title twice: _NET_WM_NAME in UTF-8, and WM_NAME, whose type STRING is
+    Latin-1 by ICCCM, in Tcl's system encoding: UTF-8 under a UTF-8 locale, so "økt
+    pågår" read as "Ã¸kt pÃ¥gÃ¥r" wherever WM_NAME is used (task bars, and window
+    managers that fall back to it while the window changes size as the chat opens).
+    Tk writes WM_NAME when the window is first mapped, so the system encoding is Latin-1
+    until then; characters outside Latin-1 become "?" there and stay whole in
+    _NET_WM_NAME."""
+    system = root.tk.call("encoding", "system")
+    root.tk.call("encoding", "system", "iso8859-1")
+    root.title(title)
+
+    def mapped(event: tk.Event) -> None:  # type: ignore[type-arg]
+        if event.widget is not root:
+            return  # a child's map comes first; the toplevel's is the one Tk titles
+        root.tk.call("encoding", "system", system)
+        root.unbind("<Map>", binding)
+
+    binding = root.bind("<Map>", mapped, add=True)
 
 
 _on_command: OnCommand | None = None

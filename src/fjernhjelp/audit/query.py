@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import Select, or_, select
 
@@ -75,24 +75,32 @@ def event_as_dict(event: AuditEvent) -> dict[str, object]:
     }
 
 
-def _parse_day(value: str | None, end: bool = False) -> datetime | None:
+def _parse_day(value: str | None, end: bool = False, zone: tzinfo = UTC) -> datetime | None:
+    """The start (or with ``end``, the end) of a calendar day in ``zone``, as UTC."""
     if not value:
         return None
     try:
-        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
+        day = datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=zone)
     except ValueError:
         return None
     if end:
-        day += timedelta(days=1)
-    return day
+        day += timedelta(days=1)  # wall-clock arithmetic: the next local midnight
+    return day.astimezone(UTC)
 
 
 def parse_filter(
-    since: str | None, until: str | None, actor: str | None, action: str | None, outcome: str | None
+    since: str | None,
+    until: str | None,
+    actor: str | None,
+    action: str | None,
+    outcome: str | None,
+    zone: tzinfo = UTC,
 ) -> AuditFilter:
+    """``zone``: the zone the days are meant in (the pages show the configured zone's
+    time, so their day filters are that zone's days; the API's are UTC days)."""
     return AuditFilter(
-        since=_parse_day(since),
-        until=_parse_day(until, end=True),
+        since=_parse_day(since, zone=zone),
+        until=_parse_day(until, end=True, zone=zone),
         actor=(actor or "").strip() or None,
         action=(action or "").strip() or None,
         outcome=outcome if outcome in ("success", "failure", "denied", "info") else None,

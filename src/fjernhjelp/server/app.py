@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -184,6 +184,15 @@ def create_app(
         app.include_router(page.router, include_in_schema=False)
     browser_libs.mount(app, settings.browser_libs_dir)
     app.mount("/static", browser_libs.ModuleFiles(directory=STATIC), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        # Browsers ask for it on every page whatever the page links; base.html links the SVG.
+        return FileResponse(
+            STATIC / "favicon.ico",
+            media_type="image/x-icon",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     @app.websocket("/agent/control")
     async def agent_control(websocket: WebSocket) -> None:

@@ -15,20 +15,31 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fjernhjelp.config import Settings
 
-CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+_CSP_DIRECTIVES = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "font-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+]
+CSP = "; ".join(_CSP_DIRECTIVES)
+
+
+def new_style_nonce() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def csp_with_style_nonce(nonce: str) -> str:
+    """The policy for a page whose scripts add <style> elements (xterm.js writes its
+    dimension and theme rules into them and takes no nonce itself; the page stamps this
+    one on each). Only <style> elements carrying the response's nonce are allowed;
+    style attributes stay refused and 'unsafe-inline' is never used."""
+    return "; ".join([*_CSP_DIRECTIVES, f"style-src-elem 'self' 'nonce-{nonce}'"])
 
 
 class SecurityHeaders:

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from fjernhjelp.server.deps import PageUser, T, require
 from fjernhjelp.server.pages.render import render
+from fjernhjelp.server.security import csp_with_style_nonce, new_style_nonce
 from fjernhjelp.web.i18n import Translator, catalogue
 
 router = APIRouter()
@@ -27,9 +28,12 @@ def session_texts(t: Translator) -> dict[str, str]:
     return {key: t(key) for key in catalogue() if key.startswith(TEXT_PREFIXES)}
 
 
-def session_config(t: Translator, machine_id: str) -> dict[str, object]:
+def session_config(
+    t: Translator, machine_id: str, time_zone: str = "Europe/Oslo"
+) -> dict[str, object]:
     return {
         "machine_id": machine_id,
+        "time_zone": time_zone,
         "machines_url": "/api/v1/machines",
         "sessions_url": "/api/v1/sessions",
         "lang": t.language,
@@ -42,10 +46,14 @@ def session_view(request: Request, t: T, user: PageUser, machine_id: str) -> Res
     require(user, technician=True)
     if not _MACHINE_ID.fullmatch(machine_id):
         raise HTTPException(status_code=404)
-    return render(
+    nonce = new_style_nonce()
+    response = render(
         request,
         t,
         "console_session.html",
         machine_id=machine_id,
-        config=session_config(t, machine_id),
+        config=session_config(t, machine_id, request.app.state.fjh.settings.time_zone),
+        style_nonce=nonce,
     )
+    response.headers["Content-Security-Policy"] = csp_with_style_nonce(nonce)
+    return response

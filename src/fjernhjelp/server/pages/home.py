@@ -5,9 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fjernhjelp.server.deps import BrowserSession, PageUser, T, require
+from fjernhjelp.portal import grants
+from fjernhjelp.portal.errors import NotAllowed
+from fjernhjelp.server.deps import DB, BrowserSession, T, require
 from fjernhjelp.server.pages.auth import safe_next
 from fjernhjelp.server.pages.render import render
+from fjernhjelp.server.portal_caller import PageCaller
 from fjernhjelp.web.i18n import LANGUAGES
 
 router = APIRouter()
@@ -32,7 +35,19 @@ def set_language(code: str, next: str = "/") -> Response:
 
 
 @router.get("/console", response_class=HTMLResponse)
-def console(request: Request, t: T, user: PageUser) -> Response:
-    require(user, technician=True)
-    # Machines appear here once agents and grants exist (the Access issue).
-    return render(request, t, "console.html", machines=[])
+def console(request: Request, t: T, db: DB, caller: PageCaller) -> Response:
+    require(caller.user, technician=True)
+    # The machine list itself comes from the API; the page only says which "empty" is
+    # true: no grant at all, or grants whose groups have no machine yet.
+    try:
+        usable = grants.received(db, caller)
+    except NotAllowed:
+        usable = []
+    return render(
+        request,
+        t,
+        "console.html",
+        machines=[],
+        has_grants=bool(usable),
+        time_zone=request.app.state.fjh.settings.time_zone,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -73,7 +74,8 @@ def audit_view(
 ) -> Response:
     require(user, admin=True)
     scope = None if user.is_operator else user.organisation_id
-    flt = parse_filter(since, until, actor, action, outcome)
+    zone = ZoneInfo(request.app.state.fjh.settings.time_zone)
+    flt = parse_filter(since, until, actor, action, outcome, zone=zone)
     rows = (
         db.execute(visible_events(scope, flt, limit=PAGE_SIZE + 1, before_seq=before))
         .scalars()

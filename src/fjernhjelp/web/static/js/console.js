@@ -78,11 +78,76 @@ function handshakeFailure(error) {
   return ["failed", codeText("close", "transport-closed", CloseCode.TRANSPORT_CLOSED)];
 }
 
-function showEnd(why) {
-  const state = ORDINARY_ENDS.has(why.code) ? "ended" : REFUSALS.has(why.code) ? "refused" : "failed";
-  setState(state, codeText("close", why.slug, why.code));
+// The relay's close code when the server cut the session (revocation, suspension, the
+// machine removed, the server stopping); its reason is "cut:<kind>".
+const RELAY_CUT = 4003;
+
+/** The cut kind behind an end, or null: from the relay's close, or from the agent's
+ *  GOODBYE(REVOKED), whose text is the kind the server told it. */
+function cutKind(why) {
+  if (why.relayCode === RELAY_CUT && why.relayReason?.startsWith("cut:")) return why.relayReason.slice(4);
+  if (why.code === CloseCode.REVOKED && why.text) return why.text;
+  return null;
+}
+
+/** Why the session ended, as a sentence for the technician (never a raw code or reason). */
+export function endText(why) {
+  const kind = cutKind(why);
+  if (kind !== null) {
+    const key = `cut.${keyOf(kind)}`;
+    return hasText(key) ? text(key) : text("cut.generic");
+  }
+  return codeText("close", why.slug, why.code);
+}
+
+/** Once the session has ended nothing on the page can act on it any more. */
+function disableActions() {
+  for (const control of $("session").querySelectorAll("button, input, select, textarea")) {
+    control.disabled = true;
+  }
+}
+
+// When the relay cannot get its close through (the technician's socket is full of screen
+// data and the server gives up after its close timeout), the page sees only a lost
+// connection; the session's record says why it ended once the relay has written it.
+const RECORD_TRIES = 30;
+
+async function endFromRecord(sessionId) {
+  const url = `${config.machines_url}/${encodeURIComponent(config.machine_id)}/sessions?limit=20`;
+  for (let attempt = 0; attempt < RECORD_TRIES; attempt += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const rows = await fetch(url, { credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : null))
+      .catch(() => null);
+    const row = Array.isArray(rows) ? rows.find((r) => r?.id === sessionId) : null;
+    if (!row?.ended_at) continue;
+    if (typeof row.end_reason === "string" && row.end_reason.startsWith("cut:")) {
+      return { code: CloseCode.TRANSPORT_CLOSED, relayCode: RELAY_CUT, relayReason: row.end_reason.slice(0, 80) };
+    }
+    if (typeof row.ended_at_agent === "string" && row.ended_at_agent.startsWith("ended_by_user")) {
+      return { code: CloseCode.ENDED_BY_USER, slug: "ended-by-user" };
+    }
+    return null;
+  }
+  return null;
+}
+
+function showEnd(why, sessionId) {
+  const cut = cutKind(why) !== null;
+  const state = cut || ORDINARY_ENDS.has(why.code) ? "ended" : REFUSALS.has(why.code) ? "refused" : "failed";
+  setState(state, endText(why));
   $("end-session").hidden = true;
   $("session").dataset.closeCode = String(why.code);
+  if (cut) $("session").dataset.cut = cutKind(why).slice(0, 40);
+  disableActions();
+  if (why.code === CloseCode.TRANSPORT_CLOSED && !cut && sessionId) {
+    endFromRecord(sessionId).then((recorded) => {
+      if (recorded === null) return;
+      showEnd(recorded, null);
+      const note = document.querySelector("#chat-log li.note");
+      if (note) note.textContent = text("chat.ended_with_session", { reason: endText(recorded) });
+    });
+  }
 }
 
 async function readControl(tunnel, consent) {
@@ -153,7 +218,7 @@ async function run() {
     },
   };
   setState(waiting ? "waiting-consent" : "connected", "");
-  tunnel.done.then(showEnd);
+  tunnel.done.then((why) => showEnd(why, info.session_id));
   $("end-session").hidden = false;
   $("end-session").addEventListener("click", () => tunnel.close(CloseCode.ENDED_BY_TECHNICIAN));
   $("session-body").hidden = false;
@@ -169,7 +234,7 @@ async function run() {
       onConnect: () => waiting && consent.given(),
     });
   }
-  if (permissions.has("chat")) startChat(tunnel);
+  if (permissions.has("chat")) startChat(tunnel, { endText });
   if (permissions.has("files")) startFiles(tunnel);
   if (permissions.has("terminal")) startTerminal(tunnel);
 }

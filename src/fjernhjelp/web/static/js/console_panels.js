@@ -7,8 +7,9 @@ import { openDesktop } from "./desktop.js";
 import { TransferError, download, upload } from "./files.js";
 import { sendCombo } from "./keys.js";
 import { ShellRefused, openTerminal } from "./terminal.js";
+import { attachTextInput } from "./textinput.js";
 import { StreamCode } from "./tunnel/codes.js";
-import { codeText, formatBytes, text } from "./console_text.js";
+import { codeText, formatBytes, formatMoment, text } from "./console_text.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -34,6 +35,7 @@ export async function startDesktop(tunnel, { control, clipboard, onConnect }) {
     return null;
   }
   const { rfb, opened } = viewer;
+  if (control) attachTextInput(rfb, $("desktop")).catch(() => {}); // keys still reach the canvas
   opened.catch((error) => {
     status.textContent = streamFailure(error);
   });
@@ -62,7 +64,7 @@ export async function startDesktop(tunnel, { control, clipboard, onConnect }) {
   return rfb;
 }
 
-export async function startChat(tunnel) {
+export async function startChat(tunnel, { endText }) {
   const panel = $("chat-panel");
   panel.hidden = false;
   const log = $("chat-log");
@@ -78,7 +80,7 @@ export async function startChat(tunnel) {
     const at = document.createElement("time");
     at.dateTime = message.at;
     const when = new Date(message.at);
-    at.textContent = Number.isNaN(when.getTime()) ? "" : when.toLocaleTimeString();
+    at.textContent = Number.isNaN(when.getTime()) ? "" : formatMoment(when, { date: false });
     item.append(who, body, at);
     log.append(item);
     log.scrollTop = log.scrollHeight;
@@ -93,11 +95,14 @@ export async function startChat(tunnel) {
     $("chat-form").hidden = true;
     return;
   }
-  chat.ended.then((error) => {
-    // The user's side closed the chat (a refused message, the window gone) or the session ended.
+  chat.ended.then(() => {
+    // The session ended (say why, as the page does), or the user's side closed the chat
+    // (a refused message, the window gone).
     const item = document.createElement("li");
     item.className = "note";
-    item.textContent = text("chat.ended", { reason: error?.text || error?.slug || "" });
+    item.textContent = tunnel.closed
+      ? text("chat.ended_with_session", { reason: endText(tunnel.closed) })
+      : text("chat.closed_at_machine");
     log.append(item);
     $("chat-form").hidden = true;
   });
@@ -265,7 +270,7 @@ export function showSysinfo(message) {
     else if (field === "memory_bytes" && Number.isFinite(value)) value = formatBytes(value);
     else if (field === "boot_time") {
       const when = new Date(value);
-      value = Number.isNaN(when.getTime()) ? value : when.toLocaleString();
+      value = Number.isNaN(when.getTime()) ? value : formatMoment(when);
     }
     const term = document.createElement("dt");
     term.textContent = text(`info.${field}`);

@@ -37,3 +37,16 @@ export function formatBytes(count, lang = config.lang ?? "nb") {
   }
   return `${value.toLocaleString(lang === "nb" ? "nb-NO" : "en-GB", { maximumFractionDigits: 1 })} ${units[unit]}`;
 }
+
+/** A moment in the server's one time zone (settings.time_zone, named in the footer),
+ *  never the browser's: every page shows the same clock. */
+export function formatMoment(when, { date = true } = {}) {
+  const locale = (config.lang ?? "nb") === "nb" ? "nb-NO" : "en-GB";
+  const options = { timeZone: config.time_zone || undefined, hour: "2-digit", minute: "2-digit" };
+  if (date) Object.assign(options, { year: "numeric", month: "2-digit", day: "2-digit" });
+  try {
+    return when.toLocaleString(locale, options);
+  } catch {
+    return when.toLocaleString(locale); // an unknown zone name: the browser's own
+  }
+}

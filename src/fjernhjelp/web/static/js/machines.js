@@ -16,6 +16,17 @@ function element(tag, className, text) {
   return node;
 }
 
+/** In the server's one time zone (named in the page's footer), not the browser's. */
+function moment(when) {
+  const options = { timeZone: root.dataset.timeZone || undefined, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" };
+  const locale = root.dataset.lang === "en" ? "en-GB" : "nb-NO";
+  try {
+    return when.toLocaleString(locale, options);
+  } catch {
+    return when.toLocaleString(locale);
+  }
+}
+
 function searchable(machine) {
   return [machine.hostname, machine.customer?.name, machine.group?.name, machine.os, ...(machine.users ?? [])]
     .filter(Boolean)
@@ -55,7 +66,7 @@ function render(machines, query) {
         const state = machine.online
           ? element("span", "state-online", texts.online)
           : element("span", "state-offline", machine.last_seen_at
-            ? `${texts.offline} · ${fill(texts.lastSeen, { when: new Date(machine.last_seen_at).toLocaleString() })}`
+            ? `${texts.offline} · ${fill(texts.lastSeen, { when: moment(new Date(machine.last_seen_at)) })}`
             : texts.offline);
         item.append(state, element("span", "hint", machine.os ?? ""));
         const link = element("a", "connect", texts.connect);

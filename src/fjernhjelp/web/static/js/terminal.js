@@ -15,10 +15,32 @@ export const XTERM = "/vendor/xterm/lib/xterm.mjs";
 export const XTERM_FIT = "/vendor/xterm-addon-fit/lib/addon-fit.mjs";
 
 /**
- * xterm.js writes its dimension and theme rules into <style> elements, which the strict
- * CSP (style-src 'self', no 'unsafe-inline') blocks. Constructed stylesheets are not
- * inline markup and CSP allows them, so each <style> xterm adds under `root` is mirrored
- * into an adopted CSSStyleSheet and kept in step with it. Returns a function that stops.
+ * xterm.js writes its dimension and theme rules into <style> elements it creates itself,
+ * and takes no CSP nonce. The page's policy allows <style> elements that carry this
+ * response's nonce (style-src-elem), so every <style> created from here on gets it before
+ * it is inserted (a nonce added later does not count). Style attributes stay refused.
+ * Idempotent; returns false on a page without the nonce element (nothing is changed).
+ */
+export function stampStyleNonce() {
+  const nonce = document.getElementById("style-nonce")?.nonce;
+  if (!nonce) return false;
+  if (Document.prototype.createElement.fjhStampsNonce) return true;
+  const create = Document.prototype.createElement;
+  const stamped = function createElement(name, options) {
+    const element = create.call(this, name, options);
+    if (element instanceof HTMLStyleElement) element.setAttribute("nonce", nonce);
+    return element;
+  };
+  stamped.fjhStampsNonce = true;
+  Document.prototype.createElement = stamped;
+  return true;
+}
+
+/**
+ * The fallback for a page without a style nonce (stampStyleNonce returned false): the
+ * CSP refuses xterm's <style> elements (each refusal is logged), and each one xterm adds
+ * under `root` is mirrored into an adopted CSSStyleSheet, which CSP allows, and kept in
+ * step with it. Returns a function that stops.
  */
 export function adoptInlineStyles(root) {
   const sheets = new Map();
@@ -82,7 +104,7 @@ export async function openTerminal(tunnel, element, { choose = (offer) => offer.
     stream.close();
     throw new ShellRefused({ code: "cancelled", message: "no account chosen" });
   }
-  const stopStyles = adoptInlineStyles(element);
+  const stopStyles = stampStyleNonce() ? () => {} : adoptInlineStyles(element);
   const term = new Terminal({ fontSize, cursorBlink: true, convertEol: false, scrollback: 5000 });
   const fit = new FitAddon();
   term.loadAddon(fit);

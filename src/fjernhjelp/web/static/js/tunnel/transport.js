@@ -55,7 +55,14 @@ export class WebSocketTransport {
       if (this.#readers.length) this.#readers.shift().resolve(message);
       else this.#queue.push(message);
     };
-    ws.onclose = (event) => this.#end(new TransportClosed(`closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`));
+    ws.onclose = (event) => {
+      const error = new TransportClosed(`closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`);
+      // The relay says why it closed (4003 "cut:grant_revoked"); the page looks the reason
+      // up in its catalogue and never shows it raw.
+      error.closeCode = event.code;
+      error.closeReason = String(event.reason ?? "").slice(0, 120);
+      this.#end(error);
+    };
     ws.onerror = () => {}; // onclose follows and says it
   }
 

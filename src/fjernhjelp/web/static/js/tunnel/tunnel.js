@@ -22,6 +22,15 @@ import { readU32 } from "./bytes.js";
 
 const now = () => performance.now() / 1000;
 
+/** The tunnel ended because its transport did; keeps the relay's close code and reason
+ *  (the server's word, not the agent's: shown only through the page's catalogue). */
+function transportGone(error) {
+  const closed = new TunnelClosed(CloseCode.TRANSPORT_CLOSED, error.message, "transport");
+  closed.relayCode = error.closeCode ?? null;
+  closed.relayReason = error.closeReason ?? "";
+  return closed;
+}
+
 export class Tunnel {
   #transport;
   #sealer;
@@ -143,8 +152,8 @@ export class Tunnel {
       });
     this.#writeChain = sent.catch((error) => {
       // Nothing more can go out in order: end without a GOODBYE.
-      const code = error instanceof TransportClosed ? CloseCode.TRANSPORT_CLOSED : CloseCode.INTERNAL_ERROR;
-      this.#fail(new TunnelClosed(code, error.message, error instanceof TransportClosed ? "transport" : "local"));
+      if (error instanceof TransportClosed) this.#fail(transportGone(error));
+      else this.#fail(new TunnelClosed(CloseCode.INTERNAL_ERROR, error.message, "local"));
     });
     return sent;
   }
@@ -169,7 +178,7 @@ export class Tunnel {
     } catch (error) {
       if (this.#closed) return;
       if (error instanceof TransportClosed) {
-        this.#fail(new TunnelClosed(CloseCode.TRANSPORT_CLOSED, error.message, "transport"));
+        this.#fail(transportGone(error));
       } else if (error instanceof RecordError) {
         await this.close(CloseCode.RECORD_ERROR, error.message);
       } else if (error instanceof ProtocolError) {

@@ -1,0 +1,78 @@
+"""Opening the terminal breaks no rule of the page's Content Security Policy: xterm.js
+adds <style> elements, which the strict policy refused (dozens of violations in the
+browser's console, and a terminal drawn without its rules). The page now stamps the
+response's nonce on them. Real server, agent, Xvfb and Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fjernhjelp.agent.display import DisplayTarget
+from tests.access.live import LiveSite
+from tests.agent.conftest import click
+from tests.desktop.xvfb import Xvfb, xvfb
+from tests.e2e.console_live import consent_site, log_in, session_state, shown
+
+pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
+
+# Every violation the page sees, recorded before any of its scripts run.
+RECORD_VIOLATIONS = """
+window.cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.cspViolations.push(`${e.effectiveDirective}: ${e.blockedURI} ${e.sample}`);
+});
+// For each <style> a script adds: whether the browser applied it (a refused one has no sheet).
+window.addedStyles = [];
+new MutationObserver((records) => {
+  for (const record of records) {
+    for (const node of record.addedNodes) {
+      if (node instanceof HTMLStyleElement) window.addedStyles.push(node.sheet !== null);
+    }
+  }
+}).observe(document, { subtree: true, childList: true });
+"""
+
+
+@pytest.fixture
+def screen() -> Iterator[Xvfb]:
+    with xvfb(1280, 800) as server:
+        yield server
+
+
+@pytest.fixture
+def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
+    with consent_site(db, state, database_url, tmp_path) as live:
+        yield live
+
+
+def test_opening_the_terminal_logs_no_csp_violation(
+    page, site: LiveSite, screen: Xvfb, tmp_path: Path
+) -> None:
+    display = DisplayTarget(display=screen.display)
+    agent = site.agent("lege-pc-1", display=screen.display)
+    agent.start()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.add_init_script(RECORD_VIOLATIONS)
+    log_in(page, site)
+    machine = site.wait_online(site.api_token(site.world.tech), {"lege-pc-1"})[0]
+    assert site.server is not None
+
+    page.goto(f"{site.server.url}/console/connect/{machine['id']}")
+    session_state(page, "waiting-consent")
+    click(display, *shown(agent, "consent dialog")["buttons"]["allow"])
+    session_state(page, "connected")
+    page.click("#terminal-open")
+    # xterm's DOM renderer adds its theme and dimension rules as it opens, whether or not
+    # the shell is then allowed (the agent in the test offers the service account's only).
+    page.wait_for_function("() => window.addedStyles.length >= 2")
+    page.screenshot(path=str(tmp_path / "terminal.png"))
+    applied = page.evaluate("window.addedStyles")
+    assert applied and all(applied), applied  # xterm's rules were applied, none refused
+    assert page.evaluate("window.cspViolations") == []
+    assert [m for m in console if "Content Security Policy" in m] == []
+    page.click("#end-session")
+    session_state(page, "ended")
