@@ -42,7 +42,7 @@ def test_every_way_the_server_cuts_a_session_has_a_sentence() -> None:
     server or the relay can give: each revocation kind, and the server's own cuts."""
     from fjernhjelp.portal.revocations import RevocationKind
 
-    server_cuts = {"server_stopping", "machine_removed", "generic"}
+    server_cuts = {"server_stopping", "machine_removed", "relay_refused", "generic"}
     wanted = {f"session.cut.{kind.value}" for kind in RevocationKind}
     wanted |= {f"session.cut.{kind}" for kind in server_cuts}
     assert sorted(k for k in wanted if k not in catalogue()) == []
