@@ -14,7 +14,15 @@ from tests.helpers import csrf_from, probing_events
 
 
 def test_no_route_mentions_setup_or_operator_creation(app) -> None:
-    paths = {r.path for r in app.routes if isinstance(r, APIRoute)}
+    # FastAPI 0.16x keeps included routers nested: walk them all, and check the walk
+    # reaches routes that only exist inside them, so the test cannot pass on nothing.
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - older FastAPI lists every route flat
+        paths = {r.path for r in app.routes if isinstance(r, APIRoute)}
+    else:
+        paths = {r.path for r in iter_route_contexts(app.routes)}
+    assert {"/api/v1/machines", "/api/v1/auth/login", "/portal/machines"} <= paths
     assert not [p for p in paths if any(w in p for w in ("setup", "install", "wizard", "operator"))]
 
 
