@@ -26,6 +26,7 @@ from fjernhjelp.portal.models import Permission
 from tests.access.live import AgentProcess, LiveSite
 from tests.agent.conftest import click, screenshot
 from tests.agent.desktop.rfbclient import RfbClient
+from tests.asyncrun import run_async
 from tests.portal.world import build_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.desktop]
@@ -166,7 +167,7 @@ def test_a_controlling_session_cannot_allow_another_sessions_consent(
         await client.close()
 
     try:
-        asyncio.run(scenario())
+        run_async(scenario())
     finally:
         for proc in (a, b):
             if proc is not None and proc.poll() is None:

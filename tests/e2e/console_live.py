@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pyotp
-
 from fjernhjelp.portal.models import Permission
 from tests.access.live import AgentProcess, LiveSite
 from tests.helpers import PASSWORD
@@ -24,10 +22,13 @@ FULL = frozenset(
 
 
 @contextmanager
-def consent_site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:  # type: ignore[no-untyped-def]
-    """A running server whose one grant allows everything, with the end user's consent."""
+def consent_site(  # type: ignore[no-untyped-def]
+    db, state, database_url: str, tmp_path: Path, permissions: frozenset[Permission] = FULL
+) -> Iterator[LiveSite]:
+    """A running server whose one grant allows everything (but a shell as administrator,
+    unless asked for), with the end user's consent."""
     world = build_world(db, state, grant=False)
-    world.grant = world.make_grant(permissions=FULL, consent_required=True)
+    world.grant = world.make_grant(permissions=permissions, consent_required=True)
     live = LiveSite(world, tmp_path, database_url)
     live.start_server()
     try:
@@ -57,7 +58,8 @@ def log_in(page, site: LiveSite) -> None:  # type: ignore[no-untyped-def]
     page.click("button[type=submit]")
     page.wait_for_url("**/login/factor**")
     assert tech.totp_secret
-    page.fill("input[name=code]", pyotp.TOTP(tech.totp_secret).now())
+    # A code the server has not seen for this account (the API token may have used one).
+    page.fill("input[name=code]", site.fresh_code(tech))
     page.click("button[type=submit]")
     page.wait_for_url("**/console")
 

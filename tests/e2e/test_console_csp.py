@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from fjernhjelp.agent.display import DisplayTarget
+from fjernhjelp.portal.models import Permission
 from tests.access.live import LiveSite
 from tests.agent.conftest import click
 from tests.desktop.xvfb import Xvfb, xvfb
-from tests.e2e.console_live import consent_site, log_in, session_state, shown
+from tests.e2e.console_live import FULL, consent_site, log_in, session_state, shown
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 
@@ -44,7 +45,10 @@ def screen() -> Iterator[Xvfb]:
 
 @pytest.fixture
 def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
-    with consent_site(db, state, database_url, tmp_path) as live:
+    # The agent runs as root: a shell needs "terminal as administrator", and the test
+    # wants xterm open on a running shell.
+    admin = FULL | {Permission.TERMINAL_ADMIN}
+    with consent_site(db, state, database_url, tmp_path, permissions=admin) as live:
         yield live
 
 
@@ -66,8 +70,7 @@ def test_opening_the_terminal_logs_no_csp_violation(
     click(display, *shown(agent, "consent dialog")["buttons"]["allow"])
     session_state(page, "connected")
     page.click("#terminal-open")
-    # xterm's DOM renderer adds its theme and dimension rules as it opens, whether or not
-    # the shell is then allowed (the agent in the test offers the service account's only).
+    # xterm's DOM renderer adds its theme and dimension rules as it opens.
     page.wait_for_function("() => window.addedStyles.length >= 2")
     page.screenshot(path=str(tmp_path / "terminal.png"))
     applied = page.evaluate("window.addedStyles")

@@ -149,11 +149,16 @@ def _install_without_service(
     except installer.InstallError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    console.print(f"Config written to {done.config_file} (0600).")
-    console.print(f"Identity key {done.identity_fingerprint} in {done.identity_key} (0600).")
+    # Paths are printed whole (soft_wrap): a narrow terminal must not break a path that
+    # the reader copies into a command.
+    console.print(f"Config written to {done.config_file} (0600).", soft_wrap=True)
     console.print(
-        "Nothing was started. Run the agent as this account, under whatever supervises "
-        f"processes here:\n  fjernhjelp agent run --config {done.config_file}"
+        f"Identity key {done.identity_fingerprint} in {done.identity_key} (0600).",
+        soft_wrap=True,
+    )
+    console.print("Nothing was started. Run the agent as this account, under whatever supervises")
+    console.print(
+        f"processes here:\n  fjernhjelp agent run --config {done.config_file}", soft_wrap=True
     )
 
 

@@ -23,6 +23,7 @@ from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.tunnel import ChannelClosed, StreamRequest
 from fjernhjelp.tunnel.tickets import Permission
 from tests.agent.desktop.rfbclient import RfbClient
+from tests.asyncrun import run_async
 from tests.desktop.agent import AgentPort
 from tests.desktop.xvfb import ClipboardApp, Xvfb
 from tests.tunnel.helpers import World
@@ -265,7 +266,7 @@ def test_a_session_without_the_clipboard_reads_and_writes_nothing(
             await witness.close()
         assert await asyncio.to_thread(app.paste) == SECRET
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_the_agent_decides_from_the_ticket_not_from_the_page() -> None:
