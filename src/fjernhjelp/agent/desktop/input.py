@@ -36,6 +36,11 @@ def _adjusts_shift(keysym: int) -> bool:
 
 MAPPING_SETTLE_SECONDS = 0.05
 LETTERS_SETTLE_SECONDS = 0.2  # after binding the letters at start, before the first key
+# An application turns a keycode into a keysym when it handles the event, not when X
+# delivers it; Tk even reads MappingNotify ahead of key presses still queued. Borrowed
+# keycodes stay bound this long after the last key, or a session that ends right after
+# typing turns its last "ø" into nothing (seen with a viewer that types, then leaves).
+KEYMAP_GRACE_SECONDS = 1.0
 NORWEGIAN_LETTERS = (
     (XK.XK_ae, XK.XK_AE),
     (XK.XK_oslash, XK.XK_Ooblique),
@@ -63,6 +68,7 @@ class InputInjector:
         self._bound: OrderedDict[int, int] = OrderedDict()  # spare keycode -> keysym
         self._letters: dict[int, tuple[int, int]] = {}  # keysym -> (keycode, level)
         self._letters_ready = 0.0
+        self._last_key = 0.0
         self._bind_letters()
 
     def _on_layout(self, keysym: int) -> bool:
@@ -95,6 +101,7 @@ class InputInjector:
     # -- keyboard -------------------------------------------------------------------
 
     def key(self, down: bool, keysym: int) -> None:
+        self._last_key = time.monotonic()
         if down:
             self._press(keysym)
         else:
@@ -181,6 +188,10 @@ class InputInjector:
                 self._x.xtest_fake_input(X.ButtonRelease, bit + 1)
         self._buttons = 0
         self._x.flush()
+
+    def keymap_grace(self) -> float:
+        """Seconds to wait before ``close`` gives the borrowed keycodes back."""
+        return max(0.0, self._last_key + KEYMAP_GRACE_SECONDS - time.monotonic())
 
     def close(self) -> None:
         try:

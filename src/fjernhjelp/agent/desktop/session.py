@@ -204,7 +204,13 @@ class DesktopSession:
             self._unhold()
         if self._injector is not None:
             with contextlib.suppress(Exception):
-                self._injector.close()  # lets go of held keys, restores the keymap
+                self._injector.release_all()
+            try:
+                # The keys typed last may still wait in an application's queue.
+                await asyncio.sleep(self._injector.keymap_grace())
+            finally:
+                with contextlib.suppress(Exception):
+                    self._injector.close()  # restores the keymap
         if self._clipboard is not None:
             self._clipboard.close()
         if self._state is not None:
