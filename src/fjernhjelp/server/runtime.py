@@ -9,10 +9,13 @@ import logging
 import uuid
 
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
+from fjernhjelp.access import removal
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.models import SessionStatus
 from fjernhjelp.access.removal import RemovedMachine
+from fjernhjelp.auth.models import User
 from fjernhjelp.portal.revocations import Revocation
 from fjernhjelp.server.agent_hub import AgentHub
 from fjernhjelp.server.cluster import Cluster, make_cluster
@@ -92,6 +95,30 @@ class AccessRuntime:
         for session_id, machine_id in affected:
             await self.hub.cut(session_id, machine_id, str(event.kind))
         return [sid for sid, _ in affected]
+
+    async def remove_machine(
+        self, db: Session, user: User, machine_id: uuid.UUID, source_address: str | None
+    ) -> RemovedMachine:
+        """Remove a machine for ``user`` (pages and API alike), then cut what it had open.
+
+        Raises NotFound as ``removal.remove`` does; its refusal is committed (audited)
+        all the same."""
+
+        def act() -> RemovedMachine:
+            try:
+                return removal.remove(
+                    db,
+                    user=user,
+                    machine_id=machine_id,
+                    now=self.state.now(),
+                    source_address=source_address,
+                )
+            finally:
+                db.commit()  # the removal, or the refusal's audit event
+
+        removed = await run_in_threadpool(act)
+        await self.machine_removed(removed)
+        return removed
 
     async def machine_removed(self, removed: RemovedMachine) -> None:
         """After a removal has committed: cut the machine's open sessions and its control

@@ -9,7 +9,6 @@ from fastapi import APIRouter
 from fjernhjelp.portal import agreements, grants
 from fjernhjelp.portal.agreements import AgreementSpec
 from fjernhjelp.portal.trail import refusals_audited
-from fjernhjelp.server.api.deps import CsrfIfCookie
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import (
     AgreementIn,
@@ -20,7 +19,7 @@ from fjernhjelp.server.api.schemas import (
 from fjernhjelp.server.deps import DB
 from fjernhjelp.server.portal_caller import ApiCaller
 
-router = APIRouter(tags=["agreements"], dependencies=[CsrfIfCookie], responses=REFUSALS)
+router = APIRouter(tags=["agreements"], responses=REFUSALS)
 
 
 @router.get("/vendors", response_model=list[OrganisationRef])

@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 
 from fjernhjelp.auth import sessions
 from fjernhjelp.auth.models import LoginSession, SessionKind, User
-from fjernhjelp.server.deps import DB, State, csrf_protect, session_cookie
+from fjernhjelp.server.deps import DB, State, session_cookie
 
 
 def api_session(request: Request, state: State, db: DB) -> LoginSession:
@@ -40,6 +40,3 @@ def api_user(row: ApiSession) -> User:
 
 
 ApiUser = Annotated[User, Depends(api_user)]
-# The app-wide CSRF check (deps.csrf_protect) already covers every route and skips
-# bearer-token calls; routers that still name this add nothing (it runs once).
-CsrfIfCookie = Depends(csrf_protect)

@@ -8,7 +8,6 @@ from fastapi import APIRouter
 
 from fjernhjelp.portal import grants, overview
 from fjernhjelp.portal.trail import refusals_audited
-from fjernhjelp.server.api.deps import CsrfIfCookie
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import (
     GrantIn,
@@ -22,7 +21,7 @@ from fjernhjelp.server.api.schemas import (
 from fjernhjelp.server.deps import DB
 from fjernhjelp.server.portal_caller import ApiCaller
 
-router = APIRouter(tags=["grants"], dependencies=[CsrfIfCookie], responses=REFUSALS)
+router = APIRouter(tags=["grants"], responses=REFUSALS)
 
 
 @router.get("/grants", response_model=list[GrantOut])

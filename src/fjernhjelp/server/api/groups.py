@@ -8,15 +8,12 @@ from fastapi import APIRouter
 
 from fjernhjelp.portal import groups
 from fjernhjelp.portal.trail import refusals_audited
-from fjernhjelp.server.api.deps import CsrfIfCookie
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import GroupIn, GroupOut
 from fjernhjelp.server.deps import DB
 from fjernhjelp.server.portal_caller import ApiCaller
 
-router = APIRouter(
-    prefix="/groups", tags=["groups"], dependencies=[CsrfIfCookie], responses=REFUSALS
-)
+router = APIRouter(prefix="/groups", tags=["groups"], responses=REFUSALS)
 
 
 @router.get("", response_model=list[GroupOut])

@@ -13,13 +13,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from fjernhjelp.access import history, removal
+from fjernhjelp.access import history
 from fjernhjelp.access import machines as access_machines
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.errors import NotFound, SessionRefused
 from fjernhjelp.access.models import Machine
 from fjernhjelp.control.dial import make_dial
-from fjernhjelp.server.api.deps import ApiSession, ApiUser, CsrfIfCookie
+from fjernhjelp.server.api.deps import ApiSession, ApiUser
 from fjernhjelp.server.deps import DB, Client, State
 
 router = APIRouter(tags=["access"])
@@ -80,32 +80,17 @@ async def get_machine(
 @router.delete(
     "/machines/{machine_id}",
     status_code=204,
-    dependencies=[CsrfIfCookie],
     responses={404: {"description": "no such machine, or not the caller's to remove"}},
 )
 async def remove_machine(
-    request: Request, state: State, db: DB, client: Client, user: ApiUser, machine_id: uuid.UUID
+    request: Request, db: DB, client: Client, user: ApiUser, machine_id: uuid.UUID
 ) -> Response:
     """Remove a machine of your organisation (admins): its key is refused from then on,
     its sessions end and its control link is cut at once."""
-
-    def act() -> removal.RemovedMachine:
-        try:
-            return removal.remove(
-                db,
-                user=user,
-                machine_id=machine_id,
-                now=state.now(),
-                source_address=client.source_address,
-            )
-        finally:
-            db.commit()  # the removal, or the refusal's audit event
-
     try:
-        removed = await run_in_threadpool(act)
+        await request.app.state.access.remove_machine(db, user, machine_id, client.source_address)
     except NotFound as exc:
         raise HTTPException(404, "no such machine") from exc
-    await request.app.state.access.machine_removed(removed)
     return Response(status_code=204)
 
 
@@ -204,7 +189,6 @@ class SessionGranted(BaseModel):
     "/sessions",
     status_code=201,
     response_model=SessionGranted,
-    dependencies=[CsrfIfCookie],
     responses={
         403: {"description": "refused, with the reason"},
         409: {"description": "the machine is offline"},

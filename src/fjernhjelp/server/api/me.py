@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from fjernhjelp.portal import notifications
 from fjernhjelp.portal.trail import refusals_audited
-from fjernhjelp.server.api.deps import ApiSession, CsrfIfCookie
+from fjernhjelp.server.api.deps import ApiSession
 from fjernhjelp.server.deps import DB
 from fjernhjelp.server.portal_caller import ApiCaller
 from fjernhjelp.web.i18n import Translator
@@ -66,7 +66,7 @@ def me(session: ApiSession, db: DB) -> Me:
     )
 
 
-@router.post("/me/notices/{notice_id}/dismiss", status_code=204, dependencies=[CsrfIfCookie])
+@router.post("/me/notices/{notice_id}/dismiss", status_code=204)
 def dismiss_notice(notice_id: uuid.UUID, db: DB, caller: ApiCaller) -> None:
     with refusals_audited(db, caller, "notification.dismissed"):
         notifications.dismiss_own(db, caller, notice_id)

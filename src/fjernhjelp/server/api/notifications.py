@@ -8,7 +8,6 @@ from fastapi import APIRouter
 
 from fjernhjelp.portal import notifications
 from fjernhjelp.portal.trail import refusals_audited
-from fjernhjelp.server.api.deps import CsrfIfCookie
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import NotificationOut
 from fjernhjelp.server.deps import DB
@@ -17,7 +16,6 @@ from fjernhjelp.server.portal_caller import ApiCaller
 router = APIRouter(
     prefix="/notifications",
     tags=["notifications"],
-    dependencies=[CsrfIfCookie],
     responses=REFUSALS,
 )
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter
 
 from fjernhjelp.portal import members, organisations, policy
 from fjernhjelp.portal.trail import refusals_audited
-from fjernhjelp.server.api.deps import CsrfIfCookie
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import (
     AccountOut,
@@ -21,9 +20,7 @@ from fjernhjelp.server.api.schemas import (
 from fjernhjelp.server.deps import DB, State
 from fjernhjelp.server.portal_caller import ApiCaller, link_lifetime
 
-router = APIRouter(
-    prefix="/organisations", tags=["organisations"], dependencies=[CsrfIfCookie], responses=REFUSALS
-)
+router = APIRouter(prefix="/organisations", tags=["organisations"], responses=REFUSALS)
 
 
 @router.get("", response_model=list[OrganisationOut])

@@ -7,13 +7,12 @@ from fastapi import APIRouter
 from fjernhjelp.portal import terms
 from fjernhjelp.portal.models import Audience
 from fjernhjelp.portal.trail import refusals_audited
-from fjernhjelp.server.api.deps import CsrfIfCookie
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import AcceptanceOut, TermsIn, TermsOut, TermsStatusOut
 from fjernhjelp.server.deps import DB
 from fjernhjelp.server.portal_caller import ApiCaller
 
-router = APIRouter(prefix="/terms", tags=["terms"], dependencies=[CsrfIfCookie], responses=REFUSALS)
+router = APIRouter(prefix="/terms", tags=["terms"], responses=REFUSALS)
 
 
 @router.get("", response_model=list[TermsStatusOut])

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fjernhjelp.audit.log import Actor, Outcome, record
@@ -15,12 +15,12 @@ from fjernhjelp.auth.models import Factor, FactorKind, User
 from fjernhjelp.auth.passwords import policy_problems
 from fjernhjelp.portal import notifications
 from fjernhjelp.portal.trail import refusals_audited
-from fjernhjelp.server.deps import DB, BrowserSession, Client, PageUser, State, T, csrf_protect
+from fjernhjelp.server.deps import DB, BrowserSession, Client, PageUser, State, T
 from fjernhjelp.server.pages.auth import _qr_svg, safe_next
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
 
-router = APIRouter(prefix="/account", dependencies=[Depends(csrf_protect)])
+router = APIRouter(prefix="/account")
 
 NOTICES = ("factor_added", "factor_removed", "password_changed")
 

@@ -6,7 +6,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 import segno
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fjernhjelp.audit.log import Actor, Outcome, record
@@ -14,12 +14,12 @@ from fjernhjelp.auth import enrolment, login, sessions, totp
 from fjernhjelp.auth.login import LockedOut, LoginExpired, LoginRefused
 from fjernhjelp.auth.models import SessionStage
 from fjernhjelp.portal import notifications
-from fjernhjelp.server.deps import DB, BrowserSession, Client, State, T, csrf_protect
+from fjernhjelp.server.deps import DB, BrowserSession, Client, State, T
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.security import cookie_name
 from fjernhjelp.server.state import AppState
 
-router = APIRouter(dependencies=[Depends(csrf_protect)])
+router = APIRouter()
 
 PENDING_COOKIE = "fjh_login"
 

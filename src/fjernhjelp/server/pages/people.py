@@ -7,20 +7,20 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from fjernhjelp.portal import members
 from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.members import Invitation
-from fjernhjelp.server.deps import DB, State, T, csrf_protect
+from fjernhjelp.server.deps import DB, State, T
 from fjernhjelp.server.pages.portal_view import attempt, done, notice_text
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller, link_lifetime
 from fjernhjelp.server.state import AppState
 
-router = APIRouter(prefix="/portal/people", dependencies=[Depends(csrf_protect)])
+router = APIRouter(prefix="/portal/people")
 
 
 def _page(

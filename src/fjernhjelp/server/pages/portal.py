@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from fjernhjelp.audit import checkpoint_store
@@ -15,7 +15,7 @@ from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.audit.query import event_as_dict, parse_filter, visible_events
 from fjernhjelp.portal import notifications, terms
 from fjernhjelp.server.api.audit import checkpoint_response
-from fjernhjelp.server.deps import DB, Client, PageUser, State, T, csrf_protect, require
+from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
 from fjernhjelp.server.pages.portal_view import attempt, notice_text
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
@@ -48,7 +48,7 @@ def portal_home(
     )
 
 
-@router.post("/notifications/{notification_id}/dismiss", dependencies=[Depends(csrf_protect)])
+@router.post("/notifications/{notification_id}/dismiss")
 def dismiss_notification(notification_id: uuid.UUID, db: DB, caller: PageCaller) -> Response:
     attempt(
         db,

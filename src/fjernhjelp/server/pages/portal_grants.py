@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from fjernhjelp.portal import agreements, dates, grants, groups, overview
@@ -14,12 +14,12 @@ from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.portal.models import Agreement, Grant, Permission
-from fjernhjelp.server.deps import DB, State, T, csrf_protect
+from fjernhjelp.server.deps import DB, State, T
 from fjernhjelp.server.pages.portal_view import attempt, done, notice_text
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
 
-router = APIRouter(dependencies=[Depends(csrf_protect)])
+router = APIRouter()
 
 PERMISSIONS = [p.value for p in Permission]
 

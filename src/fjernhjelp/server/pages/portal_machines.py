@@ -10,7 +10,7 @@ import uuid
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
@@ -19,7 +19,7 @@ from fjernhjelp.access import machines as access_machines
 from fjernhjelp.access.errors import NotFound
 from fjernhjelp.access.models import InstallerPackage, Machine, MachineStatus
 from fjernhjelp.auth.models import User
-from fjernhjelp.server.deps import DB, Client, PageUser, State, T, csrf_protect, require
+from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
 from fjernhjelp.server.pages.portal_view import done, notice_text
 from fjernhjelp.server.pages.render import TEMPLATES, render
 
@@ -126,31 +126,15 @@ def confirm_remove(
     )
 
 
-@router.post(
-    "/{machine_id}/remove", response_class=HTMLResponse, dependencies=[Depends(csrf_protect)]
-)
+@router.post("/{machine_id}/remove", response_class=HTMLResponse)
 async def remove(
-    request: Request, state: State, db: DB, client: Client, user: PageUser, machine_id: uuid.UUID
+    request: Request, db: DB, client: Client, user: PageUser, machine_id: uuid.UUID
 ) -> Response:
     require(user, admin=True)
-
-    def act() -> removal.RemovedMachine:
-        try:
-            return removal.remove(
-                db,
-                user=user,
-                machine_id=machine_id,
-                now=state.now(),
-                source_address=client.source_address,
-            )
-        finally:
-            db.commit()  # the removal, or the refusal's audit event
-
     try:
-        removed = await run_in_threadpool(act)
+        await request.app.state.access.remove_machine(db, user, machine_id, client.source_address)
     except NotFound as exc:
         raise HTTPException(404) from exc
-    await request.app.state.access.machine_removed(removed)
     return done("/portal/machines", "machine_removed")
 
 

@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from fjernhjelp.access import packages
@@ -20,11 +20,11 @@ from fjernhjelp.access.errors import NotFound, PackageRefused
 from fjernhjelp.access.models import InstallerPackage
 from fjernhjelp.auth.models import User
 from fjernhjelp.control.package import fingerprint
-from fjernhjelp.server.deps import DB, Client, PageUser, State, T, csrf_protect, require
+from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
 from fjernhjelp.server.pages.portal_view import done, notice_text
 from fjernhjelp.server.pages.render import render
 
-router = APIRouter(prefix="/portal/packages", dependencies=[Depends(csrf_protect)])
+router = APIRouter(prefix="/portal/packages")
 
 DEFAULT_HOURS = 72
 MAX_HOURS = int(packages.MAX_LIFETIME.total_seconds() // 3600)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from fjernhjelp.portal import terms
 from fjernhjelp.portal.errors import PortalError
-from fjernhjelp.server.deps import DB, T, csrf_protect
+from fjernhjelp.server.deps import DB, T
 from fjernhjelp.server.pages.portal_view import attempt, done, notice_text
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
 
-router = APIRouter(prefix="/portal/terms", dependencies=[Depends(csrf_protect)])
+router = APIRouter(prefix="/portal/terms")
 
 
 def _page(
