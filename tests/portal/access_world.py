@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from fjernhjelp.access import sessions as access_sessions
 from fjernhjelp.access.models import Machine, RemoteSession
@@ -27,19 +28,20 @@ class Site:
 
     def allow_packages(self, allowed: bool = True) -> None:
         """The customer's admin ticks "may make installer packages" on the vendor's grant."""
+        self.change_grant(may_make_packages=allowed)
+
+    def change_grant(self, **terms: Any) -> None:
+        """The customer's admin changes the vendor's grant: ``terms`` replace what it has
+        (permissions, consent and the package right are kept unless named)."""
         w = self.world
         grant = w.grant
         assert grant is not None
-        grants.update(
-            w.db,
-            w.caller(w.gp_admin),
-            grant.id,
-            GrantTerms(
-                permissions=grant.permissions,
-                consent_required=grant.consent_required,
-                may_make_packages=allowed,
-            ),
-        )
+        kept = {
+            "permissions": grant.permissions,
+            "consent_required": grant.consent_required,
+            "may_make_packages": grant.may_make_packages,
+        }
+        grants.update(w.db, w.caller(w.gp_admin), grant.id, GrantTerms(**{**kept, **terms}))
         w.db.commit()
 
     def machine(self, hostname: str = "lege-pc-01", group: MachineGroup | None = None) -> Machine:

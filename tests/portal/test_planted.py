@@ -206,40 +206,15 @@ def _end_withdrawn(site: Site) -> None:
 
 
 def _end_expired(site: Site) -> None:
-    w = site.world
-    grant = w.grant
-    assert grant is not None
-    grants.update(
-        w.db,
-        w.caller(w.gp_admin),
-        grant.id,
-        GrantTerms(
-            permissions=grant.permissions,
-            may_make_packages=True,
-            expires_at=w.state.now() + timedelta(days=2),
-        ),
-    )
-    w.db.commit()
-    w.state.clock.advance(days=3)  # type: ignore[attr-defined]  # the sweep has not run
+    site.change_grant(may_make_packages=True, expires_at=site.world.state.now() + timedelta(days=2))
+    site.world.state.clock.advance(days=3)  # type: ignore[attr-defined]  # the sweep has not run
 
 
 def _end_unnamed(site: Site) -> None:
     w = site.world
     colleague = make_user(w.db, w.state, w.vendor, "kollega")
     w.db.commit()
-    grant = w.grant
-    assert grant is not None
-    grants.update(
-        w.db,
-        w.caller(w.gp_admin),
-        grant.id,
-        GrantTerms(
-            permissions=grant.permissions,
-            may_make_packages=True,
-            technician_ids=frozenset({colleague.user.id}),
-        ),
-    )
-    w.db.commit()
+    site.change_grant(may_make_packages=True, technician_ids=frozenset({colleague.user.id}))
 
 
 @pytest.mark.parametrize(
