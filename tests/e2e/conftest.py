@@ -26,6 +26,25 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
+def screen() -> Iterator[object]:
+    """A 1280×800 X server for a live agent's desktop (imported here, not at start-up)."""
+    from tests.desktop.xvfb import xvfb
+
+    with xvfb(1280, 800) as server:
+        yield server
+
+
+@pytest.fixture
+def site(db, state, database_url: str, tmp_path: Path) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A running server whose grant needs the end user's consent (console_live.py); a
+    module that needs another kind of site defines its own ``site``."""
+    from tests.e2e.console_live import consent_site
+
+    with consent_site(db, state, database_url, tmp_path) as live:
+        yield live
+
+
+@pytest.fixture
 def page(browser) -> Iterator[object]:  # type: ignore[no-untyped-def]
     context = browser.new_context(locale="nb-NO")
     pg = context.new_page()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,13 @@ import pytest
 from fjernhjelp.agent.display import DisplayTarget
 from tests.access.live import LiveSite
 from tests.agent.conftest import click, screenshot, selected_text, type_text
-from tests.desktop.xvfb import Xvfb, xvfb
-from tests.e2e.console_live import consent_site, log_in, session_state, shown
+from tests.desktop.xvfb import Xvfb
+from tests.e2e.console_live import log_in, session_state, shown
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 
 QUESTION = "Hei, det er Kari fra Journalsystemer. Ser du denne meldingen?"
 ANSWER = "Ja, jeg ser den. Skriveren på kontoret står på, æøå ÆØÅ"
-
-
-@pytest.fixture
-def screen() -> Iterator[Xvfb]:
-    with xvfb(1280, 800) as server:
-        yield server
-
-
-@pytest.fixture
-def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
-    with consent_site(db, state, database_url, tmp_path) as live:
-        yield live
 
 
 def _window_shows(display: DisplayTarget, area: dict, text: str, timeout: float = 30) -> str:

@@ -14,7 +14,7 @@ from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.portal.models import Permission
 from tests.access.live import LiveSite
 from tests.agent.conftest import click
-from tests.desktop.xvfb import Xvfb, xvfb
+from tests.desktop.xvfb import Xvfb
 from tests.e2e.console_live import FULL, consent_site, log_in, session_state, shown
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
@@ -35,12 +35,6 @@ new MutationObserver((records) => {
   }
 }).observe(document, { subtree: true, childList: true });
 """
-
-
-@pytest.fixture
-def screen() -> Iterator[Xvfb]:
-    with xvfb(1280, 800) as server:
-        yield server
 
 
 @pytest.fixture

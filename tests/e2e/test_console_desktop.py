@@ -6,7 +6,6 @@ real Xvfb with a Tk application, real Chromium; the relay sees only ciphertext."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,12 @@ from fjernhjelp.portal.models import Permission
 from tests.access.live import LiveSite
 from tests.agent.conftest import click, screenshot
 from tests.agent.desktop.test_novnc import type_norwegian
-from tests.desktop.xvfb import EntryApp, Xvfb, xvfb
-from tests.e2e.console_live import consent_site, log_in, session_state, shown
+from tests.desktop.xvfb import EntryApp, Xvfb
+from tests.e2e.console_live import log_in, session_state, shown
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 
 TEXT = "Blåbærsyltetøy"
-
-
-@pytest.fixture
-def screen() -> Iterator[Xvfb]:
-    with xvfb(1280, 800) as server:
-        yield server
-
-
-@pytest.fixture
-def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
-    with consent_site(db, state, database_url, tmp_path) as live:
-        yield live
 
 
 def _canvas_point(page, x: int, y: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]

@@ -6,7 +6,6 @@ Real server, agent, Xvfb and Chromium."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,24 +15,12 @@ from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.web.i18n import Translator
 from tests.access.live import LiveSite
 from tests.agent.conftest import click
-from tests.desktop.xvfb import Xvfb, xvfb
-from tests.e2e.console_live import consent_site, log_in, session_state, shown
+from tests.desktop.xvfb import Xvfb
+from tests.e2e.console_live import log_in, session_state, shown
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 
 NB = Translator("nb")
-
-
-@pytest.fixture
-def screen() -> Iterator[Xvfb]:
-    with xvfb(1280, 800) as server:
-        yield server
-
-
-@pytest.fixture
-def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
-    with consent_site(db, state, database_url, tmp_path) as live:
-        yield live
 
 
 def _enabled_controls(page) -> list[str]:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from fjernhjelp.portal.models import Permission
 from tests.access.live import LiveSite
 from tests.agent.conftest import click
 from tests.desktop.xvfb import Xvfb, xvfb
-from tests.e2e.console_live import FULL, consent_site, log_in, session_state, shown
+from tests.e2e.console_live import FULL, log_in, session_state, shown
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 
@@ -30,12 +30,6 @@ NEEDS_ADMIN = (
 def screen() -> Iterator[Xvfb]:
     with xvfb(1024, 768) as server:
         yield server
-
-
-@pytest.fixture
-def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
-    with consent_site(db, state, database_url, tmp_path) as live:
-        yield live
 
 
 def _connect(page, site: LiveSite, agent, display: DisplayTarget, machine_id: str, n: int) -> None:  # type: ignore[no-untyped-def]

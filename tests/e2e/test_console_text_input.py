@@ -5,7 +5,6 @@ input method's commit does. Real server, agent, Xvfb, Tk application and Chromiu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,25 +13,13 @@ from fjernhjelp.agent.display import DisplayTarget
 from tests.access.live import LiveSite
 from tests.agent.conftest import click
 from tests.agent.desktop.test_novnc import type_norwegian
-from tests.desktop.xvfb import EntryApp, Xvfb, xvfb
-from tests.e2e.console_live import consent_site, log_in, session_state, shown
+from tests.desktop.xvfb import EntryApp, Xvfb
+from tests.e2e.console_live import log_in, session_state, shown
 from tests.e2e.test_console_desktop import _canvas_point
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 
 TEXT = "Ærlig talt, Øystein – 100 % på én dag?"
-
-
-@pytest.fixture
-def screen() -> Iterator[Xvfb]:
-    with xvfb(1280, 800) as server:
-        yield server
-
-
-@pytest.fixture
-def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
-    with consent_site(db, state, database_url, tmp_path) as live:
-        yield live
 
 
 def test_text_without_key_events_reaches_the_application(
