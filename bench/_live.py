@@ -1,6 +1,6 @@
 """A throwaway site for benchmarks: database, portal world, a server process, a package.
 
-Built from the same pieces as the live tests (tests/access/live.py), outside pytest.
+Built from the same pieces as the live tests (tests/live/live.py), outside pytest.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.access.live import LiveSite
+from tests.live.live import LiveSite
 from tests.portal.world import CLAUSE, build_world
 
-from fjernhjelp.access import packages
 from fjernhjelp.config import Settings
 from fjernhjelp.db import migrate
+from fjernhjelp.machines import packages
 from fjernhjelp.portal.models import Permission
 from fjernhjelp.server.state import build_state
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fjernhjelp.agent.fileroots import FilePolicy
-from fjernhjelp.agent.files import get_file, put_file, serve_files
+from fjernhjelp.streams.files.roots import FilePolicy
+from fjernhjelp.streams.files.service import get_file, put_file, serve_files
 from fjernhjelp.tunnel.channel import memory_pair
 
 

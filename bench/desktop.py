@@ -50,11 +50,11 @@ from bench._browser import Path_, cpu_seconds, measure_paths, websockify_viewers
 from bench._desktop_scenes import Scenes
 from bench._relay_path import relay_path
 from bench._rfb_probe import ENCODINGS, Probe
-from fjernhjelp.agent.desktop import damage
-from fjernhjelp.agent.desktop.capture import Screen
-from fjernhjelp.agent.desktop.encoders.base import Rect, Settings
-from fjernhjelp.agent.desktop.encoders.tight import TightEncoder
-from fjernhjelp.agent.desktop.pixels import PixelFormat
+from fjernhjelp.streams.desktop import damage
+from fjernhjelp.streams.desktop.capture import Screen
+from fjernhjelp.streams.desktop.encoders.base import Rect, Settings
+from fjernhjelp.streams.desktop.encoders.tight import TightEncoder
+from fjernhjelp.streams.desktop.pixels import PixelFormat
 
 WIDTH, HEIGHT = 1920, 1080
 SCENES = ("still", "scroll", "moving", "photo")

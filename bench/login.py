@@ -30,7 +30,7 @@ from bench._common import median_rate, temp_sqlite_url
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.auth import login, totp
-from fjernhjelp.auth.sessions import ClientInfo
+from fjernhjelp.auth.logins import ClientInfo
 from fjernhjelp.config import Settings
 from fjernhjelp.db import migrate
 from fjernhjelp.db.base import utcnow
@@ -60,7 +60,7 @@ def main() -> None:
         return utcnow() + timedelta(seconds=30 * offset["steps"])
 
     state.clock = clock
-    with state.sessions() as db:
+    with state.db_sessions() as db:
         org = make_org(db, "Bench AS", gives=True)
         account = make_user(db, state, org, f"bench-{uuid.uuid4().hex[:8]}")
         db.commit()
@@ -71,7 +71,7 @@ def main() -> None:
     def one_login() -> None:
         offset["steps"] += 1
         now = state.now()
-        with state.sessions() as db:
+        with state.db_sessions() as db:
             started = login.begin(db, state.login, account.username, account.password, client, now)
             db.commit()
             code = totp.code_at_step(secret, totp.step_at(now.timestamp()))
@@ -90,7 +90,7 @@ def main() -> None:
         hasher.verify(stored, account.password)
 
     def chained_append() -> None:
-        with state.sessions() as db:
+        with state.db_sessions() as db:
             record(db, "bench.append", Outcome.INFO, actor=Actor.system(), details={"n": 1})
             db.commit()
 
@@ -98,7 +98,7 @@ def main() -> None:
 
     def plain_insert() -> None:
         seq["n"] += 1
-        with state.sessions() as db:
+        with state.db_sessions() as db:
             db.execute(
                 insert(AuditEvent).values(
                     seq=seq["n"],

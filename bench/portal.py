@@ -69,7 +69,7 @@ def add_customers(world, n: int) -> None:  # type: ignore[no-untyped-def]
 
 def measure(world, rounds: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Each call in a fresh session, as a request handler would make it."""
-    factory = world.state.sessions
+    factory = world.state.db_sessions
     tech_id, group_id, grant_id = world.tech.user.id, world.group.id, world.grant.id
     now = world.state.now()
 

@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import websockets
 
 from bench._live import live_site
-from fjernhjelp.agent.files import put_file
-from fjernhjelp.client.api import Api
-from fjernhjelp.client.tunnel import open_session
+from fjernhjelp.streams.files.service import put_file
+from fjernhjelp.technician.api import Api
+from fjernhjelp.technician.tunnel import open_session
 
 CHUNK = 64 * 1024
 
@@ -74,7 +74,7 @@ def _relay_tokens(site, machine_id: str) -> tuple[str, str, str]:  # type: ignor
     two ends of the relay are then plain sockets pumping bytes, and no tunnel runs."""
     import uuid
 
-    from fjernhjelp.access import sessions
+    from fjernhjelp.remote import sessions
 
     db = site.world.db
     db.rollback()

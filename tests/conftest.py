@@ -33,6 +33,7 @@ from fjernhjelp.db.models import Base
 from fjernhjelp.server.app import create_app
 from fjernhjelp.server.state import AppState, build_state
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.x11 import xvfb  # noqa: F401  (the real X server fixture, for every folder)
 
 BACKENDS = [b for b in os.environ.get("FJERNHJELP_TEST_BACKENDS", "sqlite").split(",") if b]
 PG_ADMIN_URL = os.environ.get(

@@ -125,7 +125,7 @@ def probing_events(state: AppState, db: Session, address: str | None = "testclie
     from fjernhjelp.audit.models import AuditEvent
     from fjernhjelp.server import probes
 
-    with state.sessions() as writer:
+    with state.db_sessions() as writer:
         probes.flush(writer, state.probes, state.now(), everything=True)
     db.rollback()
     db.expire_all()

@@ -10,9 +10,9 @@ import pytest
 
 from fjernhjelp.agent.consent import ConsentAnswer, ConsentRequest, ask_consent, consent_texts
 from fjernhjelp.agent.display import DisplayTarget, ShownWindow, clean_text
-from fjernhjelp.web.i18n import Translator
-from tests.agent.conftest import click, screenshot
+from fjernhjelp.i18n import Translator
 from tests.asyncrun import run_async
+from tests.x11 import click, screenshot
 
 pytestmark = pytest.mark.desktop
 

@@ -12,9 +12,9 @@ import pytest
 
 from fjernhjelp.agent.display import DisplayTarget, find_active_display, language_of
 from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator, indicator_texts
-from fjernhjelp.web.i18n import Translator
-from tests.agent.conftest import click, screenshot, window_states
+from fjernhjelp.i18n import Translator
 from tests.asyncrun import run_async
+from tests.x11 import click, screenshot, window_states
 
 pytestmark = pytest.mark.desktop
 
@@ -207,7 +207,7 @@ def test_the_title_reads_right_in_both_title_properties_after_chat_opens(
     """Under a UTF-8 locale (the dialogs' default) Tk wrote UTF-8 bytes into WM_NAME,
     typed STRING (Latin-1): "Fjernhjelp: Ã¸kt pÃ¥gÃ¥r" wherever it was read, as when the
     window grows for the chat. The ICCCM name must carry the same text as the UTF-8 one."""
-    from fjernhjelp.web.i18n import Translator
+    from fjernhjelp.i18n import Translator
 
     title = Translator("nb")("agent.indicator.window_title")
     assert "ø" in title and "å" in title  # the test is about letters outside ASCII

@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from fjernhjelp.agent.config import AgentConfig
 from fjernhjelp.agent.identity import AgentIdentity
-from fjernhjelp.agent.session import AgentSessions
+from fjernhjelp.agent.remote_session import AgentSessions
 from fjernhjelp.agent.tls import client_context
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import Dial, SessionEvent, b64

@@ -150,12 +150,12 @@ def test_concurrent_appends_keep_one_chain(state) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def append(i: int) -> None:
-        with state.sessions() as db:
+        with state.db_sessions() as db:
             record(db, "test.concurrent", Outcome.INFO, actor=Actor.system(), details={"i": i})
             db.commit()
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(append, range(40)))
-    with state.sessions() as db:
+    with state.db_sessions() as db:
         result = verify_chain(db)
     assert result.ok and result.checked == 40

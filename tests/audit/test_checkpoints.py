@@ -257,7 +257,7 @@ def test_checkpoints_are_forwarded_with_the_audit_stream_after_commit_only(state
     receiver.bind(("127.0.0.1", 0))
     receiver.settimeout(30)
     port = receiver.getsockname()[1]
-    factory = state.sessions
+    factory = state.db_sessions
     forward.install(factory, forward.SyslogForwarder(f"127.0.0.1:{port}"), "SHA256:test")
     try:
         with factory() as session:

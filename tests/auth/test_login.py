@@ -11,8 +11,8 @@ from sqlalchemy import select
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.auth import login, totp, yubico
 from fjernhjelp.auth.factors import add_yubikey
+from fjernhjelp.auth.logins import ClientInfo
 from fjernhjelp.auth.models import LoginSession, UserStatus
-from fjernhjelp.auth.sessions import ClientInfo
 from fjernhjelp.server.state import AppState
 from tests.helpers import PASSWORD, Account, make_org, make_user
 
@@ -90,7 +90,7 @@ def test_the_same_code_raced_twice_wins_once(db, state, tech) -> None:
     code = tech.code()
 
     def attempt(token: str) -> str:
-        with state.sessions() as other:
+        with state.db_sessions() as other:
             try:
                 login.finish(other, state.login, token, code, CLIENT, state.now())
                 return "ok"

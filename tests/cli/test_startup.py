@@ -121,10 +121,10 @@ def test_connect_imports_no_server_code(tmp_path: Path) -> None:
         ["connect", "pc-1", "--shell"],
         env={"FJERNHJELP_CLI_HOME": str(tmp_path)},
         also_import=(
-            "fjernhjelp.agent.files",
-            "fjernhjelp.agent.shellclient",
-            "fjernhjelp.client.tunnel",
-            "fjernhjelp.client.vnc",
+            "fjernhjelp.streams.files.service",
+            "fjernhjelp.streams.shell.technician",
+            "fjernhjelp.technician.tunnel",
+            "fjernhjelp.streams.desktop.technician",
             "rich.progress",
         ),
     )

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fjernhjelp.portal.models import Permission
-from tests.access.live import AgentProcess, LiveSite
 from tests.helpers import PASSWORD
+from tests.live.live import AgentProcess, LiveSite
 from tests.portal.world import build_world
 
 FULL = frozenset(

@@ -13,8 +13,8 @@ import pytest
 import uvicorn
 
 from fjernhjelp.control.package import fingerprint, read_package
+from fjernhjelp.i18n import Translator
 from fjernhjelp.server.app import create_app
-from fjernhjelp.web.i18n import Translator
 from tests.e2e.conftest import free_port
 from tests.helpers import Account
 from tests.portal.access_world import Site, build_site

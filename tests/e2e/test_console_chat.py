@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from fjernhjelp.agent.display import DisplayTarget
-from tests.access.live import LiveSite
-from tests.agent.conftest import click, screenshot, selected_text, type_text
 from tests.desktop.xvfb import Xvfb
 from tests.e2e.console_live import log_in, session_state, shown
+from tests.live.live import LiveSite
+from tests.x11 import click, screenshot, selected_text, type_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 

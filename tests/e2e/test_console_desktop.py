@@ -12,11 +12,11 @@ import pytest
 
 from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.portal.models import Permission
-from tests.access.live import LiveSite
-from tests.agent.conftest import click, screenshot
-from tests.agent.desktop.test_novnc import type_norwegian
 from tests.desktop.xvfb import EntryApp, Xvfb
 from tests.e2e.console_live import log_in, session_state, shown
+from tests.live.live import LiveSite
+from tests.streams.desktop.test_novnc import type_norwegian
+from tests.x11 import click, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 

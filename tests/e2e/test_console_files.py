@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.access.conftest import FULL
-from tests.access.live import LiveSite
 from tests.e2e.console_live import log_in, session_state
+from tests.live.conftest import FULL
+from tests.live.live import LiveSite
 from tests.portal.world import CLAUSE, build_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from fjernhjelp.agent.display import DisplayTarget
-from fjernhjelp.web.i18n import Translator
-from tests.access.live import LiveSite
-from tests.agent.conftest import click
+from fjernhjelp.i18n import Translator
 from tests.desktop.xvfb import Xvfb
 from tests.e2e.console_live import log_in, session_state, shown
+from tests.live.live import LiveSite
+from tests.x11 import click
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 

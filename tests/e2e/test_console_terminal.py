@@ -13,10 +13,10 @@ import pytest
 
 from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.portal.models import Permission
-from tests.access.live import LiveSite
-from tests.agent.conftest import click
 from tests.desktop.xvfb import Xvfb, xvfb
 from tests.e2e.console_live import FULL, log_in, session_state, shown
+from tests.live.live import LiveSite
+from tests.x11 import click
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from fjernhjelp.agent.display import DisplayTarget
-from tests.access.live import LiveSite
-from tests.agent.conftest import click
-from tests.agent.desktop.test_novnc import type_norwegian
 from tests.desktop.xvfb import EntryApp, Xvfb
 from tests.e2e.console_live import log_in, session_state, shown
 from tests.e2e.test_console_desktop import _canvas_point
+from tests.live.live import LiveSite
+from tests.streams.desktop.test_novnc import type_norwegian
+from tests.x11 import click
 
 pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
 

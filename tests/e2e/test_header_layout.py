@@ -10,8 +10,8 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from tests.access.live import LiveSite
 from tests.helpers import PASSWORD, Account
+from tests.live.live import LiveSite
 from tests.portal.world import build_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from fjernhjelp.web.i18n import Translator
+from fjernhjelp.i18n import Translator
 from tests.e2e.conftest import start_server
 from tests.helpers import valid_orgnr
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from fjernhjelp.access import sessions as access_sessions
-from fjernhjelp.access.models import Machine, RemoteSession
+from fjernhjelp.machines.models import Machine
 from fjernhjelp.portal import grants, groups, terms
 from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.portal.models import MachineGroup, OrgKind
+from fjernhjelp.remote import sessions as remote_sessions
+from fjernhjelp.remote.models import RemoteSession
 from tests.helpers import Account, make_org, make_user
 from tests.portal.world import World, build_world
 
@@ -76,7 +77,7 @@ class Site:
         """A session through the real path: ticket, relay pairing, the agent's reports,
         the end; the clock moves ``seconds`` between pairing and the end."""
         w = self.world
-        issued = access_sessions.request(
+        issued = remote_sessions.request(
             w.db,
             technician=technician.user,
             machine_id=machine.id,
@@ -86,17 +87,17 @@ class Site:
             node_id="node-test",
         )
         sid = issued.session.id
-        access_sessions.mark_active(w.db, sid, w.state.now())
+        remote_sessions.mark_active(w.db, sid, w.state.now())
         if consent is not None:
-            access_sessions.record_agent_event(
+            remote_sessions.record_agent_event(
                 w.db, machine, session_id=sid, action="consent.asked", reason=None, details={}
             )
-            access_sessions.record_agent_event(
+            remote_sessions.record_agent_event(
                 w.db, machine, session_id=sid, action=consent, reason=None, details={}
             )
         w.state.clock.advance(seconds=seconds)  # type: ignore[attr-defined]
         if ended_by_user:
-            access_sessions.record_agent_event(
+            remote_sessions.record_agent_event(
                 w.db,
                 machine,
                 session_id=sid,
@@ -104,7 +105,7 @@ class Site:
                 reason="ended_by_user:button",
                 details={"by": "local"},
             )
-        access_sessions.end(
+        remote_sessions.end(
             w.db,
             sid,
             now=w.state.now(),

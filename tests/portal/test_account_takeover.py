@@ -20,15 +20,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from fjernhjelp.access import sessions as access_sessions
-from fjernhjelp.access.models import Machine, RemoteSession
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.auth import enrolment, factors, totp
 from fjernhjelp.auth.models import EnrolmentLink, Factor, LoginSession, User, UserStatus
 from fjernhjelp.cli import admin as admin_cli
+from fjernhjelp.machines.models import Machine
 from fjernhjelp.portal import members
 from fjernhjelp.portal.errors import OperatorOnly
 from fjernhjelp.portal.revocations import RevocationKind
+from fjernhjelp.remote import sessions as remote_sessions
+from fjernhjelp.remote.models import RemoteSession
 from tests.helpers import Account, csrf_from, make_org, make_user
 from tests.portal.web import Api, browser, form_post
 from tests.portal.world import World, build_world
@@ -205,7 +206,7 @@ def _pending_link(world: World) -> tuple[User, str]:
         link_lifetime=LINK,
     )
     world.db.commit()
-    with world.state.sessions() as db:
+    with world.state.db_sessions() as db:
         # The enrolment page was shown once: both attempts below scan the same QR code.
         link = enrolment.open_link(db, invitation.token, world.state.now())
         enrolment.pending_totp(db, world.state.keys.at_rest, link)
@@ -230,7 +231,7 @@ def _complete(db, world: World, link: EnrolmentLink, password: str, code: str) -
 
 def _code_for(world: World, user: User) -> str:
     """The code the person's app shows for the QR code both attempts scanned."""
-    with world.state.sessions() as db:
+    with world.state.db_sessions() as db:
         factor = db.execute(select(Factor).where(Factor.user_id == user.id)).scalar_one()
         return pyotp.TOTP(factors.totp_secret(world.state.keys.at_rest, factor)).now()
 
@@ -253,7 +254,7 @@ def test_a_link_read_twice_is_used_once(world: World) -> None:
     (the check is the UPDATE that spends it, not what was read before)."""
     user, token = _pending_link(world)
     code = _code_for(world, user)
-    first, second = world.state.sessions(), world.state.sessions()
+    first, second = world.state.db_sessions(), world.state.db_sessions()
     try:
         link_first = enrolment.open_link(first, token, world.state.now())
         first.commit()
@@ -285,7 +286,7 @@ def test_two_simultaneous_posts_of_one_link_succeed_once(backend, world: World) 
     outcome: dict[str, str] = {}
 
     def attempt(password: str) -> None:
-        with world.state.sessions() as db:
+        with world.state.db_sessions() as db:
             link = enrolment.open_link(db, token, world.state.now())
             both_read.wait()
             try:
@@ -329,7 +330,7 @@ def _machine(world: World) -> Machine:
 
 
 def _running_session(world: World, machine: Machine) -> uuid.UUID:
-    issued = access_sessions.request(
+    issued = remote_sessions.request(
         world.db,
         technician=world.tech.user,
         machine_id=machine.id,
@@ -338,7 +339,7 @@ def _running_session(world: World, machine: Machine) -> uuid.UUID:
         signing_key=world.state.keys.signing,
         node_id="node-test",
     )
-    access_sessions.mark_active(world.db, issued.session.id, world.state.now())
+    remote_sessions.mark_active(world.db, issued.session.id, world.state.now())
     world.db.commit()
     return issued.session.id
 
@@ -392,7 +393,7 @@ def test_vendor_admin_re_enrolling_a_named_technician_is_seen_and_ends_everythin
     cut = [e for e in world.events if e.kind == RevocationKind.USER_REENROLLED]
     assert [e.user_id for e in cut] == [tech.id]
     remote = db.get(RemoteSession, session_id)
-    assert cut[0].affects(access_sessions.as_live(remote))
+    assert cut[0].affects(remote_sessions.as_live(remote))
 
     # The customer that named the technician reads the re-enrolment in its own log;
     # a customer with no grant does not.

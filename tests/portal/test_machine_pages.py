@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from fjernhjelp.web.i18n import Translator
+from fjernhjelp.i18n import Translator
 from tests.portal.access_world import Site, build_site
 from tests.portal.web import Api, browser
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.auth import login
+from fjernhjelp.auth.logins import ClientInfo
 from fjernhjelp.auth.models import UserStatus
-from fjernhjelp.auth.sessions import ClientInfo
 from fjernhjelp.portal import members, terms
 from fjernhjelp.portal.errors import Conflict, NotAllowed, NotFound, PortalError
 from fjernhjelp.portal.revocations import RevocationKind

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fjernhjelp.i18n import catalogue
 from fjernhjelp.portal.access import DenyReason
 from fjernhjelp.portal.models import AgreementKind, Audience, OrgKind, Permission
-from fjernhjelp.web.i18n import catalogue
 
 PORTAL = Path(__file__).parents[2] / "src" / "fjernhjelp" / "portal"
 

@@ -14,10 +14,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from fjernhjelp.access.models import InstallerPackage
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.control.package import fingerprint, read_package
-from fjernhjelp.web.i18n import Translator
+from fjernhjelp.i18n import Translator
+from fjernhjelp.machines.models import InstallerPackage
 from tests.portal.access_world import Site, build_site
 from tests.portal.web import browser, form_post
 

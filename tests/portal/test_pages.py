@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from fjernhjelp.audit.models import AuditEvent
+from fjernhjelp.i18n import Translator
 from fjernhjelp.portal.models import Grant, GrantStatus, Organisation
-from fjernhjelp.web.i18n import Translator
 from tests.helpers import csrf_from, valid_orgnr
 from tests.portal.web import browser, form_post
 from tests.portal.world import World, build_world

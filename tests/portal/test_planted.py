@@ -24,7 +24,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from starlette.websockets import WebSocketDisconnect
 
-from fjernhjelp.access.models import InstallerPackage, Machine, RemoteSession
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import (
@@ -38,9 +37,11 @@ from fjernhjelp.control.messages import (
     unb64,
 )
 from fjernhjelp.control.package import read_package
+from fjernhjelp.i18n import Translator
+from fjernhjelp.machines.models import InstallerPackage, Machine
 from fjernhjelp.portal import grants
 from fjernhjelp.portal.grants import GrantTerms
-from fjernhjelp.web.i18n import Translator
+from fjernhjelp.remote.models import RemoteSession
 from tests.helpers import Account, make_user
 from tests.portal.access_world import Site, build_site
 from tests.portal.web import Api, browser, form_post

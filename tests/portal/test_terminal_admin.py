@@ -7,12 +7,12 @@ import os
 
 import pytest
 
-from fjernhjelp.access import sessions as access_sessions
+from fjernhjelp.i18n import Translator
 from fjernhjelp.portal import grants
 from fjernhjelp.portal.access import AccessAllowed, decide
 from fjernhjelp.portal.models import Grant, Permission
+from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.tunnel import tickets
-from fjernhjelp.web.i18n import Translator
 from tests.portal.access_world import Site, build_site
 from tests.portal.web import browser, form_post
 
@@ -36,7 +36,7 @@ def _set(site: Site, permissions: set[Permission]) -> None:
 def _ticket(site: Site) -> tickets.Ticket:
     w = site.world
     machine = site.machine()
-    issued = access_sessions.request(
+    issued = remote_sessions.request(
         w.db,
         technician=w.tech.user,
         machine_id=machine.id,

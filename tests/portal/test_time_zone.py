@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from fjernhjelp.audit.query import parse_filter
-from fjernhjelp.web.i18n import Translator
+from fjernhjelp.i18n import Translator
 from tests.portal.web import browser
 from tests.portal.world import build_world
 

@@ -4,7 +4,7 @@ first and thought the grant had not worked)."""
 
 from __future__ import annotations
 
-from fjernhjelp.web.i18n import Translator
+from fjernhjelp.i18n import Translator
 from tests.portal.web import browser
 from tests.portal.world import build_world
 

@@ -189,7 +189,7 @@ def test_probes_from_many_addresses_are_bounded_in_memory(state, db, clock) -> N
     tally = probes.ProbeTally(state.probes.interval, max_addresses=3)
     for i in range(10):
         tally.note(f"198.51.100.{i}", probes.Kind.UNKNOWN_ENDPOINT, "POST", "/x", clock())
-    with state.sessions() as writer:
+    with state.db_sessions() as writer:
         assert probes.flush(writer, tally, clock(), everything=True) == 4
     overflow = [e for e in _events(db, "security.probing") if e.source_address is None]
     assert json.loads(overflow[0].details)["count"] == 7

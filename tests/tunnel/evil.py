@@ -11,7 +11,7 @@ from fjernhjelp.tunnel.frames import Frame, FrameType
 from fjernhjelp.tunnel.framing import RecordOpener, RecordSealer
 from fjernhjelp.tunnel.handshake import AgentHandshake, SessionKeys, TechnicianHandshake
 from fjernhjelp.tunnel.mux import StreamRequest, Tunnel
-from fjernhjelp.tunnel.session import accept, connect
+from fjernhjelp.tunnel.opening import accept, connect
 from fjernhjelp.tunnel.transport import MemoryTransport, TransportClosed, memory_transport_pair
 from tests.tunnel.helpers import MACHINE, World
 

@@ -12,7 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from fjernhjelp.tunnel import session
+from fjernhjelp.tunnel import opening as session
 from fjernhjelp.tunnel.handshake import raw_public
 from fjernhjelp.tunnel.mux import StreamRequest, Tunnel, TunnelOptions
 from fjernhjelp.tunnel.replay import MemoryReplayCache

@@ -19,7 +19,7 @@ from fjernhjelp.tunnel.errors import (
 )
 from fjernhjelp.tunnel.limits import MAX_MESSAGE, MAX_STREAMS
 from fjernhjelp.tunnel.mux import TunnelOptions
-from fjernhjelp.tunnel.session import accept, connect
+from fjernhjelp.tunnel.opening import accept, connect
 from fjernhjelp.tunnel.tickets import Permission
 from fjernhjelp.tunnel.transport import memory_transport_pair
 from tests.tunnel.helpers import MACHINE, World, closed_within, open_pair

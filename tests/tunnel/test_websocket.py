@@ -14,7 +14,7 @@ from fjernhjelp.tunnel.codes import CloseCode
 from fjernhjelp.tunnel.errors import TunnelClosed
 from fjernhjelp.tunnel.limits import MAX_RECORD
 from fjernhjelp.tunnel.mux import StreamRequest
-from fjernhjelp.tunnel.session import accept, connect
+from fjernhjelp.tunnel.opening import accept, connect
 from fjernhjelp.tunnel.transport import TransportClosed, WebSocketTransport
 from tests.tunnel.helpers import MACHINE, World, closed_within
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from fjernhjelp.agent.display import DisplayTarget, ShownWindow, clean_text, start_dialog
 from fjernhjelp.agent.inputhold import HOLD, InputHold
-from fjernhjelp.web.i18n import Translator
+from fjernhjelp.i18n import Translator
 
 PERMISSIONS = ("view", "control", "terminal", "terminal_admin", "files", "chat", "clipboard")
 STARTUP_TIMEOUT = 20.0  # for the dialog to appear; separate from the user's time to answer
@@ -155,7 +155,7 @@ async def _ask(
 def _dialog() -> None:
     import tkinter as tk
 
-    from fjernhjelp.agent import tkapp
+    from fjernhjelp.agent.windows import tkapp
 
     texts = tkapp.read_request()["texts"]
     root = tkapp.open_root(str(texts["title"]))

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 
-from fjernhjelp.agent.chat import MAX_TEXT
 from fjernhjelp.agent.consent import PERMISSIONS
 from fjernhjelp.agent.display import (
     DialogProcess,
@@ -28,8 +27,9 @@ from fjernhjelp.agent.display import (
     clean_text,
     start_dialog,
 )
+from fjernhjelp.i18n import Translator
+from fjernhjelp.streams.chat.service import MAX_TEXT
 from fjernhjelp.tunnel import ChannelClosed
-from fjernhjelp.web.i18n import Translator
 
 STARTUP_TIMEOUT = 20.0
 USER_REASONS = ("end_button", "window_closed")
@@ -200,8 +200,8 @@ class SessionIndicator:
 def _indicator() -> None:
     import tkinter as tk
 
-    from fjernhjelp.agent import tkapp
-    from fjernhjelp.agent.chatwindow import ChatArea
+    from fjernhjelp.agent.windows import tkapp
+    from fjernhjelp.agent.windows.chat import ChatArea
 
     texts = tkapp.read_request()["texts"]
     root = tkapp.open_root(str(texts["title"]))

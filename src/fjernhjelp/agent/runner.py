@@ -17,7 +17,7 @@ from fjernhjelp.agent.display import DisplayTarget, find_active_display
 from fjernhjelp.agent.enrol import EnrolmentFailed, enrol
 from fjernhjelp.agent.identity import load_or_create_identity
 from fjernhjelp.agent.link import ControlLink, LinkConfig
-from fjernhjelp.agent.session import AgentSessions
+from fjernhjelp.agent.remote_session import AgentSessions
 from fjernhjelp.agent.sysinfo import logged_in_users, os_name
 from fjernhjelp.agent.tls import client_context, for_url
 from fjernhjelp.control.messages import MachineInfo, SessionEvent

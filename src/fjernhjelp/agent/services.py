@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fjernhjelp.agent import sysinfo
-from fjernhjelp.agent.chat import ChatOutcome, ChatWindow, serve_chat
-from fjernhjelp.agent.desktop import DesktopUnavailable, InputEvent, serve_desktop
 from fjernhjelp.agent.display import DisplayTarget
-from fjernhjelp.agent.fileroots import FilePolicy
-from fjernhjelp.agent.files import FileRefusal, FileTransferRecord, serve_files
-from fjernhjelp.agent.shell import ShellAccount, ShellOutcome, serve_shell
+from fjernhjelp.streams.chat.service import ChatOutcome, ChatWindow, serve_chat
+from fjernhjelp.streams.desktop import DesktopUnavailable, InputEvent, serve_desktop
+from fjernhjelp.streams.files.roots import FilePolicy
+from fjernhjelp.streams.files.service import FileRefusal, FileTransferRecord, serve_files
+from fjernhjelp.streams.shell.service import ShellAccount, ShellOutcome, serve_shell
 from fjernhjelp.tunnel import Channel, StreamRequest
 from fjernhjelp.tunnel.tickets import Permission, Ticket
 

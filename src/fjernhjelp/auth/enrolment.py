@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import factors, sessions
+from fjernhjelp.auth import factors, logins
 from fjernhjelp.auth.models import EnrolmentLink, Factor, FactorKind, User, UserStatus
 from fjernhjelp.auth.passwords import Passwords, policy_problems
 from fjernhjelp.auth.tokens import new_token, token_hash
@@ -205,7 +205,7 @@ def _replace_everything_else(
     for factor in replaced:
         user.factors.remove(factor)
     db.flush()
-    ended = sessions.end_all_for_user(db, user.id)
+    ended = logins.end_all_for_user(db, user.id)
     reenrolment.completed(
         db,
         user,

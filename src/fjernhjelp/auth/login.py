@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import factors, sessions, throttle
+from fjernhjelp.auth import factors, logins, throttle
+from fjernhjelp.auth.logins import ClientInfo, SessionPolicy
 from fjernhjelp.auth.models import LoginSession, SessionKind, SessionStage, User, UserStatus
 from fjernhjelp.auth.passwords import Passwords
-from fjernhjelp.auth.sessions import ClientInfo, SessionPolicy
 from fjernhjelp.auth.throttle import ThrottleRule
 
 
@@ -176,7 +176,7 @@ def begin(
         )
         raise AccountUnavailable("no_factor")
 
-    token, row = sessions.create(
+    token, row = logins.create(
         db,
         user,
         kind=kind,
@@ -220,7 +220,7 @@ def finish(
 ) -> Started:
     """Check the second factor; on success the pending session becomes a full one,
     under a new token (the pending token dies, so it cannot be fixed in advance)."""
-    pending = sessions.find(
+    pending = logins.find(
         db, pending_token, policy=cfg.policy, now=now, stage=SessionStage.PASSWORD_OK
     )
     if pending is None:
@@ -248,8 +248,8 @@ def finish(
     for key in keys[:1]:
         throttle.reset(db, key)
     kind = SessionKind(pending.kind)
-    sessions.end(db, pending)
-    token, row = sessions.create(
+    logins.end(db, pending)
+    token, row = logins.create(
         db,
         user,
         kind=kind,
@@ -275,7 +275,7 @@ def finish(
 def logout(db: Session, row: LoginSession, client: ClientInfo) -> None:
     user = row.user
     session_id: uuid.UUID = row.id
-    sessions.end(db, row)
+    logins.end(db, row)
     record(
         db,
         "auth.logout",

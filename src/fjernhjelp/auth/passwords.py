@@ -55,7 +55,7 @@ def _common_passwords() -> frozenset[str]:
 def policy_problems(
     password: str, *, min_length: int, username: str = "", email: str = ""
 ) -> list[str]:
-    """Message keys (web/messages.toml) naming what is wrong; empty when acceptable."""
+    """Message keys (i18n/messages.toml) naming what is wrong; empty when acceptable."""
     problems: list[str] = []
     if len(password) < min_length:
         problems.append("password.too_short")

@@ -53,7 +53,7 @@ def create_operator(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     actor = Actor.command_line()
-    with state.sessions() as db:
+    with state.db_sessions() as db:
         org = db.execute(
             select(Organisation).where(Organisation.orgnr == orgnr)
         ).scalar_one_or_none()
@@ -111,15 +111,15 @@ def enrolment_link(
     from fjernhjelp.audit.log import Actor
     from fjernhjelp.auth.models import User, UserStatus
     from fjernhjelp.db.base import utcnow
+    from fjernhjelp.i18n import Translator
     from fjernhjelp.portal import members
     from fjernhjelp.portal.errors import PortalError
     from fjernhjelp.server.state import build_state
-    from fjernhjelp.web.i18n import Translator
 
     load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
-    with state.sessions() as db:
+    with state.db_sessions() as db:
         user = db.execute(
             select(User).where(User.username == username.lower())
         ).scalar_one_or_none()
@@ -161,7 +161,9 @@ def run_sweep(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> Non
     load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
-    report = sweep.run_once(state.sessions, state.now, timedelta(days=settings.inactive_user_days))
+    report = sweep.run_once(
+        state.db_sessions, state.now, timedelta(days=settings.inactive_user_days)
+    )
     console.print(
         f"grants expired: {report.grants_expired}, agreements expired: "
         f"{report.agreements_expired}, accounts deactivated: {report.users_deactivated}, "
@@ -187,7 +189,7 @@ def reactivate(
     load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
-    with state.sessions() as db:
+    with state.db_sessions() as db:
         user = db.execute(
             select(User).where(User.username == username.lower())
         ).scalar_one_or_none()

@@ -161,11 +161,11 @@ def make_checkpoint(
     state = build_state(settings)
     if settings.audit_syslog:
         forward.install(
-            state.sessions,
+            state.db_sessions,
             forward.SyslogForwarder(settings.audit_syslog),
             fingerprint(state.keys.signing.public_key()),
         )
-    with state.sessions() as db:
+    with state.db_sessions() as db:
         made = checkpoint_store.make_checkpoint(db, state.keys.signing, state.now())
         db.commit()
         data = checkpoint_store.checkpoint_file(db, state.keys.signing) if output else b""

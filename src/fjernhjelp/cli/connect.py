@@ -10,7 +10,7 @@ import typer
 from fjernhjelp.cli.common import err, real
 
 if TYPE_CHECKING:
-    from fjernhjelp.client.api import Api
+    from fjernhjelp.technician.api import Api
 
 # The tunnel, the API client and rich's progress bars are imported when a connection is
 # made: `fjernhjelp --help` must start quickly (issue 9).
@@ -54,10 +54,10 @@ def connect(
 ) -> None:
     """Connect to a machine you are granted, through the end-to-end tunnel."""
 
-    from fjernhjelp.client import credentials
-    from fjernhjelp.client.api import Api, ApiError
-    from fjernhjelp.client.tunnel import MachineNotFound, resolve_machine
-    from fjernhjelp.client.vnc import NotLoopback, parse_listen
+    from fjernhjelp.streams.desktop.technician import NotLoopback, parse_listen
+    from fjernhjelp.technician import credentials
+    from fjernhjelp.technician.api import Api, ApiError
+    from fjernhjelp.technician.tunnel import MachineNotFound, resolve_machine
     from fjernhjelp.tunnel import ChannelClosed, StreamRefused, TunnelClosed, TunnelError
 
     if sum(bool(x) for x in (shell, get, put, vnc)) != 1:
@@ -142,11 +142,11 @@ async def _run(
         TransferSpeedColumn,
     )
 
-    from fjernhjelp.agent.files import FileExists, get_file, put_file
-    from fjernhjelp.agent.shellclient import run_shell_client
-    from fjernhjelp.agent.shellwire import ShellError, ShellOffer
-    from fjernhjelp.client.tunnel import open_session
-    from fjernhjelp.client.vnc import serve_local_vnc
+    from fjernhjelp.streams.desktop.technician import serve_local_vnc
+    from fjernhjelp.streams.files.service import FileExists, get_file, put_file
+    from fjernhjelp.streams.shell.technician import run_shell_client
+    from fjernhjelp.streams.shell.wire import ShellError, ShellOffer
+    from fjernhjelp.technician.tunnel import open_session
 
     err.print(f"connecting to {target['hostname']} ({target['customer']['name']})")
     session = await open_session(api, target["id"], on_control=_on_control)

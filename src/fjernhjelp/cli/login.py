@@ -27,8 +27,8 @@ def login(
     ] = False,
 ) -> None:
     """Log in with password and second factor; the session is stored for later commands."""
-    from fjernhjelp.client import credentials
-    from fjernhjelp.client.api import Api, ApiError
+    from fjernhjelp.technician import credentials
+    from fjernhjelp.technician.api import Api, ApiError
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -62,7 +62,7 @@ def login(
 def _show_notices(server: str, token: str) -> None:
     """Notices to this person (their account was re-enrolled) are shown at login, as
     the web shows them; they stay until read in the browser, which shows them at login."""
-    from fjernhjelp.client.api import Api, ApiError
+    from fjernhjelp.technician.api import Api, ApiError
 
     with Api(server, token) as api, contextlib.suppress(ApiError):
         for notice in api.me().get("notices", []):
@@ -71,8 +71,8 @@ def _show_notices(server: str, token: str) -> None:
 
 def logout() -> None:
     """End the stored session on the server and forget it here."""
-    from fjernhjelp.client import credentials
-    from fjernhjelp.client.api import Api, ApiError
+    from fjernhjelp.technician import credentials
+    from fjernhjelp.technician.api import Api, ApiError
 
     try:
         creds = credentials.load()
@@ -88,8 +88,8 @@ def logout() -> None:
 
 def whoami() -> None:
     """Show the account the stored session belongs to."""
-    from fjernhjelp.client import credentials
-    from fjernhjelp.client.api import Api, ApiError
+    from fjernhjelp.technician import credentials
+    from fjernhjelp.technician.api import Api, ApiError
 
     try:
         creds = credentials.load()

@@ -61,7 +61,7 @@ def demo(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind 
     settings = settings_from(data_dir, database_url, bind=bind)
     state = build_state(settings)
     migrate.upgrade(state.engine)
-    with state.sessions() as db:
+    with state.db_sessions() as db:
         accounts = demo_data.seed(db, state.login.passwords, state.keys.at_rest)
         db.commit()
     path = settings.data_dir / "demo-credentials.json"

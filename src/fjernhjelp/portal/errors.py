@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from fjernhjelp.refusals import NotAllowed
+
+__all__ = ["Conflict", "NotAllowed", "NotFound", "OperatorOnly", "PortalError"]
+
 
 class PortalError(Exception):
     """A rule refused a change. ``message_key`` is a key in the message catalogue
@@ -31,14 +35,6 @@ class NotFound(Exception):
         super().__init__(f"{kind} not found")
         self.kind = kind
         self.object_id = str(object_id) if object_id is not None else None
-
-
-class NotAllowed(Exception):
-    """The caller's role does not allow this at all (not tied to any object id)."""
-
-    def __init__(self, needed: str) -> None:
-        super().__init__(needed)
-        self.needed = needed
 
 
 class OperatorOnly(PortalError):

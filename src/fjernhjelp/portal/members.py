@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Actor
-from fjernhjelp.auth import accounts, enrolment, sessions
+from fjernhjelp.auth import accounts, enrolment, logins
 from fjernhjelp.auth.accounts import AccountError, create_user
 from fjernhjelp.auth.models import User, UserStatus
 from fjernhjelp.portal import reenrolment, terms
@@ -276,7 +276,7 @@ def _stop(db: Session, user: User, status: UserStatus, caller: Caller) -> None:
     user.status = status
     user.status_changed_at = caller.now
     # Their browser and API sessions end now, not at the next page they load.
-    sessions.end_all_for_user(db, user.id)
+    logins.end_all_for_user(db, user.id)
     db.flush()
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import sessions
+from fjernhjelp.auth import logins
 from fjernhjelp.auth.models import User, UserStatus
 from fjernhjelp.portal import agreements, grants, members, notifications
 from fjernhjelp.portal.models import Agreement, AgreementStatus, Grant, GrantStatus
@@ -155,7 +155,7 @@ def deactivate_inactive(db: Session, now: datetime, inactive_after: timedelta) -
         before = members.describe(user)
         user.status = UserStatus.DISABLED
         user.status_changed_at = now
-        sessions.end_all_for_user(db, user.id)
+        logins.end_all_for_user(db, user.id)
         db.flush()
         _system_change(
             db,
@@ -191,7 +191,7 @@ def run(db: Session, now: datetime, *, inactive_after: timedelta) -> SweepReport
         grants_expired=expire_grants(db, now),
         agreements_expired=expire_agreements(db, now),
         users_deactivated=deactivate_inactive(db, now, inactive_after),
-        sessions_purged=sessions.purge_expired(db, now),
+        sessions_purged=logins.purge_expired(db, now),
     )
 
 

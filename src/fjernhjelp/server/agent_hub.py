@@ -19,10 +19,6 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
-from fjernhjelp.access import machines
-from fjernhjelp.access import sessions as access_sessions
-from fjernhjelp.access.errors import AgentRefused
-from fjernhjelp.access.models import Machine, MachineStatus
 from fjernhjelp.audit.log import Outcome, record, without_secret_keys
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import (
@@ -38,6 +34,10 @@ from fjernhjelp.control.messages import (
     parse_agent_message,
     unb64,
 )
+from fjernhjelp.machines import registry as machines
+from fjernhjelp.machines.models import Machine, MachineStatus
+from fjernhjelp.refusals import AgentRefused
+from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.server.cluster import Cluster, Message
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.relay import Relay
@@ -235,7 +235,7 @@ class AgentHub:
         self, hello: Hello, nonce: bytes, proof: bytes, source: str | None
     ) -> Machine:
         state = self._state
-        with state.sessions() as db:
+        with state.db_sessions() as db:
             try:
                 machine = machines.authenticate(
                     db,
@@ -285,7 +285,7 @@ class AgentHub:
 
     def _report(self, machine_id: uuid.UUID, message: Report, source: str | None) -> bool:
         """Store the report; False if the machine is no longer active."""
-        with self._state.sessions() as db:
+        with self._state.db_sessions() as db:
             machine = db.get(Machine, machine_id)
             if machine is None or machine.status != MachineStatus.ACTIVE:
                 return False
@@ -294,11 +294,11 @@ class AgentHub:
             return True
 
     def _event(self, machine_id: uuid.UUID, message: SessionEvent) -> None:
-        with self._state.sessions() as db:
+        with self._state.db_sessions() as db:
             machine = db.get(Machine, machine_id)
             if machine is None or machine.status != MachineStatus.ACTIVE:
                 return
-            accepted = access_sessions.record_agent_event(
+            accepted = remote_sessions.record_agent_event(
                 db,
                 machine,
                 session_id=message.session_id,
@@ -313,11 +313,11 @@ class AgentHub:
 
     def _dial_refused(self, machine_id: uuid.UUID, message: SessionEvent) -> bool:
         """Audit an agent's refusal to dial; True if the session is this machine's."""
-        with self._state.sessions() as db:
+        with self._state.db_sessions() as db:
             machine = db.get(Machine, machine_id)
             if machine is None:
                 return False
-            own = access_sessions.record_dial_refusal(
+            own = remote_sessions.record_dial_refusal(
                 db,
                 machine,
                 session_id=message.session_id,
@@ -328,7 +328,7 @@ class AgentHub:
             return own
 
     def _disconnected(self, machine_id: uuid.UUID, source: str | None) -> None:
-        with self._state.sessions() as db:
+        with self._state.db_sessions() as db:
             machine = db.get(Machine, machine_id)
             if machine is None:
                 return

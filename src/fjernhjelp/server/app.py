@@ -19,10 +19,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fjernhjelp import __version__
 from fjernhjelp.audit import forward
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import sessions
-from fjernhjelp.auth.sessions import ClientInfo
+from fjernhjelp.auth import logins
+from fjernhjelp.auth.logins import ClientInfo
 from fjernhjelp.config import Settings
 from fjernhjelp.control.package import fingerprint
+from fjernhjelp.i18n import Translator
 from fjernhjelp.portal import revocations, sweep
 from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
 from fjernhjelp.server import browser_libs, probes
@@ -71,7 +72,6 @@ from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.runtime import AccessRuntime
 from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
 from fjernhjelp.server.state import AppState, build_state
-from fjernhjelp.web.i18n import Translator
 
 _log = logging.getLogger(__name__)
 STATIC = Path(__file__).parents[1] / "web" / "static"
@@ -137,7 +137,7 @@ def create_app(
             sweeper = asyncio.create_task(
                 sweep.every(
                     interval,
-                    state.sessions,
+                    state.db_sessions,
                     state.now,
                     timedelta(days=state.settings.inactive_user_days),
                 )
@@ -172,7 +172,7 @@ def create_app(
     app.state.access = runtime
     if settings.audit_syslog:
         forward.install(
-            state.sessions,
+            state.db_sessions,
             forward.SyslogForwarder(settings.audit_syslog),
             fingerprint(state.keys.signing.public_key()),
         )
@@ -215,7 +215,7 @@ def _flush_due_probes(state: AppState, db: Session, now: datetime) -> None:
 
 def _flush_all_probes(state: AppState) -> None:
     try:
-        with state.sessions() as db:
+        with state.db_sessions() as db:
             probes.flush(db, state.probes, state.now(), everything=True)
     except Exception:  # stopping goes on; the counts are in the log line
         _log.exception("could not write the last probe counts at shutdown")
@@ -238,7 +238,7 @@ def _csrf_refused_with_cookie(
 ) -> None:
     # The refusal happens before the session is looked up; find who it was, so the
     # event names the account whose browser was used.
-    row = sessions.find(db, token, policy=state.login.policy, now=state.now())
+    row = logins.find(db, token, policy=state.login.policy, now=state.now())
     if row is None:
         _note_probe(state, request, anonymous)
     else:
@@ -290,7 +290,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if not token:
             _note_probe(state, request, anonymous)
         else:
-            with state.sessions() as db:
+            with state.db_sessions() as db:
                 _csrf_refused_with_cookie(state, db, request, client, token, exc, anonymous)
         if _wants_json(request):
             return JSONResponse({"detail": "CSRF token missing or invalid"}, status_code=403)

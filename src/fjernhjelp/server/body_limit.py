@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fjernhjelp.i18n import Translator
 from fjernhjelp.server.deps import translator
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.security import client_address
-from fjernhjelp.web.i18n import Translator
 
 DEFAULT_LIMIT = 64 * 1024  # every JSON body and form the service takes fits many times
 # Terms of use: two texts of up to 100,000 characters each, form-encoded.

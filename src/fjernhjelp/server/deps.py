@@ -9,12 +9,12 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
-from fjernhjelp.auth import sessions
+from fjernhjelp.auth import logins
+from fjernhjelp.auth.logins import ClientInfo
 from fjernhjelp.auth.models import LoginSession, SessionKind, User
-from fjernhjelp.auth.sessions import ClientInfo
+from fjernhjelp.i18n import Translator, negotiate
 from fjernhjelp.server.security import client_address, cookie_name, csrf_exemption, csrf_valid
 from fjernhjelp.server.state import AppState
-from fjernhjelp.web.i18n import Translator, negotiate
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -24,7 +24,7 @@ def get_state(request: Request) -> AppState:
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    db = get_state(request).sessions()
+    db = get_state(request).db_sessions()
     try:
         yield db
     finally:
@@ -69,7 +69,7 @@ def session_cookie(state: AppState) -> str:
 
 def browser_session(request: Request, state: State, db: DB) -> LoginSession | None:
     token = request.cookies.get(session_cookie(state))
-    row = sessions.find(db, token, policy=state.login.policy, now=state.now())
+    row = logins.find(db, token, policy=state.login.policy, now=state.now())
     if row is not None and row.kind != SessionKind.BROWSER:
         return None
     if db.dirty or db.deleted:

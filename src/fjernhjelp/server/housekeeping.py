@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit import checkpoint_store
-from fjernhjelp.auth import sessions
+from fjernhjelp.auth import logins
 from fjernhjelp.auth.models import Throttle
 from fjernhjelp.auth.throttle import FORGET_AFTER
 from fjernhjelp.server.state import AppState
@@ -39,7 +39,7 @@ class Scheduled:
 
 
 def purge_login_sessions(db: Session, now: datetime) -> None:
-    removed = sessions.purge_expired(db, now)
+    removed = logins.purge_expired(db, now)
     db.commit()
     if removed:
         _log.info("purged %d expired login sessions", removed)
@@ -90,7 +90,7 @@ class Housekeeping:
     def run_now(self, name: str) -> None:
         """Run one job synchronously (tests, the CLI)."""
         job = next(j for j in self.jobs if j.name == name)
-        with self._state.sessions() as db:
+        with self._state.db_sessions() as db:
             job.job(db, self._state.now())
 
     async def start(self) -> None:

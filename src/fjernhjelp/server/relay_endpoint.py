@@ -18,9 +18,9 @@ import uuid
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
-from fjernhjelp.access import sessions as access_sessions
-from fjernhjelp.access.errors import RelayRefused
 from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.refusals import RelayRefused
+from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.relay import DuplicateEnd, EndClosed, Relay, Role
 from fjernhjelp.server.relay import Outcome as RelayOutcome
@@ -120,9 +120,9 @@ class RelayEndpoint:
 
     def _check(self, sid: uuid.UUID, role: Role, token: str, source: str | None) -> None:
         state = self._state
-        with state.sessions() as db:
+        with state.db_sessions() as db:
             try:
-                session = access_sessions.check_relay_token(
+                session = remote_sessions.check_relay_token(
                     db, session_id=sid, role=str(role), token=token, now=state.now()
                 )
             except RelayRefused as exc:
@@ -153,16 +153,16 @@ class RelayEndpoint:
         await run_in_threadpool(self._mark_active, uuid.UUID(session_id))
 
     def _mark_active(self, sid: uuid.UUID) -> None:
-        with self._state.sessions() as db:
-            access_sessions.mark_active(db, sid, self._state.now())
+        with self._state.db_sessions() as db:
+            remote_sessions.mark_active(db, sid, self._state.now())
             db.commit()
 
     async def ended(self, outcome: RelayOutcome) -> None:
         await run_in_threadpool(self._end, outcome)
 
     def _end(self, outcome: RelayOutcome) -> None:
-        with self._state.sessions() as db:
-            access_sessions.end(
+        with self._state.db_sessions() as db:
+            remote_sessions.end(
                 db,
                 uuid.UUID(outcome.session_id),
                 now=self._state.now(),

@@ -11,12 +11,12 @@ import uuid
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from fjernhjelp.access import removal
-from fjernhjelp.access import sessions as access_sessions
-from fjernhjelp.access.models import SessionStatus
-from fjernhjelp.access.removal import RemovedMachine
 from fjernhjelp.auth.models import User
+from fjernhjelp.machines import removal
+from fjernhjelp.machines.removal import RemovedMachine
 from fjernhjelp.portal.revocations import Revocation
+from fjernhjelp.remote import sessions as remote_sessions
+from fjernhjelp.remote.models import SessionStatus
 from fjernhjelp.server.agent_hub import AgentHub
 from fjernhjelp.server.cluster import Cluster, make_cluster
 from fjernhjelp.server.relay import Relay
@@ -62,8 +62,8 @@ class AccessRuntime:
         await self.cluster.stop()
 
     def _end_orphans(self) -> int:
-        with self.state.sessions() as db:
-            count = access_sessions.end_orphans(
+        with self.state.db_sessions() as db:
+            count = remote_sessions.end_orphans(
                 db, node_id=self.state.settings.node_id, now=self.state.now()
             )
             db.commit()
@@ -129,15 +129,15 @@ class AccessRuntime:
 
     def _affected(self, event: Revocation) -> list[tuple[uuid.UUID, uuid.UUID]]:
         out: list[tuple[uuid.UUID, uuid.UUID]] = []
-        with self.state.sessions() as db:
-            for session in access_sessions.live_sessions(db):
-                if not event.affects(access_sessions.as_live(session)):
+        with self.state.db_sessions() as db:
+            for session in remote_sessions.live_sessions(db):
+                if not event.affects(remote_sessions.as_live(session)):
                     continue
                 out.append((session.id, session.machine_id))
                 if session.status == SessionStatus.REQUESTED:
                     # Nobody is at the relay yet to report the end: record it here, and
                     # the relay tokens stop working with it.
-                    access_sessions.end(
+                    remote_sessions.end(
                         db, session.id, now=self.state.now(), reason=f"cut:{event.kind}"
                     )
             db.commit()

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from fjernhjelp.auth.login import LoginConfig
+from fjernhjelp.auth.logins import SessionPolicy
 from fjernhjelp.auth.passwords import HashCost, Passwords
-from fjernhjelp.auth.sessions import SessionPolicy
 from fjernhjelp.auth.throttle import ThrottleRule
 from fjernhjelp.config import Settings
 from fjernhjelp.db.base import utcnow
@@ -27,7 +27,7 @@ from fjernhjelp.server.ws_guard import PendingSockets
 class AppState:
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
+    db_sessions: sessionmaker[Session]
     readers: sessionmaker[Session]  # long reads (exports) that must not hold a write lock
     keys: Keys
     login: LoginConfig
@@ -85,11 +85,11 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
     state = AppState(
         settings=settings,
         engine=engine,
-        sessions=make_session_factory(engine),
+        db_sessions=make_session_factory(engine),
         readers=make_session_factory(engine, deferred=True),
         keys=keys,
         login=login_config(settings, keys),
     )
-    for factory in (state.sessions, state.readers):
+    for factory in (state.db_sessions, state.readers):
         revocations.install(factory, state.revocations)
     return state

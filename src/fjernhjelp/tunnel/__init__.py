@@ -27,8 +27,8 @@ from fjernhjelp.tunnel.mux import (
     TunnelOptions,
     TunnelStats,
 )
+from fjernhjelp.tunnel.opening import accept, connect
 from fjernhjelp.tunnel.replay import MemoryReplayCache, ReplayCache, ReplayCacheFull
-from fjernhjelp.tunnel.session import accept, connect
 from fjernhjelp.tunnel.streams import Stream
 from fjernhjelp.tunnel.tickets import (
     Party,

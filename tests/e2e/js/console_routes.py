@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fjernhjelp import __version__
+from fjernhjelp.i18n import Translator
 from fjernhjelp.server.pages.console_session import session_config
 from fjernhjelp.server.pages.render import TEMPLATES
-from fjernhjelp.web.i18n import Translator
 
 CSRF = "test-csrf-token"
 MACHINE_ID = "9d3c2a1b-7e6f-4a5b-8c9d-0e1f2a3b4c5d"

@@ -1,5 +1,5 @@
 """Agent services for the panel tests: the agent's own shell and file services when this
-tree has them (branch agentsvc: ``fjernhjelp.agent.shell``/``files``), else minimal
+tree has them (branch agentsvc: ``fjernhjelp.streams.shell.service``/``files``), else minimal
 stand-ins in this file that speak the same wire formats, so the page is tested either way.
 ``REAL_SHELL`` and ``REAL_FILES`` say which ran."""
 
@@ -19,12 +19,12 @@ from fjernhjelp.tunnel import Channel, ChannelClosed, StreamRequest
 Service = Callable[[Channel, StreamRequest], Awaitable[None]]
 
 try:
-    from fjernhjelp.agent.shell import ShellAccount, serve_shell
+    from fjernhjelp.streams.shell.service import ShellAccount, serve_shell
 except ImportError:  # not merged into this branch yet
     serve_shell = None  # type: ignore[assignment]
 try:
-    from fjernhjelp.agent.fileroots import FilePolicy
-    from fjernhjelp.agent.files import serve_files
+    from fjernhjelp.streams.files.roots import FilePolicy
+    from fjernhjelp.streams.files.service import serve_files
 except ImportError:
     serve_files = None  # type: ignore[assignment]
 

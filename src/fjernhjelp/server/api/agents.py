@@ -12,9 +12,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from fjernhjelp.access import enrolment
-from fjernhjelp.access.errors import EnrolmentRefused
 from fjernhjelp.control.messages import MachineInfo, b64, unb64
+from fjernhjelp.machines import enrolment
+from fjernhjelp.refusals import EnrolmentRefused
 from fjernhjelp.server.deps import DB, Client, State
 from fjernhjelp.server.security import csrf_exempt
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from fjernhjelp.auth import sessions
+from fjernhjelp.auth import logins
 from fjernhjelp.auth.models import LoginSession, SessionKind, User
 from fjernhjelp.server.deps import DB, State, session_cookie
 
@@ -23,7 +23,7 @@ def api_session(request: Request, state: State, db: DB) -> LoginSession:
     else:
         token = request.cookies.get(session_cookie(state)) or ""
         kind = SessionKind.BROWSER
-    row = sessions.find(db, token, policy=state.login.policy, now=state.now())
+    row = logins.find(db, token, policy=state.login.policy, now=state.now())
     if db.dirty or db.deleted:
         db.commit()
     if row is None or row.kind != kind:

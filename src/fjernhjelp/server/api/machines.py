@@ -13,12 +13,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from fjernhjelp.access import history
-from fjernhjelp.access import machines as access_machines
-from fjernhjelp.access import sessions as access_sessions
-from fjernhjelp.access.errors import NotFound, SessionRefused
-from fjernhjelp.access.models import Machine
 from fjernhjelp.control.dial import make_dial
+from fjernhjelp.machines import registry as machine_registry
+from fjernhjelp.machines.models import Machine
+from fjernhjelp.refusals import NotFound, SessionRefused
+from fjernhjelp.remote import history
+from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.server.api.deps import ApiSession, ApiUser
 from fjernhjelp.server.deps import DB, Client, State
 
@@ -58,7 +58,7 @@ def _out(machine: Machine, online: bool) -> MachineOut:
 
 @router.get("/machines", response_model=list[MachineOut])
 async def list_machines(request: Request, state: State, db: DB, user: ApiUser) -> list[MachineOut]:
-    rows = await run_in_threadpool(access_machines.visible_to, db, user, state.now())
+    rows = await run_in_threadpool(machine_registry.visible_to, db, user, state.now())
     online = await request.app.state.access.cluster.online(str(m.id) for m in rows)
     return [_out(m, str(m.id) in online) for m in rows]
 
@@ -69,7 +69,7 @@ async def get_machine(
 ) -> MachineOut:
     try:
         machine = await run_in_threadpool(
-            access_machines.get_visible, db, user, machine_id, state.now()
+            machine_registry.get_visible, db, user, machine_id, state.now()
         )
     except NotFound as exc:
         raise HTTPException(404, "no such machine") from exc
@@ -211,9 +211,9 @@ async def create_session(
 
     # The database work runs in a worker thread: this event loop also carries the relay
     # and the agents' control links, which must not wait for it.
-    def issue() -> access_sessions.IssuedSession:
+    def issue() -> remote_sessions.IssuedSession:
         try:
-            return access_sessions.request(
+            return remote_sessions.request(
                 db,
                 technician=session.user,
                 machine_id=body.machine_id,
@@ -247,7 +247,7 @@ async def create_session(
     if not dialled:
 
         def offline() -> None:
-            access_sessions.end(db, issued.session.id, now=state.now(), reason="machine_offline")
+            remote_sessions.end(db, issued.session.id, now=state.now(), reason="machine_offline")
             db.commit()
 
         await run_in_threadpool(offline)

@@ -7,12 +7,12 @@ import uuid
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from fjernhjelp.i18n import Translator
 from fjernhjelp.portal import notifications
 from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.api.deps import ApiSession
 from fjernhjelp.server.deps import DB
 from fjernhjelp.server.portal_caller import ApiCaller
-from fjernhjelp.web.i18n import Translator
 
 router = APIRouter(tags=["me"])
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from fjernhjelp.access import packages
-from fjernhjelp.access.errors import NotFound, PackageRefused
-from fjernhjelp.access.models import InstallerPackage
 from fjernhjelp.control.package import fingerprint
+from fjernhjelp.machines import packages
+from fjernhjelp.machines.models import InstallerPackage
+from fjernhjelp.refusals import NotFound, PackageRefused
 from fjernhjelp.server.api.deps import ApiUser
 from fjernhjelp.server.deps import DB, Client, State
 

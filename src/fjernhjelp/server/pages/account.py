@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import factors, sessions, totp
+from fjernhjelp.auth import factors, logins, totp
 from fjernhjelp.auth.models import Factor, FactorKind, User
 from fjernhjelp.auth.passwords import policy_problems
 from fjernhjelp.portal import notifications
@@ -229,7 +229,7 @@ def password_change(
     user.password_hash = state.login.passwords.hash(new)
     user.password_changed_at = state.now()
     # Whoever else was logged in with the old password is logged out.
-    ended = sessions.end_others_for_user(db, user.id, keep=session.id if session else None)
+    ended = logins.end_others_for_user(db, user.id, keep=session.id if session else None)
     record(
         db,
         "account.password.changed",

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import enrolment, login, sessions, totp
+from fjernhjelp.auth import enrolment, login, logins, totp
 from fjernhjelp.auth.login import LockedOut, LoginExpired, LoginRefused
 from fjernhjelp.auth.models import SessionStage
 from fjernhjelp.portal import notifications
@@ -120,7 +120,7 @@ def login_submit(
 
 @router.get("/login/factor", response_class=HTMLResponse)
 def factor_form(request: Request, state: State, db: DB, t: T, next: str = "/") -> Response:
-    pending = sessions.find(
+    pending = logins.find(
         db,
         request.cookies.get(cookie_name(state.settings, PENDING_COOKIE)),
         policy=state.login.policy,

@@ -11,10 +11,10 @@ import re
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
+from fjernhjelp.i18n import Translator, catalogue
 from fjernhjelp.server.deps import PageUser, T, require
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.security import csp_with_style_nonce, new_style_nonce
-from fjernhjelp.web.i18n import Translator, catalogue
 
 router = APIRouter()
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from fjernhjelp.i18n import LANGUAGES
 from fjernhjelp.portal import grants
 from fjernhjelp.portal.errors import NotAllowed
 from fjernhjelp.server.deps import DB, BrowserSession, T, require
 from fjernhjelp.server.pages.auth import safe_next
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
-from fjernhjelp.web.i18n import LANGUAGES
 
 router = APIRouter()
 

@@ -14,11 +14,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from fjernhjelp.access import history, removal
-from fjernhjelp.access import machines as access_machines
-from fjernhjelp.access.errors import NotFound
-from fjernhjelp.access.models import InstallerPackage, Machine, MachineStatus
 from fjernhjelp.auth.models import User
+from fjernhjelp.machines import registry as machine_registry
+from fjernhjelp.machines import removal
+from fjernhjelp.machines.models import InstallerPackage, Machine, MachineStatus
+from fjernhjelp.refusals import NotFound
+from fjernhjelp.remote import history
 from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
 from fjernhjelp.server.pages.portal_view import done, notice_text
 from fjernhjelp.server.pages.render import TEMPLATES, render
@@ -41,7 +42,7 @@ async def machines_page(
         # portal lists the organisation's own.
         return [
             m
-            for m in access_machines.visible_to(db, user, state.now())
+            for m in machine_registry.visible_to(db, user, state.now())
             if m.organisation_id == user.organisation_id
         ]
 

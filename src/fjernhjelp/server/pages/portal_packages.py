@@ -15,11 +15,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from fjernhjelp.access import packages
-from fjernhjelp.access.errors import NotFound, PackageRefused
-from fjernhjelp.access.models import InstallerPackage
 from fjernhjelp.auth.models import User
 from fjernhjelp.control.package import fingerprint
+from fjernhjelp.machines import packages
+from fjernhjelp.machines.models import InstallerPackage
+from fjernhjelp.refusals import NotFound, PackageRefused
 from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
 from fjernhjelp.server.pages.portal_view import done, notice_text
 from fjernhjelp.server.pages.render import render

@@ -12,11 +12,11 @@ from fastapi.responses import RedirectResponse
 from jinja2 import pass_context
 from sqlalchemy.orm import Session
 
+from fjernhjelp.i18n import Translator
 from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.pages.render import TEMPLATES
-from fjernhjelp.web.i18n import Translator
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from fjernhjelp import __version__
+from fjernhjelp.i18n import Translator
 from fjernhjelp.server.security import csrf_token
-from fjernhjelp.web.i18n import Translator
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parents[2] / "web" / "templates"))
 

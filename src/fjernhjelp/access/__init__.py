@@ -1,2 +1,0 @@
-"""Access on the server side: machines and their enrolment, installer packages, and
-remote sessions (requesting, ticketing, ending, cutting)."""

@@ -1,0 +1,1 @@
+"""Machines: enrolling agents, installer packages, what agents report, removal."""

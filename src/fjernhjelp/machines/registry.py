@@ -1,0 +1,176 @@
+"""Machines: proving an agent's identity on the control link, recording what it reports,
+and which machines a technician or an admin may see."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy.orm import Session
+
+from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.auth.models import User
+from fjernhjelp.control import statements
+from fjernhjelp.control.messages import MachineInfo
+from fjernhjelp.machines.models import Machine, MachineStatus
+from fjernhjelp.portal.models.agreement import Agreement, AgreementStatus
+from fjernhjelp.portal.models.grant import Grant, GrantStatus
+from fjernhjelp.refusals import AgentRefused, NotFound
+
+
+def authenticate(
+    db: Session,
+    *,
+    machine_id: uuid.UUID,
+    nonce: bytes,
+    signature: bytes,
+    now: datetime,
+    source_address: str | None,
+) -> Machine:
+    """The machine whose identity key signed our fresh nonce; refusals are audited."""
+    machine = db.get(Machine, machine_id)
+    reason = None
+    if machine is None:
+        reason = "unknown_machine"
+    elif machine.status != MachineStatus.ACTIVE:
+        reason = "machine_revoked"
+    else:
+        try:
+            Ed25519PublicKey.from_public_bytes(machine.identity_public_key).verify(
+                signature, statements.agent_proof_statement(nonce, machine_id)
+            )
+        except InvalidSignature:
+            reason = "bad_signature"
+    if reason is not None:
+        record(
+            db,
+            "agent.connect",
+            Outcome.DENIED,
+            actor=Actor.named(f"agent@{machine.hostname}" if machine else None),
+            reason=reason,
+            customer_org_id=machine.organisation_id if machine else None,
+            machine_id=str(machine_id),
+            source_address=source_address,
+        )
+        raise AgentRefused(reason)
+    assert machine is not None
+    machine.last_seen_at = now
+    return machine
+
+
+def update_info(
+    db: Session,
+    machine: Machine,
+    info: MachineInfo,
+    now: datetime,
+    source_address: str | None = None,
+) -> None:
+    """Store what the agent reports. A new host name or new users are audited with
+    before and after: the name is what technicians choose machines by, and the agent
+    alone decides it."""
+    users = ",".join(info.users)
+    before = {"hostname": machine.hostname, "users": [u for u in machine.users.split(",") if u]}
+    after = {"hostname": info.hostname, "users": list(info.users)}
+    if (machine.hostname, machine.users) != (info.hostname, users):
+        record(
+            db,
+            "machine.info_changed",
+            Outcome.INFO,
+            actor=agent_actor(machine),
+            customer_org_id=machine.organisation_id,
+            machine_id=str(machine.id),
+            source_address=source_address,
+            details={"before": before, "after": after},
+        )
+    machine.hostname = info.hostname
+    machine.os = info.os
+    machine.agent_version = info.agent_version
+    machine.users = users
+    machine.has_display = info.display
+    machine.last_seen_at = now
+
+
+def agent_actor(machine: Machine) -> Actor:
+    return Actor(None, f"agent@{machine.hostname}", machine.organisation_id)
+
+
+def _live_grant_groups(user: User, now: datetime) -> Select[tuple[uuid.UUID]]:
+    """Groups the user's vendor holds a grant on that has not ended (status, its own
+    expiry and its agreement's, checked by time too: the sweep may not have run yet)
+    and that names the user or names nobody."""
+    named = Grant.technicians.any(User.id == user.id)
+    return (
+        select(Grant.group_id)
+        .join(Agreement, Agreement.id == Grant.agreement_id)
+        .where(
+            Grant.vendor_org_id == user.organisation_id,
+            Grant.status == GrantStatus.ACTIVE,
+            or_(Grant.expires_at.is_(None), Grant.expires_at > now),
+            Agreement.status == AgreementStatus.ACTIVE,
+            Agreement.valid_from <= now,
+            or_(Agreement.valid_until.is_(None), Agreement.valid_until > now),
+            or_(~Grant.technicians.any(), named),
+        )
+    )
+
+
+def _visible(
+    user: User, now: datetime | None, *, ended_grants: bool = False
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if user.is_admin or user.is_operator:
+        conditions.append(Machine.organisation_id == user.organisation_id)
+    if user.is_technician:
+        if ended_grants:
+            granted = select(Grant.group_id).where(Grant.vendor_org_id == user.organisation_id)
+        else:
+            assert now is not None, "which grants are live depends on the time"
+            granted = _live_grant_groups(user, now)
+        conditions.append(Machine.group_id.in_(granted))
+    return conditions
+
+
+def visible_to(db: Session, user: User, now: datetime) -> list[Machine]:
+    """Active machines the user may see: its own organisation's (admins), and those in
+    groups its organisation holds a live grant on that names the user or nobody
+    (technicians). Whether a connection is allowed *now* is decided per request by
+    portal.access.decide."""
+    conditions = _visible(user, now)
+    if not conditions:
+        return []
+    return list(
+        db.execute(
+            select(Machine)
+            .where(Machine.status == MachineStatus.ACTIVE, or_(*conditions))
+            .order_by(Machine.hostname)
+        ).scalars()
+    )
+
+
+def get_visible(
+    db: Session,
+    user: User,
+    machine_id: uuid.UUID,
+    now: datetime | None = None,
+    *,
+    ended_grants: bool = False,
+) -> Machine:
+    """The machine, if the user may see it; otherwise NotFound, exactly as for an id
+    that does not exist. ``ended_grants`` also finds machines of groups the user's
+    organisation *had* (or has, without naming the user) a grant on, so a connection
+    attempt is refused with the real reason (grant revoked, expired, technician not
+    named) rather than "no such machine"."""
+    conditions = _visible(user, now, ended_grants=ended_grants)
+    machine = None
+    if conditions:
+        machine = db.execute(
+            select(Machine).where(
+                Machine.id == machine_id, Machine.status == MachineStatus.ACTIVE, or_(*conditions)
+            )
+        ).scalar_one_or_none()
+    if machine is None:
+        raise NotFound("no_such_machine")
+    return machine

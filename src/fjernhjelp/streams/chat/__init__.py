@@ -1,0 +1,1 @@
+"""The chat stream: text between the technician and the end user."""

@@ -1,0 +1,1 @@
+"""The file stream: listing, download and upload, with the paths the agent allows."""
