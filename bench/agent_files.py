@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fjernhjelp.streams.files.roots import FilePolicy
-from fjernhjelp.streams.files.service import get_file, put_file, serve_files
+from fjernhjelp.streams.files.service import serve_files
+from fjernhjelp.streams.files.technician import get_file, put_file
 from fjernhjelp.tunnel.channel import memory_pair
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import websockets
 
 from bench._live import live_site
-from fjernhjelp.streams.files.service import put_file
+from fjernhjelp.streams.files.technician import put_file
 from fjernhjelp.technician.api import Api
 from fjernhjelp.technician.tunnel import open_session
 

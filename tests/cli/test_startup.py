@@ -121,7 +121,7 @@ def test_connect_imports_no_server_code(tmp_path: Path) -> None:
         ["connect", "pc-1", "--shell"],
         env={"FJERNHJELP_CLI_HOME": str(tmp_path)},
         also_import=(
-            "fjernhjelp.streams.files.service",
+            "fjernhjelp.streams.files.technician",
             "fjernhjelp.streams.shell.technician",
             "fjernhjelp.technician.tunnel",
             "fjernhjelp.streams.desktop.technician",

@@ -28,7 +28,7 @@ from fjernhjelp.agent.display import (
     start_dialog,
 )
 from fjernhjelp.i18n import Translator
-from fjernhjelp.streams.chat.service import MAX_TEXT
+from fjernhjelp.streams.chat.wire import MAX_TEXT
 from fjernhjelp.tunnel import ChannelClosed
 
 STARTUP_TIMEOUT = 20.0

@@ -143,7 +143,8 @@ async def _run(
     )
 
     from fjernhjelp.streams.desktop.technician import serve_local_vnc
-    from fjernhjelp.streams.files.service import FileExists, get_file, put_file
+    from fjernhjelp.streams.files.technician import get_file, put_file
+    from fjernhjelp.streams.files.wire import FileExists
     from fjernhjelp.streams.shell.technician import run_shell_client
     from fjernhjelp.streams.shell.wire import ShellError, ShellOffer
     from fjernhjelp.technician.tunnel import open_session

@@ -24,7 +24,7 @@ from fjernhjelp.agent.identity import AgentIdentity
 from fjernhjelp.agent.indicator import SessionIndicator
 from fjernhjelp.agent.remote_session import AgentSessions, Session
 from fjernhjelp.control.messages import Dial, SessionEvent
-from fjernhjelp.streams.chat.service import MAX_TEXT, ChatRefusal, parse_message
+from fjernhjelp.streams.chat.wire import MAX_TEXT, ChatRefusal, parse_message
 from fjernhjelp.tunnel import ChannelClosed
 from fjernhjelp.tunnel.codes import StreamCode
 from fjernhjelp.tunnel.errors import StreamRefused

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from fjernhjelp.streams.files import service as files
+from fjernhjelp.streams.files import service, wire
 from fjernhjelp.streams.files.place import partial_prefix
-from fjernhjelp.streams.files.service import FileExists, TransferRefused, put_file
+from fjernhjelp.streams.files.technician import put_file
+from fjernhjelp.streams.files.wire import FileExists, TransferRefused
 from fjernhjelp.tunnel.channel import ChannelClosed, MemoryChannel
 from tests.streams.files.test_files import Machine, msg, partials, run, sha
 
@@ -89,7 +90,7 @@ def test_a_folder_upload_needs_one_plain_name(machine: Machine, name: object) ->
         body["name"] = name
 
     async def attacker(channel: MemoryChannel) -> dict[str, Any]:
-        await channel.send(msg(files.REQUEST, body))
+        await channel.send(msg(wire.REQUEST, body))
         reply = await channel.recv()
         with pytest.raises(ChannelClosed):
             await channel.recv()
@@ -155,13 +156,13 @@ def test_a_partial_file_swapped_after_the_check_is_not_put_in_place(
     existing.write_text("kept\n")
     source = local / "journal.cfg"
     source.write_text("verified\n")
-    settle = files._settle
+    settle = service._settle
 
     def swap_then_settle(fd: int, parent: int, replaced: os.stat_result | None) -> None:
         _swap_partial_for_link(machine)  # after the hash check, before the rename
         settle(fd, parent, replaced)
 
-    monkeypatch.setattr(files, "_settle", swap_then_settle)
+    monkeypatch.setattr(service, "_settle", swap_then_settle)
     with pytest.raises(TransferRefused) as refused:
         run(machine, _upload(source, "journal.cfg", overwrite=True))
     assert refused.value.code == "changed"
@@ -204,13 +205,13 @@ def test_a_file_that_appears_during_the_upload_is_not_overwritten(
 ) -> None:
     source = local / "notes.txt"
     source.write_text("mine\n")
-    settle = files._settle
+    settle = service._settle
 
     def appear_then_settle(fd: int, parent: int, replaced: os.stat_result | None) -> None:
         (machine.root / "notes.txt").write_text(EVIL)
         settle(fd, parent, replaced)
 
-    monkeypatch.setattr(files, "_settle", appear_then_settle)
+    monkeypatch.setattr(service, "_settle", appear_then_settle)
     with pytest.raises(FileExists) as exists:
         run(machine, _upload(source, "notes.txt"))
     assert exists.value.path == str(machine.root / "notes.txt")

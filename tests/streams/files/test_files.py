@@ -15,23 +15,20 @@ from typing import Any
 
 import pytest
 
-from fjernhjelp.streams.files import service as files
+from fjernhjelp.streams.files import wire
 from fjernhjelp.streams.files.place import partial_prefix
 from fjernhjelp.streams.files.roots import FilePolicy
-from fjernhjelp.streams.files.service import (
+from fjernhjelp.streams.files.service import FileRefusal, FileTransferRecord, serve_files
+from fjernhjelp.streams.files.technician import get_file, put_file
+from fjernhjelp.streams.files.wire import (
     CHUNK,
     DATA,
     END,
     ChecksumMismatch,
     FileExists,
     FileProtocolError,
-    FileRefusal,
-    FileTransferRecord,
     TransferInterrupted,
     TransferRefused,
-    get_file,
-    put_file,
-    serve_files,
 )
 from fjernhjelp.tunnel.channel import ChannelClosed, MemoryChannel, memory_pair
 from tests.asyncrun import run_async
@@ -489,18 +486,18 @@ def msg(kind: int, body: Any = None, raw: bytes | None = None) -> bytes:
 
 def put_request(**kw: Any) -> bytes:
     body = {"op": "put", "path": "x.bin", "size": 10, "sha256": GOOD_SHA, **kw}
-    return msg(files.REQUEST, {k: v for k, v in body.items() if v is not ...})
+    return msg(wire.REQUEST, {k: v for k, v in body.items() if v is not ...})
 
 
 TO_AGENT = {
     "empty": [b""],
     "unknown type": [b"\x55{}"],
     "data first": [msg(DATA, raw=b"abc")],
-    "not json": [msg(files.REQUEST, raw=b"{op")],
-    "not utf-8": [msg(files.REQUEST, raw=b"\xff\xfe")],
-    "json list": [msg(files.REQUEST, [1, 2])],
-    "unknown op": [msg(files.REQUEST, {"op": "delete", "path": "x"})],
-    "oversized control": [msg(files.REQUEST, {"op": "get", "path": "a" * 5000})],
+    "not json": [msg(wire.REQUEST, raw=b"{op")],
+    "not utf-8": [msg(wire.REQUEST, raw=b"\xff\xfe")],
+    "json list": [msg(wire.REQUEST, [1, 2])],
+    "unknown op": [msg(wire.REQUEST, {"op": "delete", "path": "x"})],
+    "oversized control": [msg(wire.REQUEST, {"op": "get", "path": "a" * 5000})],
     "put without sha": [put_request(sha256=...)],
     "put with upper sha": [put_request(sha256="A" * 64)],
     "put with short sha": [put_request(sha256="ab")],
@@ -512,7 +509,7 @@ TO_AGENT = {
     "put oversized chunk": [put_request(size=CHUNK + 1), msg(DATA, raw=b"x" * (CHUNK + 1))],
     "put empty chunk": [put_request(), msg(DATA, raw=b"")],
     "put end with payload": [put_request(), msg(END, raw=b"x")],
-    "put request mid-transfer": [put_request(), msg(files.REQUEST, {"op": "get", "path": "y"})],
+    "put request mid-transfer": [put_request(), msg(wire.REQUEST, {"op": "get", "path": "y"})],
 }
 
 
@@ -532,7 +529,7 @@ def test_malformed_messages_to_the_agent_end_the_channel_and_leave_nothing(
 
     replies = run(machine, attacker)
     last = replies[-1]
-    assert last[0] == files.ERROR and json.loads(last[1:])["code"] == "protocol"
+    assert last[0] == wire.ERROR and json.loads(last[1:])["code"] == "protocol"
     assert list(machine.root.iterdir()) == []  # no file, no partial
     assert machine.records == [] and machine.refusals[0].code == "protocol"
 
@@ -541,23 +538,23 @@ def test_a_resume_offset_past_the_end_is_refused(machine: Machine) -> None:
     (machine.root / "f").write_bytes(b"12345")
 
     async def attacker(channel: MemoryChannel) -> bytes:
-        await channel.send(msg(files.REQUEST, {"op": "get", "path": "f"}))
-        assert (await channel.recv())[0] == files.OFFER
-        await channel.send(msg(files.RESUME, {"offset": 6}))
+        await channel.send(msg(wire.REQUEST, {"op": "get", "path": "f"}))
+        assert (await channel.recv())[0] == wire.OFFER
+        await channel.send(msg(wire.RESUME, {"offset": 6}))
         return await channel.recv()
 
     reply = run(machine, attacker)
-    assert reply[0] == files.ERROR and json.loads(reply[1:])["code"] == "protocol"
+    assert reply[0] == wire.ERROR and json.loads(reply[1:])["code"] == "protocol"
 
 
 HOSTILE_AGENT = {
-    "bad sha in offer": [msg(files.OFFER, {"size": 4, "sha256": "zz"})],
-    "huge offer": [msg(files.OFFER, {"size": 1 << 41, "sha256": GOOD_SHA})],
+    "bad sha in offer": [msg(wire.OFFER, {"size": 4, "sha256": "zz"})],
+    "huge offer": [msg(wire.OFFER, {"size": 1 << 41, "sha256": GOOD_SHA})],
     "more data than offered": [
-        msg(files.OFFER, {"size": 2, "sha256": GOOD_SHA}),
+        msg(wire.OFFER, {"size": 2, "sha256": GOOD_SHA}),
         msg(DATA, raw=b"abc"),
     ],
-    "unexpected type": [msg(files.DONE, {})],
+    "unexpected type": [msg(wire.DONE, {})],
 }
 
 
@@ -584,7 +581,7 @@ def test_the_client_refuses_a_resume_offset_past_its_file(local: Path) -> None:
         agent_end, tech_end = memory_pair()
         client = asyncio.create_task(put_file(tech_end, source, "f"))
         await agent_end.recv()
-        await agent_end.send(msg(files.RESUME, {"offset": 4}))
+        await agent_end.send(msg(wire.RESUME, {"offset": 4}))
         await client
 
     with pytest.raises(FileProtocolError):

@@ -16,7 +16,7 @@ import tkinter as tk
 from typing import Any
 
 from fjernhjelp.agent.windows import tkapp
-from fjernhjelp.streams.chat.service import MAX_TEXT
+from fjernhjelp.streams.chat.wire import MAX_TEXT
 
 # Control and direction characters could fake lines or reorder what the user reads; new
 # lines and tabs are the only ones a message keeps.

@@ -1,11 +1,12 @@
-"""The ``chat`` service: text between the technician's console and the person at the machine.
+"""The ``chat`` service, agent side: text between the technician's console and the person
+at the machine.
 
-The stream carries JSON messages ``{"text": str, "at": str}`` both ways (``web/static/js/
-chat.js``). What the technician sends is shown in the session indicator window (see
-``indicator``), what the user types there goes back the same way. Every incoming message
-is checked here before it reaches the window; the first malformed one ends the chat with
-BAD_REQUEST (the session itself goes on): a console that sends garbage is broken or
-hostile, and guessing what it meant is worse than saying no.
+The stream carries the JSON messages of ``wire`` both ways. What the technician sends is
+shown in the session indicator window (see ``agent.indicator``), what the user types there
+goes back the same way. Every incoming message is checked (``wire.parse_message``) before it
+reaches the window; the first malformed one ends the chat with BAD_REQUEST (the session
+itself goes on): a console that sends garbage is broken or hostile, and guessing what it
+meant is worse than saying no.
 
 Audit: the text is never reported, since people type health details into chat. What is
 reported, once when the chat ends, is how many messages went each way and how many
@@ -19,19 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
+from fjernhjelp.streams.chat.wire import ChatRefusal, message_for, parse_message
 from fjernhjelp.tunnel import Channel, ChannelClosed
-
-MAX_TEXT = 4000  # characters, as the console's chat.js
-MAX_AT = 64
-# A message longer than this in bytes cannot hold MAX_TEXT characters of UTF-8 (4 bytes
-# each at most, 6 when JSON-escaped) plus its time; refuse it before parsing.
-MAX_RAW = MAX_TEXT * 6 + MAX_AT + 64
 
 
 class ChatWindow(Protocol):
@@ -54,14 +48,6 @@ class ChatWindow(Protocol):
         ...
 
 
-class ChatRefusal(ValueError):
-    """An incoming message that is not a chat message; ``code`` says why."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 @dataclass
 class ChatOutcome:
     """What the audit log gets about one chat: counts, never text."""
@@ -71,31 +57,6 @@ class ChatOutcome:
     from_user: int = 0
     chars_to_user: int = 0
     chars_from_user: int = 0
-
-
-def parse_message(raw: bytes) -> str:
-    """The text of one message from the technician; raises ChatRefusal."""
-    if len(raw) > MAX_RAW:
-        raise ChatRefusal("too_long")
-    try:
-        message = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ChatRefusal("not_json") from None
-    if not isinstance(message, dict):
-        raise ChatRefusal("not_object")
-    text, at = message.get("text"), message.get("at")
-    if not isinstance(text, str) or not text.strip():
-        raise ChatRefusal("bad_text")
-    if len(text) > MAX_TEXT:
-        raise ChatRefusal("too_long")
-    if not isinstance(at, str) or len(at) > MAX_AT:
-        raise ChatRefusal("bad_at")
-    return text
-
-
-def message_for(text: str) -> bytes:
-    at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    return json.dumps({"text": text[:MAX_TEXT], "at": at}, ensure_ascii=False).encode()
 
 
 async def serve_chat(
