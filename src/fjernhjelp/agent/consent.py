@@ -10,7 +10,8 @@ apart in the answer so the audit log can say which.
 While the dialog is open, remote input from every session of this agent is held back
 (``inputhold``): a technician in control of the screen cannot answer for the user.
 
-Run as ``python -m fjernhjelp.agent.consent`` this module is the dialog itself.
+The dialog program itself is ``agent.windows.consent``; this module only starts it, in
+its own process, and reads its answer.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fjernhjelp.agent.inputhold import HOLD, InputHold
 from fjernhjelp.i18n import Translator
 
 PERMISSIONS = ("view", "control", "terminal", "terminal_admin", "files", "chat", "clipboard")
+DIALOG_PROGRAM = "fjernhjelp.agent.windows.consent"  # run as ``python -m``
 STARTUP_TIMEOUT = 20.0  # for the dialog to appear; separate from the user's time to answer
 
 
@@ -117,7 +119,7 @@ async def _ask(
     on_shown: OnShown | None,
     argv: list[str] | None,
 ) -> ConsentAnswer:
-    dialog = await start_dialog("fjernhjelp.agent.consent", payload, display, argv=argv)
+    dialog = await start_dialog(DIALOG_PROGRAM, payload, display, argv=argv)
     try:
         first = await dialog.next_event(within=STARTUP_TIMEOUT)
         if first is None:
@@ -147,81 +149,3 @@ async def _ask(
         return ConsentAnswer.FAILED
     finally:
         await dialog.stop()
-
-
-# --- the dialog program -----------------------------------------------------------------
-
-
-def _dialog() -> None:
-    import tkinter as tk
-
-    from fjernhjelp.agent.windows import tkapp
-
-    texts = tkapp.read_request()["texts"]
-    root = tkapp.open_root(str(texts["title"]))
-    answered = False
-
-    def answer(allowed: bool) -> None:
-        nonlocal answered
-        if not answered:
-            answered = True
-            tkapp.emit("answer", allowed=allowed)
-            root.destroy()
-
-    frame = tk.Frame(root, padx=24, pady=20)
-    frame.pack()
-    wrap = 460
-    tk.Label(frame, text=texts["heading"], font=tkapp.BOLD, wraplength=wrap, justify="left").pack(
-        anchor="w"
-    )
-    if texts.get("reason"):
-        tk.Label(
-            frame, text=texts["reason"], font=tkapp.FONT, wraplength=wrap, justify="left"
-        ).pack(anchor="w", pady=(8, 0))
-    tk.Label(frame, text=texts["asks"], font=tkapp.FONT).pack(anchor="w", pady=(12, 2))
-    for item in texts["permissions"]:
-        tk.Label(frame, text=f"  •  {item}", font=tkapp.FONT).pack(anchor="w")
-    tk.Label(frame, text=texts["note"], font=tkapp.FONT, wraplength=wrap, justify="left").pack(
-        anchor="w", pady=(12, 0)
-    )
-    if texts.get("paused"):
-        tk.Label(
-            frame, text=texts["paused"], font=tkapp.FONT, wraplength=wrap, justify="left"
-        ).pack(anchor="w", pady=(8, 0))
-    countdown = tk.Label(frame, font=tkapp.FONT, fg="#8a1c1c")
-    countdown.pack(anchor="w", pady=(8, 12))
-    buttons = tk.Frame(frame)
-    buttons.pack(fill="x")
-    # Neither button is the default: Enter must not allow by accident.
-    deny = tk.Button(buttons, text=texts["deny"], width=12, command=lambda: answer(False))
-    allow = tk.Button(buttons, text=texts["allow"], width=12, command=lambda: answer(True))
-    allow.pack(side="right")
-    deny.pack(side="right", padx=(0, 12))
-    root.protocol("WM_DELETE_WINDOW", lambda: answer(False))
-    root.bind("<Escape>", lambda _e: answer(False))
-
-    remaining = int(texts["seconds"])
-
-    def tick() -> None:
-        nonlocal remaining, answered
-        if answered:
-            return
-        if remaining <= 0:
-            answered = True
-            tkapp.emit("timeout")
-            root.destroy()
-            return
-        countdown.configure(text=str(texts["countdown"]).replace("{seconds}", str(remaining)))
-        remaining -= 1
-        root.after(1000, tick)
-
-    tick()
-    tkapp.centre(root)
-    root.lift()
-    root.focus_force()
-    tkapp.report_shown(root, {"allow": allow, "deny": deny})
-    root.mainloop()
-
-
-if __name__ == "__main__":
-    _dialog()

@@ -6,11 +6,12 @@ user pressed "End session" or closed the window (``ended_by_user``), or the indi
 process went away (killed, crashed, display gone). A session the user cannot see is not
 allowed to go on unseen, so the last case ends it too.
 
-The indicator is also where the user chats with the technician (``chat``): the agent
+The indicator is also where the user chats with the technician (``streams.chat``): the agent
 writes the technician's messages to the window process as commands on its stdin, the
 window sends the user's replies back as ``chat`` events.
 
-Run as ``python -m fjernhjelp.agent.indicator`` this module is the indicator window itself.
+The window program itself is ``agent.windows.indicator``; this module only starts it, in
+its own process, and talks to it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fjernhjelp.i18n import Translator
 from fjernhjelp.streams.chat.wire import MAX_TEXT
 from fjernhjelp.tunnel import ChannelClosed
 
+WINDOW_PROGRAM = "fjernhjelp.agent.windows.indicator"  # run as ``python -m``
 STARTUP_TIMEOUT = 20.0
 USER_REASONS = ("end_button", "window_closed")
 
@@ -103,7 +105,7 @@ class SessionIndicator:
     async def start(self) -> None:
         """Show the indicator; raises IndicatorUnavailable if it cannot be shown."""
         self._dialog = await start_dialog(
-            "fjernhjelp.agent.indicator", {"texts": self._texts}, self._display, argv=self._argv
+            WINDOW_PROGRAM, {"texts": self._texts}, self._display, argv=self._argv
         )
         first = await self._dialog.next_event(within=STARTUP_TIMEOUT)
         shown = ShownWindow.from_event(first) if first and first["event"] == "shown" else None
@@ -145,7 +147,7 @@ class SessionIndicator:
         self.ended.set()
         self._replies.put_nowait(None)  # a waiting chat learns the window is gone
 
-    # --- chat (see agent.chat.ChatWindow) ---------------------------------------------------
+    # --- chat (see streams.chat.service.ChatWindow) ------------------------------------------
 
     def claim_chat(self) -> bool:
         if self._chatting or self.ended.is_set() or self._dialog is None:
@@ -192,73 +194,3 @@ class SessionIndicator:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._watcher, 5)
         self._end("closed")
-
-
-# --- the indicator program --------------------------------------------------------------
-
-
-def _indicator() -> None:
-    import tkinter as tk
-
-    from fjernhjelp.agent.windows import tkapp
-    from fjernhjelp.agent.windows.chat import ChatArea
-
-    texts = tkapp.read_request()["texts"]
-    root = tkapp.open_root(str(texts["title"]))
-    finished = False
-
-    def end(by: str) -> None:
-        nonlocal finished
-        if not finished:
-            finished = True
-            tkapp.emit("end", by=by)
-            root.destroy()
-
-    bar = tk.Frame(root, bg="#8a1c1c")
-    bar.pack(fill="x")
-    frame = tk.Frame(bar, bg="#8a1c1c", padx=14, pady=8)
-    frame.pack()
-    tk.Label(frame, text=texts["connected"], font=tkapp.BOLD, fg="white", bg="#8a1c1c").pack(
-        side="left", padx=(0, 16)
-    )
-    button = tk.Button(frame, text=texts["end_session"], command=lambda: end("end_button"))
-    button.pack(side="left")
-    if texts.get("may"):
-        # Wrapped to the width of the line above: the indicator covers no more of the
-        # user's screen sideways than it did without this line.
-        root.update_idletasks()
-        wrap = max(frame.winfo_reqwidth() - 28, 200)
-        tk.Label(bar, text=texts["may"], fg="white", bg="#8a1c1c", wraplength=wrap).pack(
-            padx=14, pady=(0, 8)
-        )
-    root.protocol("WM_DELETE_WINDOW", lambda: end("window_closed"))
-    chat = ChatArea(root, frame, texts)
-    paused = tk.Label(root, text=texts.get("paused", ""), font=tkapp.FONT, fg="#8a1c1c")
-
-    def command(cmd: dict[str, object]) -> None:
-        if cmd.get("cmd") == "chat_message" and isinstance(cmd.get("text"), str):
-            chat.technician_says(str(cmd["text"]))
-        elif cmd.get("cmd") == "chat_closed":
-            chat.closed()
-        elif cmd.get("cmd") == "paused":
-            if cmd.get("on") is True:
-                paused.pack(after=bar, fill="x", padx=14, pady=6)
-            else:
-                paused.pack_forget()
-
-    tkapp.listen(command)
-
-    def stay_on_top() -> None:
-        # Some window managers drop -topmost after a full-screen window; ask again.
-        root.attributes("-topmost", True)
-        root.lift()
-        root.after(2000, stay_on_top)
-
-    tkapp.centre(root, top=True)
-    stay_on_top()
-    tkapp.report_shown(root, {"end_session": button})
-    root.mainloop()
-
-
-if __name__ == "__main__":
-    _indicator()
