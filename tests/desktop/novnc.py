@@ -20,7 +20,7 @@ import numpy as np
 import websockets
 from PIL import Image
 
-from fjernhjelp.streams.desktop import DesktopSession, InputEvent
+from fjernhjelp.streams.desktop import DesktopViewer, InputEvent
 from fjernhjelp.streams.desktop.transport import ChannelStream
 from fjernhjelp.tunnel.channel import ChannelClosed
 
@@ -77,7 +77,7 @@ class Bridge:
         self.clipboard = not view_only if clipboard is None else clipboard
         self.inputs: list[InputEvent] = []
         self.channels: list[WebSocketChannel] = []
-        self.sessions: list[DesktopSession] = []
+        self.sessions: list[DesktopViewer] = []
         self.sessions_ended = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -101,7 +101,7 @@ class Bridge:
         channel = WebSocketChannel(ws)
         self.channels.append(channel)
         # What serve_desktop does, keeping the session to read its counters.
-        session = DesktopSession(
+        session = DesktopViewer(
             ChannelStream(channel),
             display=self.display,
             view_only=self.view_only,

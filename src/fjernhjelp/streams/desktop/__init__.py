@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from fjernhjelp.streams.desktop.errors import DesktopUnavailable
 from fjernhjelp.streams.desktop.service import listen_tcp, serve_desktop, serve_stream
-from fjernhjelp.streams.desktop.viewer import DesktopSession, InputEvent
+from fjernhjelp.streams.desktop.viewer import DesktopViewer, InputEvent
 
 __all__ = [
-    "DesktopSession",
     "DesktopUnavailable",
+    "DesktopViewer",
     "InputEvent",
     "listen_tcp",
     "serve_desktop",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from fjernhjelp.streams.desktop.errors import DesktopUnavailable
 from fjernhjelp.streams.desktop.transport import ByteStream, ChannelStream, SocketStream
-from fjernhjelp.streams.desktop.viewer import DesktopSession, InputEvent
+from fjernhjelp.streams.desktop.viewer import DesktopViewer, InputEvent
 from fjernhjelp.tunnel.channel import Channel
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ async def serve_stream(
     name: str = "fjernhjelp",
 ) -> None:
     """Run one RFB session on ``stream`` until the viewer leaves; closes the stream."""
-    session = DesktopSession(
+    viewer = DesktopViewer(
         stream,
         display=display,
         view_only=view_only,
@@ -32,7 +32,7 @@ async def serve_stream(
         on_input=on_input,
         name=name,
     )
-    await session.run()
+    await viewer.run()
 
 
 async def serve_desktop(

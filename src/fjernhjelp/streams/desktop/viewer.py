@@ -1,4 +1,4 @@
-"""One viewer's desktop session: reads client messages, sends screen updates.
+"""One viewer's RFB connection (``DesktopViewer``): reads client messages, sends screen updates.
 
 The event loop thread reads the client and injects input; one worker thread owns the
 screen (capture, change detection, encoding), so a large update never delays a key
@@ -105,7 +105,9 @@ class _ScreenState:
     stats: dict[str, int] = field(default_factory=lambda: {"updates": 0, "bytes": 0, "copyrect": 0})
 
 
-class DesktopSession:
+class DesktopViewer:
+    """One viewer's RFB connection to the X display, from handshake to goodbye."""
+
     def __init__(
         self,
         stream: ByteStream,
