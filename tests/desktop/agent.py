@@ -6,7 +6,7 @@ import asyncio
 import threading
 from concurrent.futures import Future
 
-from fjernhjelp.streams.desktop import listen_tcp
+from fjernhjelp.streams.desktop.service import listen_tcp
 
 
 class AgentPort:

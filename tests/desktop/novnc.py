@@ -20,8 +20,8 @@ import numpy as np
 import websockets
 from PIL import Image
 
-from fjernhjelp.streams.desktop import DesktopViewer, InputEvent
 from fjernhjelp.streams.desktop.transport import ChannelStream
+from fjernhjelp.streams.desktop.viewer import DesktopViewer, InputEvent
 from fjernhjelp.tunnel.channel import ChannelClosed
 
 ROOT = Path(__file__).resolve().parents[2]

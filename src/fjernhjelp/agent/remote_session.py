@@ -33,7 +33,7 @@ from fjernhjelp.agent.tls import for_url
 from fjernhjelp.control.dial import DialRefused, check_dial, relay_origin
 from fjernhjelp.control.messages import Cut, Dial, SessionEvent
 from fjernhjelp.streams.chat.service import ChatOutcome
-from fjernhjelp.streams.desktop import InputEvent
+from fjernhjelp.streams.desktop.viewer import InputEvent
 from fjernhjelp.streams.files.service import FileRefusal, FileTransferRecord
 from fjernhjelp.streams.shell.service import ShellOutcome
 from fjernhjelp.tunnel import (

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from fjernhjelp.agent import sysinfo
 from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.streams.chat.service import ChatOutcome, ChatWindow, serve_chat
-from fjernhjelp.streams.desktop import DesktopUnavailable, InputEvent, serve_desktop
+from fjernhjelp.streams.desktop.errors import DesktopUnavailable
+from fjernhjelp.streams.desktop.service import serve_desktop
+from fjernhjelp.streams.desktop.viewer import InputEvent
 from fjernhjelp.streams.files.roots import FilePolicy
 from fjernhjelp.streams.files.service import FileRefusal, FileTransferRecord, serve_files
 from fjernhjelp.streams.shell.service import ShellAccount, ShellOutcome, serve_shell

@@ -48,7 +48,7 @@ def desktop_serve(
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from fjernhjelp.streams.desktop import listen_tcp  # needs the desktop extra
+    from fjernhjelp.streams.desktop.service import listen_tcp  # needs the desktop extra
 
     async def run() -> None:
         server = await listen_tcp(

@@ -7,8 +7,9 @@ import struct
 
 import pytest
 
-from fjernhjelp.streams.desktop import DesktopUnavailable, serve_desktop
 from fjernhjelp.streams.desktop import viewer as session
+from fjernhjelp.streams.desktop.errors import DesktopUnavailable
+from fjernhjelp.streams.desktop.service import serve_desktop
 from fjernhjelp.streams.desktop.transport import MAX_CHANNEL_MESSAGE, ChannelStream
 from fjernhjelp.tunnel.channel import ChannelClosed, memory_pair
 from tests.asyncrun import run_async

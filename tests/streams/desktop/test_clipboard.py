@@ -19,7 +19,8 @@ import pytest
 
 from fjernhjelp.agent import services
 from fjernhjelp.agent.display import DisplayTarget
-from fjernhjelp.streams.desktop import InputEvent, extclip
+from fjernhjelp.streams.desktop import extclip
+from fjernhjelp.streams.desktop.viewer import InputEvent
 from fjernhjelp.tunnel import ChannelClosed, StreamRequest
 from fjernhjelp.tunnel.tickets import Permission
 from tests.asyncrun import run_async
