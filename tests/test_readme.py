@@ -42,3 +42,19 @@ def test_the_permissions_named_are_the_grant_forms() -> None:
     assert named == {p.value for p in Permission}
     # The form offers exactly these (and the catalogue names each).
     assert [p.value for p in Permission] == PERMISSIONS
+
+
+SRC = Path(__file__).parents[1] / "src" / "fjernhjelp"
+# Described in the map though not a package: Alembic loads these files by path.
+NOT_PACKAGES = {"db/migrations/"}
+
+
+def test_the_source_map_lists_exactly_the_packages_on_disk() -> None:
+    rows = re.findall(r"^\| `([^`]+)` \|", _section("Source map"), re.MULTILINE)
+    assert len(rows) == len(set(rows)), "a folder is listed twice"
+    packages = {
+        "./" if p.parent == SRC else f"{p.parent.relative_to(SRC).as_posix()}/"
+        for p in SRC.rglob("__init__.py")
+    }
+    assert set(rows) == packages | NOT_PACKAGES
+    assert all((SRC / row).is_dir() for row in rows)
