@@ -26,7 +26,7 @@ mismatch, a malformed message) ends the channel, so a half-done transfer can nev
 mistaken for the next one.
 
 Resuming: the receiver writes into a partial file next to the destination (see
-``fileplace``: named after the hash, created with ``O_EXCL``, checked by descriptor) and
+``place``: named after the hash, created with ``O_EXCL``, checked by descriptor) and
 keeps it if the channel drops. A later transfer of the same content (same hash) to the
 same folder continues from its length. The receiver hashes the whole file, the kept part
 included, and renames it into place only if the hash and size match what the sender
