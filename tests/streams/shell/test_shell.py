@@ -401,12 +401,15 @@ async def _until_remote_size(fd: int, buffer: bytearray, size: bytes) -> None:
             return
 
 
+SELF = "tests.streams.shell.test_shell"  # this module, as the fresh process imports it
+
+
 def test_client_drives_a_remote_shell_from_a_local_terminal() -> None:
     # SIGWINCH reaches only a main thread's event loop, and in this test process the main
     # thread may be Playwright's (tests/asyncrun.py): run the scenario in a fresh process.
     result = subprocess.run(
-        [sys.executable, "-c", "from tests.agent.test_shell import _resize_scenario as s; s()"],
-        cwd=Path(__file__).parents[2],
+        [sys.executable, "-c", f"from {SELF} import _resize_scenario as s; s()"],
+        cwd=Path(__file__).parents[3],
         capture_output=True,
         text=True,
         timeout=120,
