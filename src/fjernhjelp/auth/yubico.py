@@ -26,6 +26,8 @@ _MODHEX_VALUE = {c: i for i, c in enumerate(MODHEX)}
 TOKEN_CHARS = 32
 MAX_PUBLIC_ID_CHARS = 32
 CRC_RESIDUE = 0xF0B8
+AES_KEY_BYTES = 16
+PRIVATE_ID_BYTES = 6
 
 
 class YubicoOTPError(ValueError):
@@ -34,6 +36,10 @@ class YubicoOTPError(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class YubicoSecretError(ValueError):
+    """The AES key or the private id, as typed, is not hex of the right length."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,25 @@ def crc16(data: bytes) -> int:
     return crc
 
 
+def parse_secret(aes_key_hex: str, private_id_hex: str) -> tuple[bytes, bytes]:
+    """The key's AES key and private id from the hex the personalisation tool shows
+    (spaces between the groups allowed). Raises YubicoSecretError."""
+    try:
+        aes_key = bytes.fromhex(aes_key_hex.replace(" ", ""))
+        private_id = bytes.fromhex(private_id_hex.replace(" ", ""))
+    except ValueError as exc:
+        raise YubicoSecretError("not hex") from exc
+    if len(aes_key) != AES_KEY_BYTES or len(private_id) != PRIVATE_ID_BYTES:
+        raise YubicoSecretError("the AES key is 16 bytes and the private id 6")
+    return aes_key, private_id
+
+
+def public_id_of(otp: str) -> str:
+    """The public-id part of an OTP as typed, without checking the rest: what names the
+    key when asking whether it is already enrolled (split_otp judges the whole OTP)."""
+    return otp.strip().lower()[:-TOKEN_CHARS]
+
+
 def split_otp(otp: str) -> tuple[str, str]:
     """(public id, encrypted token), both modhex. Raises on anything malformed."""
     otp = otp.strip().lower()
@@ -82,7 +107,7 @@ def split_otp(otp: str) -> tuple[str, str]:
 
 
 def decrypt_token(aes_key: bytes, private_id: bytes, token_modhex: str) -> Token:
-    if len(aes_key) != 16 or len(private_id) != 6:
+    if len(aes_key) != AES_KEY_BYTES or len(private_id) != PRIVATE_ID_BYTES:
         raise ValueError("Yubico AES key is 16 bytes and private id 6 bytes")
     ciphertext = modhex_decode(token_modhex)
     # ECB is what the YubiKey uses for its single 16-byte block; it is not our choice.

@@ -24,7 +24,7 @@ from fjernhjelp.machines.models import Machine
 from fjernhjelp.machines.registry import get_visible
 from fjernhjelp.portal import access
 from fjernhjelp.portal.revocations import LiveSession
-from fjernhjelp.refusals import RelayRefused, SessionRefused
+from fjernhjelp.refusals import NotFound, RelayRefused, SessionRefused
 from fjernhjelp.remote.models import RemoteSession, SessionStatus
 from fjernhjelp.tunnel.tickets import Party, Permission, Ticket, issue_ticket
 
@@ -63,7 +63,11 @@ def request(
         raise SessionRefused("bad_technician_key")
     try:
         machine = get_visible(db, technician, machine_id, ended_grants=True)
-    except Exception:
+    except NotFound:
+        # Only "not there, or not yours to see" is that answer; the id is already a UUID
+        # (the API's model parsed it). Anything else, a database failure above all, is
+        # the server's fault and propagates: reporting it as a missing machine would
+        # audit a denial that never happened and hide the fault.
         record(
             db,
             "access.requested",

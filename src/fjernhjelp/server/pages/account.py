@@ -6,13 +6,13 @@ import uuid
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import factors, logins, totp
-from fjernhjelp.auth.models import Factor, FactorKind, User
-from fjernhjelp.auth.passwords import policy_problems
+from fjernhjelp.auth import self_service, totp
+from fjernhjelp.auth.models import User
+from fjernhjelp.auth.self_service import FactorRefused, PasswordRefused, PendingTotp
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import notifications
 from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.deps import DB, BrowserSession, Client, PageUser, State, T
@@ -25,8 +25,38 @@ router = APIRouter(prefix="/account")
 NOTICES = ("factor_added", "factor_removed", "password_changed")
 
 
+def _person(user: PageUser, state: State, client: Client) -> Caller:
+    return Caller.of_person(user, state.now(), client.source_address)
+
+
+# The signed-in person, as the auth services take them.
+Person = Annotated[Caller, Depends(_person)]
+
+
 def _page(request: Request, t: T, user: User, status_code: int = 200, **extra: object) -> Response:
     return render(request, t, "account.html", status_code=status_code, account=user, **extra)
+
+
+def _totp_page(
+    request: Request,
+    t: T,
+    user: User,
+    pending: PendingTotp,
+    status_code: int = 200,
+    **extra: object,
+) -> Response:
+    uri = totp.provisioning_uri(pending.secret, user.username)
+    return render(
+        request,
+        t,
+        "account_totp.html",
+        status_code=status_code,
+        factor=pending.factor,
+        qr_svg=_qr_svg(uri),
+        secret=totp.format_secret(pending.secret),
+        otpauth_uri=uri,
+        **extra,
+    )
 
 
 @router.get("", response_class=HTMLResponse)
@@ -34,10 +64,8 @@ def account(request: Request, t: T, user: PageUser, notice: str | None = None) -
     return _page(request, t, user, notice=t(f"notice.{notice}") if notice in NOTICES else None)
 
 
-def _own_factor(db: DB, user: User, factor_id: uuid.UUID) -> Factor | None:
-    factor = db.get(Factor, factor_id)
-    # Someone else's factor id answers exactly like one that does not exist.
-    return factor if factor is not None and factor.user_id == user.id else None
+# The forms below answer a refusal with the same page and the reason in place, so the
+# person can correct it; the refusal's audit event (if any) is committed first.
 
 
 @router.post("/factors/totp", response_class=HTMLResponse)
@@ -46,21 +74,12 @@ def totp_start(
     state: State,
     db: DB,
     t: T,
-    user: PageUser,
+    person: Person,
     label: Annotated[str, Form(max_length=100)] = "Authenticator",
 ) -> Response:
-    factor, secret = factors.start_totp(db, state.keys.at_rest, user, label.strip() or "TOTP")
+    pending = self_service.start_totp(db, person, state.keys.at_rest, label)
     db.commit()
-    uri = totp.provisioning_uri(secret, user.username)
-    return render(
-        request,
-        t,
-        "account_totp.html",
-        factor=factor,
-        qr_svg=_qr_svg(uri),
-        secret=totp.format_secret(secret),
-        otpauth_uri=uri,
-    )
+    return _totp_page(request, t, person.user, pending)
 
 
 @router.post("/factors/totp/{factor_id}/confirm", response_class=HTMLResponse)
@@ -68,51 +87,20 @@ def totp_confirm(
     request: Request,
     state: State,
     db: DB,
-    client: Client,
     t: T,
-    user: PageUser,
+    person: Person,
     factor_id: uuid.UUID,
     code: Annotated[str, Form(max_length=20)],
 ) -> Response:
-    factor = _own_factor(db, user, factor_id)
-    if factor is None or factor.confirmed or factor.kind != FactorKind.TOTP:
-        return _page(request, t, user, 404, error=t("factor.not_found"))
     try:
-        factors.confirm_totp(db, state.keys.at_rest, factor, code)
-    except factors.FactorRejected:
-        record(
-            db,
-            "account.factor.added",
-            Outcome.FAILURE,
-            actor=Actor.of(user),
-            reason="wrong_code",
-            factor="totp",
-            source_address=client.source_address,
-        )
+        self_service.confirm_totp(db, person, state.keys.at_rest, factor_id, code)
+    except self_service.FactorNotFound as refusal:
+        return _page(request, t, person.user, refusal.status, error=t(refusal.reason))
+    except FactorRefused as refusal:
         db.commit()
-        secret = factors.totp_secret(state.keys.at_rest, factor)
-        uri = totp.provisioning_uri(secret, user.username)
-        return render(
-            request,
-            t,
-            "account_totp.html",
-            status_code=422,
-            factor=factor,
-            qr_svg=_qr_svg(uri),
-            secret=totp.format_secret(secret),
-            otpauth_uri=uri,
-            error=t("factor.wrong_code"),
-        )
-    record(
-        db,
-        "account.factor.added",
-        Outcome.SUCCESS,
-        actor=Actor.of(user),
-        factor="totp",
-        customer_org_id=user.organisation_id,
-        source_address=client.source_address,
-        details={"factor": str(factor.id), "label": factor.label},
-    )
+        # A wrong code shows the same QR code again: the factor is still pending.
+        pending = self_service.pending_totp(db, person, state.keys.at_rest, factor_id)
+        return _totp_page(request, t, person.user, pending, refusal.status, error=t(refusal.reason))
     db.commit()
     return RedirectResponse("/account?notice=factor_added", status_code=303)
 
@@ -122,75 +110,36 @@ def yubikey_add(
     request: Request,
     state: State,
     db: DB,
-    client: Client,
     t: T,
-    user: PageUser,
+    person: Person,
     aes_key: Annotated[str, Form(max_length=64)],
     private_id: Annotated[str, Form(max_length=32)],
     otp: Annotated[str, Form(max_length=100)],
     label: Annotated[str, Form(max_length=100)] = "YubiKey",
 ) -> Response:
     try:
-        key = bytes.fromhex(aes_key.replace(" ", ""))
-        pid = bytes.fromhex(private_id.replace(" ", ""))
-        if len(key) != 16 or len(pid) != 6:
-            raise ValueError
-    except ValueError:
-        return _page(request, t, user, 422, error=t("factor.yubikey_bad_secret"))
-    public_id = otp.strip().lower()[:-32]
-    if db.query(Factor).filter(Factor.public_id == public_id).first() is not None:
-        return _page(request, t, user, 422, error=t("factor.yubikey_taken"))
-    try:
-        factor = factors.add_yubikey(
-            db, state.keys.at_rest, user, label.strip() or "YubiKey", key, pid, otp
-        )
-    except factors.FactorRejected as exc:
-        db.rollback()
-        record(
+        self_service.add_yubikey(
             db,
-            "account.factor.added",
-            Outcome.FAILURE,
-            actor=Actor.of(user),
-            reason=exc.failure.value,
-            factor="yubico",
-            source_address=client.source_address,
+            person,
+            state.keys.at_rest,
+            label=label,
+            aes_key_hex=aes_key,
+            private_id_hex=private_id,
+            otp=otp,
         )
+    except FactorRefused as refusal:
         db.commit()
-        return _page(request, t, user, 422, error=t("factor.yubikey_rejected"))
-    record(
-        db,
-        "account.factor.added",
-        Outcome.SUCCESS,
-        actor=Actor.of(user),
-        factor="yubico",
-        customer_org_id=user.organisation_id,
-        source_address=client.source_address,
-        details={"factor": str(factor.id), "label": factor.label, "public_id": public_id},
-    )
+        return _page(request, t, person.user, refusal.status, error=t(refusal.reason))
     db.commit()
     return RedirectResponse("/account?notice=factor_added", status_code=303)
 
 
 @router.post("/factors/{factor_id}/remove", response_class=HTMLResponse)
-def factor_remove(
-    request: Request, db: DB, client: Client, t: T, user: PageUser, factor_id: uuid.UUID
-) -> Response:
-    factor = _own_factor(db, user, factor_id)
-    if factor is None:
-        return _page(request, t, user, 404, error=t("factor.not_found"))
-    if factor.confirmed and len(user.confirmed_factors) <= 1 and user.needs_second_factor:
-        return _page(request, t, user, 409, error=t("factor.last_one"))
-    details = {"factor": str(factor.id), "label": factor.label, "kind": factor.kind}
-    user.factors.remove(factor)
-    record(
-        db,
-        "account.factor.removed",
-        Outcome.SUCCESS,
-        actor=Actor.of(user),
-        customer_org_id=user.organisation_id,
-        source_address=client.source_address,
-        details=details,
-    )
+def factor_remove(request: Request, db: DB, t: T, person: Person, factor_id: uuid.UUID) -> Response:
+    try:
+        self_service.remove_factor(db, person, factor_id)
+    except FactorRefused as refusal:
+        return _page(request, t, person.user, refusal.status, error=t(refusal.reason))
     db.commit()
     return RedirectResponse("/account?notice=factor_removed", status_code=303)
 
@@ -200,45 +149,28 @@ def password_change(
     request: Request,
     state: State,
     db: DB,
-    client: Client,
     t: T,
     session: BrowserSession,
-    user: PageUser,
+    person: Person,
     current: Annotated[str, Form(max_length=1024)],
     new: Annotated[str, Form(max_length=1024)],
     new_again: Annotated[str, Form(max_length=1024)],
 ) -> Response:
-    if not state.login.passwords.verify(user.password_hash, current):
-        record(
+    try:
+        self_service.change_password(
             db,
-            "account.password.changed",
-            Outcome.FAILURE,
-            actor=Actor.of(user),
-            reason="wrong_password",
-            source_address=client.source_address,
+            person,
+            state.login.passwords,
+            current=current,
+            new=new,
+            new_again=new_again,
+            min_length=state.settings.password_min_length,
+            keep_session=session.id if session else None,
         )
+    except PasswordRefused as refusal:
         db.commit()
-        return _page(request, t, user, 422, error=t("password.wrong_current"))
-    problems = policy_problems(
-        new, min_length=state.settings.password_min_length, username=user.username, email=user.email
-    )
-    if new != new_again:
-        problems.append("password.mismatch")
-    if problems:
-        return _page(request, t, user, 422, error=" ".join(t(p) for p in problems))
-    user.password_hash = state.login.passwords.hash(new)
-    user.password_changed_at = state.now()
-    # Whoever else was logged in with the old password is logged out.
-    ended = logins.end_others_for_user(db, user.id, keep=session.id if session else None)
-    record(
-        db,
-        "account.password.changed",
-        Outcome.SUCCESS,
-        actor=Actor.of(user),
-        customer_org_id=user.organisation_id,
-        source_address=client.source_address,
-        details={"other_sessions_ended": ended},
-    )
+        error = " ".join(t(p) for p in refusal.problems)
+        return _page(request, t, person.user, refusal.status, error=error)
     db.commit()
     return RedirectResponse("/account?notice=password_changed", status_code=303)
 
