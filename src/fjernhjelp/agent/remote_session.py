@@ -361,7 +361,7 @@ class Session:
         )
 
     def _chat_ended(self, outcome: ChatOutcome) -> None:
-        # Counts only: what is typed in chat may be health information (see agent.chat).
+        # Counts only: what is typed in chat may be health information (streams/chat).
         counts = {
             "to_user": outcome.to_user,
             "from_user": outcome.from_user,

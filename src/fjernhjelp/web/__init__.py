@@ -1,1 +1,1 @@
-"""Server-rendered pages: templates, static files and the message catalogue."""
+"""Server-rendered pages: templates and static files (the message catalogue is in i18n/)."""

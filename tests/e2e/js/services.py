@@ -54,7 +54,7 @@ def files_service(root: Path) -> Service:
     return lambda channel, request: _stand_in_files(channel, root)
 
 
-# --- stand-ins: the wire formats of shellwire.py and files.py, nothing more ---------------
+# --- stand-ins: the wire formats of streams/shell/wire.py and streams/files/wire.py ---
 
 
 async def _stand_in_shell(channel: Channel, request: StreamRequest) -> None:

@@ -1,6 +1,6 @@
 """An interactive shell in a PTY on the agent, served over one tunnel channel.
 
-The messages on the channel are specified in ``shellwire``.
+The messages on the channel are specified in ``streams.shell.wire``.
 
 Which account the shell runs as is the session's decision, not the technician's: the agent
 passes the accounts there are (``{"user": ..., "service": ...}``), the channel opens with

@@ -1,4 +1,4 @@
-// File transfer over a "files" stream, in the wire format of the agent's files.py:
+// File transfer over a "files" stream, in the wire format of streams/files/wire.py:
 //   0x01 REQUEST {"op":"get","path"} | {"op":"put","path","size","sha256","name","overwrite"}
 //   0x02 OFFER   {"size","sha256"}            (get only, agent → us)
 //   0x03 RESUME  {"offset"}                   receiver → sender

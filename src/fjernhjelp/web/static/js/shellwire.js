@@ -1,4 +1,4 @@
-// The shell service's messages (the agent's shellwire.py): one message per tunnel
+// The shell service's messages (streams/shell/wire.py): one message per tunnel
 // message, its first byte the type.
 //   0x06 OFFER   agent→technician  the agent's first message; JSON {choices: [{run_as,
 //                                  account, uid}], default}: the accounts this session may
