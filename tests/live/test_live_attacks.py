@@ -89,7 +89,7 @@ def test_a_technician_of_another_vendor_sees_and_reaches_nothing(site: LiveSite)
         json={"machine_id": machine["id"], "technician_key": b64(bytes(32))},
         headers={"Authorization": f"Bearer {token}"},
     )
-    assert r.status_code == 403 and r.json()["error"] == "no_such_machine"
+    assert r.status_code == 403 and r.json()["reason"] == "no_such_machine"
     event = site.wait_event("access.requested", outcome="denied")
     assert event.actor_name == "utenforstaende" and event.reason == "no_such_machine"
     # The same answer for a machine id that does not exist at all.
@@ -98,7 +98,7 @@ def test_a_technician_of_another_vendor_sees_and_reaches_nothing(site: LiveSite)
         json={"machine_id": str(uuid.uuid4()), "technician_key": b64(bytes(32))},
         headers={"Authorization": f"Bearer {token}"},
     )
-    assert r.status_code == 403 and r.json()["error"] == "no_such_machine"
+    assert r.status_code == 403 and r.json()["reason"] == "no_such_machine"
 
 
 def test_a_permission_the_grant_lacks_is_refused_by_the_agent(site: LiveSite, tmp_path) -> None:

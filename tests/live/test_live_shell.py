@@ -65,7 +65,7 @@ def test_shell_then_revocation_cuts_the_running_session(site: LiveSite) -> None:
         json={"machine_id": machine_id, "technician_key": "A" * 43 + "="},
         headers={"Authorization": f"Bearer {token}"},
     )
-    assert r.status_code == 403 and r.json()["error"] == "grant_revoked"
+    assert r.status_code == 403 and r.json()["reason"] == "grant_revoked"
     denied = site.wait_event("access.requested", outcome="denied")
     assert denied.reason == "grant_revoked" and denied.machine_id is not None
 

@@ -113,7 +113,7 @@ def test_operator_org_admin_cannot_get_an_operators_enrolment_link(client, world
 
     r = api.post(f"/accounts/{operator.id}/enrolment-link")
     assert r.status_code == 403, r.text
-    assert r.json()["error"] == "member.operator_only"
+    assert r.json()["reason"] == "member.operator_only"
     assert "enrolment_link" not in r.json()
 
     refused = _events(world.db, "account.enrolment_link.issued", outcome="denied")

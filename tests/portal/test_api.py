@@ -99,7 +99,7 @@ def _refusal(  # type: ignore[no-untyped-def]
     r = gp.post("/grants", payload)
     assert r.status_code == status, r.text
     if error:
-        assert r.json()["error"] == error and r.json()["detail"]
+        assert r.json()["reason"] == error and r.json()["detail"]
     world.db.rollback()
     assert world.db.execute(select(func.count()).select_from(Grant)).scalar_one() == before
     if not audited:
@@ -156,11 +156,11 @@ def test_a_grant_with_control_may_share_the_clipboard(client, db, state) -> None
 def test_refusals_are_json_with_an_error_key(client, world: World) -> None:
     gp = Api(client, world.gp_admin)
     r = gp.post("/groups", {"name": "Standard"})
-    assert r.status_code == 409 and r.json()["error"] == "group.name_taken"
+    assert r.status_code == 409 and r.json()["reason"] == "group.name_taken"
     r = gp.post(f"/agreements/{world.agreement.id}/revoke")
     assert r.status_code == 200
     r = gp.post(f"/agreements/{world.agreement.id}/revoke")
-    assert r.status_code == 422 and r.json()["error"] == "agreement.already_ended"
+    assert r.status_code == 422 and r.json()["reason"] == "agreement.already_ended"
 
 
 def test_operator_only_actions_are_forbidden_to_admins(client, world: World) -> None:

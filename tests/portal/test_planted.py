@@ -147,7 +147,7 @@ def test_a_technician_on_a_grant_without_the_package_right_makes_none(client, si
     w = site.world
     api = Api(client, w.tech)
     refused = _make_package(api, w.group.id)
-    assert refused.status_code == 403 and refused.json() == {"error": "packages_not_granted"}
+    assert refused.status_code == 403 and refused.json()["reason"] == "packages_not_granted"
     with browser(client, w.tech) as page:
         html = page.get("/portal/packages").text
         assert f'value="{w.group.id}"' not in html  # nothing offered
@@ -241,7 +241,7 @@ def test_a_package_stops_enrolling_when_its_grant_ends(
 
     end(site)
     planted, _ = _enrol(client, package_file, "RESEPSJON-PC0")
-    assert planted.status_code == 403 and planted.json() == {"error": reason}
+    assert planted.status_code == 403 and planted.json()["reason"] == reason
     (event,) = _events(site, "machine.enrolment", "denied")
     assert (event.reason, event.customer_org_id) == (reason, w.gp.id)
     assert "RESEPSJON-PC0" in event.details and str(w.grant.id) in event.details  # type: ignore[union-attr]
@@ -268,7 +268,7 @@ def test_a_package_made_by_a_vendor_before_grants_were_recorded_is_refused(
     w.db.commit()
     planted, _ = _enrol(client, made.json()["file"], "RESEPSJON-PC0")
     assert planted.status_code == 403
-    assert planted.json() == {"error": "package_maker_not_customer"}
+    assert planted.json()["reason"] == "package_maker_not_customer"
     assert _count(site, Machine) == 0
     assert _events(site, "machine.enrolment", "denied")[0].reason == "package_maker_not_customer"
 
@@ -384,7 +384,7 @@ def test_removing_a_machine_cuts_its_link_ends_its_sessions_and_refuses_its_key(
             "info": _info("lege-pc-01").model_dump(mode="json"),
         },
     )
-    assert again.status_code == 403 and again.json() == {"error": "identity_reused"}
+    assert again.status_code == 403 and again.json()["reason"] == "identity_reused"
     # Nobody reaches it any more.
     assert tech.get("/machines").json() == []
     retry = tech.post(
@@ -394,7 +394,7 @@ def test_removing_a_machine_cuts_its_link_ends_its_sessions_and_refuses_its_key(
             "technician_key": base64.b64encode(os.urandom(32)).decode(),
         },
     )
-    assert retry.status_code == 403 and retry.json() == {"error": "no_such_machine"}
+    assert retry.status_code == 403 and retry.json()["reason"] == "no_such_machine"
     assert Api(client, w.gp_admin).delete(f"/machines/{machine_id}").status_code == 404
 
 

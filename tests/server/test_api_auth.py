@@ -33,9 +33,9 @@ def test_api_refusals(client, db, state) -> None:
     make_user(db, state, org, "tekniker")
     db.commit()
     r = client.post("/api/v1/auth/login", json={"username": "tekniker", "password": "wrong-wrong"})
-    assert r.status_code == 401 and r.json()["error"] == "login.bad_credentials"
+    assert r.status_code == 401 and r.json()["reason"] == "login.bad_credentials"
     r = client.post("/api/v1/auth/factor", json={"pending_token": "forged", "code": "123456"})
-    assert r.status_code == 401 and r.json()["error"] == "login.expired"
+    assert r.status_code == 401 and r.json()["reason"] == "login.expired"
     assert client.get("/api/v1/me", headers={"Authorization": "Basic abc"}).status_code == 401
 
 

@@ -105,7 +105,7 @@ async def test_a_30_mib_login_body_is_refused_unread(state, db) -> None:
     status, content = await _call(app, scope, body)
     assert status == 413
     answer = json.loads(content)
-    assert answer["error"] == "error.too_large" and "64 KiB" in answer["detail"]
+    assert answer["reason"] == "error.too_large" and "64 KiB" in answer["detail"]
     assert body.handed_out == 0  # not one byte of the body was read
     assert _events(db, "auth.login.password") == []  # nothing behind the limit ran
     (event,) = probing_events(state, db, "203.0.113.9")
@@ -117,7 +117,7 @@ async def test_an_endless_chunked_body_is_cut_off_at_the_limit(state, db) -> Non
     body = Body(b"x" * 4096, chunks=None)  # no Content-Length, and it never ends
     scope = _scope("/api/v1/auth/login", [(b"content-type", b"application/json")], app)
     status, content = await asyncio.wait_for(_call(app, scope, body), 30)
-    assert status == 413 and json.loads(content)["error"] == "error.too_large"
+    assert status == 413 and json.loads(content)["reason"] == "error.too_large"
     assert body.handed_out <= body_limit.DEFAULT_LIMIT + 4096  # read up to the limit, no more
     (event,) = probing_events(state, db, "203.0.113.9")
     assert _kinds(event) == {"body_too_large": 1}

@@ -46,7 +46,7 @@ async def enrol(config: AgentConfig, identity: AgentIdentity, info: MachineInfo)
     except httpx.HTTPError as exc:
         raise EnrolmentFailed(f"unreachable: {exc}", permanent=False) from exc
     if response.status_code == 403:
-        raise EnrolmentFailed(response.json().get("error", "refused"), permanent=True)
+        raise EnrolmentFailed(response.json().get("reason", "refused"), permanent=True)
     if response.status_code != 201:
         raise EnrolmentFailed(f"http_{response.status_code}", permanent=response.status_code < 500)
     answer = response.json()

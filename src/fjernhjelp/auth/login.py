@@ -19,6 +19,7 @@ from fjernhjelp.auth.logins import ClientInfo, SessionPolicy
 from fjernhjelp.auth.models import LoginSession, SessionKind, SessionStage, User, UserStatus
 from fjernhjelp.auth.passwords import Passwords
 from fjernhjelp.auth.throttle import ThrottleRule
+from fjernhjelp.refusals import Refusal
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,26 @@ class LoginConfig:
     address_rule: ThrottleRule
 
 
-class LoginRefused(Exception):
-    """Base of every refusal; ``message`` is a key in the message catalogue."""
+class LoginRefused(Refusal):
+    """Base of every login refusal; ``message`` is a key in the message catalogue.
 
+    ``reason`` is what the audit log records and is never shown: the answer names
+    ``message`` only, so an unknown user and a wrong password look the same.
+    """
+
+    status = 401
     message = "login.refused"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.reason = reason  # for the audit log, never shown to the user
+
+    @property
+    def answer_reason(self) -> str:
+        return self.message
+
+    @property
+    def sentence_key(self) -> str:
+        return self.message
 
 
 class BadCredentials(LoginRefused):
@@ -47,15 +60,28 @@ class BadCredentials(LoginRefused):
 
 
 class LockedOut(LoginRefused):
+    status = 429
     message = "login.locked"
 
     def __init__(self, reason: str, until: datetime, now: datetime) -> None:
         super().__init__(reason)
         self.retry_after = max(1, int((until - now).total_seconds() + 0.999))
+        self.params = {"minutes": max(1, (self.retry_after + 59) // 60)}
 
 
 class AccountUnavailable(LoginRefused):
+    """The password was right: from here on telling the user why is no oracle."""
+
+    status = 403
     message = "login.account_unavailable"
+    # The reasons a person can act on; the rest are told only as "unavailable".
+    EXPLAINED = ("not_enrolled", "no_factor", "organisation_suspended")
+
+    @property
+    def sentence_key(self) -> str:
+        if self.reason in self.EXPLAINED:
+            return f"login.unavailable.{self.reason}"
+        return self.message
 
 
 class FactorRefused(LoginRefused):

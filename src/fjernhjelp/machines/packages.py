@@ -64,7 +64,7 @@ def right_to_make(
             if grant is not None and grant.may_make_packages:
                 return MakeRight(grant.id)
             return PackageRefused("packages_not_granted")
-    return NotFound("no_such_group")
+    return NotFound("group")
 
 
 def may_revoke(user: User, package: InstallerPackage) -> bool:
@@ -150,7 +150,7 @@ def create(
     """A package, or a refusal: NotFound and "packages_not_granted" are audited (the
     caller commits the event), out-of-range values are a form error."""
     group = db.get(MachineGroup, group_id)
-    right = right_to_make(db, user, group, now) if group is not None else NotFound("no_such_group")
+    right = right_to_make(db, user, group, now) if group is not None else NotFound("group")
     if not isinstance(right, MakeRight):
         tied = group is not None and isinstance(right, PackageRefused)
         _refuse_creation(
@@ -232,7 +232,7 @@ def get_revocable(db: Session, user: User, package_id: uuid.UUID) -> InstallerPa
     """The package, if the user may revoke it; NotFound otherwise, as for a missing id."""
     package = db.get(InstallerPackage, package_id)
     if package is None or not may_revoke(user, package):
-        raise NotFound("no_such_package")
+        raise NotFound("package")
     return package
 
 

@@ -172,5 +172,5 @@ def get_visible(
             )
         ).scalar_one_or_none()
     if machine is None:
-        raise NotFound("no_such_machine")
+        raise NotFound("machine")
     return machine

@@ -63,7 +63,7 @@ def remove(
             machine_id=str(machine_id),
             source_address=source_address,
         )
-        raise NotFound("no_such_machine")
+        raise NotFound("machine")
     machine.status = MachineStatus.REVOKED
     active: list[uuid.UUID] = []
     live = db.execute(

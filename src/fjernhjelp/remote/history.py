@@ -177,7 +177,7 @@ def sessions_of(
     stmt = select(RemoteSession).where(RemoteSession.machine_id == machine.id)
     if not may_see_all(user, machine):
         if not user.is_technician:
-            raise NotFound("no_such_machine")
+            raise NotFound("machine")
         stmt = stmt.where(RemoteSession.vendor_org_id == user.organisation_id)
     if after is not None:
         stmt = stmt.where(

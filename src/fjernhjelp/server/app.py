@@ -9,24 +9,17 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request, WebSocket
+from fastapi import Depends, FastAPI, WebSocket
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fjernhjelp import __version__
 from fjernhjelp.audit import forward
-from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import logins
-from fjernhjelp.auth.logins import ClientInfo
 from fjernhjelp.config import Settings
 from fjernhjelp.control.package import fingerprint
-from fjernhjelp.i18n import Translator
 from fjernhjelp.portal import revocations, sweep
-from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
-from fjernhjelp.server import browser_libs, probes
+from fjernhjelp.server import browser_libs, probes, problems
 from fjernhjelp.server.api import accounts as api_accounts
 from fjernhjelp.server.api import agents as api_agents
 from fjernhjelp.server.api import agreements as api_agreements
@@ -40,16 +33,10 @@ from fjernhjelp.server.api import notifications as api_notifications
 from fjernhjelp.server.api import organisations as api_organisations
 from fjernhjelp.server.api import packages as api_packages
 from fjernhjelp.server.api import terms as api_terms
+from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.body_limit import BodyLimit
 from fjernhjelp.server.deps import (
-    UNSAFE_METHODS,
-    CsrfRefused,
-    Forbidden,
-    LoginRequired,
     csrf_protect,
-    get_client,
-    session_cookie,
-    translator,
 )
 from fjernhjelp.server.health import router as health_router
 from fjernhjelp.server.housekeeping import Housekeeping, Scheduled
@@ -68,7 +55,6 @@ from fjernhjelp.server.pages import (
     portal_packages,
     portal_terms,
 )
-from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.runtime import AccessRuntime
 from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
 from fjernhjelp.server.state import AppState, build_state
@@ -179,7 +165,7 @@ def create_app(
 
     app.include_router(health_router)
     for module in API_MODULES:
-        app.include_router(module.router, prefix="/api/v1")
+        app.include_router(module.router, prefix="/api/v1", responses=REFUSALS)
     for page in PAGE_MODULES:
         app.include_router(page.router, include_in_schema=False)
     browser_libs.mount(app, settings.browser_libs_dir)
@@ -202,7 +188,7 @@ def create_app(
     async def relay(websocket: WebSocket, session_id: str) -> None:
         await runtime.relay_endpoint.serve(websocket, session_id)
 
-    _install_error_handlers(app)
+    problems.install(app)
     app.add_middleware(CsrfSeedCookie, settings=settings)
     app.add_middleware(BodyLimit)  # outside the framework: nothing reads a body first
     app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
@@ -219,143 +205,3 @@ def _flush_all_probes(state: AppState) -> None:
             probes.flush(db, state.probes, state.now(), everything=True)
     except Exception:  # stopping goes on; the counts are in the log line
         _log.exception("could not write the last probe counts at shutdown")
-
-
-def _note_probe(state: AppState, request: Request, kind: str) -> None:
-    # Counted, not written: see server/probes.py.
-    address = get_client(request).source_address
-    state.probes.note(address, kind, request.method, request.url.path, state.now())
-
-
-def _csrf_refused_with_cookie(
-    state: AppState,
-    db: Session,
-    request: Request,
-    client: ClientInfo,
-    token: str,
-    exc: CsrfRefused,
-    anonymous: str,
-) -> None:
-    # The refusal happens before the session is looked up; find who it was, so the
-    # event names the account whose browser was used.
-    row = logins.find(db, token, policy=state.login.policy, now=state.now())
-    if row is None:
-        _note_probe(state, request, anonymous)
-    else:
-        record(
-            db,
-            "security.csrf_refused",
-            Outcome.DENIED,
-            actor=Actor.of(row.user),
-            reason=exc.reason,
-            source_address=client.source_address,
-            details={"method": request.method, "path": request.url.path},
-        )
-    db.commit()
-
-
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(LoginRequired)
-    async def _login_required(request: Request, exc: LoginRequired) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={target}", status_code=303)
-
-    @app.exception_handler(NotAllowed)
-    @app.exception_handler(Forbidden)
-    async def _forbidden(request: Request, exc: Exception) -> Response:
-        if _wants_json(request):
-            return JSONResponse({"detail": "forbidden"}, status_code=403)
-        t = translator(request, app.state.fjh)
-        return render(
-            request,
-            t,
-            "message.html",
-            status_code=403,
-            title=t("error.forbidden_title"),
-            message=t("error.forbidden"),
-        )
-
-    @app.exception_handler(CsrfRefused)
-    async def _csrf_refused(request: Request, exc: CsrfRefused) -> Response:
-        state: AppState = app.state.fjh
-        client = get_client(request)
-        token = request.cookies.get(session_cookie(state))
-        # Nobody's session was used: nothing could have happened on anyone's behalf, so
-        # this is probing, counted per address (without touching the database).
-        anonymous = f"{probes.Kind.CSRF_ANONYMOUS}:{exc.reason}"
-        if not token:
-            _note_probe(state, request, anonymous)
-        else:
-            with state.db_sessions() as db:
-                _csrf_refused_with_cookie(state, db, request, client, token, exc, anonymous)
-        if _wants_json(request):
-            return JSONResponse({"detail": "CSRF token missing or invalid"}, status_code=403)
-        t = translator(request, state)
-        return render(
-            request,
-            t,
-            "message.html",
-            status_code=403,
-            title=t("error.csrf_title"),
-            message=t("error.csrf"),
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        # Only when no route matched: a 404 for an unknown object id is the endpoint's
-        # own refusal, audited by the endpoint.
-        no_route = "endpoint" not in request.scope
-        if exc.status_code in (404, 405) and request.method in UNSAFE_METHODS and no_route:
-            # A state-changing request to an endpoint that does not exist is a probe
-            # (setup wizards, admin creation): refuse it and count it for the log.
-            _note_probe(app.state.fjh, request, probes.Kind.UNKNOWN_ENDPOINT)
-        if _wants_json(request) or exc.status_code not in (404, 405):
-            return JSONResponse(
-                {"detail": exc.detail},
-                status_code=exc.status_code,
-                headers=getattr(exc, "headers", None),
-            )
-        t = translator(request, app.state.fjh)
-        return render(
-            request,
-            t,
-            "message.html",
-            status_code=exc.status_code,
-            title=t("error.not_found_title"),
-            message=t("error.not_found"),
-        )
-
-    @app.exception_handler(NotFound)
-    async def _portal_not_found(request: Request, exc: NotFound) -> Response:
-        # Exactly what an unknown path answers: an id of another organisation must
-        # not be told apart from one that does not exist.
-        return await _http_error(request, StarletteHTTPException(404))
-
-    @app.exception_handler(PortalError)
-    async def _portal_refused(request: Request, exc: PortalError) -> Response:
-        if _wants_json(request):
-            detail = Translator("en")(exc.message_key, **exc.params)
-            return JSONResponse(
-                {"error": exc.message_key, "detail": detail}, status_code=exc.status
-            )
-        t = translator(request, app.state.fjh)
-        return render(
-            request,
-            t,
-            "message.html",
-            status_code=exc.status,
-            title=t("portal.refused_title"),
-            message=t(exc.message_key, **exc.params),
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        # Never echo the submitted values back: a form may hold a password.
-        errors = [
-            {"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()
-        ]
-        return JSONResponse({"detail": errors}, status_code=422)

@@ -10,13 +10,13 @@ The limit is small by default; a route that needs more is named in ``ROUTE_LIMIT
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fjernhjelp.i18n import Translator
 from fjernhjelp.server.deps import translator
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.probes import Kind
+from fjernhjelp.server.problems import problem
 from fjernhjelp.server.security import client_address
 
 DEFAULT_LIMIT = 64 * 1024  # every JSON body and form the service takes fits many times
@@ -99,12 +99,11 @@ class BodyLimit:
         address = client_address(peer, request.headers.get("x-forwarded-for"), state.settings)
         state.probes.note(address, Kind.BODY_TOO_LARGE, scope["method"], scope["path"], state.now())
         if scope["path"].startswith("/api/"):
-            response = JSONResponse(
-                {
-                    "error": "error.too_large",
-                    "detail": Translator("en")("error.too_large", limit=limit // 1024),
-                },
-                status_code=413,
+            response = problem(
+                scope["path"],
+                413,
+                "error.too_large",
+                Translator("en")("error.too_large", limit=limit // 1024),
                 headers={"Connection": "close"},
             )
         else:

@@ -26,7 +26,7 @@ class ConsoleApi:
         # body -> (status, json); the test sets it per session
         self.answer: Callable[[dict[str, Any]], tuple[int, dict[str, Any]]] = lambda body: (
             403,
-            {"error": "no_grant"},
+            {"reason": "no_grant"},
         )
         self.requests: list[dict[str, Any]] = []
 

@@ -206,12 +206,12 @@ def test_panels_chat_files_terminal_and_system_information(view, harness, tmp_pa
 
 
 def test_the_servers_refusal_is_shown(view, harness) -> None:
-    harness.console.answer = lambda body: (403, {"error": "no_grant"})
+    harness.console.answer = lambda body: (403, {"reason": "no_grant"})
     page = open_view(view, harness)
     _, shown, detail = wait_state(page, "refused")
     assert (shown, detail) == ("Tilkoblingen ble avvist", "Du har ikke tilgang til denne maskinen.")
     assert page.is_hidden("#session-body")
-    harness.console.answer = lambda body: (403, {"error": "weekend_only"})
+    harness.console.answer = lambda body: (403, {"reason": "weekend_only"})
     page = open_view(view, harness)
     assert wait_state(page, "refused")[2] == "Serveren avviste tilkoblingen (weekend_only)."
 

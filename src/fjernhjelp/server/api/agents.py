@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from fjernhjelp.control.messages import MachineInfo, b64, unb64
@@ -40,12 +39,12 @@ class Enrolled(BaseModel):
     responses={403: {"description": "refused, with the reason"}},
 )
 @csrf_exempt("an agent, not a browser: the enrolment token in the body is the credential")
-def enrol(body: EnrolRequest, state: State, db: DB, client: Client) -> Enrolled | JSONResponse:
+def enrol(body: EnrolRequest, state: State, db: DB, client: Client) -> Enrolled:
     try:
         public_key = unb64(body.public_key, 32)
         signature = unb64(body.signature, 64)
     except ValueError:
-        return JSONResponse({"error": "malformed"}, status_code=422)
+        raise EnrolmentRefused("malformed") from None
     try:
         machine = enrolment.enrol(
             db,
@@ -56,9 +55,9 @@ def enrol(body: EnrolRequest, state: State, db: DB, client: Client) -> Enrolled 
             now=state.now(),
             source_address=client.source_address,
         )
-    except EnrolmentRefused as exc:
-        db.commit()
-        return JSONResponse({"error": exc.reason}, status_code=403)
+    except EnrolmentRefused:
+        db.commit()  # the refusal's audit event; server/problems.py answers it
+        raise
     db.commit()
     proof = enrolment.enrolled_proof(state.keys.signing, machine.id, public_key)
     return Enrolled(machine_id=machine.id, server_signature=b64(proof))

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from fjernhjelp.auth import login
-from fjernhjelp.auth.login import LockedOut, LoginRefused
+from fjernhjelp.auth.login import LoginRefused
 from fjernhjelp.auth.models import SessionKind
 from fjernhjelp.server.api.deps import ApiSession
 from fjernhjelp.server.deps import DB, Client, State
@@ -38,42 +37,20 @@ class SessionToken(BaseModel):
     expires_at: datetime
 
 
-class Refusal(BaseModel):
-    error: str
-    detail: str
-
-
-def _refusal(exc: LoginRefused) -> JSONResponse:
-    status = (
-        429
-        if isinstance(exc, LockedOut)
-        else 403
-        if isinstance(exc, login.AccountUnavailable)
-        else 401
-    )
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, LockedOut) else None
-    reason = exc.reason if isinstance(exc, login.AccountUnavailable) else exc.message
-    return JSONResponse(
-        {"error": exc.message, "detail": reason}, status_code=status, headers=headers
-    )
-
-
 @router.post(
     "/login",
     response_model=PendingLogin,
-    responses={401: {"model": Refusal}, 403: {"model": Refusal}, 429: {"model": Refusal}},
+    responses={401: {"description": "wrong username or password (reason login.bad_credentials)"}},
 )
 @csrf_exempt("answers with a pending token in the body, sets no cookie, reads none")
-def api_login(
-    body: PasswordStep, state: State, db: DB, client: Client
-) -> PendingLogin | JSONResponse:
+def api_login(body: PasswordStep, state: State, db: DB, client: Client) -> PendingLogin:
     try:
         started = login.begin(
             db, state.login, body.username, body.password, client, state.now(), kind=SessionKind.API
         )
-    except LoginRefused as exc:
-        db.commit()
-        return _refusal(exc)
+    except LoginRefused:
+        db.commit()  # the refusal's audit event and throttle counters; problems.py answers
+        raise
     kinds = login.pending_factor_kinds(started.session.user)
     db.commit()
     return PendingLogin(pending_token=started.token, factors=kinds)
@@ -82,17 +59,15 @@ def api_login(
 @router.post(
     "/factor",
     response_model=SessionToken,
-    responses={401: {"model": Refusal}, 429: {"model": Refusal}},
+    responses={401: {"description": "the code was refused, or the login expired"}},
 )
 @csrf_exempt("the pending token in the body is the credential; sets and reads no cookie")
-def api_factor(
-    body: FactorStep, state: State, db: DB, client: Client
-) -> SessionToken | JSONResponse:
+def api_factor(body: FactorStep, state: State, db: DB, client: Client) -> SessionToken:
     try:
         done = login.finish(db, state.login, body.pending_token, body.code, client, state.now())
-    except LoginRefused as exc:
-        db.commit()
-        return _refusal(exc)
+    except LoginRefused:
+        db.commit()  # the refusal's audit event and throttle counters; problems.py answers
+        raise
     db.commit()
     return SessionToken(token=done.token, expires_at=done.session.expires_at)
 

@@ -10,13 +10,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from fjernhjelp.control.dial import make_dial
 from fjernhjelp.machines import registry as machine_registry
 from fjernhjelp.machines.models import Machine
-from fjernhjelp.refusals import NotFound, SessionRefused
+from fjernhjelp.refusals import SessionRefused
 from fjernhjelp.remote import history
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.server.api.deps import ApiSession, ApiUser
@@ -67,12 +66,9 @@ async def list_machines(request: Request, state: State, db: DB, user: ApiUser) -
 async def get_machine(
     request: Request, state: State, db: DB, user: ApiUser, machine_id: uuid.UUID
 ) -> MachineOut:
-    try:
-        machine = await run_in_threadpool(
-            machine_registry.get_visible, db, user, machine_id, state.now()
-        )
-    except NotFound as exc:
-        raise HTTPException(404, "no such machine") from exc
+    machine = await run_in_threadpool(
+        machine_registry.get_visible, db, user, machine_id, state.now()
+    )
     online = await request.app.state.access.cluster.online([str(machine.id)])
     return _out(machine, str(machine.id) in online)
 
@@ -87,10 +83,7 @@ async def remove_machine(
 ) -> Response:
     """Remove a machine of your organisation (admins): its key is refused from then on,
     its sessions end and its control link is cut at once."""
-    try:
-        await request.app.state.access.remove_machine(db, user, machine_id, client.source_address)
-    except NotFound as exc:
-        raise HTTPException(404, "no such machine") from exc
+    await request.app.state.access.remove_machine(db, user, machine_id, client.source_address)
     return Response(status_code=204)
 
 
@@ -135,10 +128,7 @@ def machine_sessions(
         after = history.Cursor.decode(cursor) if cursor is not None else None
     except ValueError as exc:
         raise HTTPException(422, "cursor is not one this server gave out") from exc
-    try:
-        page = history.sessions_of(db, user, machine_id, limit=limit, after=after)
-    except NotFound as exc:
-        raise HTTPException(404, "no such machine") from exc
+    page = history.sessions_of(db, user, machine_id, limit=limit, after=after)
     if page.next is not None:
         url = request.url.include_query_params(cursor=page.next.encode(), limit=limit)
         response.headers["Link"] = f'<{url}>; rel="next"'
@@ -191,7 +181,7 @@ class SessionGranted(BaseModel):
     response_model=SessionGranted,
     responses={
         403: {"description": "refused, with the reason"},
-        409: {"description": "the machine is offline"},
+        409: {"description": "the machine is offline (reason machine_offline)"},
     },
 )
 async def create_session(
@@ -201,12 +191,12 @@ async def create_session(
     db: DB,
     client: Client,
     session: ApiSession,
-) -> SessionGranted | JSONResponse:
+) -> SessionGranted:
     runtime = request.app.state.access
     try:
         key = base64.b64decode(body.technician_key, validate=True)
     except (binascii.Error, ValueError):
-        return JSONResponse({"error": "bad_technician_key"}, status_code=422)
+        raise SessionRefused("bad_technician_key") from None
     online = await runtime.cluster.locate(str(body.machine_id)) is not None
 
     # The database work runs in a worker thread: this event loop also carries the relay
@@ -228,11 +218,7 @@ async def create_session(
         finally:
             db.commit()
 
-    try:
-        issued = await run_in_threadpool(issue)
-    except SessionRefused as exc:
-        status = {"bad_technician_key": 422, "machine_offline": 409}.get(exc.reason, 403)
-        return JSONResponse({"error": exc.reason}, status_code=status)
+    issued = await run_in_threadpool(issue)
     relay_url = f"{state.settings.relay_base_url}/relay/{issued.session.id}"
     dialled = await runtime.hub.dial(
         body.machine_id,
@@ -251,7 +237,7 @@ async def create_session(
             db.commit()
 
         await run_in_threadpool(offline)
-        return JSONResponse({"error": "machine_offline"}, status_code=409)
+        raise SessionRefused("machine_offline")
     return SessionGranted(
         session_id=issued.session.id,
         ticket=issued.ticket,

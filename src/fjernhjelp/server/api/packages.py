@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from fjernhjelp.control.package import fingerprint
@@ -66,7 +65,7 @@ def _out(db: DB, p: InstallerPackage, now: datetime) -> dict[str, object]:
 @router.post("", status_code=201, response_model=MadePackageOut)
 def create_package(
     body: PackageRequest, state: State, db: DB, client: Client, user: ApiUser
-) -> MadePackageOut | JSONResponse:
+) -> MadePackageOut:
     try:
         made = packages.create(
             db,
@@ -80,13 +79,11 @@ def create_package(
             signing_key=state.keys.signing,
             source_address=client.source_address,
         )
-    except NotFound as exc:
-        db.commit()  # the refusal's audit event
-        raise HTTPException(404, "no such group") from exc
-    except PackageRefused as exc:
-        db.commit()  # the refusal's audit event, if it has one; nothing else was added
-        status = 403 if exc.reason == "packages_not_granted" else 422
-        return JSONResponse({"error": exc.reason}, status_code=status)
+    except (NotFound, PackageRefused):
+        # The refusal's audit event, if it has one (nothing else was added); the central
+        # mapping (server/problems.py) answers it.
+        db.commit()
+        raise
     db.commit()
     return MadePackageOut(
         **_out(db, made.package, state.now()),
@@ -113,8 +110,8 @@ def revoke_package(
             now=state.now(),
             source_address=client.source_address,
         )
-    except NotFound as exc:
-        db.commit()  # the refusal's audit event
-        raise HTTPException(404, "no such package") from exc
+    except NotFound:
+        db.commit()  # the refusal's audit event; server/problems.py answers it
+        raise
     db.commit()
     return PackageOut(**_out(db, package, state.now()))

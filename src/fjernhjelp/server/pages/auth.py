@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import enrolment, login, logins, totp
-from fjernhjelp.auth.login import LockedOut, LoginExpired, LoginRefused
+from fjernhjelp.auth.login import LoginExpired, LoginRefused
 from fjernhjelp.auth.models import SessionStage
 from fjernhjelp.portal import notifications
 from fjernhjelp.server.deps import DB, BrowserSession, Client, State, T
@@ -53,24 +53,23 @@ def _clear_cookie(response: Response, state: AppState, name: str) -> None:
     )
 
 
-def _refusal_status(exc: LoginRefused) -> int:
-    if isinstance(exc, LockedOut):
-        return 429
-    if isinstance(exc, login.AccountUnavailable):
-        return 403
-    return 401
-
-
-def _refusal_text(t: T, exc: LoginRefused) -> str:
-    if isinstance(exc, LockedOut):
-        return t("login.locked", minutes=max(1, (exc.retry_after + 59) // 60))
-    if isinstance(exc, login.AccountUnavailable):
-        return (
-            t(f"login.unavailable.{exc.reason}")
-            if exc.reason in ("not_enrolled", "no_factor", "organisation_suspended")
-            else t("login.account_unavailable")
-        )
-    return t(exc.message)
+def _refused_page(
+    request: Request, t: T, exc: LoginRefused, template: str, **context: object
+) -> Response:
+    # The form is shown again with the refusal's sentence, so the central mapping
+    # (server/problems.py) does not answer it; status, sentence and Retry-After are the
+    # refusal's own, as in the API's answer.
+    response = render(
+        request,
+        t,
+        template,
+        status_code=exc.status,
+        error=t(exc.sentence_key, **exc.params),
+        **context,
+    )
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -97,19 +96,8 @@ def login_submit(
     try:
         started = login.begin(db, state.login, username, password, client, state.now())
     except LoginRefused as exc:
-        db.commit()
-        response = render(
-            request,
-            t,
-            "login.html",
-            status_code=_refusal_status(exc),
-            next=safe_next(next),
-            error=_refusal_text(t, exc),
-            username=username,
-        )
-        if isinstance(exc, LockedOut):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        db.commit()  # the refusal's audit event and throttle counters
+        return _refused_page(request, t, exc, "login.html", next=safe_next(next), username=username)
     db.commit()
     response = RedirectResponse(f"/login/factor?next={safe_next(next)}", status_code=303)
     _set_cookie(
@@ -157,20 +145,10 @@ def factor_submit(
         db.commit()
         return RedirectResponse("/login?notice=expired", status_code=303)
     except LoginRefused as exc:
-        db.commit()
-        response = render(
-            request,
-            t,
-            "login_factor.html",
-            status_code=_refusal_status(exc),
-            next=safe_next(next),
-            error=_refusal_text(t, exc),
-            kinds=[],
-            user=None,
+        db.commit()  # the refusal's audit event and throttle counters
+        return _refused_page(
+            request, t, exc, "login_factor.html", next=safe_next(next), kinds=[], user=None
         )
-        if isinstance(exc, LockedOut):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
     # A notice addressed to this person (their account was re-enrolled) comes first.
     target = safe_next(next)
     if notifications.open_for_person(db, done.session.user):

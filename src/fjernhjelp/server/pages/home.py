@@ -41,7 +41,7 @@ def console(request: Request, t: T, db: DB, caller: PageCaller) -> Response:
     # true: no grant at all, or grants whose groups have no machine yet.
     try:
         usable = grants.received(db, caller)
-    except NotAllowed:
+    except NotAllowed:  # not a refusal of the page: the console then says "no grants"
         usable = []
     return render(
         request,

@@ -18,7 +18,6 @@ from fjernhjelp.auth.models import User
 from fjernhjelp.machines import registry as machine_registry
 from fjernhjelp.machines import removal
 from fjernhjelp.machines.models import InstallerPackage, Machine, MachineStatus
-from fjernhjelp.refusals import NotFound
 from fjernhjelp.remote import history
 from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
 from fjernhjelp.server.pages.portal_view import done, notice_text
@@ -73,14 +72,9 @@ async def machine_page(
         after = history.Cursor.decode(cursor) if cursor is not None else None
     except ValueError as exc:
         raise HTTPException(404) from exc
-    try:
-        page = await run_in_threadpool(
-            functools.partial(
-                history.sessions_of, db, user, machine_id, limit=PAGE_ROWS, after=after
-            )
-        )
-    except NotFound as exc:
-        raise HTTPException(404) from exc
+    page = await run_in_threadpool(
+        functools.partial(history.sessions_of, db, user, machine_id, limit=PAGE_ROWS, after=after)
+    )
     machine, sessions = page.machine, page.sessions
     online = await request.app.state.access.cluster.online([str(machine.id)])
     return render(
@@ -132,10 +126,7 @@ async def remove(
     request: Request, db: DB, client: Client, user: PageUser, machine_id: uuid.UUID
 ) -> Response:
     require(user, admin=True)
-    try:
-        await request.app.state.access.remove_machine(db, user, machine_id, client.source_address)
-    except NotFound as exc:
-        raise HTTPException(404) from exc
+    await request.app.state.access.remove_machine(db, user, machine_id, client.source_address)
     return done("/portal/machines", "machine_removed")
 
 

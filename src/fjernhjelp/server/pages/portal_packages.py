@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from fjernhjelp.auth.models import User
@@ -105,14 +105,16 @@ def create(
             signing_key=state.keys.signing,
             source_address=client.source_address,
         )
-    except NotFound as exc:
-        # A group the user may not manage looks exactly like one that does not exist.
+    except NotFound:
+        # A group the user may not manage looks exactly like one that does not exist
+        # (server/problems.py answers it as an unknown page).
         db.commit()  # the refusal's audit event
-        raise HTTPException(404) from exc
+        raise
     except PackageRefused as exc:
+        # Answered here, not centrally: the form is shown again with the sentence.
         db.commit()  # the refusal's audit event, if it has one; nothing else was added
         error = t(f"package.refused.{exc.reason}", max_hours=MAX_HOURS, max=packages.MAX_USES)
-        status = 403 if exc.reason == "packages_not_granted" else 422
+        status = exc.status
         return _list(request, state, db, t, user, status, error=error, form=form | {"label": label})
     db.commit()
     name = file_name(made.package)
@@ -136,10 +138,7 @@ def confirm_revoke(
     request: Request, state: State, db: DB, t: T, user: PageUser, package_id: uuid.UUID
 ) -> Response:
     _allowed(user)
-    try:
-        package = packages.get_revocable(db, user, package_id)
-    except NotFound as exc:
-        raise HTTPException(404) from exc
+    package = packages.get_revocable(db, user, package_id)
     return render(
         request,
         t,
@@ -160,8 +159,8 @@ def revoke(state: State, db: DB, client: Client, user: PageUser, package_id: uui
             now=state.now(),
             source_address=client.source_address,
         )
-    except NotFound as exc:
-        db.commit()  # the refusal's audit event
-        raise HTTPException(404) from exc
+    except NotFound:
+        db.commit()  # the refusal's audit event; server/problems.py answers it
+        raise
     db.commit()
     return done("/portal/packages", "package_revoked")

@@ -56,7 +56,7 @@ async function requestSession(ephemeral) {
   });
   if (response.status === 201) return response.json();
   const body = await response.json().catch(() => ({}));
-  const reason = typeof body.error === "string" ? body.error.slice(0, 80) : null;
+  const reason = typeof body.reason === "string" ? body.reason.slice(0, 80) : null;
   if (reason === null) throw new ServerRefusal(text("server_refusal.error", { status: response.status }));
   const key = `server_refusal.${keyOf(reason)}`;
   throw new ServerRefusal(hasText(key) ? text(key) : text("server_refusal.generic", { reason }));
