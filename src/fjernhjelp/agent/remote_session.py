@@ -118,7 +118,8 @@ class Session:
         self.command = command
         self.config = owner.config
         self.consent_done = asyncio.Event()
-        self.tasks: set[asyncio.Task[None]] = set()
+        # Held only to keep them alive and cancel them; their results (if any) go unread.
+        self.tasks: set[asyncio.Task[object]] = set()
         self.ticket: Ticket | None = None
         self.display: DisplayTarget | None = None
         self.end_reason: str | None = None
@@ -285,8 +286,8 @@ class Session:
     def _hold_changed(self, held: bool, indicator: SessionIndicator | None) -> None:
         if indicator is not None:
             task = asyncio.create_task(indicator.show_paused(held))
-            self.tasks.add(task)  # type: ignore[arg-type]
-            task.add_done_callback(self.tasks.discard)  # type: ignore[arg-type]
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         if not held:
             self._report_held_back()
 
