@@ -52,8 +52,11 @@ test: $(STAMP) system-deps npm-deps
 test-sqlite: $(STAMP) system-deps npm-deps
 	FJERNHJELP_TEST_BACKENDS=sqlite scripts/test.sh
 
+# mypy's settings (which files, how strict) live in pyproject.toml; its incremental cache
+# in .mypy_cache makes a second run quick.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/login.py
@@ -62,4 +65,4 @@ bench-desktop: $(STAMP) system-deps npm-deps
 	$(BIN)/python bench/desktop.py
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache node_modules
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache node_modules

@@ -11,7 +11,7 @@ import os
 import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -166,5 +166,6 @@ class Settings(BaseSettings):
         return self.data_dir / "keys"
 
 
-def load_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]
+def load_settings(**overrides: Any) -> Settings:
+    # Any: fields by name, each validated (and coerced) by pydantic as from the environment.
+    return Settings(**overrides)

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import websockets
 from cryptography.exceptions import InvalidSignature
@@ -62,7 +63,8 @@ class ControlLink:
         config: LinkConfig,
         *,
         machine_info: Callable[[], MachineInfo],
-        on_dial: Callable[[Dial], Awaitable[None]],
+        # A coroutine, not any awaitable: each dial runs as its own task.
+        on_dial: Callable[[Dial], Coroutine[Any, Any, None]],
         on_cut: Callable[[Cut], Awaitable[None]],
         backoff: Backoff | None = None,
     ) -> None:

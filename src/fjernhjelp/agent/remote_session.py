@@ -31,7 +31,7 @@ from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
 from fjernhjelp.agent.inputhold import HOLD
 from fjernhjelp.agent.tls import for_url
 from fjernhjelp.control.dial import DialRefused, check_dial, relay_origin
-from fjernhjelp.control.messages import Cut, Dial, SessionEvent
+from fjernhjelp.control.messages import Cut, Dial, SessionAction, SessionEvent
 from fjernhjelp.streams.chat.service import ChatOutcome
 from fjernhjelp.streams.desktop.viewer import InputEvent
 from fjernhjelp.streams.files.service import FileRefusal, FileTransferRecord
@@ -53,7 +53,7 @@ _log = logging.getLogger(__name__)
 
 Report = Callable[[SessionEvent], Any]
 
-CONSENT_CLOSE = {
+CONSENT_CLOSE: dict[ConsentAnswer, tuple[CloseCode, SessionAction]] = {
     ConsentAnswer.DENIED: (CloseCode.CONSENT_DENIED, "consent.denied"),
     ConsentAnswer.TIMED_OUT: (CloseCode.CONSENT_TIMEOUT, "consent.timed_out"),
     ConsentAnswer.NO_DISPLAY: (CloseCode.CONSENT_DENIED, "consent.no_display"),
@@ -118,14 +118,15 @@ class Session:
         self.command = command
         self.config = owner.config
         self.consent_done = asyncio.Event()
-        self.tasks: set[asyncio.Task[None]] = set()
+        # Held only to keep them alive and cancel them; their results (if any) go unread.
+        self.tasks: set[asyncio.Task[object]] = set()
         self.ticket: Ticket | None = None
         self.display: DisplayTarget | None = None
         self.end_reason: str | None = None
         self.clipboard_refused = False
         self.held_back: Counter[str] = Counter()  # input dropped during the current hold
 
-    def _report(self, action: str, reason: str | None = None, **details: Any) -> None:
+    def _report(self, action: SessionAction, reason: str | None = None, **details: Any) -> None:
         self.owner.report(
             SessionEvent(
                 session_id=self.command.session_id, action=action, reason=reason, details=details
@@ -285,8 +286,8 @@ class Session:
     def _hold_changed(self, held: bool, indicator: SessionIndicator | None) -> None:
         if indicator is not None:
             task = asyncio.create_task(indicator.show_paused(held))
-            self.tasks.add(task)  # type: ignore[arg-type]
-            task.add_done_callback(self.tasks.discard)  # type: ignore[arg-type]
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         if not held:
             self._report_held_back()
 

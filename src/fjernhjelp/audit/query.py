@@ -26,7 +26,7 @@ def visible_events(
     *,
     limit: int = 200,
     before_seq: int | None = None,
-) -> Select[tuple[AuditEvent]]:
+) -> Select[AuditEvent]:
     """Events newest first. ``organisation_id`` None means everything (the operator)."""
     stmt = select(AuditEvent)
     if organisation_id is not None:

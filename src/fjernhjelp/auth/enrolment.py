@@ -20,6 +20,7 @@ from fjernhjelp.auth import factors, logins
 from fjernhjelp.auth.models import EnrolmentLink, Factor, FactorKind, User, UserStatus
 from fjernhjelp.auth.passwords import Passwords, policy_problems
 from fjernhjelp.auth.tokens import new_token, token_hash
+from fjernhjelp.db.dml import rows_matched
 from fjernhjelp.portal import reenrolment
 
 
@@ -141,7 +142,8 @@ def complete(
     # refused (on PostgreSQL it waits for the first to commit, then sees it used). A
     # wrong code gives the link back by rolling the savepoint back.
     attempt = db.begin_nested()
-    claimed = db.execute(
+    claimed = rows_matched(
+        db,
         update(EnrolmentLink)
         .where(
             EnrolmentLink.id == link.id,
@@ -149,9 +151,9 @@ def complete(
             EnrolmentLink.expires_at > now,
         )
         .values(used_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if claimed.rowcount != 1:
+    if claimed != 1:
         attempt.rollback()
         raise LinkInvalid("used_link")
     pending = pending_totp(db, at_rest_key, link)

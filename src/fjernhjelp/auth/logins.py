@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from fjernhjelp.auth.models import LoginSession, SessionKind, SessionStage, User, UserStatus
 from fjernhjelp.auth.tokens import new_token, token_hash
+from fjernhjelp.db.dml import rows_matched
 
 # last_seen_at is written at most this often, so a page full of requests costs one write.
 TOUCH_EVERY = timedelta(seconds=30)
@@ -93,18 +94,15 @@ def end(db: Session, row: LoginSession) -> None:
 
 
 def end_all_for_user(db: Session, user_id: object) -> int:
-    result = db.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
-    return result.rowcount or 0
+    return rows_matched(db, delete(LoginSession).where(LoginSession.user_id == user_id))
 
 
 def end_others_for_user(db: Session, user_id: object, keep: object | None) -> int:
     stmt = delete(LoginSession).where(LoginSession.user_id == user_id)
     if keep is not None:
         stmt = stmt.where(LoginSession.id != keep)
-    result = db.execute(stmt)
-    return result.rowcount or 0
+    return rows_matched(db, stmt)
 
 
 def purge_expired(db: Session, now: datetime) -> int:
-    result = db.execute(delete(LoginSession).where(LoginSession.expires_at <= now))
-    return result.rowcount or 0
+    return rows_matched(db, delete(LoginSession).where(LoginSession.expires_at <= now))

@@ -54,8 +54,8 @@ def record_failure(db: Session, key: str, rule: ThrottleRule, now: datetime) -> 
     An atomic upsert: parallel guesses each increment, none is lost to a race.
     """
     insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(Throttle).values(key=key, failures=1, last_failure_at=now, locked_until=None)
-    stmt = stmt.on_conflict_do_update(
+    first = insert(Throttle).values(key=key, failures=1, last_failure_at=now, locked_until=None)
+    stmt = first.on_conflict_do_update(
         index_elements=[Throttle.key],
         set_={"failures": Throttle.failures + 1, "last_failure_at": now},
     ).returning(Throttle.failures, Throttle.last_failure_at)

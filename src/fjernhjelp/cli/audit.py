@@ -21,6 +21,7 @@ from fjernhjelp.cli.common import (
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from fjernhjelp.audit.checkpoint import Checkpoint
     from fjernhjelp.config import Settings
 
 # Database modules are imported inside the commands (`fjernhjelp --help` stays quick).
@@ -53,7 +54,7 @@ def _trusted_key(settings: "Settings", server_key: str | None) -> "str | Ed25519
         raise typer.Exit(2) from exc
 
 
-def _checkpoints(file: Path, trusted: "str | Ed25519PublicKey"):  # type: ignore[no-untyped-def]
+def _checkpoints(file: Path, trusted: "str | Ed25519PublicKey") -> "list[Checkpoint]":
     from fjernhjelp.audit.checkpoint import CheckpointError, parse_file, verified
 
     try:

@@ -5,7 +5,7 @@ imports this, and `fjernhjelp --help` (or the agent) should not pay for what it 
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 import typer
 
@@ -43,8 +43,10 @@ def real(lazy: "Console") -> "Console":
     return lazy._get() if isinstance(lazy, _LazyConsole) else lazy
 
 
-console: "Console" = _LazyConsole()  # type: ignore[assignment]
-err: "Console" = _LazyConsole(stderr=True)  # type: ignore[assignment]
+# Typed as the Console they stand in for, so every use is checked against rich's API;
+# the stand-in forwards each attribute to the real one.
+console: "Console" = _LazyConsole()  # type: ignore[assignment]  # lazy stand-in, see above
+err: "Console" = _LazyConsole(stderr=True)  # type: ignore[assignment]  # lazy stand-in
 
 DataDir = Annotated[
     Path | None,
@@ -62,14 +64,25 @@ def load_models() -> None:
     import fjernhjelp.db.models  # noqa: F401
 
 
+class _Overrides(TypedDict, total=False):
+    """Settings given on the command line; an option left out is not passed at all, so
+    the environment (and the config file) still decide it."""
+
+    data_dir: Path
+    database_url: str
+    bind: str
+
+
 def settings_from(
-    data_dir: Path | None = None, database_url: str | None = None, **extra: object
+    data_dir: Path | None = None, database_url: str | None = None, *, bind: str | None = None
 ) -> "Settings":
     from fjernhjelp.config import Settings
 
-    overrides: dict[str, object] = {k: v for k, v in extra.items() if v is not None}
+    overrides = _Overrides()
+    if bind is not None:
+        overrides["bind"] = bind
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if database_url is not None:
         overrides["database_url"] = database_url
-    return Settings(**overrides)  # type: ignore[arg-type]
+    return Settings(**overrides)

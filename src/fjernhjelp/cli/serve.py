@@ -1,6 +1,7 @@
 """``fjernhjelp serve`` and ``fjernhjelp demo``: run the server."""
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, TypedDict
 
 import typer
 
@@ -29,11 +30,24 @@ def _run(settings: "Settings") -> None:
     uvicorn.run(app, **uvicorn_options(settings))
 
 
-def uvicorn_options(settings: "Settings") -> dict[str, object]:
+class UvicornOptions(TypedDict):
+    """The keyword arguments ``uvicorn.run`` gets besides the app."""
+
+    host: str
+    port: int
+    ssl_certfile: str | None
+    ssl_keyfile: str | None
+    proxy_headers: bool
+    server_header: bool
+    ws_max_size: int
+    log_config: dict[str, object]
+
+
+def uvicorn_options(settings: "Settings") -> UvicornOptions:
     from fjernhjelp import logs
     from fjernhjelp.server.ws_guard import PROTOCOL_MAX_MESSAGE
 
-    return dict(
+    return UvicornOptions(
         host=settings.host,
         port=settings.port,
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
@@ -71,21 +85,20 @@ def demo(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind 
     _run(settings)
 
 
-def _print_credentials(url: str, data: dict[str, object], path: object) -> None:
+def _print_credentials(url: str, data: Mapping[str, object], path: object) -> None:
     import segno
 
+    accounts = data["accounts"]
+    assert isinstance(accounts, list), "demo.save writes the accounts as a list"
     console.rule("[bold]fjernhjelp demo")
     console.print(f"Open [bold]{url}[/bold] in a browser.\n")
-    for account in data["accounts"]:  # type: ignore[attr-defined]
+    for account in accounts:
         console.print(
             f"  [bold]{account['username']}[/bold] ({account['role']}, {account['organisation']})\n"
             f"    password:    {account['password']}\n"
             f"    TOTP secret: {account['totp_secret']}"
         )
-    technician = next(
-        (a for a in data["accounts"] if a["role"] == "technician"),
-        None,  # type: ignore[attr-defined]
-    )
+    technician = next((a for a in accounts if a["role"] == "technician"), None)
     if technician:
         uri = (
             f"otpauth://totp/fjernhjelp:{technician['username']}"

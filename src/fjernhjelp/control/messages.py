@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -77,7 +77,7 @@ class Report(_Msg):
     info: MachineInfo
 
 
-SESSION_EVENTS = (
+SessionAction = Literal[
     "session.refused",  # the agent refused the ticket (with reason)
     "dial.refused",  # the agent would not dial the relay URL it was sent (control.dial)
     "session.started",
@@ -94,7 +94,8 @@ SESSION_EVENTS = (
     "shell.started",  # run_as and the OS account (name and uid) the shell runs as
     "shell.ended",
     "input.held_back",  # remote input dropped while a consent dialog was open (counts)
-)
+]
+SESSION_EVENTS: tuple[SessionAction, ...] = get_args(SessionAction)
 
 
 class SessionEvent(_Msg):
@@ -102,7 +103,7 @@ class SessionEvent(_Msg):
 
     type: Literal["event"] = "event"
     session_id: uuid.UUID
-    action: Literal[SESSION_EVENTS]  # type: ignore[valid-type]
+    action: SessionAction
     reason: str | None = Field(default=None, max_length=120)
     details: dict[str, Any] = Field(default_factory=dict)
 

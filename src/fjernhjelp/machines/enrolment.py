@@ -19,6 +19,7 @@ from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth.tokens import token_hash
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import MachineInfo
+from fjernhjelp.db.dml import rows_matched
 from fjernhjelp.machines.models import InstallerPackage, Machine
 from fjernhjelp.machines.packages import maker_refusal
 from fjernhjelp.refusals import EnrolmentRefused
@@ -32,11 +33,12 @@ def _refuse(
     package: InstallerPackage | None,
     details: dict[str, object],
 ) -> EnrolmentRefused:
+    hostname = details.get("hostname")
     record(
         db,
         "machine.enrolment",
         Outcome.DENIED,
-        actor=Actor.named(details.get("hostname") and f"agent@{details['hostname']}"),
+        actor=Actor.named(hostname and f"agent@{hostname}" if isinstance(hostname, str) else None),
         reason=reason,
         customer_org_id=package.organisation_id if package else None,
         source_address=source_address,
@@ -98,7 +100,8 @@ def enrol(
         )
     # Count the use with a guarded update, so two machines racing for the last use of a
     # token cannot both get it.
-    taken = db.execute(
+    taken = rows_matched(
+        db,
         update(InstallerPackage)
         .where(
             InstallerPackage.id == package.id,
@@ -106,8 +109,8 @@ def enrol(
             InstallerPackage.revoked_at.is_(None),
         )
         .values(uses=InstallerPackage.uses + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if taken != 1:
         raise _refuse(
             db, "package_used_up", source_address=source_address, package=package, details=details

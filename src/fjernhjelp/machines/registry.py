@@ -97,7 +97,7 @@ def agent_actor(machine: Machine) -> Actor:
     return Actor(None, f"agent@{machine.hostname}", machine.organisation_id)
 
 
-def _live_grant_groups(user: User, now: datetime) -> Select[tuple[uuid.UUID]]:
+def _live_grant_groups(user: User, now: datetime) -> Select[uuid.UUID]:
     """Groups the user's vendor holds a grant on that has not ended (status, its own
     expiry and its agreement's, checked by time too: the sweep may not have run yet)
     and that names the user or names nobody."""

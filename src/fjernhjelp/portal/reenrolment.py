@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Actor, Outcome, record
@@ -33,7 +33,7 @@ def affected_customers(db: Session, user: User) -> list[uuid.UUID]:
     names_them = exists().where(
         grant_technicians.c.grant_id == Grant.id, grant_technicians.c.user_id == user.id
     )
-    under = [names_them]
+    under: list[ColumnElement[bool]] = [names_them]
     if user.is_technician:
         under.append(~exists().where(grant_technicians.c.grant_id == Grant.id))
     rows = db.execute(

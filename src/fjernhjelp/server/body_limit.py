@@ -10,6 +10,7 @@ The limit is small by default; a route that needs more is named in ``ROUTE_LIMIT
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fjernhjelp.i18n import Translator
@@ -98,6 +99,7 @@ class BodyLimit:
         peer = scope["client"][0] if scope.get("client") else None
         address = client_address(peer, request.headers.get("x-forwarded-for"), state.settings)
         state.probes.note(address, Kind.BODY_TOO_LARGE, scope["method"], scope["path"], state.now())
+        response: Response
         if scope["path"].startswith("/api/"):
             response = problem(
                 scope["path"],

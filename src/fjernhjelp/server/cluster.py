@@ -14,7 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 _log = logging.getLogger(__name__)
 
@@ -164,7 +164,10 @@ class RedisCluster:
             await pipe.execute()
 
     async def locate(self, machine_id: str) -> str | None:
-        return await self._redis.get(self._key(machine_id))
+        node = await self._redis.get(self._key(machine_id))
+        # decode_responses=True makes every reply a str; redis-py's types do not follow
+        # that flag and still say bytes | str.
+        return cast("str | None", node)
 
     async def online(self, machine_ids: Iterable[str]) -> set[str]:
         ids = list(machine_ids)

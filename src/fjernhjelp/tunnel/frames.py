@@ -135,7 +135,8 @@ def credit_frame(stream: int, amount: int) -> Frame:
 
 
 def credit_of(payload: bytes) -> int:
-    return _U32.unpack(payload)[0]
+    (amount,) = _U32.unpack(payload)
+    return int(amount)
 
 
 def reason_frame(kind: FrameType, stream: int, code: int, text: str) -> Frame:

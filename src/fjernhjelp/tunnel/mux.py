@@ -15,6 +15,7 @@ import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from fjernhjelp.tunnel import frames
@@ -68,7 +69,13 @@ class StreamRequest:
 
 Authorize = Callable[[StreamRequest], Awaitable[bool]]
 
-_PONG = object()  # marks the one queued PONG; its payload is the latest PING's
+class _Pong(Enum):
+    """Marks the one queued PONG; its payload is the latest PING's."""
+
+    PONG = "pong"
+
+
+_PONG = _Pong.PONG
 
 
 class Tunnel:
@@ -105,7 +112,7 @@ class Tunnel:
         self.control = self._add_stream(CONTROL_STREAM, "control", {}, "open")
         self._incoming: deque[tuple[StreamRequest, Stream]] = deque()
         self._incoming_ready = asyncio.Event()
-        self._urgent: deque[Frame | object] = deque()
+        self._urgent: deque[Frame | _Pong] = deque()
         self._pong_payload = b""
         self._data: deque[tuple[bytes, asyncio.Future[None]]] = deque()
         self._in_flight: asyncio.Future[None] | None = None  # the data frame being written
@@ -199,8 +206,11 @@ class Tunnel:
         await sent
 
     def write_urgent(self, frame: Frame) -> None:
+        self._queue_urgent(frame)
+
+    def _queue_urgent(self, item: Frame | _Pong) -> None:
         if self.closed is None:
-            self._urgent.append(frame)
+            self._urgent.append(item)
             self._wake_writer.set()
 
     def forget(self, stream: Stream) -> None:
@@ -254,7 +264,6 @@ class Tunnel:
                         pong = Frame(FrameType.PONG, CONTROL_STREAM, self._pong_payload)
                         plaintext = pong.encode()
                     else:
-                        assert isinstance(item, Frame)
                         plaintext = item.encode()
                         if item.type is FrameType.GOODBYE:
                             sent = self._goodbye_sent
@@ -295,7 +304,7 @@ class Tunnel:
         if kind is FrameType.PING:
             self._pong_payload = frame.payload
             if _PONG not in self._urgent:
-                self.write_urgent(_PONG)  # type: ignore[arg-type]
+                self._queue_urgent(_PONG)
             return
         if kind is FrameType.PONG:
             return  # liveness is any record; the payload needs no check

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
+
+_T = TypeVar("_T")
 
 
 class TransportClosed(Exception):
@@ -99,7 +102,7 @@ class MemoryTransport:
         self._closed_here = True
         self._pair_closed.set()
 
-    async def _until_closed(self, operation: Any) -> Any:
+    async def _until_closed(self, operation: Coroutine[Any, Any, _T]) -> _T:
         if self._pair_closed.is_set():
             operation.close()
             raise TransportClosed("closed")

@@ -10,6 +10,7 @@ thread with its own X connection, because it must answer requests at any time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -22,6 +23,7 @@ from Xlib import display as xdisplay
 from Xlib.error import ConnectionClosedError, DisplayError
 from Xlib.ext import xfixes
 from Xlib.protocol import event as xevent
+from Xlib.protocol import rq
 
 from fjernhjelp.streams.desktop.errors import DesktopUnavailable
 
@@ -33,7 +35,7 @@ MAX_TEXT = 1 << 20  # a larger selection is not forwarded
 class Clipboard:
     """Watches and sets the X clipboard; ``on_change`` runs in the clipboard thread."""
 
-    def __init__(self, display: str, on_change: Callable[[str], None]) -> None:
+    def __init__(self, display: str, on_change: Callable[[str], object]) -> None:
         try:
             self._x = xdisplay.Display(display)
         except (DisplayError, OSError) as exc:
@@ -93,7 +95,7 @@ class Clipboard:
                     self._guarded(self._take_requests)
                 while self._x.pending_events():
                     event = self._x.next_event()
-                    self._guarded(lambda ev=event: self._handle(ev))
+                    self._guarded(functools.partial(self._handle, event))
         except (ConnectionClosedError, OSError):  # the display went away
             log.info("clipboard thread stopped: the X connection closed")
         except Exception:  # the session goes on without a clipboard
@@ -120,10 +122,11 @@ class Clipboard:
                 self._window.set_selection_owner(selection, X.CurrentTime)
             self._x.flush()
 
-    def _handle(self, ev: object) -> None:
+    # python-xlib events carry their fields as dynamic attributes (Any in the stubs).
+    def _handle(self, ev: rq.Event) -> None:
         kind = getattr(ev, "type", None)
         if (kind, getattr(ev, "sub_code", None)) == self._x.extension_event.SetSelectionOwnerNotify:
-            owner = ev.owner  # type: ignore[attr-defined]
+            owner = ev.owner
             if owner not in (X.NONE, self._window.id):
                 self._window.convert_selection(
                     self._clipboard, self._utf8, self._incoming, X.CurrentTime
@@ -133,13 +136,13 @@ class Clipboard:
             self._receive(ev)
         elif kind == X.SelectionRequest:
             self._answer(ev)
-        elif kind == X.SelectionClear and ev.atom == self._clipboard:  # type: ignore[attr-defined]
+        elif kind == X.SelectionClear and ev.atom == self._clipboard:
             # Another program copied something: python-xlib names the selection "atom".
             self._owned_text = None
 
-    def _receive(self, ev: object) -> None:
-        target = ev.target  # type: ignore[attr-defined]
-        if ev.property == X.NONE:  # type: ignore[attr-defined]
+    def _receive(self, ev: rq.Event) -> None:
+        target = ev.target
+        if ev.property == X.NONE:
             if target == self._utf8:  # an older program: ask for Latin-1 STRING instead
                 self._window.convert_selection(
                     self._clipboard, Xatom.STRING, self._incoming, X.CurrentTime
@@ -155,25 +158,25 @@ class Clipboard:
         text = raw.decode("utf-8", "replace") if target == self._utf8 else raw.decode("latin-1")
         self._on_change(text)
 
-    def _answer(self, ev: object) -> None:
-        requestor = ev.requestor  # type: ignore[attr-defined]
-        target = ev.target  # type: ignore[attr-defined]
-        prop = ev.property or target  # type: ignore[attr-defined]
-        ok = self._owned_text is not None
-        if ok and target == self._targets:
+    def _answer(self, ev: rq.Event) -> None:
+        requestor = ev.requestor
+        target = ev.target
+        prop = ev.property or target
+        owned = self._owned_text
+        if owned is not None and target == self._targets:
             atoms = [self._targets, self._utf8, self._text_atom, Xatom.STRING]
             requestor.change_property(prop, Xatom.ATOM, 32, atoms)
-        elif ok and target in (self._utf8, self._text_atom):
-            requestor.change_property(prop, self._utf8, 8, self._owned_text)
-        elif ok and target == Xatom.STRING:
-            text = self._owned_text.decode("utf-8").encode("latin-1", "replace")  # type: ignore[union-attr]
+        elif owned is not None and target in (self._utf8, self._text_atom):
+            requestor.change_property(prop, self._utf8, 8, owned)
+        elif owned is not None and target == Xatom.STRING:
+            text = owned.decode("utf-8").encode("latin-1", "replace")
             requestor.change_property(prop, Xatom.STRING, 8, text)
         else:
             prop = X.NONE
         notify = xevent.SelectionNotify(
-            time=ev.time,  # type: ignore[attr-defined]
+            time=ev.time,
             requestor=requestor,
-            selection=ev.selection,  # type: ignore[attr-defined]
+            selection=ev.selection,
             target=target,
             property=prop,
         )

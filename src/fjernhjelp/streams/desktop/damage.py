@@ -176,7 +176,10 @@ def _row_hashes(image: np.ndarray, area: Rect) -> np.ndarray:
     # A wrapping sum over every third 8-byte word: cheap, and a candidate shift is
     # verified exactly before it is used.
     words = rows.view(np.uint64)[:, ::3]
-    return words.sum(axis=1, dtype=np.uint64) ^ np.bitwise_xor.reduce(words, axis=1)
+    # numpy types ndarray.sum and ufunc.reduce as Any (either may give a scalar); along an
+    # axis both give arrays.
+    hashes: np.ndarray = words.sum(axis=1, dtype=np.uint64) ^ np.bitwise_xor.reduce(words, axis=1)
+    return hashes
 
 
 def _scroll_in(model: np.ndarray, frame: np.ndarray, area: Rect) -> Scroll | None:

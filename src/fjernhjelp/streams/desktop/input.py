@@ -64,7 +64,8 @@ class InputInjector:
         self._shift_code = self._x.keysym_to_keycode(XK.XK_Shift_L)
         low, high = self._x.display.info.min_keycode, self._x.display.info.max_keycode
         mapping = self._x.get_keyboard_mapping(low, high - low + 1)
-        self._spares = [low + i for i, syms in enumerate(mapping) if not any(syms)]
+        # The display info is untyped in the Xlib stubs; keycodes are ints.
+        self._spares: list[int] = [low + i for i, syms in enumerate(mapping) if not any(syms)]
         self._bound: OrderedDict[int, int] = OrderedDict()  # spare keycode -> keysym
         self._letters: dict[int, tuple[int, int]] = {}  # keysym -> (keycode, level)
         self._letters_ready = 0.0

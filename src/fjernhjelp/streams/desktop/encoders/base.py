@@ -47,7 +47,9 @@ class Settings:
 
 
 class Encoder(Protocol):
-    encoding: int
+    # Read-only: each encoder class fixes its number as a class attribute (an Encoding).
+    @property
+    def encoding(self) -> int: ...
 
     def encode(self, frame: np.ndarray, rect: Rect, settings: Settings) -> list[EncodedRect]:
         """Encode ``rect`` of ``frame`` (B,G,R,X pixels) as one or more rectangles."""

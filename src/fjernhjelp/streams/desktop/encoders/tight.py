@@ -106,12 +106,13 @@ class TightEncoder:
             return EncodedRect(rect, self.encoding, bytes([FILL]) + _tpixels(pixel, settings))
         if segment.kind == "palette":
             return self._palette(region, rect, segment.colours, settings)
-        if _uses_jpeg(settings):
+        quality = _jpeg_quality(settings)
+        if quality is not None:
             jpeg = simplejpeg.encode_jpeg(
                 np.ascontiguousarray(region),
-                quality=JPEG_QUALITY[settings.quality],
+                quality=JPEG_QUALITY[quality],
                 colorspace="BGRX",
-                colorsubsampling="444" if settings.quality >= 9 else "420",
+                colorsubsampling="444" if quality >= 9 else "420",
                 fastdct=True,
             )
             payload = bytes([JPEG]) + compact_length(len(jpeg)) + jpeg
@@ -186,7 +187,9 @@ def _starts(ordered: np.ndarray) -> np.ndarray:
 
 
 def _distinct_counts(rows: np.ndarray) -> np.ndarray:
-    return _starts(np.sort(rows, axis=1)).sum(axis=1)
+    # ndarray.sum is typed Any (it may be a scalar); along an axis it is an array.
+    counts: np.ndarray = _starts(np.sort(rows, axis=1)).sum(axis=1)
+    return counts
 
 
 def _tile_rows(rect: Rect) -> list[Rect]:
@@ -197,7 +200,14 @@ def _tile_rows(rect: Rect) -> list[Rect]:
 
 
 def _uses_jpeg(settings: Settings) -> bool:
-    return settings.quality is not None and settings.format.bits_per_pixel >= 16
+    return _jpeg_quality(settings) is not None
+
+
+def _jpeg_quality(settings: Settings) -> int | None:
+    """The JPEG quality level (0..9) when rectangles may go as JPEG, else None."""
+    if settings.quality is None or settings.format.bits_per_pixel < 16:
+        return None
+    return settings.quality
 
 
 def _merge_vertically(rows: list[list[_Segment]], kinds: set[str]) -> list[_Segment]:

@@ -37,7 +37,9 @@ def pack_indices(index: np.ndarray, bits: int) -> bytes:
     padded[:, :w] = index
     groups = padded.reshape(h, -1, per_byte)
     shifts = np.arange(per_byte - 1, -1, -1, dtype=np.uint8) * bits
-    return np.bitwise_or.reduce(groups << shifts, axis=2).astype(np.uint8).tobytes()
+    # numpy types ufunc.reduce as Any; along an axis it gives an array.
+    packed: np.ndarray = np.bitwise_or.reduce(groups << shifts, axis=2)
+    return packed.astype(np.uint8).tobytes()
 
 
 class ZrleEncoder:
