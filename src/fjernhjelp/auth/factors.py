@@ -13,6 +13,7 @@ from fjernhjelp.auth import totp, yubico
 from fjernhjelp.auth.models import Factor, FactorKind, User
 from fjernhjelp.auth.sealing import seal, unseal
 from fjernhjelp.db.base import utcnow
+from fjernhjelp.db.dml import rows_matched
 
 
 class FactorFailure(enum.StrEnum):
@@ -139,16 +140,17 @@ def _verify_totp(
             continue
         # Compare-and-set in one statement: of two logins racing with the same code,
         # exactly one moves the step forward.
-        result = db.execute(
+        moved = rows_matched(
+            db,
             update(Factor)
             .where(
                 Factor.id == factor.id,
                 or_(Factor.last_totp_step.is_(None), Factor.last_totp_step < step),
             )
             .values(last_totp_step=step, last_used_at=utcnow())
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
-        if result.rowcount == 1:
+        if moved == 1:
             db.refresh(factor)
             return Accepted(factor)
         replayed = True
@@ -173,7 +175,8 @@ def _verify_yubico(db: Session, at_rest_key: bytes, factors: list[Factor], otp: 
     except yubico.YubicoOTPError as exc:
         raise FactorRejected(FactorFailure.WRONG_CODE, FactorKind.YUBICO) from exc
     counter, use = token.position()
-    result = db.execute(
+    moved = rows_matched(
+        db,
         update(Factor)
         .where(
             Factor.id == factor.id,
@@ -184,9 +187,9 @@ def _verify_yubico(db: Session, at_rest_key: bytes, factors: list[Factor], otp: 
             ),
         )
         .values(last_counter=counter, last_use=use, last_used_at=utcnow())
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if result.rowcount != 1:
+    if moved != 1:
         raise FactorRejected(FactorFailure.REPLAYED, FactorKind.YUBICO)
     db.refresh(factor)
     return Accepted(factor)

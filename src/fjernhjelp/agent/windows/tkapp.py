@@ -59,7 +59,7 @@ def _set_title(root: tk.Tk, title: str) -> None:
     root.tk.call("encoding", "system", "iso8859-1")
     root.title(title)
 
-    def mapped(event: tk.Event) -> None:  # type: ignore[type-arg]
+    def mapped(event: tk.Event) -> None:
         if event.widget is not root:
             return  # a child's map comes first; the toplevel's is the one Tk titles
         root.tk.call("encoding", "system", system)

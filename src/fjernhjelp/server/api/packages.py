@@ -46,20 +46,20 @@ class MadePackageOut(PackageOut):
     server_key_fingerprint: str
 
 
-def _out(db: DB, p: InstallerPackage, now: datetime) -> dict[str, object]:
-    return {
-        "id": p.id,
-        "label": p.label,
-        "group": p.group.name,
-        "created_by": p.created_by.username,
-        "created_at": p.created_at,
-        "expires_at": p.expires_at,
-        "max_uses": p.max_uses,
-        "uses": p.uses,
-        "revoked": p.revoked_at is not None,
-        "state": packages.state_of(db, p, now),
-        "grant_id": p.grant_id,
-    }
+def _out(db: DB, p: InstallerPackage, now: datetime) -> PackageOut:
+    return PackageOut(
+        id=p.id,
+        label=p.label,
+        group=p.group.name,
+        created_by=p.created_by.username,
+        created_at=p.created_at,
+        expires_at=p.expires_at,
+        max_uses=p.max_uses,
+        uses=p.uses,
+        revoked=p.revoked_at is not None,
+        state=packages.state_of(db, p, now),
+        grant_id=p.grant_id,
+    )
 
 
 @router.post("", status_code=201, response_model=MadePackageOut)
@@ -86,7 +86,7 @@ def create_package(
         raise
     db.commit()
     return MadePackageOut(
-        **_out(db, made.package, state.now()),
+        **_out(db, made.package, state.now()).model_dump(),
         file=made.file_bytes.decode(),
         server_key_fingerprint=fingerprint(state.keys.signing.public_key()),
     )
@@ -95,7 +95,7 @@ def create_package(
 @router.get("", response_model=list[PackageOut])
 def list_packages(state: State, db: DB, user: ApiUser) -> list[PackageOut]:
     now = state.now()
-    return [PackageOut(**_out(db, p, now)) for p in packages.visible(db, user, now)]
+    return [_out(db, p, now) for p in packages.visible(db, user, now)]
 
 
 @router.post("/{package_id}/revoke", response_model=PackageOut)
@@ -114,4 +114,4 @@ def revoke_package(
         db.commit()  # the refusal's audit event; server/problems.py answers it
         raise
     db.commit()
-    return PackageOut(**_out(db, package, state.now()))
+    return _out(db, package, state.now())
