@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Outcome, record
-from fjernhjelp.portal.caller import Caller
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
 
 
@@ -69,7 +69,8 @@ def refusals_audited(db: Session, caller: Caller, action: str) -> Iterator[None]
             Outcome.DENIED,
             actor=caller.actor,
             reason=refusal_reason(exc),
-            customer_org_id=caller.user.organisation_id,
+            # The caller's own organisation (none for the command line or the system).
+            customer_org_id=caller.actor.org_id,
             source_address=caller.source_address,
             details=details,
         )
