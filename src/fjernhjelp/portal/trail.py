@@ -58,6 +58,10 @@ def refusals_audited(db: Session, caller: Caller, action: str) -> Iterator[None]
         yield
     except (PortalError, NotFound, NotAllowed) as exc:
         db.rollback()
+        if caller.person is not None:
+            # The rollback expired the signed-in person; load them again while the
+            # session is open, for whatever renders the refusal (the page's language).
+            db.refresh(caller.person)
         details: dict[str, Any] | None = None
         if isinstance(exc, NotFound):
             details = {"object": exc.kind, "id": exc.object_id}
