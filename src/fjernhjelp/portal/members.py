@@ -189,18 +189,12 @@ def new_link(
     db: Session, caller: Caller, user_id: uuid.UUID, *, link_lifetime: timedelta
 ) -> Invitation:
     """A fresh one-time link (earlier ones stop working): for an invitation that ran
-    out, or a colleague who lost their phone."""
-    user = _manageable(caller, get_member(db, caller, user_id))
-    return reissue_link(db, caller, user, link_lifetime=link_lifetime)
+    out, or a colleague who lost their phone. The command line, which holds the
+    server's keys, may ask it for any account, an operator's too.
 
-
-def reissue_link(
-    db: Session, caller: Caller, user: User, *, link_lifetime: timedelta
-) -> Invitation:
-    """A new link for ``user``, once the caller is known to be allowed (``new_link``;
-    the command line, which holds the server's keys, is the operator's own console).
     For an active account it is a re-enrolment: the customers relying on the person
     see the link handed out, and using it replaces the factors and ends the sessions."""
+    user = _manageable(caller, get_member(db, caller, user_id))
     if user.status not in (UserStatus.PENDING, UserStatus.ACTIVE):
         raise PortalError("member.link_needs_active")
     actor, now, source_address = caller.actor, caller.now, caller.source_address
