@@ -65,9 +65,11 @@ class Caller:
         cls, machine_id: uuid.UUID, name: str, org_id: uuid.UUID, now: datetime,
         source_address: str | None = None,
     ) -> Caller:  # fmt: skip
+        """``name`` is the machine's host name; the audit log has always named an agent
+        ``agent@<host name>`` (machines.registry.agent_actor), and still does."""
         return cls(
             CallerKind.AGENT,
-            Actor(None, f"agent:{name}", org_id),
+            Actor(None, f"agent@{name}", org_id),
             now,
             source_address,
             machine_id=machine_id,
@@ -95,10 +97,16 @@ class Caller:
         runs them already holds the server's keys and database."""
         return self.kind in (CallerKind.COMMAND_LINE, CallerKind.SYSTEM)
 
-    def require_operator(self) -> None:
+    @property
+    def is_operator(self) -> bool:
+        """Acts with the operator's reach (every organisation): an operator account, or
+        the host's command line and the system. Never asks an agent for ``user``."""
         if self.is_host_operator:
-            return
-        if not self.user.is_operator:
+            return True
+        return self.person is not None and self.person.is_operator
+
+    def require_operator(self) -> None:
+        if not self.is_operator:
             raise NotAllowed("operator")
 
     def require_admin(self) -> None:

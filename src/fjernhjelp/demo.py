@@ -15,14 +15,15 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import factors
+from fjernhjelp.auth import enrolment
 from fjernhjelp.auth.accounts import create_user
-from fjernhjelp.auth.models import User, UserStatus
+from fjernhjelp.auth.models import User
 from fjernhjelp.auth.passwords import Passwords
+from fjernhjelp.caller import Caller
 from fjernhjelp.db.base import utcnow
 from fjernhjelp.portal import demo_data as portal_demo
-from fjernhjelp.portal.models import Organisation, OrgKind, default_access_enabled
+from fjernhjelp.portal import organisations
+from fjernhjelp.portal.models import Organisation, OrgKind
 
 CUSTOMER = ("990000018", "Demo legekontor", OrgKind.GP_OFFICE, True, False)
 VENDOR = ("990000026", "Demo Journalleverandør AS", OrgKind.VENDOR, False, True)
@@ -38,29 +39,14 @@ class DemoAccount:
     organisation: str
 
 
-def _org(db: Session, spec: tuple[str, str, OrgKind, bool, bool], actor: Actor) -> Organisation:
+def _org(db: Session, spec: tuple[str, str, OrgKind, bool, bool], caller: Caller) -> Organisation:
     orgnr, name, kind, receives, gives = spec
-    org = db.execute(select(Organisation).where(Organisation.orgnr == orgnr)).scalar_one_or_none()
-    if org is None:
-        org = Organisation(
-            orgnr=orgnr,
-            name=name,
-            kind=kind,
-            receives_help=receives,
-            gives_help=gives,
-            access_enabled=default_access_enabled(kind),
-        )
-        db.add(org)
-        db.flush()
-        record(
-            db,
-            "organisation.created",
-            Outcome.SUCCESS,
-            actor=actor,
-            customer_org_id=org.id,
-            details={"orgnr": orgnr, "name": name, "kind": str(kind)},
-        )
-    return org
+    existing = organisations.by_orgnr(db, orgnr)
+    if existing is not None:
+        return existing
+    return organisations.register(
+        db, caller, orgnr=orgnr, name=name, kind=kind, receives_help=receives, gives_help=gives
+    )
 
 
 def _password() -> str:
@@ -69,10 +55,10 @@ def _password() -> str:
 
 
 def seed(db: Session, passwords: Passwords, at_rest_key: bytes) -> list[DemoAccount]:
-    actor = Actor.command_line()
-    customer = _org(db, CUSTOMER, actor)
-    vendor = _org(db, VENDOR, actor)
-    operator_org = _org(db, OPERATOR_ORG, actor)
+    caller = Caller.system(utcnow())
+    customer = _org(db, CUSTOMER, caller)
+    vendor = _org(db, VENDOR, caller)
+    operator_org = _org(db, OPERATOR_ORG, caller)
     wanted = [
         ("operator", "Olav Operatør", operator_org, {"is_operator": True}, "operator"),
         ("legekontor-admin", "Lise Legekontor", customer, {"is_admin": True}, "organisation admin"),
@@ -89,23 +75,12 @@ def seed(db: Session, passwords: Passwords, at_rest_key: bytes) -> list[DemoAcco
             username=username,
             email=f"{username}@demo.invalid",
             display_name=display,
-            actor=actor,
+            actor=caller.actor,
             **roles,
         )
         password = _password()
-        user.password_hash = passwords.hash(password)
-        user.password_changed_at = utcnow()
-        user.status = UserStatus.ACTIVE
-        factor, secret = factors.start_totp(db, at_rest_key, user, "Demo authenticator")
-        factor.confirmed = True
-        record(
-            db,
-            "account.enrolment",
-            Outcome.SUCCESS,
-            actor=actor,
-            customer_org_id=org.id,
-            factor="totp",
-            details={"user": username, "demo": True},
+        secret = enrolment.activate_for_demo(
+            db, caller, user, passwords=passwords, at_rest_key=at_rest_key, password=password
         )
         accounts.append(DemoAccount(username, password, secret, role_name, org.name))
     db.flush()

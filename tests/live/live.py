@@ -24,10 +24,10 @@ from fjernhjelp.agent.config import AgentConfig, save_config
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.auth import totp
 from fjernhjelp.auth.models import User
+from fjernhjelp.caller import Caller
 from fjernhjelp.control.package import read_package
 from fjernhjelp.machines import packages
 from fjernhjelp.portal import grants
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.portal.models import Permission
 from tests.e2e.conftest import ServerProcess, start_server
@@ -279,7 +279,7 @@ class LiveSite:
             assert admin is not None
             grants.update(
                 writer,
-                Caller(admin, world.state.now(), "192.0.2.10"),
+                Caller.of_person(admin, world.state.now(), "192.0.2.10"),
                 world.grant.id,
                 GrantTerms(permissions=permissions, consent_required=consent_required),
             )

@@ -165,7 +165,7 @@ def test_another_org_of_same_name_is_still_another_org(db, state) -> None:
     admin_a = make_user(db, state, a, "a-admin", admin=True, technician=False)
     user_b = make_user(db, state, b, "b-user", technician=False)
     db.commit()
-    from fjernhjelp.portal.caller import Caller
+    from fjernhjelp.caller import Caller
 
     with pytest.raises(NotFound):
-        members.get_member(db, Caller(admin_a.user, state.now()), user_b.user.id)
+        members.get_member(db, Caller.of_person(admin_a.user, state.now()), user_b.user.id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import terms
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import NotAllowed, PortalError
 from fjernhjelp.portal.models import Audience
 from tests.portal.world import World, publish_terms
@@ -61,11 +61,15 @@ def test_bad_terms_and_no_terms(db, state) -> None:
     op = make_user(db, state, op_org, "op", operator=True, technician=False)
     db.commit()
     with pytest.raises(PortalError) as info:
-        terms.accept(db, Caller(admin.user, state.now()), "receiving")
+        terms.accept(db, Caller.of_person(admin.user, state.now()), "receiving")
     assert info.value.message_key == "terms.none_published"
     with pytest.raises(PortalError) as info:
-        terms.publish(db, Caller(op.user, state.now()), audience="both", title="x", body_nb="y")
+        terms.publish(
+            db, Caller.of_person(op.user, state.now()), audience="both", title="x", body_nb="y"
+        )
     assert info.value.message_key == "terms.bad_audience"
     with pytest.raises(PortalError) as info:
-        terms.publish(db, Caller(op.user, state.now()), audience="giving", title="", body_nb="y")
+        terms.publish(
+            db, Caller.of_person(op.user, state.now()), audience="giving", title="", body_nb="y"
+        )
     assert info.value.message_key == "terms.bad_title"

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import agreements, grants, groups, terms
 from fjernhjelp.portal.agreements import AgreementSpec
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.portal.models import (
     Agreement,
@@ -45,7 +45,7 @@ class World:
     events: list[Revocation] = field(default_factory=list)
 
     def caller(self, account: Account) -> Caller:
-        return Caller(account.user, self.state.now(), "192.0.2.10")
+        return Caller.of_person(account.user, self.state.now(), "192.0.2.10")
 
     def record_agreement(self, **overrides: object) -> Agreement:
         now = self.state.now()
@@ -86,7 +86,7 @@ class World:
 def publish_terms(db: Session, state: AppState, operator: Account, audience: str) -> None:
     terms.publish(
         db,
-        Caller(operator.user, state.now()),
+        Caller.of_person(operator.user, state.now()),
         audience=audience,
         title=f"Vilkår for å {'motta' if audience == 'receiving' else 'gi'} hjelp",
         body_nb="Vilkårstekst.",
@@ -104,7 +104,7 @@ def build_world(
     vendor = make_org(db, "Journalleverandør AS", kind=OrgKind.VENDOR, receives=False, gives=True)
     vendor_admin = make_user(db, state, vendor, "vendor-admin", admin=True, technician=False)
     tech = make_user(db, state, vendor, "tekniker")
-    group = groups.ensure_default(db, gp, Caller(operator.user, state.now()).actor)
+    group = groups.ensure_default(db, gp, Caller.of_person(operator.user, state.now()).actor)
     for audience in ("receiving", "giving"):
         publish_terms(db, state, operator, audience)
     db.commit()

@@ -9,8 +9,27 @@ from collections.abc import Iterator
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from fjernhjelp.audit.log import Outcome, record
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.audit.query import event_as_dict
+from fjernhjelp.caller import Caller
+
+
+def exported(db: Session, caller: Caller) -> uuid.UUID | None:
+    """Audit that ``caller`` (an admin or the operator, already checked) is exporting the
+    log, and return the scope they may export: their own organisation's events, or every
+    event (None) for the operator."""
+    scope = None if caller.is_operator else caller.user.organisation_id
+    record(
+        db,
+        "audit.exported",
+        Outcome.SUCCESS,
+        actor=caller.actor,
+        customer_org_id=scope,
+        source_address=caller.source_address,
+        details={"scope": "all" if scope is None else str(scope)},
+    )
+    return scope
 
 
 def export_lines(

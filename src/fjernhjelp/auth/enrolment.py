@@ -20,8 +20,10 @@ from fjernhjelp.auth import factors, logins
 from fjernhjelp.auth.models import EnrolmentLink, Factor, FactorKind, User, UserStatus
 from fjernhjelp.auth.passwords import Passwords, policy_problems
 from fjernhjelp.auth.tokens import new_token, token_hash
+from fjernhjelp.caller import Caller
 from fjernhjelp.db.dml import rows_matched
 from fjernhjelp.portal import reenrolment
+from fjernhjelp.refusals import NotAllowed
 
 
 class LinkInvalid(Exception):
@@ -98,6 +100,45 @@ def open_link(db: Session, token: str, now: datetime) -> EnrolmentLink:
     if link.user.status not in (UserStatus.PENDING, UserStatus.ACTIVE):
         raise LinkInvalid(f"user_{link.user.status}")
     return link
+
+
+def activate_for_demo(
+    db: Session, caller: Caller, user: User, *, passwords: Passwords, at_rest_key: bytes,
+    password: str,
+) -> str:  # fmt: skip
+    """Make a demo account active at once (``fjernhjelp demo``): ``password`` set and a
+    confirmed TOTP factor, audited as an enrolment. Returns the factor's secret. Only the
+    system (the demo's seeding) may skip the link; a person never can."""
+    if not caller.is_host_operator:
+        raise NotAllowed("system")
+    user.password_hash = passwords.hash(password)
+    user.password_changed_at = caller.now
+    user.status = UserStatus.ACTIVE
+    factor, secret = factors.start_totp(db, at_rest_key, user, "Demo authenticator")
+    factor.confirmed = True
+    record(
+        db,
+        "account.enrolment",
+        Outcome.SUCCESS,
+        actor=caller.actor,
+        customer_org_id=user.organisation_id,
+        factor="totp",
+        details={"user": user.username, "demo": True},
+    )
+    return secret
+
+
+def link_refused(db: Session, exc: LinkInvalid, source_address: str | None) -> None:
+    """Audit a link that was refused (``open_link``, or ``complete`` losing a race). The
+    one who holds it is nobody we know: a link that does not work names no account."""
+    record(
+        db,
+        "account.enrolment",
+        Outcome.DENIED,
+        actor=Actor.named(None),
+        reason=exc.reason,
+        source_address=source_address,
+    )
 
 
 def pending_totp(db: Session, at_rest_key: bytes, link: EnrolmentLink) -> PendingTotp:

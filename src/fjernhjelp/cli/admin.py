@@ -32,70 +32,39 @@ def create_operator(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an operator account and print its one-time enrolment link."""
-    from sqlalchemy import select
-
-    from fjernhjelp.audit.log import Actor, Outcome, record
-    from fjernhjelp.auth import enrolment
-    from fjernhjelp.auth.accounts import AccountError, create_user
+    from fjernhjelp.caller import Caller
     from fjernhjelp.db import migrate
     from fjernhjelp.db.base import utcnow
-    from fjernhjelp.portal.models import Organisation, OrgKind
-    from fjernhjelp.portal.orgnr import InvalidOrgnr, normalise_orgnr
+    from fjernhjelp.i18n import Translator
+    from fjernhjelp.portal import organisations
+    from fjernhjelp.portal.errors import PortalError
     from fjernhjelp.server.state import build_state
 
     load_models()
     settings = settings_from(data_dir, database_url)
     state = build_state(settings)
     migrate.upgrade(state.engine)
-    try:
-        orgnr = normalise_orgnr(org_number)
-    except InvalidOrgnr as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-    actor = Actor.command_line()
     with state.db_sessions() as db:
-        org = db.execute(
-            select(Organisation).where(Organisation.orgnr == orgnr)
-        ).scalar_one_or_none()
-        if org is None:
-            org = Organisation(orgnr=orgnr, name=org_name, kind=OrgKind.OTHER)
-            db.add(org)
-            db.flush()
-            record(
-                db,
-                "organisation.created",
-                Outcome.SUCCESS,
-                actor=actor,
-                customer_org_id=org.id,
-                details={"orgnr": orgnr, "name": org_name},
-            )
         try:
-            user = create_user(
+            invitation = organisations.create_operator(
                 db,
-                organisation=org,
+                Caller.command_line(utcnow()),
+                orgnr=org_number,
+                org_name=org_name,
                 username=username,
                 email=email,
                 display_name=name,
-                is_operator=True,
-                is_admin=True,
-                actor=actor,
+                link_lifetime=timedelta(hours=settings.enrolment_link_hours),
             )
-        except AccountError as exc:
-            err.print(f"[red]cannot create operator: {exc.message_key}[/red]")
+        except PortalError as exc:
+            err.print(f"[red]cannot create operator: {Translator('en')(exc.message_key)}[/red]")
             raise typer.Exit(2) from exc
-        token = enrolment.issue_link(
-            db,
-            user,
-            actor=actor,
-            now=utcnow(),
-            lifetime=timedelta(hours=settings.enrolment_link_hours),
-        )
         db.commit()
     console.print(
-        f"Operator [bold]{user.username}[/bold] created. One-time enrolment link "
+        f"Operator [bold]{invitation.user.username}[/bold] created. One-time enrolment link "
         f"(valid {settings.enrolment_link_hours} h):"
     )
-    console.print(f"{settings.effective_public_url}/enroll/{token}", soft_wrap=True)
+    console.print(invitation.link(settings.effective_public_url), soft_wrap=True)
 
 
 @app.command("enrolment-link")
@@ -108,8 +77,8 @@ def enrolment_link(
     active account, using it replaces the password and factors and ends its sessions."""
     from sqlalchemy import select
 
-    from fjernhjelp.audit.log import Actor
     from fjernhjelp.auth.models import User, UserStatus
+    from fjernhjelp.caller import Caller
     from fjernhjelp.db.base import utcnow
     from fjernhjelp.i18n import Translator
     from fjernhjelp.portal import members
@@ -129,11 +98,10 @@ def enrolment_link(
         # Whoever runs this holds the server's data directory, so may manage operator
         # accounts; the link goes through the same service as the portal's.
         try:
-            invitation = members.reissue_link(
+            invitation = members.new_link(
                 db,
-                user,
-                actor=Actor.command_line(),
-                now=utcnow(),
+                Caller.command_line(utcnow()),
+                user.id,
                 link_lifetime=timedelta(hours=settings.enrolment_link_hours),
             )
         except PortalError as exc:
@@ -180,8 +148,8 @@ def reactivate(
     """Reactivate a deactivated account (e.g. the only operator, after a long absence)."""
     from sqlalchemy import select
 
-    from fjernhjelp.audit.log import Actor, Outcome, record
     from fjernhjelp.auth.models import User, UserStatus
+    from fjernhjelp.caller import Caller
     from fjernhjelp.db.base import utcnow
     from fjernhjelp.portal import members
     from fjernhjelp.server.state import build_state
@@ -196,16 +164,6 @@ def reactivate(
         if user is None or user.status != UserStatus.DISABLED:
             err.print(f"[red]no deactivated account named {username!r}[/red]")
             raise typer.Exit(2)
-        before = members.describe(user)
-        user.status = members.restored_status(user)
-        user.status_changed_at = utcnow()
-        record(
-            db,
-            "account.reactivated",
-            Outcome.SUCCESS,
-            actor=Actor.command_line(),
-            customer_org_id=user.organisation_id,
-            details={"before": before, "after": members.describe(user)},
-        )
+        members.reactivate(db, Caller.command_line(utcnow()), user.id)
         db.commit()
     console.print(f"{username} is {user.status} again.")

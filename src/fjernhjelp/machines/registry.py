@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth.models import User
+from fjernhjelp.caller import Caller
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import MachineInfo
 from fjernhjelp.machines.models import Machine, MachineStatus
@@ -95,6 +96,41 @@ def update_info(
 
 def agent_actor(machine: Machine) -> Actor:
     return Actor(None, f"agent@{machine.hostname}", machine.organisation_id)
+
+
+def agent_caller(machine: Machine, now: datetime, source_address: str | None) -> Caller:
+    """The agent speaking for ``machine`` over its control link."""
+    return Caller.agent(machine.id, machine.hostname, machine.organisation_id, now, source_address)
+
+
+def connected(
+    db: Session, caller: Caller, machine: Machine, *, node_id: str, agent_version: str
+) -> None:
+    """The agent proved itself (``authenticate``) and its link is up on ``node_id``."""
+    record(
+        db,
+        "agent.connect",
+        Outcome.SUCCESS,
+        actor=caller.actor,
+        customer_org_id=machine.organisation_id,
+        machine_id=str(machine.id),
+        source_address=caller.source_address,
+        details={"node": node_id, "agent_version": agent_version},
+    )
+
+
+def disconnected(db: Session, caller: Caller, machine: Machine) -> None:
+    """The control link ended: the machine was last seen now."""
+    machine.last_seen_at = caller.now
+    record(
+        db,
+        "agent.disconnect",
+        Outcome.INFO,
+        actor=caller.actor,
+        customer_org_id=machine.organisation_id,
+        machine_id=str(machine.id),
+        source_address=caller.source_address,
+    )
 
 
 def _live_grant_groups(user: User, now: datetime) -> Select[uuid.UUID]:

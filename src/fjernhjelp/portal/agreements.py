@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import notifications, terms
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import NotFound, PortalError
 from fjernhjelp.portal.models import (
     Agreement,

@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.auth.models import User
+from fjernhjelp.caller import Caller
 from fjernhjelp.db.base import utcnow
 from fjernhjelp.portal import agreements, grants, groups, terms
 from fjernhjelp.portal.agreements import AgreementSpec
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.models import Agreement, Audience, Organisation, Permission
 
 DEMO_TERMS = {
@@ -39,12 +39,12 @@ def seed(
 ) -> None:
     """Idempotent: does only what is missing."""
     now = utcnow()
-    op = Caller(operator, now)
+    op = Caller.of_person(operator, now)
     for audience, (title, nb, en) in DEMO_TERMS.items():
         if terms.current(db, audience) is None:
             terms.publish(db, op, audience=audience, title=title, body_nb=nb, body_en=en)
-    terms.accept(db, Caller(customer_admin, now), Audience.RECEIVING.value)
-    terms.accept(db, Caller(vendor_admin, now), Audience.GIVING.value)
+    terms.accept(db, Caller.of_person(customer_admin, now), Audience.RECEIVING.value)
+    terms.accept(db, Caller.of_person(vendor_admin, now), Audience.GIVING.value)
     group = groups.ensure_default(db, customer, op.actor)
     existing = db.execute(
         select(Agreement).where(
@@ -53,7 +53,7 @@ def seed(
     ).first()
     if existing is not None:
         return
-    admin = Caller(customer_admin, now)
+    admin = Caller.of_person(customer_admin, now)
     agreement = agreements.record(
         db,
         admin,

@@ -17,8 +17,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.auth.models import User, UserStatus
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import agreements, groups, notifications, terms
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import Conflict, NotAllowed, NotFound, PortalError
 from fjernhjelp.portal.models import (
     Agreement,

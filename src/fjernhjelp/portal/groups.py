@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.portal.caller import Caller
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal.errors import Conflict, NotFound, PortalError
 from fjernhjelp.portal.models import Grant, MachineGroup, Organisation
 from fjernhjelp.portal.trail import changed

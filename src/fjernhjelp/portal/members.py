@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fjernhjelp.audit.log import Actor
 from fjernhjelp.auth import accounts, enrolment, logins
 from fjernhjelp.auth.accounts import AccountError, create_user
 from fjernhjelp.auth.models import User, UserStatus
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import reenrolment, terms
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import Conflict, NotFound, OperatorOnly, PortalError
 from fjernhjelp.portal.models import Audience, Organisation
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
@@ -64,7 +63,7 @@ def get_member(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     caller.require_admin()
     user = db.get(User, user_id)
     if user is None or (
-        user.organisation_id != caller.user.organisation_id and not caller.user.is_operator
+        not caller.is_operator and user.organisation_id != caller.user.organisation_id
     ):
         raise NotFound("user", user_id)
     return user
@@ -73,7 +72,7 @@ def get_member(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
 def _manageable(caller: Caller, user: User) -> User:
     """Only operators manage operator accounts. Otherwise an admin of the operator's
     own organisation could re-enrol an operator and log in as one."""
-    if user.is_operator and not caller.user.is_operator:
+    if user.is_operator and not caller.is_operator:
         raise OperatorOnly("member.operator_only", account=user.username)
     return user
 
@@ -190,33 +189,15 @@ def new_link(
     db: Session, caller: Caller, user_id: uuid.UUID, *, link_lifetime: timedelta
 ) -> Invitation:
     """A fresh one-time link (earlier ones stop working): for an invitation that ran
-    out, or a colleague who lost their phone."""
-    user = _manageable(caller, get_member(db, caller, user_id))
-    return reissue_link(
-        db,
-        user,
-        actor=caller.actor,
-        now=caller.now,
-        link_lifetime=link_lifetime,
-        source_address=caller.source_address,
-    )
+    out, or a colleague who lost their phone. The command line, which holds the
+    server's keys, may ask it for any account, an operator's too.
 
-
-def reissue_link(
-    db: Session,
-    user: User,
-    *,
-    actor: Actor,
-    now: datetime,
-    link_lifetime: timedelta,
-    source_address: str | None = None,
-) -> Invitation:
-    """A new link for ``user``, once the caller is known to be allowed (``new_link``;
-    the command line, which holds the server's keys, is the operator's own console).
     For an active account it is a re-enrolment: the customers relying on the person
     see the link handed out, and using it replaces the factors and ends the sessions."""
+    user = _manageable(caller, get_member(db, caller, user_id))
     if user.status not in (UserStatus.PENDING, UserStatus.ACTIVE):
         raise PortalError("member.link_needs_active")
+    actor, now, source_address = caller.actor, caller.now, caller.source_address
     token = enrolment.issue_link(
         db, user, actor=actor, now=now, lifetime=link_lifetime, source_address=source_address
     )

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.auth.models import User
-from fjernhjelp.portal.caller import Caller
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal.errors import NotFound
 from fjernhjelp.portal.models import Notification
 from fjernhjelp.portal.trail import changed

@@ -10,15 +10,17 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from fjernhjelp.auth import enrolment
+from fjernhjelp.auth.accounts import AccountError, create_user
 from fjernhjelp.auth.models import LoginSession, User
+from fjernhjelp.caller import Caller, CallerKind
 from fjernhjelp.portal import groups, members
-from fjernhjelp.portal.caller import Caller
-from fjernhjelp.portal.errors import Conflict, NotFound, PortalError
+from fjernhjelp.portal.errors import Conflict, NotAllowed, NotFound, PortalError
 from fjernhjelp.portal.members import Invitation
 from fjernhjelp.portal.models import Organisation, OrgKind, OrgStatus, default_access_enabled
 from fjernhjelp.portal.orgnr import InvalidOrgnr, normalise_orgnr
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
-from fjernhjelp.portal.trail import changed
+from fjernhjelp.portal.trail import changed, refusals_audited
 
 MAX_NAME = 200
 
@@ -45,12 +47,46 @@ def get(db: Session, caller: Caller, org_id: uuid.UUID) -> Organisation:
     """The operator reads any organisation; an admin only its own."""
     caller.require_admin()
     org = db.get(Organisation, org_id)
-    if org is None or (org.id != caller.user.organisation_id and not caller.user.is_operator):
+    if org is None or (not caller.is_operator and org.id != caller.user.organisation_id):
         raise NotFound("organisation", org_id)
     return org
 
 
+def by_orgnr(db: Session, orgnr: str) -> Organisation | None:
+    """The organisation registered under ``orgnr`` (as written or normalised), if any."""
+    try:
+        number = normalise_orgnr(orgnr)
+    except InvalidOrgnr:
+        return None
+    return db.execute(select(Organisation).where(Organisation.orgnr == number)).scalar_one_or_none()
+
+
 def register(
+    db: Session,
+    caller: Caller,
+    *,
+    orgnr: str,
+    name: str,
+    kind: str,
+    receives_help: bool,
+    gives_help: bool,
+) -> Organisation:
+    """Register an organisation: the one way to make one, for the operator in the portal
+    and its API, the command line (the operator's own organisation) and the demo.
+    Audited here in one shape, a refusal too (rolled back, recorded, committed, raised)."""
+    with refusals_audited(db, caller, "organisation.created"):
+        return _register(
+            db,
+            caller,
+            orgnr=orgnr,
+            name=name,
+            kind=kind,
+            receives_help=receives_help,
+            gives_help=gives_help,
+        )
+
+
+def _register(
     db: Session,
     caller: Caller,
     *,
@@ -72,7 +108,9 @@ def register(
         org_kind = OrgKind(kind)
     except ValueError:
         raise PortalError("organisation.bad_kind") from None
-    if not (receives_help or gives_help):
+    # Only the operator's own organisation neither gives nor receives help, and only the
+    # host's command line (create-operator) or the system (the demo) makes that one.
+    if not (receives_help or gives_help or caller.is_host_operator):
         raise PortalError("organisation.no_role")
     if db.execute(select(Organisation.id).where(Organisation.orgnr == number)).first():
         raise Conflict("organisation.orgnr_taken")
@@ -92,6 +130,50 @@ def register(
     if receives_help:
         groups.ensure_default(db, org, caller.actor)
     return org
+
+
+def create_operator(
+    db: Session,
+    caller: Caller,
+    *,
+    orgnr: str,
+    org_name: str,
+    username: str,
+    email: str,
+    display_name: str,
+    link_lifetime: timedelta,
+) -> Invitation:
+    """An operator account, pending until its one-time enrolment link is used, in the
+    operator's organisation (registered first if it is not yet). Only from the host's
+    command line: no web request can make an operator (the lesson of CVE-2024-1709)."""
+    if caller.kind is not CallerKind.COMMAND_LINE:
+        raise NotAllowed("command_line")
+    org = by_orgnr(db, orgnr) or register(
+        db,
+        caller,
+        orgnr=orgnr,
+        name=org_name,
+        kind=OrgKind.OTHER,
+        receives_help=False,
+        gives_help=False,
+    )
+    try:
+        user = create_user(
+            db,
+            organisation=org,
+            username=username,
+            email=email,
+            display_name=display_name,
+            is_operator=True,
+            is_admin=True,
+            actor=caller.actor,
+        )
+    except AccountError as exc:
+        raise PortalError(exc.message_key) from None
+    token = enrolment.issue_link(
+        db, user, actor=caller.actor, now=caller.now, lifetime=link_lifetime
+    )
+    return Invitation(user, token)
 
 
 def appoint_admin(

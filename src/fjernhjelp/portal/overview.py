@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import grants, groups
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.models import Grant, MachineGroup, Organisation
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import groups, organisations
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.models import Organisation
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce

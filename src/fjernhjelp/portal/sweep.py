@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.audit.log import Outcome, record
 from fjernhjelp.auth import logins
 from fjernhjelp.auth.models import User, UserStatus
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import agreements, grants, members, notifications
 from fjernhjelp.portal.models import Agreement, AgreementStatus, Grant, GrantStatus
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
@@ -52,6 +53,7 @@ def _claim(db: Session, model: type[T], *conditions: ColumnElement[bool]) -> lis
 
 def _system_change(
     db: Session,
+    caller: Caller,
     action: str,
     org_id: uuid.UUID,
     before: dict[str, Any],
@@ -62,7 +64,7 @@ def _system_change(
         db,
         action,
         Outcome.SUCCESS,
-        actor=Actor.system(),
+        actor=caller.actor,
         reason=reason,
         customer_org_id=org_id,
         details={"before": before, "after": after},
@@ -70,6 +72,7 @@ def _system_change(
 
 
 def expire_grants(db: Session, now: datetime) -> int:
+    system = Caller.system(now)  # the timer, or `fjernhjelp admin sweep`
     due = _claim(
         db,
         Grant,
@@ -83,7 +86,13 @@ def expire_grants(db: Session, now: datetime) -> int:
         grant.ended_at = now
         db.flush()
         _system_change(
-            db, "grant.expired", grant.customer_org_id, before, grants.describe(grant), "expired"
+            db,
+            system,
+            "grant.expired",
+            grant.customer_org_id,
+            before,
+            grants.describe(grant),
+            "expired",
         )
         announce(db, grants.expiry_event(grant, now))
         for org_id in (grant.customer_org_id, grant.vendor_org_id):
@@ -99,6 +108,7 @@ def expire_grants(db: Session, now: datetime) -> int:
 
 
 def expire_agreements(db: Session, now: datetime) -> int:
+    system = Caller.system(now)  # the timer, or `fjernhjelp admin sweep`
     due = _claim(
         db,
         Agreement,
@@ -113,6 +123,7 @@ def expire_agreements(db: Session, now: datetime) -> int:
         db.flush()
         _system_change(
             db,
+            system,
             "agreement.expired",
             agreement.customer_org_id,
             before,
@@ -144,6 +155,7 @@ def _unused_since(cutoff: datetime) -> list[ColumnElement[bool]]:
 
 
 def deactivate_inactive(db: Session, now: datetime, inactive_after: timedelta) -> int:
+    system = Caller.system(now)  # the timer, or `fjernhjelp admin sweep`
     cutoff = now - inactive_after
     due = _claim(
         db,
@@ -159,6 +171,7 @@ def deactivate_inactive(db: Session, now: datetime, inactive_after: timedelta) -
         db.flush()
         _system_change(
             db,
+            system,
             "account.deactivated",
             user.organisation_id,
             before,

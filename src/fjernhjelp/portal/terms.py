@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fjernhjelp.portal.caller import Caller
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal.errors import NotAllowed, PortalError
 from fjernhjelp.portal.models import Audience, Organisation, TermsAcceptance, TermsVersion
 from fjernhjelp.portal.trail import changed

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Outcome, record
-from fjernhjelp.portal.caller import Caller
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
 
 
@@ -58,6 +58,10 @@ def refusals_audited(db: Session, caller: Caller, action: str) -> Iterator[None]
         yield
     except (PortalError, NotFound, NotAllowed) as exc:
         db.rollback()
+        if caller.person is not None:
+            # The rollback expired the signed-in person; load them again while the
+            # session is open, for whatever renders the refusal (the page's language).
+            db.refresh(caller.person)
         details: dict[str, Any] | None = None
         if isinstance(exc, NotFound):
             details = {"object": exc.kind, "id": exc.object_id}
@@ -69,7 +73,8 @@ def refusals_audited(db: Session, caller: Caller, action: str) -> Iterator[None]
             Outcome.DENIED,
             actor=caller.actor,
             reason=refusal_reason(exc),
-            customer_org_id=caller.user.organisation_id,
+            # The caller's own organisation (none for the command line or the system).
+            customer_org_id=caller.actor.org_id,
             source_address=caller.source_address,
             details=details,
         )

@@ -181,6 +181,44 @@ def check_relay_token(
     return session
 
 
+def join_relay(
+    db: Session,
+    *,
+    session_id: uuid.UUID,
+    role: str,
+    token: str,
+    now: datetime,
+    source_address: str | None,
+) -> RemoteSession:
+    """One end joining the relay with its token (``check_relay_token``), audited either
+    way under the end's role: the socket is anonymous until the token says whose it is."""
+    actor = Actor.named(role)
+    try:
+        session = check_relay_token(db, session_id=session_id, role=role, token=token, now=now)
+    except RelayRefused as exc:
+        record(
+            db,
+            "relay.join",
+            Outcome.DENIED,
+            actor=actor,
+            reason=exc.reason,
+            source_address=source_address,
+            details={"session": str(session_id)},
+        )
+        raise
+    record(
+        db,
+        "relay.join",
+        Outcome.SUCCESS,
+        actor=actor,
+        customer_org_id=session.customer_org_id,
+        machine_id=str(session.machine_id),
+        source_address=source_address,
+        details={"session": str(session_id), "role": role},
+    )
+    return session
+
+
 def mark_active(db: Session, session_id: uuid.UUID, now: datetime) -> None:
     session = db.get(RemoteSession, session_id)
     if session is not None and session.status == SessionStatus.REQUESTED:

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
-from fjernhjelp.audit.log import Outcome, record, without_secret_keys
+from fjernhjelp.audit.log import without_secret_keys
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import (
     Challenge,
@@ -249,15 +249,12 @@ class AgentHub:
                 db.commit()  # the refusal's audit event
                 raise
             machines.update_info(db, machine, hello.info, state.now(), source)
-            record(
+            machines.connected(
                 db,
-                "agent.connect",
-                Outcome.SUCCESS,
-                actor=machines.agent_actor(machine),
-                customer_org_id=machine.organisation_id,
-                machine_id=str(machine.id),
-                source_address=source,
-                details={"node": self.cluster.node_id, "agent_version": hello.info.agent_version},
+                machines.agent_caller(machine, state.now(), source),
+                machine,
+                node_id=self.cluster.node_id,
+                agent_version=hello.info.agent_version,
             )
             db.commit()
             return machine
@@ -332,15 +329,8 @@ class AgentHub:
             machine = db.get(Machine, machine_id)
             if machine is None:
                 return
-            machine.last_seen_at = self._state.now()
-            record(
-                db,
-                "agent.disconnect",
-                Outcome.INFO,
-                actor=machines.agent_actor(machine),
-                customer_org_id=machine.organisation_id,
-                machine_id=str(machine.id),
-                source_address=source,
+            machines.disconnected(
+                db, machines.agent_caller(machine, self._state.now(), source), machine
             )
             db.commit()
 

@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.auth import guard
 
-ACTION = "security.probing"
+ACTION = guard.PROBING
 SAMPLES = 10  # distinct (kind, method, path) kept per window, for whoever investigates
 OVERFLOW = "*"  # the window that counts addresses beyond the cap
 
@@ -112,15 +112,7 @@ def write(db: Session, windows: list[Window]) -> None:
         }
         if window.addresses:
             details["addresses"] = len(window.addresses)
-        record(
-            db,
-            ACTION,
-            Outcome.DENIED,
-            actor=Actor.named(None),
-            reason="probing",
-            source_address=window.address,
-            details=details,
-        )
+        guard.probing(db, window.address, details)
 
 
 def flush(db: Session, tally: ProbeTally, now: datetime, *, everything: bool = False) -> int:

@@ -23,8 +23,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth import logins
+from fjernhjelp.auth import guard
 from fjernhjelp.auth.logins import ClientInfo
 from fjernhjelp.i18n import Translator, catalogue
 from fjernhjelp.refusals import NotAllowed, NotFound, Refusal
@@ -138,21 +137,18 @@ def _csrf_refused_with_cookie(
     exc: CsrfRefused,
     anonymous: str,
 ) -> None:
-    # The refusal happens before the session is looked up; find who it was, so the
-    # event names the account whose browser was used.
-    row = logins.find(db, token, policy=state.login.policy, now=state.now())
-    if row is None:
+    # Who it was (if anybody) is auth.guard's to find and audit.
+    if not guard.csrf_refused(
+        db,
+        token,
+        policy=state.login.policy,
+        now=state.now(),
+        reason=exc.reason,
+        source_address=client.source_address,
+        method=request.method,
+        path=request.url.path,
+    ):
         _note_probe(state, request, anonymous)
-    else:
-        record(
-            db,
-            "security.csrf_refused",
-            Outcome.DENIED,
-            actor=Actor.of(row.user),
-            reason=exc.reason,
-            source_address=client.source_address,
-            details={"method": request.method, "path": request.url.path},
-        )
     db.commit()
 
 

@@ -18,7 +18,6 @@ import uuid
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
-from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.refusals import RelayRefused
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.server.probes import Kind
@@ -122,31 +121,17 @@ class RelayEndpoint:
         state = self._state
         with state.db_sessions() as db:
             try:
-                session = remote_sessions.check_relay_token(
-                    db, session_id=sid, role=str(role), token=token, now=state.now()
-                )
-            except RelayRefused as exc:
-                record(
+                remote_sessions.join_relay(
                     db,
-                    "relay.join",
-                    Outcome.DENIED,
-                    actor=Actor.named(str(role)),
-                    reason=exc.reason,
+                    session_id=sid,
+                    role=str(role),
+                    token=token,
+                    now=state.now(),
                     source_address=source,
-                    details={"session": str(sid)},
                 )
-                db.commit()
+            except RelayRefused:
+                db.commit()  # the refusal's audit event
                 raise
-            record(
-                db,
-                "relay.join",
-                Outcome.SUCCESS,
-                actor=Actor.named(str(role)),
-                customer_org_id=session.customer_org_id,
-                machine_id=str(session.machine_id),
-                source_address=source,
-                details={"session": str(sid), "role": str(role)},
-            )
             db.commit()
 
     async def paired(self, session_id: str) -> None:

@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from fjernhjelp.auth.models import User
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import members
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import AccountOut, Flag, InvitationOut, InviteIn

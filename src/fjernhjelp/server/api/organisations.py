@@ -33,16 +33,15 @@ def list_organisations(db: DB, caller: ApiCaller) -> list[OrganisationOut]:
 
 @router.post("", response_model=OrganisationOut, status_code=201)
 def register(body: OrganisationIn, db: DB, caller: ApiCaller) -> OrganisationOut:
-    with refusals_audited(db, caller, "organisation.created"):
-        org = organisations.register(
-            db,
-            caller,
-            orgnr=body.orgnr,
-            name=body.name,
-            kind=body.kind,
-            receives_help=body.receives_help,
-            gives_help=body.gives_help,
-        )
+    org = organisations.register(  # audits its own refusal
+        db,
+        caller,
+        orgnr=body.orgnr,
+        name=body.name,
+        kind=body.kind,
+        receives_help=body.receives_help,
+        gives_help=body.gives_help,
+    )
     db.commit()
     return OrganisationOut.of(org)
 

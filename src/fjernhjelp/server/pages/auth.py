@@ -9,7 +9,6 @@ import segno
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth import enrolment, login, logins, totp
 from fjernhjelp.auth.login import LoginExpired, LoginRefused
 from fjernhjelp.auth.models import SessionStage
@@ -220,14 +219,7 @@ def _link_or_refusal(
 def _link_refused(
     request: Request, db: DB, client: Client, t: T, exc: enrolment.LinkInvalid
 ) -> Response:
-    record(
-        db,
-        "account.enrolment",
-        Outcome.DENIED,
-        actor=Actor.named(None),
-        reason=exc.reason,
-        source_address=client.source_address,
-    )
+    enrolment.link_refused(db, exc, client.source_address)
     db.commit()
     return render(
         request,

@@ -10,13 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import members, organisations, policy, terms
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.models import OrgKind
 from fjernhjelp.server.deps import DB, State, T
 from fjernhjelp.server.pages.people import show_link
-from fjernhjelp.server.pages.portal_view import attempt, done, notice_text
+from fjernhjelp.server.pages.portal_view import attempt, done, notice_text, settled
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller, link_lifetime
 
@@ -59,10 +59,8 @@ def register(
     receives_help: Annotated[bool, Form()] = False,
     gives_help: Annotated[bool, Form()] = False,
 ) -> Response:
-    result = attempt(
+    result = settled(
         db,
-        caller,
-        "organisation.created",
         lambda: organisations.register(
             db,
             caller,

@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import members
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.members import Invitation
 from fjernhjelp.server.deps import DB, State, T

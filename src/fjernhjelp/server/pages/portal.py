@@ -10,8 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from fjernhjelp.audit import checkpoint_store
-from fjernhjelp.audit.export import export_lines
-from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.audit.export import export_lines, exported
 from fjernhjelp.audit.query import event_as_dict, parse_filter, visible_events
 from fjernhjelp.portal import notifications, terms
 from fjernhjelp.server.api.audit import checkpoint_response
@@ -101,18 +100,9 @@ def audit_view(
 
 
 @router.get("/audit/export.jsonl")
-def audit_export(state: State, db: DB, client: Client, user: PageUser) -> Response:
-    require(user, admin=True)
-    scope = None if user.is_operator else user.organisation_id
-    record(
-        db,
-        "audit.exported",
-        Outcome.SUCCESS,
-        actor=Actor.of(user),
-        customer_org_id=scope,
-        source_address=client.source_address,
-        details={"scope": "all" if scope is None else str(scope)},
-    )
+def audit_export(state: State, db: DB, caller: PageCaller) -> Response:
+    require(caller.user, admin=True)
+    scope = exported(db, caller)
     db.commit()
 
     def lines():  # type: ignore[no-untyped-def]

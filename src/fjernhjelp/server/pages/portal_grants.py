@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.portal import agreements, dates, grants, groups, overview
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.portal.models import Agreement, Grant, Permission

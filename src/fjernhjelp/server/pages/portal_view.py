@@ -12,8 +12,8 @@ from fastapi.responses import RedirectResponse
 from jinja2 import pass_context
 from sqlalchemy.orm import Session
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.i18n import Translator
-from fjernhjelp.portal.caller import Caller
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.pages.render import TEMPLATES
@@ -43,6 +43,17 @@ def notice_text(t: Translator, notice: str | None) -> str | None:
 
 def done(path: str, notice: str = "saved") -> RedirectResponse:
     return RedirectResponse(f"{path}?notice={notice}", status_code=303)
+
+
+def settled(db: Session, change: Callable[[], T]) -> T | PortalError:
+    """Run ``change``, a service that audits its own refusals, and commit; a rule's
+    refusal is returned for the page to show. A missing object or role propagates."""
+    try:
+        result = change()
+    except PortalError as exc:
+        return exc
+    db.commit()
+    return result
 
 
 def attempt(db: Session, caller: Caller, action: str, change: Callable[[], T]) -> T | PortalError:
