@@ -60,13 +60,13 @@ def seed(db: Session, passwords: Passwords, at_rest_key: bytes) -> list[DemoAcco
     vendor = _org(db, VENDOR, caller)
     operator_org = _org(db, OPERATOR_ORG, caller)
     wanted = [
-        ("operator", "Olav Operatør", operator_org, {"is_operator": True}, "operator"),
-        ("legekontor-admin", "Lise Legekontor", customer, {"is_admin": True}, "organisation admin"),
-        ("leverandor-admin", "Vera Leverandør", vendor, {"is_admin": True}, "organisation admin"),
-        ("tekniker", "Tore Tekniker", vendor, {"is_technician": True}, "technician"),
+        ("operator", "Olav Operatør", operator_org, "operator", "operator"),
+        ("legekontor-admin", "Lise Legekontor", customer, "admin", "organisation admin"),
+        ("leverandor-admin", "Vera Leverandør", vendor, "admin", "organisation admin"),
+        ("tekniker", "Tore Tekniker", vendor, "technician", "technician"),
     ]
     accounts: list[DemoAccount] = []
-    for username, display, org, roles, role_name in wanted:
+    for username, display, org, role, role_name in wanted:
         if db.execute(select(User).where(User.username == username)).scalar_one_or_none():
             continue
         user = create_user(
@@ -75,8 +75,10 @@ def seed(db: Session, passwords: Passwords, at_rest_key: bytes) -> list[DemoAcco
             username=username,
             email=f"{username}@demo.invalid",
             display_name=display,
+            is_operator=role == "operator",
+            is_admin=role == "admin",
+            is_technician=role == "technician",
             actor=caller.actor,
-            **roles,
         )
         password = _password()
         secret = enrolment.activate_for_demo(
@@ -97,13 +99,13 @@ def seed(db: Session, passwords: Passwords, at_rest_key: bytes) -> list[DemoAcco
 
 
 def save(path: Path, url: str, accounts: list[DemoAccount]) -> dict[str, object]:
-    existing: dict[str, object] = {}
+    existing: list[dict[str, object]] = []
     if path.exists():
-        existing = json.loads(path.read_text())
-    known = {a["username"]: a for a in existing.get("accounts", [])}  # type: ignore[union-attr]
+        existing = json.loads(path.read_text()).get("accounts", [])
+    known = {str(a["username"]): a for a in existing}
     for account in accounts:
         known[account.username] = asdict(account)
-    data = {"url": url, "accounts": list(known.values())}
+    data: dict[str, object] = {"url": url, "accounts": list(known.values())}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     path.chmod(0o600)

@@ -29,6 +29,10 @@ class Refusal(Exception):
         super().__init__(reason)
         self.reason = reason
         self.params = params
+        # Set by the service that refused once it has undone its own work and written
+        # the refusal's audit event: the request's transaction then keeps that event
+        # (server/deps.get_db commits). Never set, the request rolls everything back.
+        self.recorded = False
 
     @property
     def message_key(self) -> str:

@@ -49,19 +49,20 @@ def refusal_reason(exc: Exception) -> str:
 
 @contextmanager
 def refusals_audited(db: Session, caller: Caller, action: str) -> Iterator[None]:
-    """Run a portal change; if it is refused, undo it, audit the refusal, re-raise.
+    """Run a change; if it is refused, undo it, audit the refusal, re-raise.
 
-    A NotFound is audited against the caller's own organisation only, with the id the
-    caller sent: the event must not tell the caller (who can read it) whose id it was.
+    The change runs inside a SAVEPOINT, so a refusal undoes exactly the change and
+    nothing the caller had done before it; the refusal's event is written in the caller's
+    transaction and the exception is marked ``recorded``, which tells the request to keep
+    it (server/deps.get_db commits). A NotFound is audited against the caller's own
+    organisation only, with the id the caller sent: the event must not tell the caller
+    (who can read it) whose id it was.
     """
+    savepoint = db.begin_nested()
     try:
         yield
     except (PortalError, NotFound, NotAllowed) as exc:
-        db.rollback()
-        if caller.person is not None:
-            # The rollback expired the signed-in person; load them again while the
-            # session is open, for whatever renders the refusal (the page's language).
-            db.refresh(caller.person)
+        savepoint.rollback()
         details: dict[str, Any] | None = None
         if isinstance(exc, NotFound):
             details = {"object": exc.kind, "id": exc.object_id}
@@ -78,5 +79,7 @@ def refusals_audited(db: Session, caller: Caller, action: str) -> Iterator[None]
             source_address=caller.source_address,
             details=details,
         )
-        db.commit()
+        exc.recorded = True
         raise
+    else:
+        savepoint.commit()

@@ -13,6 +13,7 @@ from fjernhjelp.auth import logins
 from fjernhjelp.auth.logins import ClientInfo
 from fjernhjelp.auth.models import LoginSession, SessionKind, User
 from fjernhjelp.i18n import Translator, negotiate
+from fjernhjelp.refusals import Refusal
 from fjernhjelp.server.security import client_address, cookie_name, csrf_exemption, csrf_valid
 from fjernhjelp.server.state import AppState
 
@@ -27,6 +28,12 @@ def get_db(request: Request) -> Iterator[Session]:
     db = get_state(request).db_sessions()
     try:
         yield db
+    except Refusal as exc:
+        # A refusal its service recorded leaves only its audit event (and counters such
+        # as a login's throttle) in the transaction: keep them; anything else rolls back.
+        if exc.recorded:
+            db.commit()
+        raise
     finally:
         db.close()
 

@@ -51,6 +51,7 @@ def settled(db: Session, change: Callable[[], T]) -> T | PortalError:
     try:
         result = change()
     except PortalError as exc:
+        db.commit()  # the refusal's audit event, if its service recorded one
         return exc
     db.commit()
     return result
@@ -63,6 +64,7 @@ def attempt(db: Session, caller: Caller, action: str, change: Callable[[], T]) -
         with refusals_audited(db, caller, action):
             result = change()
     except PortalError as exc:
+        db.commit()  # the refusal's audit event, if its service recorded one
         return exc
     db.commit()
     return result
