@@ -101,6 +101,7 @@ async def open_pair(
     maxsize: int = 16,
     hold_open: bool = False,
     ticket: dict[str, Any] | None = None,
+    technician_random: bytes | None = None,
 ) -> Pair:
     """A technician and an agent connected through an in-memory relay."""
     world = world or World()
@@ -138,6 +139,7 @@ async def open_pair(
                 ephemeral=world.ephemeral,
                 agent_identity=world.agent.public_key(),
                 options=options,
+                random=technician_random,
             )
         except BaseException:
             # Collect the agent's side of the failure too, so no task dies unobserved.

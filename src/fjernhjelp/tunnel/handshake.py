@@ -62,12 +62,14 @@ class Role(Enum):
 
 @dataclass(frozen=True)
 class SessionKeys:
-    """What a finished handshake gives one side: a key per direction."""
+    """What a finished handshake gives one side: a key per direction, the transcript
+    hash, and HELLO's ``random_t`` (which may commit to a SAS nonce, sas.py)."""
 
     role: Role
     send_key: bytes
     receive_key: bytes
     transcript_hash: bytes
+    technician_random: bytes
 
 
 class PolicyRefusal(Exception):
@@ -179,7 +181,7 @@ class TechnicianHandshake:
         except ValueError:
             raise MalformedHandshake("agent ephemeral key is unusable") from None
         t2a, a2t = derive_keys(shared, transcript)
-        self.keys = SessionKeys(Role.TECHNICIAN, t2a, a2t, transcript)
+        self.keys = SessionKeys(Role.TECHNICIAN, t2a, a2t, transcript, self._random)
         self.state = "done"
         return self.keys
 
@@ -256,7 +258,7 @@ class AgentHandshake:
         signature = self._identity.sign(SIGNATURE_LABEL + transcript)
         t2a, a2t = derive_keys(shared, transcript)
         self.ticket = ticket
-        self.keys = SessionKeys(Role.AGENT, a2t, t2a, transcript)
+        self.keys = SessionKeys(Role.AGENT, a2t, t2a, transcript, message[38:70])
         self.state = "done"
         return signed + signature
 

@@ -98,6 +98,7 @@ class Tunnel:
         self.role = keys.role
         self.ticket = ticket
         self.transcript_hash = keys.transcript_hash
+        self.technician_random = keys.technician_random  # the SAS commitment (sas.py)
         self.stats = stats or TunnelStats()
         self._transport = transport
         self._options = options

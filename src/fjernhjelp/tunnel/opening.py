@@ -26,15 +26,18 @@ async def connect(
     ephemeral: X25519PrivateKey,
     agent_identity: Ed25519PublicKey,
     options: TunnelOptions | None = None,
+    random: bytes | None = None,
 ) -> Tunnel:
     """Technician side. ``ephemeral`` is the key whose public half's SHA-256 the server
     put in ``ticket``; ``agent_identity`` is the key the server listed for the machine.
+    ``random`` is HELLO's ``random_t``: fresh unless it carries a SAS commitment
+    (``sas.commitment(nonce)``).
 
     Raises Refused (the agent said no, with a code), AgentKeyMismatch, BadAgentSignature,
     MalformedHandshake or HandshakeTimeout; the transport is closed after any of them."""
     options = options or TunnelOptions()
     handshake = TechnicianHandshake(
-        ticket=ticket, ephemeral=ephemeral, agent_identity=agent_identity
+        ticket=ticket, ephemeral=ephemeral, agent_identity=agent_identity, random=random
     )
     hello = handshake.hello()
     try:
