@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.live.live import LiveSite
 from tests.portal.world import CLAUSE, build_world
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.config import Settings
 from fjernhjelp.db import migrate
 from fjernhjelp.machines import packages
@@ -60,12 +61,11 @@ def package_for(site: LiveSite, uses: int) -> bytes:
     assert site.server is not None
     made = packages.create(
         db,
-        user=site.world.gp_admin.user,
+        Caller.of_person(site.world.gp_admin.user, site.state.now()),
         group_id=site.world.group.id,
         label="bench",
         lifetime=timedelta(hours=2),
         max_uses=uses,
-        now=site.state.now(),
         server_url=site.server.url,
         signing_key=site.state.keys.signing,
     )

@@ -74,16 +74,16 @@ def _relay_tokens(site, machine_id: str) -> tuple[str, str, str]:  # type: ignor
     two ends of the relay are then plain sockets pumping bytes, and no tunnel runs."""
     import uuid
 
+    from fjernhjelp.caller import Caller
     from fjernhjelp.remote import sessions
 
     db = site.world.db
     db.rollback()
     issued = sessions.request(
         db,
-        technician=site.world.tech.user,
+        Caller.of_person(site.world.tech.user, site.state.now()),
         machine_id=uuid.UUID(machine_id),
         technician_key=os.urandom(32),
-        now=site.state.now(),
         signing_key=site.state.keys.signing,
         node_id="bench",
     )

@@ -66,7 +66,7 @@ class Caller:
         source_address: str | None = None,
     ) -> Caller:  # fmt: skip
         """``name`` is the machine's host name; the audit log has always named an agent
-        ``agent@<host name>`` (machines.registry.agent_actor), and still does."""
+        ``agent@<host name>`` (machines.registry.agent_caller), and still does."""
         return cls(
             CallerKind.AGENT,
             Actor(None, f"agent@{name}", org_id),

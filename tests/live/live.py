@@ -146,12 +146,11 @@ class LiveSite:
         assert self.server is not None
         made = packages.create(
             db,
-            user=(by or self.world.gp_admin).user,
+            Caller.of_person((by or self.world.gp_admin).user, self.state.now()),
             group_id=self.world.group.id,
             label="test",
             lifetime=timedelta(hours=1),
             max_uses=max_uses,
-            now=self.state.now(),
             server_url=self.server.url,
             signing_key=self.state.keys.signing,
         )

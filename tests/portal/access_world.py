@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.machines.models import Machine
+from fjernhjelp.machines.registry import agent_caller
 from fjernhjelp.portal import grants, groups, terms
 from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.portal.models import MachineGroup, OrgKind
@@ -79,26 +81,25 @@ class Site:
         w = self.world
         issued = remote_sessions.request(
             w.db,
-            technician=technician.user,
+            Caller.of_person(technician.user, w.state.now()),
             machine_id=machine.id,
             technician_key=os.urandom(32),
-            now=w.state.now(),
             signing_key=w.state.keys.signing,
             node_id="node-test",
         )
         sid = issued.session.id
         remote_sessions.mark_active(w.db, sid, w.state.now())
+        agent = agent_caller(machine, w.state.now(), None)
         if consent is not None:
-            remote_sessions.record_agent_event(
-                w.db, machine, session_id=sid, action="consent.asked", reason=None, details={}
-            )
-            remote_sessions.record_agent_event(
-                w.db, machine, session_id=sid, action=consent, reason=None, details={}
-            )
+            for action in ("consent.asked", consent):
+                remote_sessions.record_agent_event(
+                    w.db, agent, machine, session_id=sid, action=action, reason=None, details={}
+                )
         w.state.clock.advance(seconds=seconds)  # type: ignore[attr-defined]
         if ended_by_user:
             remote_sessions.record_agent_event(
                 w.db,
+                agent_caller(machine, w.state.now(), None),
                 machine,
                 session_id=sid,
                 action="session.ended_at_agent",

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.auth import enrolment, factors, totp
 from fjernhjelp.auth.models import EnrolmentLink, Factor, LoginSession, User, UserStatus
+from fjernhjelp.caller import Caller
 from fjernhjelp.cli import admin as admin_cli
 from fjernhjelp.machines.models import Machine
 from fjernhjelp.portal import members
@@ -332,10 +333,9 @@ def _machine(world: World) -> Machine:
 def _running_session(world: World, machine: Machine) -> uuid.UUID:
     issued = remote_sessions.request(
         world.db,
-        technician=world.tech.user,
+        Caller.of_person(world.tech.user, world.state.now()),
         machine_id=machine.id,
         technician_key=os.urandom(32),
-        now=world.state.now(),
         signing_key=world.state.keys.signing,
         node_id="node-test",
     )

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from fjernhjelp.caller import Caller
 from fjernhjelp.i18n import Translator
 from fjernhjelp.portal import grants
 from fjernhjelp.portal.access import AccessAllowed, decide
@@ -38,10 +39,9 @@ def _ticket(site: Site) -> tickets.Ticket:
     machine = site.machine()
     issued = remote_sessions.request(
         w.db,
-        technician=w.tech.user,
+        Caller.of_person(w.tech.user, w.state.now()),
         machine_id=machine.id,
         technician_key=os.urandom(32),
-        now=w.state.now(),
         signing_key=w.state.keys.signing,
         node_id="node-test",
     )

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.models import AuditEvent
+from fjernhjelp.caller import Caller
 from fjernhjelp.refusals import SessionRefused
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.server.state import AppState
@@ -22,10 +23,9 @@ from tests.portal.access_world import build_site
 def _request(db: Session, state: AppState, technician, machine_id: uuid.UUID):  # type: ignore[no-untyped-def]
     return remote_sessions.request(
         db,
-        technician=technician,
+        Caller.of_person(technician, state.now()),
         machine_id=machine_id,
         technician_key=os.urandom(32),
-        now=state.now(),
         signing_key=state.keys.signing,
         node_id="node-test",
     )

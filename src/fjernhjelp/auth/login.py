@@ -1,7 +1,10 @@
 """The login flow: password first, then a second factor; throttled and audited.
 
 Every outcome, success or failure, writes its audit event in the same transaction as
-the throttle counters and the session it creates, and the caller commits all of it.
+the throttle counters and the session it creates. A refusal is raised marked
+``recorded`` (``_kept``): its event and counters are what the request must keep, so
+server/deps.get_db commits them; a page that catches one to show its form again commits
+them itself.
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ class LoginRefused(Refusal):
     @property
     def sentence_key(self) -> str:
         return self.message
+
+
+def _kept(refusal: LoginRefused) -> LoginRefused:
+    """Mark a refusal as recorded. Only what a refusal must leave behind is pending when
+    one is raised: its audit event, the throttle counters (failures counted, stale ones
+    forgotten), an expired login session ``logins.find`` removed, or the rehash of a
+    password that was right."""
+    refusal.recorded = True
+    return refusal
 
 
 class BadCredentials(LoginRefused):
@@ -117,7 +129,7 @@ def _check_lock(
             reason="locked",
             source_address=client.source_address,
         )
-        raise LockedOut("locked", until, now)
+        raise _kept(LockedOut("locked", until, now))
 
 
 def _fail(
@@ -175,7 +187,7 @@ def begin(
             reason="wrong_password" if user else "unknown_user",
             source_address=client.source_address,
         )
-        raise BadCredentials("wrong_password" if user else "unknown_user")
+        raise _kept(BadCredentials("wrong_password" if user else "unknown_user"))
 
     # The password was right: from here on telling the user why is no oracle.
     unavailable = _unavailable_reason(user)
@@ -188,7 +200,7 @@ def begin(
             reason=unavailable,
             source_address=client.source_address,
         )
-        raise AccountUnavailable(unavailable)
+        raise _kept(AccountUnavailable(unavailable))
     if user.password_hash and cfg.passwords.needs_rehash(user.password_hash):
         user.password_hash = cfg.passwords.hash(password)
     if user.needs_second_factor and not user.confirmed_factors:
@@ -200,7 +212,7 @@ def begin(
             reason="no_factor",
             source_address=client.source_address,
         )
-        raise AccountUnavailable("no_factor")
+        raise _kept(AccountUnavailable("no_factor"))
 
     token, row = logins.create(
         db,
@@ -250,7 +262,7 @@ def finish(
         db, pending_token, policy=cfg.policy, now=now, stage=SessionStage.PASSWORD_OK
     )
     if pending is None:
-        raise LoginExpired("pending_session_missing_or_expired")
+        raise _kept(LoginExpired("pending_session_missing_or_expired"))
     user = pending.user
     actor = Actor.of(user)
     keys = [throttle.account_key(user.username), throttle.address_key(client.source_address)]
@@ -269,7 +281,7 @@ def finish(
             source_address=client.source_address,
             factor=exc.factor_kind,
         )
-        raise FactorRefused(exc.failure.value) from exc
+        raise _kept(FactorRefused(exc.failure.value)) from exc
 
     for key in keys[:1]:
         throttle.reset(db, key)

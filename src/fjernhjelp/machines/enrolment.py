@@ -44,7 +44,11 @@ def _refuse(
         source_address=source_address,
         details=details,
     )
-    return EnrolmentRefused(reason)
+    refusal = EnrolmentRefused(reason)
+    # Every refusal comes before the machine is added and before the use is counted (a
+    # use that was not counted changed no row), so the event is all the request keeps.
+    refusal.recorded = True
+    return refusal
 
 
 def enrol(
@@ -57,8 +61,9 @@ def enrol(
     now: datetime,
     source_address: str | None = None,
 ) -> Machine:
-    """A new Machine in the package's group. On refusal the caller commits the audit
-    event (and nothing else happened)."""
+    """A new Machine in the package's group, or a refusal with its audit event (marked
+    recorded). No Caller: the agent has no identity here until this gives it one, so the
+    time and the address come as they are."""
     details: dict[str, object] = {"hostname": info.hostname, "os": info.os}
     package = db.execute(
         select(InstallerPackage).where(InstallerPackage.token_hash == token_hash(token))

@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.audit.log import Outcome, record
 from fjernhjelp.auth.models import User
 from fjernhjelp.auth.tokens import new_token, token_hash
+from fjernhjelp.caller import Caller
 from fjernhjelp.control.package import build_package
 from fjernhjelp.machines.models import InstallerPackage
 from fjernhjelp.portal import access
@@ -42,23 +43,24 @@ class MadePackage:
 
 @dataclass(frozen=True)
 class MakeRight:
-    """Why ``user`` may make a package for a group: as the customer's own admin
+    """Why the caller may make a package for a group: as the customer's own admin
     (``grant_id`` None) or under a grant that lets the vendor make packages."""
 
     grant_id: uuid.UUID | None
 
 
 def right_to_make(
-    db: Session, user: User, group: MachineGroup, now: datetime
+    db: Session, caller: Caller, group: MachineGroup
 ) -> MakeRight | PackageRefused | NotFound:
     """The customer decides who may put machines into its groups: its admins always, a
     vendor's technician only under a live grant that names them and has
-    ``may_make_packages``. A group the user has no grant on answers as one that does not
-    exist; a granted group without the right answers why."""
+    ``may_make_packages``. A group the caller has no grant on answers as one that does
+    not exist; a granted group without the right answers why."""
+    user = caller.user
     if user.is_admin and user.organisation_id == group.organisation_id:
         return MakeRight(None)
     if user.is_technician:
-        decision = access.decide(db, user, group.id, now)
+        decision = access.decide(db, user, group.id, caller.now)
         if isinstance(decision, access.AccessAllowed):
             grant = db.get(Grant, decision.grant_id)
             if grant is not None and grant.may_make_packages:
@@ -67,9 +69,10 @@ def right_to_make(
     return NotFound("group")
 
 
-def may_revoke(user: User, package: InstallerPackage) -> bool:
+def may_revoke(caller: Caller, package: InstallerPackage) -> bool:
     """The customer's admins revoke any of its packages; a technician only those it made
     itself (to stop one it lost quickly), never the customer's or a colleague's."""
+    user = caller.user
     if user.is_admin and user.organisation_id == package.organisation_id:
         return True
     return user.is_technician and package.created_by_id == user.id
@@ -116,52 +119,51 @@ def maker_refusal(db: Session, package: InstallerPackage, now: datetime) -> str 
 
 def _refuse_creation(
     db: Session,
-    user: User,
+    caller: Caller,
     group_id: uuid.UUID,
-    reason: str,
+    refusal: PackageRefused | NotFound,
     customer_org_id: uuid.UUID | None,
-    source_address: str | None,
-) -> None:
+) -> PackageRefused | NotFound:
+    """Audit a refused creation; nothing was changed before it, so the event is all the
+    request keeps (``recorded``)."""
     record(
         db,
         "package.created",
         Outcome.DENIED,
-        actor=Actor.of(user),
-        reason=reason,
+        actor=caller.actor,
+        reason=refusal.reason,
         customer_org_id=customer_org_id,
-        source_address=source_address,
+        source_address=caller.source_address,
         details={"group": str(group_id)},
     )
+    refusal.recorded = True
+    return refusal
 
 
 def create(
     db: Session,
+    caller: Caller,
     *,
-    user: User,
     group_id: uuid.UUID,
     label: str,
     lifetime: timedelta,
     max_uses: int,
-    now: datetime,
     server_url: str,
     signing_key: Ed25519PrivateKey,
-    source_address: str | None = None,
 ) -> MadePackage:
-    """A package, or a refusal: NotFound and "packages_not_granted" are audited (the
-    caller commits the event), out-of-range values are a form error."""
+    """A package, or a refusal: NotFound and "packages_not_granted" are audited (and
+    marked recorded, so the request keeps the event); out-of-range values are a form
+    error, not audited."""
+    user, now = caller.user, caller.now
     group = db.get(MachineGroup, group_id)
-    right = right_to_make(db, user, group, now) if group is not None else NotFound("group")
+    right = right_to_make(db, caller, group) if group is not None else NotFound("group")
     if not isinstance(right, MakeRight):
+        # The customer reads a refusal on its group only where a grant ties the caller
+        # to it; an unknown or ungranted group names no one.
         tied = group is not None and isinstance(right, PackageRefused)
-        _refuse_creation(
-            db,
-            user,
-            group_id,
-            right.reason,
-            group.organisation_id if tied and group else None,
-            source_address,
+        raise _refuse_creation(
+            db, caller, group_id, right, group.organisation_id if tied and group else None
         )
-        raise right
     assert group is not None
     if not timedelta(minutes=5) <= lifetime <= MAX_LIFETIME:
         raise PackageRefused("lifetime_out_of_range")
@@ -194,9 +196,9 @@ def create(
         db,
         "package.created",
         Outcome.SUCCESS,
-        actor=Actor.of(user),
+        actor=caller.actor,
         customer_org_id=group.organisation_id,
-        source_address=source_address,
+        source_address=caller.source_address,
         details={
             "package": str(package.id),
             "group": str(group.id),
@@ -209,9 +211,10 @@ def create(
     return MadePackage(package, file_bytes)
 
 
-def visible(db: Session, user: User, now: datetime) -> list[InstallerPackage]:
-    """The packages the user may revoke: all of its organisation's (admins), the ones it
-    made itself (technicians)."""
+def visible(db: Session, caller: Caller) -> list[InstallerPackage]:
+    """The packages the caller may revoke: all of its organisation's (admins), the ones
+    it made itself (technicians)."""
+    user = caller.user
     conditions: list[ColumnElement[bool]] = []
     if user.is_admin:
         conditions.append(InstallerPackage.organisation_id == user.organisation_id)
@@ -228,50 +231,44 @@ def visible(db: Session, user: User, now: datetime) -> list[InstallerPackage]:
     )
 
 
-def get_revocable(db: Session, user: User, package_id: uuid.UUID) -> InstallerPackage:
-    """The package, if the user may revoke it; NotFound otherwise, as for a missing id."""
+def get_revocable(db: Session, caller: Caller, package_id: uuid.UUID) -> InstallerPackage:
+    """The package, if the caller may revoke it; NotFound otherwise, as for a missing id."""
     package = db.get(InstallerPackage, package_id)
-    if package is None or not may_revoke(user, package):
+    if package is None or not may_revoke(caller, package):
         raise NotFound("package")
     return package
 
 
-def revoke(
-    db: Session,
-    *,
-    user: User,
-    package_id: uuid.UUID,
-    now: datetime,
-    source_address: str | None = None,
-) -> InstallerPackage:
-    """Revoke a package the user may revoke; any other attempt is audited (the caller
-    commits the event) and answered as if the package did not exist."""
+def revoke(db: Session, caller: Caller, package_id: uuid.UUID) -> InstallerPackage:
+    """Revoke a package the caller may revoke; any other attempt is audited (marked
+    recorded: nothing else was changed) and answered as if the package did not exist."""
     try:
-        package = get_revocable(db, user, package_id)
-    except NotFound:
+        package = get_revocable(db, caller, package_id)
+    except NotFound as exc:
         found = db.get(InstallerPackage, package_id)
         record(
             db,
             "package.revoked",
             Outcome.DENIED,
-            actor=Actor.of(user),
+            actor=caller.actor,
             reason="no_such_package",
             customer_org_id=found.organisation_id
-            if found and _ties(db, user, found.organisation_id)
+            if found and _ties(db, caller.user, found.organisation_id)
             else None,
-            source_address=source_address,
+            source_address=caller.source_address,
             details={"package": str(package_id)},
         )
+        exc.recorded = True
         raise
     if package.revoked_at is None:
-        package.revoked_at = now
+        package.revoked_at = caller.now
         record(
             db,
             "package.revoked",
             Outcome.SUCCESS,
-            actor=Actor.of(user),
+            actor=caller.actor,
             customer_org_id=package.organisation_id,
-            source_address=source_address,
+            source_address=caller.source_address,
             details={
                 "package": str(package.id),
                 "before": {"revoked": False},
@@ -295,9 +292,10 @@ def state_of(db: Session, package: InstallerPackage, now: datetime) -> str:
     }[unusable]
 
 
-def manageable_groups(db: Session, user: User, now: datetime) -> list[MachineGroup]:
-    """Groups the user may make a package for (what a form offers; ``create`` still
+def manageable_groups(db: Session, caller: Caller) -> list[MachineGroup]:
+    """Groups the caller may make a package for (what a form offers; ``create`` still
     decides on its own)."""
+    user = caller.user
     conditions: list[ColumnElement[bool]] = []
     if user.is_admin:
         conditions.append(MachineGroup.organisation_id == user.organisation_id)
@@ -311,4 +309,4 @@ def manageable_groups(db: Session, user: User, now: datetime) -> list[MachineGro
     rows = db.execute(
         select(MachineGroup).where(or_(*conditions)).order_by(MachineGroup.name)
     ).scalars()
-    return [g for g in rows if isinstance(right_to_make(db, user, g, now), MakeRight)]
+    return [g for g in rows if isinstance(right_to_make(db, caller, g), MakeRight)]

@@ -31,7 +31,11 @@ def authenticate(
     now: datetime,
     source_address: str | None,
 ) -> Machine:
-    """The machine whose identity key signed our fresh nonce; refusals are audited."""
+    """The machine whose identity key signed our fresh nonce; refusals are audited (and
+    marked recorded: nothing else was changed).
+
+    No caller yet: who is asking is what this decides, so it takes the time and the
+    address itself."""
     machine = db.get(Machine, machine_id)
     reason = None
     if machine is None:
@@ -56,22 +60,18 @@ def authenticate(
             machine_id=str(machine_id),
             source_address=source_address,
         )
-        raise AgentRefused(reason)
+        refusal = AgentRefused(reason)
+        refusal.recorded = True
+        raise refusal
     assert machine is not None
     machine.last_seen_at = now
     return machine
 
 
-def update_info(
-    db: Session,
-    machine: Machine,
-    info: MachineInfo,
-    now: datetime,
-    source_address: str | None = None,
-) -> None:
-    """Store what the agent reports. A new host name or new users are audited with
-    before and after: the name is what technicians choose machines by, and the agent
-    alone decides it."""
+def update_info(db: Session, caller: Caller, machine: Machine, info: MachineInfo) -> None:
+    """Store what the agent (``caller``, speaking for ``machine``) reports. A new host
+    name or new users are audited with before and after: the name is what technicians
+    choose machines by, and the agent alone decides it."""
     users = ",".join(info.users)
     before = {"hostname": machine.hostname, "users": [u for u in machine.users.split(",") if u]}
     after = {"hostname": info.hostname, "users": list(info.users)}
@@ -80,10 +80,10 @@ def update_info(
             db,
             "machine.info_changed",
             Outcome.INFO,
-            actor=agent_actor(machine),
+            actor=caller.actor,
             customer_org_id=machine.organisation_id,
             machine_id=str(machine.id),
-            source_address=source_address,
+            source_address=caller.source_address,
             details={"before": before, "after": after},
         )
     machine.hostname = info.hostname
@@ -91,15 +91,12 @@ def update_info(
     machine.agent_version = info.agent_version
     machine.users = users
     machine.has_display = info.display
-    machine.last_seen_at = now
-
-
-def agent_actor(machine: Machine) -> Actor:
-    return Actor(None, f"agent@{machine.hostname}", machine.organisation_id)
+    machine.last_seen_at = caller.now
 
 
 def agent_caller(machine: Machine, now: datetime, source_address: str | None) -> Caller:
-    """The agent speaking for ``machine`` over its control link."""
+    """The agent speaking for ``machine`` over its control link, named by the host name
+    the machine has now (an audit line names the agent as it was when it acted)."""
     return Caller.agent(machine.id, machine.hostname, machine.organisation_id, now, source_address)
 
 
@@ -153,9 +150,7 @@ def _live_grant_groups(user: User, now: datetime) -> Select[uuid.UUID]:
     )
 
 
-def _visible(
-    user: User, now: datetime | None, *, ended_grants: bool = False
-) -> list[ColumnElement[bool]]:
+def _visible(user: User, now: datetime, *, ended_grants: bool = False) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if user.is_admin or user.is_operator:
         conditions.append(Machine.organisation_id == user.organisation_id)
@@ -163,18 +158,17 @@ def _visible(
         if ended_grants:
             granted = select(Grant.group_id).where(Grant.vendor_org_id == user.organisation_id)
         else:
-            assert now is not None, "which grants are live depends on the time"
             granted = _live_grant_groups(user, now)
         conditions.append(Machine.group_id.in_(granted))
     return conditions
 
 
-def visible_to(db: Session, user: User, now: datetime) -> list[Machine]:
-    """Active machines the user may see: its own organisation's (admins), and those in
-    groups its organisation holds a live grant on that names the user or nobody
+def visible_to(db: Session, caller: Caller) -> list[Machine]:
+    """Active machines the caller may see: its own organisation's (admins), and those in
+    groups its organisation holds a live grant on that names the caller or nobody
     (technicians). Whether a connection is allowed *now* is decided per request by
     portal.access.decide."""
-    conditions = _visible(user, now)
+    conditions = _visible(caller.user, caller.now)
     if not conditions:
         return []
     return list(
@@ -187,19 +181,14 @@ def visible_to(db: Session, user: User, now: datetime) -> list[Machine]:
 
 
 def get_visible(
-    db: Session,
-    user: User,
-    machine_id: uuid.UUID,
-    now: datetime | None = None,
-    *,
-    ended_grants: bool = False,
+    db: Session, caller: Caller, machine_id: uuid.UUID, *, ended_grants: bool = False
 ) -> Machine:
-    """The machine, if the user may see it; otherwise NotFound, exactly as for an id
-    that does not exist. ``ended_grants`` also finds machines of groups the user's
-    organisation *had* (or has, without naming the user) a grant on, so a connection
+    """The machine, if the caller may see it; otherwise NotFound, exactly as for an id
+    that does not exist. ``ended_grants`` also finds machines of groups the caller's
+    organisation *had* (or has, without naming the caller) a grant on, so a connection
     attempt is refused with the real reason (grant revoked, expired, technician not
     named) rather than "no such machine"."""
-    conditions = _visible(user, now, ended_grants=ended_grants)
+    conditions = _visible(caller.user, caller.now, ended_grants=ended_grants)
     machine = None
     if conditions:
         machine = db.execute(

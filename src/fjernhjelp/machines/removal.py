@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth.models import User
+from fjernhjelp.audit.log import Outcome, record
+from fjernhjelp.caller import Caller
 from fjernhjelp.machines.models import Machine, MachineStatus
 from fjernhjelp.refusals import NotFound
 from fjernhjelp.remote.models import RemoteSession, SessionStatus
@@ -32,28 +31,23 @@ class RemovedMachine:
     active_sessions: list[uuid.UUID]
 
 
-def may_remove(user: User, machine: Machine) -> bool:
+def may_remove(caller: Caller, machine: Machine) -> bool:
     """The customer's own admins; never a vendor, whatever its grant."""
+    user = caller.user
     return user.is_admin and user.organisation_id == machine.organisation_id
 
 
-def remove(
-    db: Session,
-    *,
-    user: User,
-    machine_id: uuid.UUID,
-    now: datetime,
-    source_address: str | None = None,
-) -> RemovedMachine:
+def remove(db: Session, caller: Caller, machine_id: uuid.UUID) -> RemovedMachine:
     """Only the customer's own admins may; anyone else is refused as if the machine did
-    not exist, audited. The caller commits in both cases."""
+    not exist, audited (marked recorded: nothing was changed before the refusal)."""
+    user = caller.user
     machine = db.get(Machine, machine_id)
-    if machine is None or machine.status != MachineStatus.ACTIVE or not may_remove(user, machine):
+    if machine is None or machine.status != MachineStatus.ACTIVE or not may_remove(caller, machine):
         record(
             db,
             "machine.removed",
             Outcome.DENIED,
-            actor=Actor.of(user),
+            actor=caller.actor,
             reason="no_such_machine",
             # The customer reads attempts on its machines; a stranger's guess at an id
             # names no one.
@@ -61,9 +55,11 @@ def remove(
             if machine is not None and user.organisation_id == machine.organisation_id
             else None,
             machine_id=str(machine_id),
-            source_address=source_address,
+            source_address=caller.source_address,
         )
-        raise NotFound("machine")
+        refusal = NotFound("machine")
+        refusal.recorded = True
+        raise refusal
     machine.status = MachineStatus.REVOKED
     active: list[uuid.UUID] = []
     live = db.execute(
@@ -75,15 +71,15 @@ def remove(
         if session.status == SessionStatus.ACTIVE:
             active.append(session.id)
         else:
-            end_session(db, session.id, now=now, reason="machine_removed")
+            end_session(db, session.id, now=caller.now, reason="machine_removed")
     record(
         db,
         "machine.removed",
         Outcome.SUCCESS,
-        actor=Actor.of(user),
+        actor=caller.actor,
         customer_org_id=machine.organisation_id,
         machine_id=str(machine.id),
-        source_address=source_address,
+        source_address=caller.source_address,
         details={
             "hostname": machine.hostname,
             "group": str(machine.group_id),

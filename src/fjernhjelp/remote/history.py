@@ -20,7 +20,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.models import AuditEvent
-from fjernhjelp.auth.models import User
+from fjernhjelp.caller import Caller
 from fjernhjelp.machines.models import Machine
 from fjernhjelp.machines.registry import get_visible
 from fjernhjelp.portal.models.organisation import Organisation
@@ -85,17 +85,18 @@ class SessionRecord:
         return "server"
 
 
-def may_see_all(user: User, machine: Machine) -> bool:
+def may_see_all(caller: Caller, machine: Machine) -> bool:
     """The customer's own admins read every vendor's sessions on their machines."""
+    user = caller.user
     return (user.is_admin or user.is_operator) and user.organisation_id == machine.organisation_id
 
 
-def machine_for_history(db: Session, user: User, machine_id: uuid.UUID) -> Machine:
-    """The machine if the user may read any of its history; NotFound otherwise.
+def machine_for_history(db: Session, caller: Caller, machine_id: uuid.UUID) -> Machine:
+    """The machine if the caller may read any of its history; NotFound otherwise.
 
     A technician whose grant has ended still sees their own vendor's past sessions
     (the record of what they did stays theirs to read)."""
-    return get_visible(db, user, machine_id, ended_grants=True)
+    return get_visible(db, caller, machine_id, ended_grants=True)
 
 
 def _agent_reports(
@@ -163,19 +164,20 @@ MAX_PAGE = 500
 
 def sessions_of(
     db: Session,
-    user: User,
+    caller: Caller,
     machine_id: uuid.UUID,
     *,
     limit: int = DEFAULT_PAGE,
     after: Cursor | None = None,
 ) -> HistoryPage:
-    """The machine and up to ``limit`` sessions on it the user may read, newest first,
+    """The machine and up to ``limit`` sessions on it the caller may read, newest first,
     starting after ``after`` (the ``next`` of the previous page)."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be 1..{MAX_PAGE}")
-    machine = machine_for_history(db, user, machine_id)
+    user = caller.user
+    machine = machine_for_history(db, caller, machine_id)
     stmt = select(RemoteSession).where(RemoteSession.machine_id == machine.id)
-    if not may_see_all(user, machine):
+    if not may_see_all(caller, machine):
         if not user.is_technician:
             raise NotFound("machine")
         stmt = stmt.where(RemoteSession.vendor_org_id == user.organisation_id)

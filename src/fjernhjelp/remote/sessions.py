@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Actor, Outcome, record
-from fjernhjelp.auth.models import User
 from fjernhjelp.auth.tokens import new_token, token_hash
+from fjernhjelp.caller import Caller
 from fjernhjelp.machines.models import Machine
 from fjernhjelp.machines.registry import get_visible
 from fjernhjelp.portal import access
@@ -44,25 +44,30 @@ class IssuedSession:
     expires_at: datetime
 
 
+def _recorded(refusal: SessionRefused) -> SessionRefused:
+    # Raised after its audit events (the decision, the refusal) and before the session
+    # row is added: the events are all the request keeps.
+    refusal.recorded = True
+    return refusal
+
+
 def request(
     db: Session,
+    caller: Caller,
     *,
-    technician: User,
     machine_id: uuid.UUID,
     technician_key: bytes,
-    now: datetime,
     signing_key: Ed25519PrivateKey,
     node_id: str,
-    source_address: str | None = None,
-    factor: str | None = None,
     machine_online: bool = True,
 ) -> IssuedSession:
-    """Authorise and issue a ticket, or raise SessionRefused (audited either way; the
-    caller commits in both cases)."""
+    """Authorise the technician (``caller``) and issue a ticket, or raise SessionRefused;
+    audited either way (a refusal marked recorded)."""
+    technician, now = caller.user, caller.now
     if len(technician_key) != 32:
         raise SessionRefused("bad_technician_key")
     try:
-        machine = get_visible(db, technician, machine_id, ended_grants=True)
+        machine = get_visible(db, caller, machine_id, ended_grants=True)
     except NotFound:
         # Only "not there, or not yours to see" is that answer; the id is already a UUID
         # (the API's model parsed it). Anything else, a database failure above all, is
@@ -72,37 +77,37 @@ def request(
             db,
             "access.requested",
             Outcome.DENIED,
-            actor=Actor.of(technician),
+            actor=caller.actor,
             reason="no_such_machine",
             machine_id=str(machine_id),
-            source_address=source_address,
-            factor=factor,
+            source_address=caller.source_address,
+            factor=caller.factor,
         )
-        raise SessionRefused("no_such_machine") from None
+        raise _recorded(SessionRefused("no_such_machine")) from None
     decision = access.decide(db, technician, machine.group_id, now)
     access.audit_decision(
         db,
         decision,
         technician,
-        source_address=source_address,
+        source_address=caller.source_address,
         machine_id=str(machine.id),
-        factor=factor,
+        factor=caller.factor,
     )
     if not isinstance(decision, access.AccessAllowed):
-        raise SessionRefused(decision.reason.value)
+        raise _recorded(SessionRefused(decision.reason.value))
     if not machine_online:
         record(
             db,
             "session.refused",
             Outcome.DENIED,
-            actor=Actor.of(technician),
+            actor=caller.actor,
             reason="machine_offline",
             customer_org_id=decision.customer_org_id,
             machine_id=str(machine.id),
-            source_address=source_address,
-            factor=factor,
+            source_address=caller.source_address,
+            factor=caller.factor,
         )
-        raise SessionRefused("machine_offline")
+        raise _recorded(SessionRefused("machine_offline"))
 
     expires_at = now + TICKET_LIFETIME
     if decision.valid_until is not None:
@@ -144,11 +149,11 @@ def request(
         db,
         "session.ticket_issued",
         Outcome.SUCCESS,
-        actor=Actor.of(technician),
+        actor=caller.actor,
         customer_org_id=decision.customer_org_id,
         machine_id=str(machine.id),
-        source_address=source_address,
-        factor=factor,
+        source_address=caller.source_address,
+        factor=caller.factor,
         details={
             "session": str(session.id),
             "permissions": session.permission_list,
@@ -191,7 +196,8 @@ def join_relay(
     source_address: str | None,
 ) -> RemoteSession:
     """One end joining the relay with its token (``check_relay_token``), audited either
-    way under the end's role: the socket is anonymous until the token says whose it is."""
+    way under the end's role (a refusal marked recorded: it changed nothing). No Caller:
+    the socket is anonymous until the token says whose it is."""
     actor = Actor.named(role)
     try:
         session = check_relay_token(db, session_id=session_id, role=role, token=token, now=now)
@@ -205,6 +211,7 @@ def join_relay(
             source_address=source_address,
             details={"session": str(session_id)},
         )
+        exc.recorded = True
         raise
     record(
         db,
@@ -298,6 +305,7 @@ def end_orphans(db: Session, *, node_id: str, now: datetime) -> int:
 
 def record_agent_event(
     db: Session,
+    caller: Caller,
     machine: Machine,
     *,
     session_id: uuid.UUID,
@@ -305,8 +313,9 @@ def record_agent_event(
     reason: str | None,
     details: dict[str, object],
 ) -> bool:
-    """An event the agent reports from inside a session (consent, streams, files).
-    Only for sessions of this very machine: an agent cannot write into another's log."""
+    """An event the agent (``caller``, speaking for ``machine``) reports from inside a
+    session (consent, streams, files). Only for sessions of this very machine: an agent
+    cannot write into another's log."""
     session = db.get(RemoteSession, session_id)
     if session is None or session.machine_id != machine.id:
         return False
@@ -323,10 +332,11 @@ def record_agent_event(
         db,
         action,
         outcome,
-        actor=Actor(None, f"agent@{machine.hostname}", machine.organisation_id),
+        actor=caller.actor,
         reason=reason,
         customer_org_id=session.customer_org_id,
         machine_id=str(machine.id),
+        source_address=caller.source_address,
         details={"session": str(session.id), "technician": session.technician.username, **details},
     )
     return True
@@ -334,6 +344,7 @@ def record_agent_event(
 
 def record_dial_refusal(
     db: Session,
+    caller: Caller,
     machine: Machine,
     *,
     session_id: uuid.UUID,
@@ -353,10 +364,11 @@ def record_dial_refusal(
         db,
         "dial.refused",
         Outcome.DENIED,
-        actor=Actor(None, f"agent@{machine.hostname}", machine.organisation_id),
+        actor=caller.actor,
         reason=reason,
         customer_org_id=session.customer_org_id if own and session else machine.organisation_id,
         machine_id=str(machine.id),
+        source_address=caller.source_address,
         details={**extra, **{k: str(v)[:120] for k, v in list(details.items())[:4]}},
     )
     return own

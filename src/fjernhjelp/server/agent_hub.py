@@ -40,6 +40,7 @@ from fjernhjelp.refusals import AgentRefused
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.server.cluster import Cluster, Message
 from fjernhjelp.server.probes import Kind
+from fjernhjelp.server.recorded import refusals_kept
 from fjernhjelp.server.relay import Relay
 from fjernhjelp.server.security import client_address
 from fjernhjelp.server.state import AppState
@@ -236,7 +237,7 @@ class AgentHub:
     ) -> Machine:
         state = self._state
         with state.db_sessions() as db:
-            try:
+            with refusals_kept(db):
                 machine = machines.authenticate(
                     db,
                     machine_id=hello.machine_id,
@@ -245,13 +246,15 @@ class AgentHub:
                     now=state.now(),
                     source_address=source,
                 )
-            except AgentRefused:
-                db.commit()  # the refusal's audit event
-                raise
-            machines.update_info(db, machine, hello.info, state.now(), source)
+            # Proved: from here on the agent acts as itself. A new host name in the hello
+            # is audited under the name it had; its connection under the new one.
+            now = state.now()
+            machines.update_info(
+                db, machines.agent_caller(machine, now, source), machine, hello.info
+            )
             machines.connected(
                 db,
-                machines.agent_caller(machine, state.now(), source),
+                machines.agent_caller(machine, now, source),
                 machine,
                 node_id=self.cluster.node_id,
                 agent_version=hello.info.agent_version,
@@ -270,13 +273,13 @@ class AgentHub:
                     await link.websocket.close(CloseCode.REFUSED, "machine_revoked")
                     return
             elif isinstance(message, SessionEvent) and message.action == "dial.refused":
-                own = await run_in_threadpool(self._dial_refused, machine.id, message)
+                own = await run_in_threadpool(self._dial_refused, machine.id, message, source)
                 if own:
                     # The technician's end waits at the relay for an agent that will not
                     # come: end the session now, with the reason.
                     await self.cut(message.session_id, machine.id, "relay_refused")
             elif isinstance(message, SessionEvent):
-                await run_in_threadpool(self._event, machine.id, message)
+                await run_in_threadpool(self._event, machine.id, message, source)
             else:
                 raise MalformedMessage("hello twice")
 
@@ -286,17 +289,19 @@ class AgentHub:
             machine = db.get(Machine, machine_id)
             if machine is None or machine.status != MachineStatus.ACTIVE:
                 return False
-            machines.update_info(db, machine, message.info, self._state.now(), source)
+            caller = machines.agent_caller(machine, self._state.now(), source)
+            machines.update_info(db, caller, machine, message.info)
             db.commit()
             return True
 
-    def _event(self, machine_id: uuid.UUID, message: SessionEvent) -> None:
+    def _event(self, machine_id: uuid.UUID, message: SessionEvent, source: str | None) -> None:
         with self._state.db_sessions() as db:
             machine = db.get(Machine, machine_id)
             if machine is None or machine.status != MachineStatus.ACTIVE:
                 return
             accepted = remote_sessions.record_agent_event(
                 db,
+                machines.agent_caller(machine, self._state.now(), source),
                 machine,
                 session_id=message.session_id,
                 action=message.action,
@@ -308,7 +313,9 @@ class AgentHub:
             else:
                 _log.warning("agent %s reported an event for a session not its own", machine_id)
 
-    def _dial_refused(self, machine_id: uuid.UUID, message: SessionEvent) -> bool:
+    def _dial_refused(
+        self, machine_id: uuid.UUID, message: SessionEvent, source: str | None
+    ) -> bool:
         """Audit an agent's refusal to dial; True if the session is this machine's."""
         with self._state.db_sessions() as db:
             machine = db.get(Machine, machine_id)
@@ -316,6 +323,7 @@ class AgentHub:
                 return False
             own = remote_sessions.record_dial_refusal(
                 db,
+                machines.agent_caller(machine, self._state.now(), source),
                 machine,
                 session_id=message.session_id,
                 reason=message.reason,

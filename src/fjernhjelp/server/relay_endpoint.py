@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fjernhjelp.refusals import RelayRefused
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.server.probes import Kind
+from fjernhjelp.server.recorded import refusals_kept
 from fjernhjelp.server.relay import DuplicateEnd, EndClosed, Relay, Role
 from fjernhjelp.server.relay import Outcome as RelayOutcome
 from fjernhjelp.server.security import client_address
@@ -120,7 +121,7 @@ class RelayEndpoint:
     def _check(self, sid: uuid.UUID, role: Role, token: str, source: str | None) -> None:
         state = self._state
         with state.db_sessions() as db:
-            try:
+            with refusals_kept(db):
                 remote_sessions.join_relay(
                     db,
                     session_id=sid,
@@ -129,9 +130,6 @@ class RelayEndpoint:
                     now=state.now(),
                     source_address=source,
                 )
-            except RelayRefused:
-                db.commit()  # the refusal's audit event
-                raise
             db.commit()
 
     async def paired(self, session_id: str) -> None:

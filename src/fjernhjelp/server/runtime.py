@@ -11,7 +11,7 @@ import uuid
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from fjernhjelp.auth.models import User
+from fjernhjelp.caller import Caller
 from fjernhjelp.machines import removal
 from fjernhjelp.machines.removal import RemovedMachine
 from fjernhjelp.portal.revocations import Revocation
@@ -97,24 +97,17 @@ class AccessRuntime:
         return [sid for sid, _ in affected]
 
     async def remove_machine(
-        self, db: Session, user: User, machine_id: uuid.UUID, source_address: str | None
+        self, db: Session, caller: Caller, machine_id: uuid.UUID
     ) -> RemovedMachine:
-        """Remove a machine for ``user`` (pages and API alike), then cut what it had open.
-
-        Raises NotFound as ``removal.remove`` does; its refusal is committed (audited)
-        all the same."""
+        """Remove a machine for ``caller`` (pages and API alike), then cut what it had
+        open. Raises NotFound as ``removal.remove`` does, marked recorded (the request
+        keeps its audit event)."""
 
         def act() -> RemovedMachine:
-            try:
-                return removal.remove(
-                    db,
-                    user=user,
-                    machine_id=machine_id,
-                    now=self.state.now(),
-                    source_address=source_address,
-                )
-            finally:
-                db.commit()  # the removal, or the refusal's audit event
+            removed = removal.remove(db, caller, machine_id)
+            # Committed before anything is cut: a removal that did not hold cuts nothing.
+            db.commit()
+            return removed
 
         removed = await run_in_threadpool(act)
         await self.machine_removed(removed)

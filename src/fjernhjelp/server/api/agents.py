@@ -1,7 +1,7 @@
 """Agent enrolment: an installer token and proof of a fresh identity key give a machine id.
 
 No user session is involved: the enrolment token is the credential, and it is checked,
-counted and audited by access/enrolment.py.
+counted and audited by machines/enrolment.py.
 """
 
 from __future__ import annotations
@@ -45,19 +45,16 @@ def enrol(body: EnrolRequest, state: State, db: DB, client: Client) -> Enrolled:
         signature = unb64(body.signature, 64)
     except ValueError:
         raise EnrolmentRefused("malformed") from None
-    try:
-        machine = enrolment.enrol(
-            db,
-            token=body.token,
-            public_key=public_key,
-            signature=signature,
-            info=body.info,
-            now=state.now(),
-            source_address=client.source_address,
-        )
-    except EnrolmentRefused:
-        db.commit()  # the refusal's audit event; server/problems.py answers it
-        raise
+    # A refusal comes marked recorded: get_db keeps its audit event.
+    machine = enrolment.enrol(
+        db,
+        token=body.token,
+        public_key=public_key,
+        signature=signature,
+        info=body.info,
+        now=state.now(),
+        source_address=client.source_address,
+    )
     db.commit()
     proof = enrolment.enrolled_proof(state.keys.signing, machine.id, public_key)
     return Enrolled(machine_id=machine.id, server_signature=b64(proof))

@@ -8,7 +8,6 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from fjernhjelp.auth import login
-from fjernhjelp.auth.login import LoginRefused
 from fjernhjelp.auth.models import SessionKind
 from fjernhjelp.server.api.deps import ApiSession
 from fjernhjelp.server.deps import DB, Client, State
@@ -44,13 +43,11 @@ class SessionToken(BaseModel):
 )
 @csrf_exempt("answers with a pending token in the body, sets no cookie, reads none")
 def api_login(body: PasswordStep, state: State, db: DB, client: Client) -> PendingLogin:
-    try:
-        started = login.begin(
-            db, state.login, body.username, body.password, client, state.now(), kind=SessionKind.API
-        )
-    except LoginRefused:
-        db.commit()  # the refusal's audit event and throttle counters; problems.py answers
-        raise
+    # A refusal comes marked recorded: get_db keeps its event and throttle counters, and
+    # server/problems.py answers it.
+    started = login.begin(
+        db, state.login, body.username, body.password, client, state.now(), kind=SessionKind.API
+    )
     kinds = login.pending_factor_kinds(started.session.user)
     db.commit()
     return PendingLogin(pending_token=started.token, factors=kinds)
@@ -63,11 +60,7 @@ def api_login(body: PasswordStep, state: State, db: DB, client: Client) -> Pendi
 )
 @csrf_exempt("the pending token in the body is the credential; sets and reads no cookie")
 def api_factor(body: FactorStep, state: State, db: DB, client: Client) -> SessionToken:
-    try:
-        done = login.finish(db, state.login, body.pending_token, body.code, client, state.now())
-    except LoginRefused:
-        db.commit()  # the refusal's audit event and throttle counters; problems.py answers
-        raise
+    done = login.finish(db, state.login, body.pending_token, body.code, client, state.now())
     db.commit()
     return SessionToken(token=done.token, expires_at=done.session.expires_at)
 

@@ -18,8 +18,8 @@ from fjernhjelp.machines.models import Machine
 from fjernhjelp.refusals import SessionRefused
 from fjernhjelp.remote import history
 from fjernhjelp.remote import sessions as remote_sessions
-from fjernhjelp.server.api.deps import ApiSession, ApiUser
-from fjernhjelp.server.deps import DB, Client, State
+from fjernhjelp.server.deps import DB, State
+from fjernhjelp.server.portal_caller import ApiCaller
 
 router = APIRouter(tags=["access"])
 
@@ -56,19 +56,17 @@ def _out(machine: Machine, online: bool) -> MachineOut:
 
 
 @router.get("/machines", response_model=list[MachineOut])
-async def list_machines(request: Request, state: State, db: DB, user: ApiUser) -> list[MachineOut]:
-    rows = await run_in_threadpool(machine_registry.visible_to, db, user, state.now())
+async def list_machines(request: Request, db: DB, caller: ApiCaller) -> list[MachineOut]:
+    rows = await run_in_threadpool(machine_registry.visible_to, db, caller)
     online = await request.app.state.access.cluster.online(str(m.id) for m in rows)
     return [_out(m, str(m.id) in online) for m in rows]
 
 
 @router.get("/machines/{machine_id}", response_model=MachineOut)
 async def get_machine(
-    request: Request, state: State, db: DB, user: ApiUser, machine_id: uuid.UUID
+    request: Request, db: DB, caller: ApiCaller, machine_id: uuid.UUID
 ) -> MachineOut:
-    machine = await run_in_threadpool(
-        machine_registry.get_visible, db, user, machine_id, state.now()
-    )
+    machine = await run_in_threadpool(machine_registry.get_visible, db, caller, machine_id)
     online = await request.app.state.access.cluster.online([str(machine.id)])
     return _out(machine, str(machine.id) in online)
 
@@ -79,11 +77,11 @@ async def get_machine(
     responses={404: {"description": "no such machine, or not the caller's to remove"}},
 )
 async def remove_machine(
-    request: Request, db: DB, client: Client, user: ApiUser, machine_id: uuid.UUID
+    request: Request, db: DB, caller: ApiCaller, machine_id: uuid.UUID
 ) -> Response:
     """Remove a machine of your organisation (admins): its key is refused from then on,
     its sessions end and its control link is cut at once."""
-    await request.app.state.access.remove_machine(db, user, machine_id, client.source_address)
+    await request.app.state.access.remove_machine(db, caller, machine_id)
     return Response(status_code=204)
 
 
@@ -116,7 +114,7 @@ def machine_sessions(
     request: Request,
     response: Response,
     db: DB,
-    user: ApiUser,
+    caller: ApiCaller,
     machine_id: uuid.UUID,
     limit: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = history.DEFAULT_PAGE,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -128,7 +126,7 @@ def machine_sessions(
         after = history.Cursor.decode(cursor) if cursor is not None else None
     except ValueError as exc:
         raise HTTPException(422, "cursor is not one this server gave out") from exc
-    page = history.sessions_of(db, user, machine_id, limit=limit, after=after)
+    page = history.sessions_of(db, caller, machine_id, limit=limit, after=after)
     if page.next is not None:
         url = request.url.include_query_params(cursor=page.next.encode(), limit=limit)
         response.headers["Link"] = f'<{url}>; rel="next"'
@@ -189,8 +187,7 @@ async def create_session(
     body: SessionRequest,
     state: State,
     db: DB,
-    client: Client,
-    session: ApiSession,
+    caller: ApiCaller,
 ) -> SessionGranted:
     runtime = request.app.state.access
     try:
@@ -200,23 +197,20 @@ async def create_session(
     online = await runtime.cluster.locate(str(body.machine_id)) is not None
 
     # The database work runs in a worker thread: this event loop also carries the relay
-    # and the agents' control links, which must not wait for it.
+    # and the agents' control links, which must not wait for it. A refusal comes marked
+    # recorded (get_db keeps its audit events).
     def issue() -> remote_sessions.IssuedSession:
-        try:
-            return remote_sessions.request(
-                db,
-                technician=session.user,
-                machine_id=body.machine_id,
-                technician_key=key,
-                now=state.now(),
-                signing_key=state.keys.signing,
-                node_id=state.settings.node_id,
-                source_address=client.source_address,
-                factor=session.factor_kind,
-                machine_online=online,
-            )
-        finally:
-            db.commit()
+        issued = remote_sessions.request(
+            db,
+            caller,
+            machine_id=body.machine_id,
+            technician_key=key,
+            signing_key=state.keys.signing,
+            node_id=state.settings.node_id,
+            machine_online=online,
+        )
+        db.commit()
+        return issued
 
     issued = await run_in_threadpool(issue)
     relay_url = f"{state.settings.relay_base_url}/relay/{issued.session.id}"

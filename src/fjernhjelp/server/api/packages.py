@@ -1,4 +1,7 @@
-"""Installer packages for a machine group: make one (the file is returned once), list, revoke."""
+"""Installer packages for a machine group: make one (the file is returned once), list, revoke.
+
+A refusal the service audited comes marked recorded: server/deps.get_db keeps its event
+and server/problems.py answers it."""
 
 from __future__ import annotations
 
@@ -11,9 +14,8 @@ from pydantic import BaseModel, Field
 from fjernhjelp.control.package import fingerprint
 from fjernhjelp.machines import packages
 from fjernhjelp.machines.models import InstallerPackage
-from fjernhjelp.refusals import NotFound, PackageRefused
-from fjernhjelp.server.api.deps import ApiUser
-from fjernhjelp.server.deps import DB, Client, State
+from fjernhjelp.server.deps import DB, State
+from fjernhjelp.server.portal_caller import ApiCaller
 
 router = APIRouter(prefix="/packages", tags=["access"])
 
@@ -63,55 +65,32 @@ def _out(db: DB, p: InstallerPackage, now: datetime) -> PackageOut:
 
 
 @router.post("", status_code=201, response_model=MadePackageOut)
-def create_package(
-    body: PackageRequest, state: State, db: DB, client: Client, user: ApiUser
-) -> MadePackageOut:
-    try:
-        made = packages.create(
-            db,
-            user=user,
-            group_id=body.group_id,
-            label=body.label,
-            lifetime=timedelta(hours=body.lifetime_hours),
-            max_uses=body.max_uses,
-            now=state.now(),
-            server_url=state.settings.effective_public_url,
-            signing_key=state.keys.signing,
-            source_address=client.source_address,
-        )
-    except (NotFound, PackageRefused):
-        # The refusal's audit event, if it has one (nothing else was added); the central
-        # mapping (server/problems.py) answers it.
-        db.commit()
-        raise
+def create_package(body: PackageRequest, state: State, db: DB, caller: ApiCaller) -> MadePackageOut:
+    made = packages.create(
+        db,
+        caller,
+        group_id=body.group_id,
+        label=body.label,
+        lifetime=timedelta(hours=body.lifetime_hours),
+        max_uses=body.max_uses,
+        server_url=state.settings.effective_public_url,
+        signing_key=state.keys.signing,
+    )
     db.commit()
     return MadePackageOut(
-        **_out(db, made.package, state.now()).model_dump(),
+        **_out(db, made.package, caller.now).model_dump(),
         file=made.file_bytes.decode(),
         server_key_fingerprint=fingerprint(state.keys.signing.public_key()),
     )
 
 
 @router.get("", response_model=list[PackageOut])
-def list_packages(state: State, db: DB, user: ApiUser) -> list[PackageOut]:
-    now = state.now()
-    return [_out(db, p, now) for p in packages.visible(db, user, now)]
+def list_packages(db: DB, caller: ApiCaller) -> list[PackageOut]:
+    return [_out(db, p, caller.now) for p in packages.visible(db, caller)]
 
 
 @router.post("/{package_id}/revoke", response_model=PackageOut)
-def revoke_package(
-    package_id: uuid.UUID, state: State, db: DB, client: Client, user: ApiUser
-) -> PackageOut:
-    try:
-        package = packages.revoke(
-            db,
-            user=user,
-            package_id=package_id,
-            now=state.now(),
-            source_address=client.source_address,
-        )
-    except NotFound:
-        db.commit()  # the refusal's audit event; server/problems.py answers it
-        raise
+def revoke_package(package_id: uuid.UUID, db: DB, caller: ApiCaller) -> PackageOut:
+    package = packages.revoke(db, caller, package_id)
     db.commit()
-    return _out(db, package, state.now())
+    return _out(db, package, caller.now)

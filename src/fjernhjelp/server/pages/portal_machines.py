@@ -14,14 +14,15 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from fjernhjelp.auth.models import User
+from fjernhjelp.caller import Caller
 from fjernhjelp.machines import registry as machine_registry
 from fjernhjelp.machines import removal
 from fjernhjelp.machines.models import InstallerPackage, Machine, MachineStatus
 from fjernhjelp.remote import history
-from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
+from fjernhjelp.server.deps import DB, T, require
 from fjernhjelp.server.pages.portal_view import done, notice_text
 from fjernhjelp.server.pages.render import TEMPLATES, render
+from fjernhjelp.server.portal_caller import PageCaller
 
 router = APIRouter(prefix="/portal/machines")
 
@@ -32,17 +33,17 @@ def _users(machine: Machine) -> list[str]:
 
 @router.get("", response_class=HTMLResponse)
 async def machines_page(
-    request: Request, state: State, db: DB, t: T, user: PageUser, notice: str | None = None
+    request: Request, db: DB, t: T, caller: PageCaller, notice: str | None = None
 ) -> Response:
-    require(user, admin=True)
+    require(caller.user, admin=True)
 
     def own() -> list[Machine]:
         # An admin who is also a technician sees granted machines in the console; the
         # portal lists the organisation's own.
         return [
             m
-            for m in machine_registry.visible_to(db, user, state.now())
-            if m.organisation_id == user.organisation_id
+            for m in machine_registry.visible_to(db, caller)
+            if m.organisation_id == caller.user.organisation_id
         ]
 
     rows = await run_in_threadpool(own)
@@ -64,7 +65,7 @@ async def machine_page(
     request: Request,
     db: DB,
     t: T,
-    user: PageUser,
+    caller: PageCaller,
     machine_id: uuid.UUID,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
@@ -73,7 +74,7 @@ async def machine_page(
     except ValueError as exc:
         raise HTTPException(404) from exc
     page = await run_in_threadpool(
-        functools.partial(history.sessions_of, db, user, machine_id, limit=PAGE_ROWS, after=after)
+        functools.partial(history.sessions_of, db, caller, machine_id, limit=PAGE_ROWS, after=after)
     )
     machine, sessions = page.machine, page.sessions
     online = await request.app.state.access.cluster.online([str(machine.id)])
@@ -88,17 +89,17 @@ async def machine_page(
         # Relative, so the link keeps whatever scheme and host a reverse proxy shows.
         older="?" + urlencode({"cursor": page.next.encode()}) if page.next else None,
         first_page=cursor is None,
-        all_vendors=history.may_see_all(user, machine),
-        removable=removal.may_remove(user, machine),
+        all_vendors=history.may_see_all(caller, machine),
+        removable=removal.may_remove(caller, machine),
     )
 
 
-def _removable(db: DB, user: User, machine_id: uuid.UUID) -> Machine:
+def _removable(db: DB, caller: Caller, machine_id: uuid.UUID) -> Machine:
     machine = db.get(Machine, machine_id)
     if (
         machine is None
         or machine.status != MachineStatus.ACTIVE
-        or not removal.may_remove(user, machine)
+        or not removal.may_remove(caller, machine)
     ):
         raise HTTPException(404)
     return machine
@@ -106,10 +107,10 @@ def _removable(db: DB, user: User, machine_id: uuid.UUID) -> Machine:
 
 @router.get("/{machine_id}/remove", response_class=HTMLResponse)
 def confirm_remove(
-    request: Request, db: DB, t: T, user: PageUser, machine_id: uuid.UUID
+    request: Request, db: DB, t: T, caller: PageCaller, machine_id: uuid.UUID
 ) -> Response:
-    require(user, admin=True)
-    machine = _removable(db, user, machine_id)
+    require(caller.user, admin=True)
+    machine = _removable(db, caller, machine_id)
     package = db.get(InstallerPackage, machine.package_id) if machine.package_id else None
     return render(
         request,
@@ -122,11 +123,9 @@ def confirm_remove(
 
 
 @router.post("/{machine_id}/remove", response_class=HTMLResponse)
-async def remove(
-    request: Request, db: DB, client: Client, user: PageUser, machine_id: uuid.UUID
-) -> Response:
-    require(user, admin=True)
-    await request.app.state.access.remove_machine(db, user, machine_id, client.source_address)
+async def remove(request: Request, db: DB, caller: PageCaller, machine_id: uuid.UUID) -> Response:
+    require(caller.user, admin=True)
+    await request.app.state.access.remove_machine(db, caller, machine_id)
     return done("/portal/machines", "machine_removed")
 
 

@@ -15,14 +15,15 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from fjernhjelp.auth.models import User
+from fjernhjelp.caller import Caller
 from fjernhjelp.control.package import fingerprint
 from fjernhjelp.machines import packages
 from fjernhjelp.machines.models import InstallerPackage
-from fjernhjelp.refusals import NotFound, PackageRefused
-from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
+from fjernhjelp.refusals import PackageRefused
+from fjernhjelp.server.deps import DB, State, T, require
 from fjernhjelp.server.pages.portal_view import done, notice_text
 from fjernhjelp.server.pages.render import render
+from fjernhjelp.server.portal_caller import PageCaller
 
 router = APIRouter(prefix="/portal/packages")
 
@@ -44,19 +45,19 @@ def _list(
     state: State,
     db: DB,
     t: T,
-    user: User,
+    caller: Caller,
     status_code: int = 200,
     **extra: object,
 ) -> Response:
-    now = state.now()
-    rows = [(p, packages.state_of(db, p, now)) for p in packages.visible(db, user, now)]
+    now = caller.now
+    rows = [(p, packages.state_of(db, p, now)) for p in packages.visible(db, caller)]
     return render(
         request,
         t,
         "portal_packages.html",
         status_code=status_code,
         packages=rows,
-        groups=packages.manageable_groups(db, user, now),
+        groups=packages.manageable_groups(db, caller),
         fingerprint=_server_fingerprint(state),
         max_hours=MAX_HOURS,
         max_uses_limit=packages.MAX_USES,
@@ -65,16 +66,16 @@ def _list(
     )
 
 
-def _allowed(user: User) -> None:
-    require(user, admin=True, technician=True)
+def _allowed(caller: Caller) -> None:
+    require(caller.user, admin=True, technician=True)
 
 
 @router.get("", response_class=HTMLResponse)
 def packages_page(
-    request: Request, state: State, db: DB, t: T, user: PageUser, notice: str | None = None
+    request: Request, state: State, db: DB, t: T, caller: PageCaller, notice: str | None = None
 ) -> Response:
-    _allowed(user)
-    return _list(request, state, db, t, user, notice=notice_text(t, notice))
+    _allowed(caller)
+    return _list(request, state, db, t, caller, notice=notice_text(t, notice))
 
 
 @router.post("", response_class=HTMLResponse)
@@ -83,39 +84,38 @@ def create(
     state: State,
     db: DB,
     t: T,
-    client: Client,
-    user: PageUser,
+    caller: PageCaller,
     group_id: Annotated[uuid.UUID, Form()],
     lifetime_hours: Annotated[int, Form()] = DEFAULT_HOURS,
     max_uses: Annotated[int, Form()] = 1,
     label: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _allowed(user)
+    _allowed(caller)
     form = {"group_id": group_id, "lifetime_hours": lifetime_hours, "max_uses": max_uses}
     try:
+        # A group the caller may not manage is refused as NotFound, marked recorded:
+        # get_db keeps its audit event and server/problems.py answers it as an unknown
+        # page, exactly as for a group that does not exist.
         made = packages.create(
             db,
-            user=user,
+            caller,
             group_id=group_id,
             label=label,
             lifetime=timedelta(hours=lifetime_hours),
             max_uses=max_uses,
-            now=state.now(),
             server_url=state.settings.effective_public_url,
             signing_key=state.keys.signing,
-            source_address=client.source_address,
         )
-    except NotFound:
-        # A group the user may not manage looks exactly like one that does not exist
-        # (server/problems.py answers it as an unknown page).
-        db.commit()  # the refusal's audit event
-        raise
     except PackageRefused as exc:
-        # Answered here, not centrally: the form is shown again with the sentence.
-        db.commit()  # the refusal's audit event, if it has one; nothing else was added
+        # Answered here, not centrally: the form is shown again with the sentence, so
+        # the audit event of a refusal that has one is committed here.
+        if exc.recorded:
+            db.commit()
         error = t(f"package.refused.{exc.reason}", max_hours=MAX_HOURS, max=packages.MAX_USES)
         status = exc.status
-        return _list(request, state, db, t, user, status, error=error, form=form | {"label": label})
+        return _list(
+            request, state, db, t, caller, status, error=error, form=form | {"label": label}
+        )
     db.commit()
     name = file_name(made.package)
     return render(
@@ -135,32 +135,23 @@ def create(
 
 @router.get("/{package_id}/revoke", response_class=HTMLResponse)
 def confirm_revoke(
-    request: Request, state: State, db: DB, t: T, user: PageUser, package_id: uuid.UUID
+    request: Request, db: DB, t: T, caller: PageCaller, package_id: uuid.UUID
 ) -> Response:
-    _allowed(user)
-    package = packages.get_revocable(db, user, package_id)
+    _allowed(caller)
+    package = packages.get_revocable(db, caller, package_id)
     return render(
         request,
         t,
         "portal_package_revoke.html",
         package=package,
-        package_state=packages.state_of(db, package, state.now()),
+        package_state=packages.state_of(db, package, caller.now),
     )
 
 
 @router.post("/{package_id}/revoke", response_class=HTMLResponse)
-def revoke(state: State, db: DB, client: Client, user: PageUser, package_id: uuid.UUID) -> Response:
-    _allowed(user)
-    try:
-        packages.revoke(
-            db,
-            user=user,
-            package_id=package_id,
-            now=state.now(),
-            source_address=client.source_address,
-        )
-    except NotFound:
-        db.commit()  # the refusal's audit event; server/problems.py answers it
-        raise
+def revoke(db: DB, caller: PageCaller, package_id: uuid.UUID) -> Response:
+    _allowed(caller)
+    # A refusal comes marked recorded: get_db keeps its audit event.
+    packages.revoke(db, caller, package_id)
     db.commit()
     return done("/portal/packages", "package_revoked")
