@@ -35,11 +35,6 @@ class Refusal(Exception):
         self.recorded = False
 
     @property
-    def message_key(self) -> str:
-        """The former name of ``reason`` (portal code); prefer ``reason``."""
-        return self.reason
-
-    @property
     def answer_reason(self) -> str:
         """The reason the answer names. The same as ``reason`` except where the audited
         reason must not be told to the caller (a login: unknown user vs wrong password)."""

@@ -334,3 +334,35 @@ def test_each_administrator_downloads_the_checkpoints_and_others_are_refused(
     assert "attachment" in again.headers["content-disposition"]
     newer = verified(parse_file(again.content), state.keys.signing.public_key())
     assert len(newer) == len(checkpoints) + 1
+
+
+def test_a_savepoint_forwards_nothing_until_the_commit_and_drops_only_its_own(state, db) -> None:
+    """A service runs in a SAVEPOINT (portal.trail.refusals_audited): releasing one is
+    no commit, and rolling one back drops only the events written inside it."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(30)
+    port = receiver.getsockname()[1]
+    factory = state.db_sessions
+    forward.install(factory, forward.SyslogForwarder(f"127.0.0.1:{port}"), "SHA256:test")
+    try:
+        with factory() as session:
+            record(session, "test.before", Outcome.INFO, actor=Actor.system())
+            with session.begin_nested():
+                record(session, "test.released", Outcome.INFO, actor=Actor.system())
+            savepoint = session.begin_nested()
+            record(session, "test.undone", Outcome.INFO, actor=Actor.system())
+            savepoint.rollback()
+            record(session, "test.after", Outcome.INFO, actor=Actor.system())
+            receiver.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                receiver.recv(65535)  # nothing sent before the commit
+            receiver.setblocking(True)
+            receiver.settimeout(30)
+            session.commit()
+        sent = [
+            json.loads(receiver.recv(65535).decode().split(" - audit - ", 1)[1]) for _ in range(3)
+        ]
+    finally:
+        receiver.close()
+    assert [p["action"] for p in sent] == ["test.before", "test.released", "test.after"]

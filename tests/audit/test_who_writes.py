@@ -4,7 +4,8 @@ A page, an API route or a command builds a Caller and calls a service; the servi
 acts and audits. This walks every module of the package (parsed, not grepped: a view may
 well have a function of its own called ``record``) and finds the ones that take the
 log's writers in hand: ``record`` or ``Actor`` from ``fjernhjelp.audit.log``, or the
-portal trail's ``changed`` / ``refusals_audited``.
+portal trail's ``changed`` / ``refusals_audited`` / ``audits_refusals``. A refusal too is
+audited by the service that refused, under the action it names, never by a view.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ ROOT = Path(fjernhjelp.__file__).parent
 # What counts as writing: the module and the names it offers for it.
 WRITERS = {
     "fjernhjelp.audit.log": {"record", "Actor"},
-    "fjernhjelp.portal.trail": {"changed", "refusals_audited"},
+    "fjernhjelp.portal.trail": {"changed", "refusals_audited", "audits_refusals"},
 }
 
 # Domain packages whose services write their own events.
@@ -42,25 +43,6 @@ FORBIDDEN = (
     "fjernhjelp.cli",
     "fjernhjelp.demo",
 )
-
-# TEMPORARY: helper "account" moves this page's audit writing into an auth service. The
-# integrator deletes this exclusion once that work is merged; nothing else goes here.
-NOT_YET_MOVED = {"fjernhjelp.server.pages.account"}
-
-# Views that still wrap a service call in portal.trail.refusals_audited (the refusal's
-# event is written by the trail, but the view picks the action name). Moving each into
-# its service, as organisations.register does, shrinks this set; it must never grow.
-REFUSALS_AUDITED_BY_VIEWS = {
-    "fjernhjelp.server.api.accounts",
-    "fjernhjelp.server.api.agreements",
-    "fjernhjelp.server.api.grants",
-    "fjernhjelp.server.api.groups",
-    "fjernhjelp.server.api.me",
-    "fjernhjelp.server.api.notifications",
-    "fjernhjelp.server.api.organisations",
-    "fjernhjelp.server.api.terms",
-    "fjernhjelp.server.pages.portal_view",
-}
 
 
 def _module_name(path: Path) -> str:
@@ -123,7 +105,7 @@ def _under(name: str, prefixes: tuple[str, ...] | set[str]) -> bool:
 
 
 def _allowed(name: str) -> bool:
-    return _under(name, SERVICE_PACKAGES) or name in SERVICE_MODULES or name in NOT_YET_MOVED
+    return _under(name, SERVICE_PACKAGES) or name in SERVICE_MODULES
 
 
 def test_the_walk_finds_the_services_that_do_write() -> None:
@@ -139,24 +121,25 @@ def test_the_walk_finds_the_services_that_do_write() -> None:
 
 def test_only_domain_services_write_the_audit_log() -> None:
     found = writers()
-    direct = {
-        name
-        for name, used in found.items()
-        if used - {"fjernhjelp.portal.trail.refusals_audited"}
-        or name not in REFUSALS_AUDITED_BY_VIEWS
-    }
-    assert sorted(n for n in direct if not _allowed(n)) == []
-    assert sorted(n for n in direct if _under(n, FORBIDDEN) and n not in NOT_YET_MOVED) == []
+    assert sorted(n for n in found if not _allowed(n)) == []
+    assert sorted(n for n in found if _under(n, FORBIDDEN)) == []
 
 
-def test_views_wrapping_refusals_do_not_grow() -> None:
+def test_no_view_audits_a_refusal() -> None:
+    """Not even by wrapping a service call in the trail's savepoint: the service names
+    its own action (``@audits_refusals``), so a page and the API cannot disagree."""
     found = writers()
-    wrapping = {
-        n
-        for n, used in found.items()
-        if used == {"fjernhjelp.portal.trail.refusals_audited"} and _under(n, FORBIDDEN)
+    refusal_writers = {
+        "fjernhjelp.audit.log.record",
+        "fjernhjelp.portal.trail.refusals_audited",
+        "fjernhjelp.portal.trail.audits_refusals",
     }
-    assert wrapping <= REFUSALS_AUDITED_BY_VIEWS
+    assert (
+        sorted(n for n, used in found.items() if used & refusal_writers and _under(n, FORBIDDEN))
+        == []
+    )
+    # The services do: the walk sees them.
+    assert "fjernhjelp.portal.trail.audits_refusals" in found["fjernhjelp.portal.groups"]
 
 
 def test_the_allowed_list_admits_no_view() -> None:

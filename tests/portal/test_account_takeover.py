@@ -502,4 +502,9 @@ def test_command_line_gives_no_link_to_a_deactivated_account(world: World) -> No
     result = _cli(world, "enrolment-link", world.tech.username)
     assert result.exit_code == 2
     assert "/enroll/" not in result.output
+    assert result.output.startswith(f"{world.tech.username}: ")
+    assert "member.link_needs_active" not in result.output  # the sentence, not its key
     assert _links_for(world.db, world.tech.user) == 0
+    # The refusal is audited by the service and kept by the command, as on the web.
+    (refused,) = _events(world.db, "account.enrolment_link.issued", outcome="denied")
+    assert (refused.reason, refused.actor_name) == ("member.link_needs_active", "command-line")

@@ -42,7 +42,7 @@ def test_bad_agreements_are_refused(world: World, overrides, key: str) -> None:
     before = _count(world)
     with pytest.raises(PortalError) as info:
         world.record_agreement(**overrides(world.state.now()))
-    assert info.value.message_key == key
+    assert info.value.reason == key
     world.db.rollback()
     assert _count(world) == before
 
@@ -60,7 +60,7 @@ def test_vendor_must_give_help_and_not_be_yourself(world: World) -> None:
     for vendor_id in (other_gp.id, world.gp.id):
         with pytest.raises(PortalError) as info:
             world.record_agreement(vendor_org_id=vendor_id)
-        assert info.value.message_key == "agreement.unknown_vendor"
+        assert info.value.reason == "agreement.unknown_vendor"
         world.db.rollback()
 
 

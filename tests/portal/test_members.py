@@ -57,13 +57,13 @@ def test_technicians_only_in_a_vendor_that_accepted_the_giving_terms(world: Worl
             technician=True,
             link_lifetime=LINK,
         )
-    assert info.value.message_key == "terms.accept_giving_first"
+    assert info.value.reason == "terms.accept_giving_first"
     world.db.rollback()
     publish_terms(world.db, world.state, world.operator, "giving")
     world.db.commit()
     with pytest.raises(PortalError) as info:
         _invite(world)
-    assert info.value.message_key == "terms.accept_giving_first"
+    assert info.value.reason == "terms.accept_giving_first"
     world.db.rollback()
     terms.accept(world.db, world.caller(world.vendor_admin), "giving")
     world.db.commit()
@@ -78,7 +78,7 @@ def test_bad_invitations(world: World) -> None:
     ):
         with pytest.raises(PortalError) as info:
             _invite(world, **kw)
-        assert info.value.message_key == key
+        assert info.value.reason == key
         world.db.rollback()
 
 

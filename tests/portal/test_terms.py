@@ -62,14 +62,14 @@ def test_bad_terms_and_no_terms(db, state) -> None:
     db.commit()
     with pytest.raises(PortalError) as info:
         terms.accept(db, Caller.of_person(admin.user, state.now()), "receiving")
-    assert info.value.message_key == "terms.none_published"
+    assert info.value.reason == "terms.none_published"
     with pytest.raises(PortalError) as info:
         terms.publish(
             db, Caller.of_person(op.user, state.now()), audience="both", title="x", body_nb="y"
         )
-    assert info.value.message_key == "terms.bad_audience"
+    assert info.value.reason == "terms.bad_audience"
     with pytest.raises(PortalError) as info:
         terms.publish(
             db, Caller.of_person(op.user, state.now()), audience="giving", title="", body_nb="y"
         )
-    assert info.value.message_key == "terms.bad_title"
+    assert info.value.reason == "terms.bad_title"

@@ -15,7 +15,7 @@ import socket
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from fjernhjelp.audit.checkpoint import checkpoint_as_dict
 from fjernhjelp.audit.query import event_as_dict
@@ -54,6 +54,10 @@ def install(
 
     @event.listens_for(factory, "after_commit")
     def _after_commit(session: Session) -> None:
+        if session.in_nested_transaction():
+            # A released SAVEPOINT (a service auditing its refusals runs in one) is
+            # signalled as a commit too; nothing is committed until the outermost is.
+            return
         for ev in session.info.pop("audit_pending", []):
             forwarder.send(event_as_dict(ev))
         for checkpoint in session.info.pop("checkpoints_pending", []):
@@ -61,7 +65,15 @@ def install(
             payload["server_key_fingerprint"] = server_key_fingerprint
             forwarder.send(payload, msgid="checkpoint")
 
-    @event.listens_for(factory, "after_rollback")
-    def _after_rollback(session: Session) -> None:
+    @event.listens_for(factory, "after_soft_rollback")
+    def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+        if previous_transaction.nested:
+            # Back to a SAVEPOINT: only the events added since are gone (no longer in the
+            # session); those before it still commit with the outer transaction.
+            # (Checkpoints are signed at the top level, never inside a savepoint.)
+            if "audit_pending" in session.info:
+                pending = session.info["audit_pending"]
+                session.info["audit_pending"] = [ev for ev in pending if ev in session]
+            return
         session.info.pop("audit_pending", None)
         session.info.pop("checkpoints_pending", None)

@@ -11,6 +11,7 @@ from fjernhjelp.cli.common import (
     console,
     err,
     load_models,
+    refused,
     settings_from,
     sub_app,
 )
@@ -35,9 +36,8 @@ def create_operator(
     from fjernhjelp.caller import Caller
     from fjernhjelp.db import migrate
     from fjernhjelp.db.base import utcnow
-    from fjernhjelp.i18n import Translator
     from fjernhjelp.portal import organisations
-    from fjernhjelp.portal.errors import PortalError
+    from fjernhjelp.refusals import Refusal
     from fjernhjelp.server.state import build_state
 
     load_models()
@@ -56,9 +56,8 @@ def create_operator(
                 display_name=name,
                 link_lifetime=timedelta(hours=settings.enrolment_link_hours),
             )
-        except PortalError as exc:
-            err.print(f"[red]cannot create operator: {Translator('en')(exc.message_key)}[/red]")
-            raise typer.Exit(2) from exc
+        except Refusal as exc:
+            refused(db, exc, "cannot create operator")
         db.commit()
     console.print(
         f"Operator [bold]{invitation.user.username}[/bold] created. One-time enrolment link "
@@ -80,9 +79,8 @@ def enrolment_link(
     from fjernhjelp.auth.models import User, UserStatus
     from fjernhjelp.caller import Caller
     from fjernhjelp.db.base import utcnow
-    from fjernhjelp.i18n import Translator
     from fjernhjelp.portal import members
-    from fjernhjelp.portal.errors import PortalError
+    from fjernhjelp.refusals import Refusal
     from fjernhjelp.server.state import build_state
 
     load_models()
@@ -104,9 +102,8 @@ def enrolment_link(
                 user.id,
                 link_lifetime=timedelta(hours=settings.enrolment_link_hours),
             )
-        except PortalError as exc:
-            err.print(f"[red]{username}: {Translator('en')(exc.message_key)}[/red]")
-            raise typer.Exit(2) from exc
+        except Refusal as exc:
+            refused(db, exc, username)
         db.commit()
     if user.status == UserStatus.ACTIVE:
         err.print(
@@ -152,6 +149,7 @@ def reactivate(
     from fjernhjelp.caller import Caller
     from fjernhjelp.db.base import utcnow
     from fjernhjelp.portal import members
+    from fjernhjelp.refusals import Refusal
     from fjernhjelp.server.state import build_state
 
     load_models()
@@ -164,6 +162,9 @@ def reactivate(
         if user is None or user.status != UserStatus.DISABLED:
             err.print(f"[red]no deactivated account named {username!r}[/red]")
             raise typer.Exit(2)
-        members.reactivate(db, Caller.command_line(utcnow()), user.id)
+        try:
+            members.reactivate(db, Caller.command_line(utcnow()), user.id)
+        except Refusal as exc:  # e.g. reactivated by someone else in the meantime
+            refused(db, exc, username)
         db.commit()
     console.print(f"{username} is {user.status} again.")

@@ -5,14 +5,16 @@ imports this, and `fjernhjelp --help` (or the agent) should not pay for what it 
 """
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypedDict
 
 import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from sqlalchemy.orm import Session
 
     from fjernhjelp.config import Settings
+    from fjernhjelp.refusals import Refusal
 
 
 class _LazyConsole:
@@ -47,6 +49,18 @@ def real(lazy: "Console") -> "Console":
 # the stand-in forwards each attribute to the real one.
 console: "Console" = _LazyConsole()  # type: ignore[assignment]  # lazy stand-in, see above
 err: "Console" = _LazyConsole(stderr=True)  # type: ignore[assignment]  # lazy stand-in
+
+
+def refused(db: "Session", exc: "Refusal", subject: str) -> NoReturn:
+    """End a command a service refused: keep the refusal's audit event, if the service
+    recorded one (the command line is as accountable as the web), say why, exit 2."""
+    from fjernhjelp.i18n import Translator
+
+    if exc.recorded:
+        db.commit()  # the service undid its change; only the event is left to keep
+    err.print(f"[red]{subject}: {Translator('en')(exc.sentence_key)}[/red]")
+    raise typer.Exit(2) from exc
+
 
 DataDir = Annotated[
     Path | None,

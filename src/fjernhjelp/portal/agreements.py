@@ -24,7 +24,7 @@ from fjernhjelp.portal.models import (
     OrgStatus,
 )
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
-from fjernhjelp.portal.trail import changed
+from fjernhjelp.portal.trail import audits_refusals, changed
 
 MAX_REFERENCE = 100
 MAX_CLAUSE = 4000
@@ -144,6 +144,7 @@ def _vendor(db: Session, caller: Caller, vendor_org_id: uuid.UUID) -> Organisati
     return vendor
 
 
+@audits_refusals("agreement.recorded")
 def record(db: Session, caller: Caller, spec: AgreementSpec) -> Agreement:
     caller.require_receiving_admin()
     terms.require_accepted(db, caller.org, Audience.RECEIVING)
@@ -221,6 +222,7 @@ def ending_event(
     )
 
 
+@audits_refusals("agreement.revoked")
 def revoke(db: Session, caller: Caller, agreement_id: uuid.UUID) -> Agreement:
     agreement = get_own(db, caller, agreement_id)
     if agreement.status != AgreementStatus.ACTIVE:

@@ -30,7 +30,7 @@ from fjernhjelp.portal.models import (
     Permission,
 )
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
-from fjernhjelp.portal.trail import changed
+from fjernhjelp.portal.trail import audits_refusals, changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +239,7 @@ def _live_duplicate(
 # -- changing ------------------------------------------------------------------
 
 
+@audits_refusals("grant.created")
 def create(
     db: Session,
     caller: Caller,
@@ -299,6 +300,7 @@ def _narrows(before: Grant, after: GrantTerms, after_expiry: datetime | None) ->
     )
 
 
+@audits_refusals("grant.changed")
 def update(db: Session, caller: Caller, grant_id: uuid.UUID, wanted: GrantTerms) -> Grant:
     grant = get_own(db, caller, grant_id)
     if effective_status(grant, caller.now) != "active":
@@ -338,6 +340,7 @@ def expiry_event(grant: Grant, now: datetime) -> Revocation:
     return _event(grant, RevocationKind.GRANT_EXPIRED, now)
 
 
+@audits_refusals("grant.revoked")
 def revoke(db: Session, caller: Caller, grant_id: uuid.UUID) -> Grant:
     grant = get_own(db, caller, grant_id)
     if grant.status == GrantStatus.REVOKED:

@@ -12,7 +12,7 @@ from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.caller import Caller
 from fjernhjelp.portal.errors import Conflict, NotFound, PortalError
 from fjernhjelp.portal.models import Grant, MachineGroup, Organisation
-from fjernhjelp.portal.trail import changed
+from fjernhjelp.portal.trail import audits_refusals, changed
 
 DEFAULT_NAME = "Standard"
 MAX_NAME = 100
@@ -100,6 +100,7 @@ def get_own(
     return group
 
 
+@audits_refusals("group.created")
 def create(db: Session, caller: Caller, name: str) -> MachineGroup:
     caller.require_receiving_admin()
     name = _clean_name(name)
@@ -113,6 +114,7 @@ def create(db: Session, caller: Caller, name: str) -> MachineGroup:
     return group
 
 
+@audits_refusals("group.renamed")
 def rename(db: Session, caller: Caller, group_id: uuid.UUID, name: str) -> MachineGroup:
     group = get_own(db, caller, group_id)
     name = _clean_name(name)
@@ -132,6 +134,7 @@ def rename(db: Session, caller: Caller, group_id: uuid.UUID, name: str) -> Machi
     return group
 
 
+@audits_refusals("group.deleted")
 def delete(db: Session, caller: Caller, group_id: uuid.UUID) -> None:
     group = get_own(db, caller, group_id)
     if group.is_default:

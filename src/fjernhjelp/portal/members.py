@@ -25,7 +25,7 @@ from fjernhjelp.portal import reenrolment, terms
 from fjernhjelp.portal.errors import Conflict, NotFound, OperatorOnly, PortalError
 from fjernhjelp.portal.models import Audience, Organisation
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
-from fjernhjelp.portal.trail import changed
+from fjernhjelp.portal.trail import audits_refusals, changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +156,7 @@ def invite_into(
     return Invitation(user, token)
 
 
+@audits_refusals("account.created")
 def invite(
     db: Session,
     caller: Caller,
@@ -185,6 +186,7 @@ def invite(
     )
 
 
+@audits_refusals("account.enrolment_link.issued")
 def new_link(
     db: Session, caller: Caller, user_id: uuid.UUID, *, link_lifetime: timedelta
 ) -> Invitation:
@@ -213,6 +215,21 @@ def new_link(
 
 def set_admin(db: Session, caller: Caller, user_id: uuid.UUID, admin: bool) -> User:
     """Delegate admin rights to a colleague, or withdraw them (never from the last)."""
+    return (_grant_admin if admin else _withdraw_admin)(db, caller, user_id)
+
+
+# Two actions, so a refused grant and a refused withdrawal are told apart in the log.
+@audits_refusals("account.admin_granted")
+def _grant_admin(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
+    return _set_admin(db, caller, user_id, True)
+
+
+@audits_refusals("account.admin_withdrawn")
+def _withdraw_admin(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
+    return _set_admin(db, caller, user_id, False)
+
+
+def _set_admin(db: Session, caller: Caller, user_id: uuid.UUID, admin: bool) -> User:
     user = _own_member(db, caller, user_id)
     if user.is_admin == admin:
         return user
@@ -226,6 +243,7 @@ def set_admin(db: Session, caller: Caller, user_id: uuid.UUID, admin: bool) -> U
     return user
 
 
+@audits_refusals("account.changed")
 def set_outside_eea(db: Session, caller: Caller, user_id: uuid.UUID, value: bool) -> User:
     user = _own_member(db, caller, user_id)
     if user.outside_eea == value:
@@ -267,6 +285,7 @@ def restored_status(user: User) -> UserStatus:
     return UserStatus.ACTIVE if enrolled else UserStatus.PENDING
 
 
+@audits_refusals("account.deactivated")
 def deactivate(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     user = _own_member(db, caller, user_id)
     _not_yourself(caller, user)
@@ -290,6 +309,7 @@ def deactivate(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     return user
 
 
+@audits_refusals("account.reactivated")
 def reactivate(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     user = _manageable(caller, get_member(db, caller, user_id))
     if user.status != UserStatus.DISABLED:
@@ -309,6 +329,7 @@ def reactivate(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     return user
 
 
+@audits_refusals("account.suspended")
 def suspend(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     """The operator stops an account at once, in any organisation."""
     caller.require_operator()
@@ -330,6 +351,7 @@ def suspend(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     return user
 
 
+@audits_refusals("account.unsuspended")
 def unsuspend(db: Session, caller: Caller, user_id: uuid.UUID) -> User:
     caller.require_operator()
     user = get_member(db, caller, user_id)

@@ -14,7 +14,7 @@ from fjernhjelp.auth.models import User
 from fjernhjelp.caller import Caller
 from fjernhjelp.portal.errors import NotFound
 from fjernhjelp.portal.models import Notification
-from fjernhjelp.portal.trail import changed
+from fjernhjelp.portal.trail import audits_refusals, changed
 
 SHOWN = 50
 
@@ -50,6 +50,7 @@ def open_for_person(db: Session, user: User) -> list[Notification]:
     )
 
 
+@audits_refusals("notification.dismissed")
 def dismiss_own(db: Session, caller: Caller, notification_id: uuid.UUID) -> Notification:
     """The person has read a notice addressed to them."""
     note = db.get(Notification, notification_id)
@@ -86,6 +87,7 @@ def describe(note: Notification) -> dict[str, Any]:
     }
 
 
+@audits_refusals("notification.dismissed")
 def dismiss(db: Session, caller: Caller, notification_id: uuid.UUID) -> Notification:
     caller.require_admin()
     note = db.get(Notification, notification_id)

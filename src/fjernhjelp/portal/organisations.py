@@ -20,7 +20,7 @@ from fjernhjelp.portal.members import Invitation
 from fjernhjelp.portal.models import Organisation, OrgKind, OrgStatus, default_access_enabled
 from fjernhjelp.portal.orgnr import InvalidOrgnr, normalise_orgnr
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
-from fjernhjelp.portal.trail import changed, refusals_audited
+from fjernhjelp.portal.trail import audits_refusals, changed
 
 MAX_NAME = 200
 
@@ -61,6 +61,7 @@ def by_orgnr(db: Session, orgnr: str) -> Organisation | None:
     return db.execute(select(Organisation).where(Organisation.orgnr == number)).scalar_one_or_none()
 
 
+@audits_refusals("organisation.created")
 def register(
     db: Session,
     caller: Caller,
@@ -72,30 +73,7 @@ def register(
     gives_help: bool,
 ) -> Organisation:
     """Register an organisation: the one way to make one, for the operator in the portal
-    and its API, the command line (the operator's own organisation) and the demo.
-    Audited here in one shape, a refusal too (rolled back, recorded, committed, raised)."""
-    with refusals_audited(db, caller, "organisation.created"):
-        return _register(
-            db,
-            caller,
-            orgnr=orgnr,
-            name=name,
-            kind=kind,
-            receives_help=receives_help,
-            gives_help=gives_help,
-        )
-
-
-def _register(
-    db: Session,
-    caller: Caller,
-    *,
-    orgnr: str,
-    name: str,
-    kind: str,
-    receives_help: bool,
-    gives_help: bool,
-) -> Organisation:
+    and its API, the command line (the operator's own organisation) and the demo."""
     caller.require_operator()
     try:
         number = normalise_orgnr(orgnr)
@@ -132,6 +110,7 @@ def _register(
     return org
 
 
+@audits_refusals("account.created")
 def create_operator(
     db: Session,
     caller: Caller,
@@ -145,7 +124,8 @@ def create_operator(
 ) -> Invitation:
     """An operator account, pending until its one-time enrolment link is used, in the
     operator's organisation (registered first if it is not yet). Only from the host's
-    command line: no web request can make an operator (the lesson of CVE-2024-1709)."""
+    command line: no web request can make an operator (the lesson of CVE-2024-1709).
+    Any refusal, the registration's too, is audited as the account it was for."""
     if caller.kind is not CallerKind.COMMAND_LINE:
         raise NotAllowed("command_line")
     org = by_orgnr(db, orgnr) or register(
@@ -176,6 +156,7 @@ def create_operator(
     return Invitation(user, token)
 
 
+@audits_refusals("account.created")
 def appoint_admin(
     db: Session,
     caller: Caller,
@@ -213,6 +194,7 @@ def suspension_event(org: Organisation, kind: RevocationKind, caller: Caller) ->
     )
 
 
+@audits_refusals("organisation.suspended")
 def suspend(db: Session, caller: Caller, org_id: uuid.UUID) -> Organisation:
     caller.require_operator()
     org = get(db, caller, org_id)
@@ -233,6 +215,7 @@ def suspend(db: Session, caller: Caller, org_id: uuid.UUID) -> Organisation:
     return org
 
 
+@audits_refusals("organisation.resumed")
 def resume(db: Session, caller: Caller, org_id: uuid.UUID) -> Organisation:
     caller.require_operator()
     org = get(db, caller, org_id)

@@ -17,7 +17,7 @@ from fjernhjelp.portal import groups, organisations
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.models import Organisation
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
-from fjernhjelp.portal.trail import changed
+from fjernhjelp.portal.trail import audits_refusals, changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,7 @@ class Policy:
         return cls(org.access_enabled, org.receives_help, org.gives_help)
 
 
+@audits_refusals("organisation.policy_changed")
 def set_policy(db: Session, caller: Caller, org_id: uuid.UUID, policy: Policy) -> Organisation:
     caller.require_operator()
     org = organisations.get(db, caller, org_id)

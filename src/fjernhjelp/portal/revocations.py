@@ -199,6 +199,11 @@ def pending(db: Session) -> list[Revocation]:
 def install(factory: sessionmaker[Session], bus: RevocationBus) -> None:
     @event.listens_for(factory, "after_commit")
     def _after_commit(session: Session) -> None:
+        if session.in_nested_transaction():
+            # SQLAlchemy signals a released SAVEPOINT as a commit too (every service that
+            # audits its refusals runs in one); the change is not committed until the
+            # outermost transaction is.
+            return
         for queued in session.info.pop(PENDING, []):
             bus.publish(queued)
 

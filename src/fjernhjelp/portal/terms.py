@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from fjernhjelp.caller import Caller
 from fjernhjelp.portal.errors import NotAllowed, PortalError
 from fjernhjelp.portal.models import Audience, Organisation, TermsAcceptance, TermsVersion
-from fjernhjelp.portal.trail import changed
+from fjernhjelp.portal.trail import audits_refusals, changed
 
 MAX_TITLE = 200
 MAX_BODY = 100_000
@@ -124,6 +124,7 @@ def audiences_of(org: Organisation) -> list[Audience]:
     return roles
 
 
+@audits_refusals("terms.published")
 def publish(
     db: Session, caller: Caller, *, audience: str, title: str, body_nb: str, body_en: str = ""
 ) -> TermsVersion:
@@ -157,6 +158,7 @@ def publish(
     return terms
 
 
+@audits_refusals("terms.accepted")
 def accept(db: Session, caller: Caller, audience: str) -> TermsAcceptance:
     """Accept the current version for ``audience``; accepting twice changes nothing."""
     caller.require_admin()

@@ -3,20 +3,27 @@
 A change records ``details={"before": ..., "after": ...}`` in the same transaction as
 the change. A refusal (a rule, a role, an id the caller may not see) is recorded after
 rolling the attempt back, so nothing of it survives but the event.
+
+Each service that changes something names its own action once, ``@audits_refusals(...)``
+over its definition: a page, an API route or a command only calls it and commits.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Outcome, record
 from fjernhjelp.caller import Caller
-from fjernhjelp.portal.errors import NotAllowed, NotFound, PortalError
+from fjernhjelp.refusals import NotAllowed, NotFound, Refusal
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def changed(
@@ -39,12 +46,10 @@ def changed(
     )
 
 
-def refusal_reason(exc: Exception) -> str:
-    if isinstance(exc, PortalError):
-        return exc.message_key
-    if isinstance(exc, NotFound):
-        return "not_found"
-    return "not_allowed"
+def refusal_reason(exc: Refusal) -> str:
+    """The reason the log records: a refusal's own, except that every NotFound is plain
+    "not_found" (its details name the kind of object and the id)."""
+    return "not_found" if isinstance(exc, NotFound) else exc.reason
 
 
 @contextmanager
@@ -61,12 +66,13 @@ def refusals_audited(db: Session, caller: Caller, action: str) -> Iterator[None]
     savepoint = db.begin_nested()
     try:
         yield
-    except (PortalError, NotFound, NotAllowed) as exc:
+    except Refusal as exc:
         savepoint.rollback()
         details: dict[str, Any] | None = None
         if isinstance(exc, NotFound):
             details = {"object": exc.kind, "id": exc.object_id}
-        elif isinstance(exc, PortalError) and exc.params:
+        elif not isinstance(exc, NotAllowed) and exc.params:
+            # A role refusal's ``needed`` stays out: the reason says it all.
             details = {k: str(v) for k, v in exc.params.items()}
         record(
             db,
@@ -83,3 +89,28 @@ def refusals_audited(db: Session, caller: Caller, action: str) -> Iterator[None]
         raise
     else:
         savepoint.commit()
+
+
+def audits_refusals(
+    action: str,
+) -> Callable[
+    [Callable[Concatenate[Session, Caller, P], R]], Callable[Concatenate[Session, Caller, P], R]
+]:
+    """Over a service ``def f(db, caller, ...)``: run it inside ``refusals_audited(db,
+    caller, action)``. ``action`` is the one the service's success records, so a change
+    and its refusal share a name whichever page, route or command asked for it.
+
+    A service that calls another audited one records one refusal only, its own: undoing
+    its savepoint undoes the inner one's event too."""
+
+    def wrap(
+        service: Callable[Concatenate[Session, Caller, P], R],
+    ) -> Callable[Concatenate[Session, Caller, P], R]:
+        @functools.wraps(service)
+        def audited(db: Session, caller: Caller, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            with refusals_audited(db, caller, action):
+                return service(db, caller, *args, **kwargs)
+
+        return audited
+
+    return wrap

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 from fastapi import APIRouter
-from sqlalchemy.orm import Session
 
-from fjernhjelp.auth.models import User
-from fjernhjelp.caller import Caller
 from fjernhjelp.portal import members
-from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import AccountOut, Flag, InvitationOut, InviteIn
 from fjernhjelp.server.deps import DB, State
@@ -30,18 +25,17 @@ def invite(body: InviteIn, state: State, db: DB, caller: ApiCaller) -> Invitatio
     """A pending account and its one-time enrolment link: the person sets a password and
     a second factor there before the account can do anything."""
     lifetime = link_lifetime(state)
-    with refusals_audited(db, caller, "account.created"):
-        invitation = members.invite(
-            db,
-            caller,
-            username=body.username,
-            email=body.email,
-            display_name=body.display_name,
-            admin=body.admin,
-            technician=body.technician,
-            outside_eea=body.outside_eea,
-            link_lifetime=lifetime,
-        )
+    invitation = members.invite(
+        db,
+        caller,
+        username=body.username,
+        email=body.email,
+        display_name=body.display_name,
+        admin=body.admin,
+        technician=body.technician,
+        outside_eea=body.outside_eea,
+        link_lifetime=lifetime,
+    )
     db.commit()
     return InvitationOut.of(invitation, state.settings.effective_public_url, caller.now + lifetime)
 
@@ -54,62 +48,49 @@ def get_account(user_id: uuid.UUID, db: DB, caller: ApiCaller) -> AccountOut:
 @router.post("/{user_id}/enrolment-link", response_model=InvitationOut, status_code=201)
 def new_link(user_id: uuid.UUID, state: State, db: DB, caller: ApiCaller) -> InvitationOut:
     lifetime = link_lifetime(state)
-    with refusals_audited(db, caller, "account.enrolment_link.issued"):
-        invitation = members.new_link(db, caller, user_id, link_lifetime=lifetime)
+    invitation = members.new_link(db, caller, user_id, link_lifetime=lifetime)
     db.commit()
     return InvitationOut.of(invitation, state.settings.effective_public_url, caller.now + lifetime)
 
 
-def _change(
-    db: Session,
-    caller: Caller,
-    action: str,
-    change: Callable[[], User],
-) -> AccountOut:
-    with refusals_audited(db, caller, action):
-        user = change()
+@router.put("/{user_id}/admin", response_model=AccountOut)
+def set_admin(user_id: uuid.UUID, body: Flag, db: DB, caller: ApiCaller) -> AccountOut:
+    user = members.set_admin(db, caller, user_id, body.value)
     db.commit()
     return AccountOut.of(user)
 
 
-@router.put("/{user_id}/admin", response_model=AccountOut)
-def set_admin(user_id: uuid.UUID, body: Flag, db: DB, caller: ApiCaller) -> AccountOut:
-    action = "account.admin_granted" if body.value else "account.admin_withdrawn"
-    return _change(db, caller, action, lambda: members.set_admin(db, caller, user_id, body.value))
-
-
 @router.put("/{user_id}/outside-eea", response_model=AccountOut)
 def set_outside_eea(user_id: uuid.UUID, body: Flag, db: DB, caller: ApiCaller) -> AccountOut:
-    return _change(
-        db,
-        caller,
-        "account.changed",
-        lambda: members.set_outside_eea(db, caller, user_id, body.value),
-    )
+    user = members.set_outside_eea(db, caller, user_id, body.value)
+    db.commit()
+    return AccountOut.of(user)
 
 
 @router.post("/{user_id}/deactivate", response_model=AccountOut)
 def deactivate(user_id: uuid.UUID, db: DB, caller: ApiCaller) -> AccountOut:
-    return _change(
-        db, caller, "account.deactivated", lambda: members.deactivate(db, caller, user_id)
-    )
+    user = members.deactivate(db, caller, user_id)
+    db.commit()
+    return AccountOut.of(user)
 
 
 @router.post("/{user_id}/reactivate", response_model=AccountOut)
 def reactivate(user_id: uuid.UUID, db: DB, caller: ApiCaller) -> AccountOut:
-    return _change(
-        db, caller, "account.reactivated", lambda: members.reactivate(db, caller, user_id)
-    )
+    user = members.reactivate(db, caller, user_id)
+    db.commit()
+    return AccountOut.of(user)
 
 
 @router.post("/{user_id}/suspend", response_model=AccountOut)
 def suspend(user_id: uuid.UUID, db: DB, caller: ApiCaller) -> AccountOut:
     """Operator only: stops the account at once and ends its sessions."""
-    return _change(db, caller, "account.suspended", lambda: members.suspend(db, caller, user_id))
+    user = members.suspend(db, caller, user_id)
+    db.commit()
+    return AccountOut.of(user)
 
 
 @router.post("/{user_id}/unsuspend", response_model=AccountOut)
 def unsuspend(user_id: uuid.UUID, db: DB, caller: ApiCaller) -> AccountOut:
-    return _change(
-        db, caller, "account.unsuspended", lambda: members.unsuspend(db, caller, user_id)
-    )
+    user = members.unsuspend(db, caller, user_id)
+    db.commit()
+    return AccountOut.of(user)

@@ -8,7 +8,6 @@ from fastapi import APIRouter
 
 from fjernhjelp.portal import agreements, grants
 from fjernhjelp.portal.agreements import AgreementSpec
-from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import (
     AgreementIn,
@@ -49,8 +48,7 @@ def received_agreements(db: DB, caller: ApiCaller) -> list[AgreementOut]:
 
 @router.post("/agreements", response_model=AgreementOut, status_code=201)
 def record_agreement(body: AgreementIn, db: DB, caller: ApiCaller) -> AgreementOut:
-    with refusals_audited(db, caller, "agreement.recorded"):
-        agreement = agreements.record(db, caller, AgreementSpec(**body.model_dump()))
+    agreement = agreements.record(db, caller, AgreementSpec(**body.model_dump()))
     db.commit()
     return AgreementOut.of(agreement, caller.now)
 
@@ -63,7 +61,6 @@ def get_agreement(agreement_id: uuid.UUID, db: DB, caller: ApiCaller) -> Agreeme
 @router.post("/agreements/{agreement_id}/revoke", response_model=AgreementOut)
 def revoke_agreement(agreement_id: uuid.UUID, db: DB, caller: ApiCaller) -> AgreementOut:
     """Ends the agreement now; every grant resting on it stops, running sessions too."""
-    with refusals_audited(db, caller, "agreement.revoked"):
-        agreement = agreements.revoke(db, caller, agreement_id)
+    agreement = agreements.revoke(db, caller, agreement_id)
     db.commit()
     return AgreementOut.of(agreement, caller.now)

@@ -7,7 +7,6 @@ import uuid
 from fastapi import APIRouter
 
 from fjernhjelp.portal import grants, overview
-from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import (
     GrantIn,
@@ -55,10 +54,9 @@ def access_overview(db: DB, caller: ApiCaller) -> list[OverviewRow]:
 
 @router.post("/grants", response_model=GrantOut, status_code=201)
 def create_grant(body: GrantIn, db: DB, caller: ApiCaller) -> GrantOut:
-    with refusals_audited(db, caller, "grant.created"):
-        grant = grants.create(
-            db, caller, group_id=body.group_id, agreement_id=body.agreement_id, wanted=body.terms()
-        )
+    grant = grants.create(
+        db, caller, group_id=body.group_id, agreement_id=body.agreement_id, wanted=body.terms()
+    )
     db.commit()
     return GrantOut.of(grant, caller.now)
 
@@ -72,15 +70,13 @@ def get_grant(grant_id: uuid.UUID, db: DB, caller: ApiCaller) -> GrantOut:
 def change_grant(grant_id: uuid.UUID, body: GrantTermsIn, db: DB, caller: ApiCaller) -> GrantOut:
     """Change permissions, consent, expiry or named technicians; narrowing cuts running
     sessions that the new terms no longer allow."""
-    with refusals_audited(db, caller, "grant.changed"):
-        grant = grants.update(db, caller, grant_id, body.terms())
+    grant = grants.update(db, caller, grant_id, body.terms())
     db.commit()
     return GrantOut.of(grant, caller.now)
 
 
 @router.post("/grants/{grant_id}/revoke", response_model=GrantOut)
 def revoke_grant(grant_id: uuid.UUID, db: DB, caller: ApiCaller) -> GrantOut:
-    with refusals_audited(db, caller, "grant.revoked"):
-        grant = grants.revoke(db, caller, grant_id)
+    grant = grants.revoke(db, caller, grant_id)
     db.commit()
     return GrantOut.of(grant, caller.now)

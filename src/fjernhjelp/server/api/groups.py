@@ -7,7 +7,6 @@ import uuid
 from fastapi import APIRouter
 
 from fjernhjelp.portal import groups
-from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import GroupIn, GroupOut
 from fjernhjelp.server.deps import DB
@@ -23,8 +22,7 @@ def list_groups(db: DB, caller: ApiCaller) -> list[GroupOut]:
 
 @router.post("", response_model=GroupOut, status_code=201)
 def create_group(body: GroupIn, db: DB, caller: ApiCaller) -> GroupOut:
-    with refusals_audited(db, caller, "group.created"):
-        group = groups.create(db, caller, body.name)
+    group = groups.create(db, caller, body.name)
     db.commit()
     return GroupOut.of(group)
 
@@ -36,14 +34,12 @@ def get_group(group_id: uuid.UUID, db: DB, caller: ApiCaller) -> GroupOut:
 
 @router.patch("/{group_id}", response_model=GroupOut)
 def rename_group(group_id: uuid.UUID, body: GroupIn, db: DB, caller: ApiCaller) -> GroupOut:
-    with refusals_audited(db, caller, "group.renamed"):
-        group = groups.rename(db, caller, group_id, body.name)
+    group = groups.rename(db, caller, group_id, body.name)
     db.commit()
     return GroupOut.of(group)
 
 
 @router.delete("/{group_id}", status_code=204)
 def delete_group(group_id: uuid.UUID, db: DB, caller: ApiCaller) -> None:
-    with refusals_audited(db, caller, "group.deleted"):
-        groups.delete(db, caller, group_id)
+    groups.delete(db, caller, group_id)
     db.commit()

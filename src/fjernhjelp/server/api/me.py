@@ -9,7 +9,6 @@ from pydantic import BaseModel
 
 from fjernhjelp.i18n import Translator
 from fjernhjelp.portal import notifications
-from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.api.deps import ApiSession
 from fjernhjelp.server.deps import DB
 from fjernhjelp.server.portal_caller import ApiCaller
@@ -68,6 +67,5 @@ def me(session: ApiSession, db: DB) -> Me:
 
 @router.post("/me/notices/{notice_id}/dismiss", status_code=204)
 def dismiss_notice(notice_id: uuid.UUID, db: DB, caller: ApiCaller) -> None:
-    with refusals_audited(db, caller, "notification.dismissed"):
-        notifications.dismiss_own(db, caller, notice_id)
+    notifications.dismiss_own(db, caller, notice_id)
     db.commit()

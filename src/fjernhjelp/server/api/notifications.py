@@ -7,7 +7,6 @@ import uuid
 from fastapi import APIRouter
 
 from fjernhjelp.portal import notifications
-from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import NotificationOut
 from fjernhjelp.server.deps import DB
@@ -30,6 +29,5 @@ def open_notifications(db: DB, caller: ApiCaller) -> list[NotificationOut]:
 
 @router.post("/{notification_id}/dismiss", status_code=204)
 def dismiss(notification_id: uuid.UUID, db: DB, caller: ApiCaller) -> None:
-    with refusals_audited(db, caller, "notification.dismissed"):
-        notifications.dismiss(db, caller, notification_id)
+    notifications.dismiss(db, caller, notification_id)
     db.commit()

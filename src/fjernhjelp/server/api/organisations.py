@@ -7,7 +7,6 @@ import uuid
 from fastapi import APIRouter
 
 from fjernhjelp.portal import members, organisations, policy
-from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import (
     AccountOut,
@@ -33,7 +32,7 @@ def list_organisations(db: DB, caller: ApiCaller) -> list[OrganisationOut]:
 
 @router.post("", response_model=OrganisationOut, status_code=201)
 def register(body: OrganisationIn, db: DB, caller: ApiCaller) -> OrganisationOut:
-    org = organisations.register(  # audits its own refusal
+    org = organisations.register(
         db,
         caller,
         orgnr=body.orgnr,
@@ -58,29 +57,26 @@ def organisation_accounts(org_id: uuid.UUID, db: DB, caller: ApiCaller) -> list[
 
 @router.put("/{org_id}/policy", response_model=OrganisationOut)
 def set_policy(org_id: uuid.UUID, body: PolicyIn, db: DB, caller: ApiCaller) -> OrganisationOut:
-    with refusals_audited(db, caller, "organisation.policy_changed"):
-        org = policy.set_policy(
-            db,
-            caller,
-            org_id,
-            policy.Policy(body.access_enabled, body.receives_help, body.gives_help),
-        )
+    org = policy.set_policy(
+        db,
+        caller,
+        org_id,
+        policy.Policy(body.access_enabled, body.receives_help, body.gives_help),
+    )
     db.commit()
     return OrganisationOut.of(org)
 
 
 @router.post("/{org_id}/suspend", response_model=OrganisationOut)
 def suspend(org_id: uuid.UUID, db: DB, caller: ApiCaller) -> OrganisationOut:
-    with refusals_audited(db, caller, "organisation.suspended"):
-        org = organisations.suspend(db, caller, org_id)
+    org = organisations.suspend(db, caller, org_id)
     db.commit()
     return OrganisationOut.of(org)
 
 
 @router.post("/{org_id}/resume", response_model=OrganisationOut)
 def resume(org_id: uuid.UUID, db: DB, caller: ApiCaller) -> OrganisationOut:
-    with refusals_audited(db, caller, "organisation.resumed"):
-        org = organisations.resume(db, caller, org_id)
+    org = organisations.resume(db, caller, org_id)
     db.commit()
     return OrganisationOut.of(org)
 
@@ -91,15 +87,14 @@ def appoint_admin(
 ) -> InvitationOut:
     """The organisation's first admin: a pending account and its one-time link."""
     lifetime = link_lifetime(state)
-    with refusals_audited(db, caller, "account.created"):
-        invitation = organisations.appoint_admin(
-            db,
-            caller,
-            org_id,
-            username=body.username,
-            email=body.email,
-            display_name=body.display_name,
-            link_lifetime=lifetime,
-        )
+    invitation = organisations.appoint_admin(
+        db,
+        caller,
+        org_id,
+        username=body.username,
+        email=body.email,
+        display_name=body.display_name,
+        link_lifetime=lifetime,
+    )
     db.commit()
     return InvitationOut.of(invitation, state.settings.effective_public_url, caller.now + lifetime)

@@ -6,7 +6,6 @@ from fastapi import APIRouter
 
 from fjernhjelp.portal import terms
 from fjernhjelp.portal.models import Audience
-from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.api.schemas import AcceptanceOut, TermsIn, TermsOut, TermsStatusOut
 from fjernhjelp.server.deps import DB
@@ -41,22 +40,20 @@ def versions(db: DB, caller: ApiCaller) -> list[TermsOut]:
 @router.post("", response_model=TermsOut, status_code=201)
 def publish(body: TermsIn, db: DB, caller: ApiCaller) -> TermsOut:
     """Operator only. Every organisation must accept the new version before further use."""
-    with refusals_audited(db, caller, "terms.published"):
-        version = terms.publish(
-            db,
-            caller,
-            audience=body.audience,
-            title=body.title,
-            body_nb=body.body_nb,
-            body_en=body.body_en,
-        )
+    version = terms.publish(
+        db,
+        caller,
+        audience=body.audience,
+        title=body.title,
+        body_nb=body.body_nb,
+        body_en=body.body_en,
+    )
     db.commit()
     return TermsOut.of(version)
 
 
 @router.post("/{audience}/accept", response_model=AcceptanceOut)
 def accept(audience: Audience, db: DB, caller: ApiCaller) -> AcceptanceOut:
-    with refusals_audited(db, caller, "terms.accepted"):
-        acceptance = terms.accept(db, caller, audience.value)
+    acceptance = terms.accept(db, caller, audience.value)
     db.commit()
     return AcceptanceOut.of(acceptance)

@@ -14,7 +14,6 @@ from fjernhjelp.auth.models import User
 from fjernhjelp.auth.self_service import FactorRefused, PasswordRefused, PendingTotp
 from fjernhjelp.caller import Caller
 from fjernhjelp.portal import notifications
-from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.deps import DB, BrowserSession, Client, PageUser, State, T
 from fjernhjelp.server.pages.auth import _qr_svg, safe_next
 from fjernhjelp.server.pages.render import render
@@ -194,8 +193,7 @@ def notices(request: Request, db: DB, t: T, user: PageUser, next: str = "/") -> 
 def dismiss_notice(
     db: DB, caller: PageCaller, notification_id: uuid.UUID, next: Annotated[str, Form()] = "/"
 ) -> Response:
-    with refusals_audited(db, caller, "notification.dismissed"):
-        notifications.dismiss_own(db, caller, notification_id)
+    notifications.dismiss_own(db, caller, notification_id)
     db.commit()
     return RedirectResponse(
         "/account/notices?" + urlencode({"next": safe_next(next)}), status_code=303

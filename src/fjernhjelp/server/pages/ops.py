@@ -16,7 +16,7 @@ from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.models import OrgKind
 from fjernhjelp.server.deps import DB, State, T
 from fjernhjelp.server.pages.people import show_link
-from fjernhjelp.server.pages.portal_view import attempt, done, notice_text, settled
+from fjernhjelp.server.pages.portal_view import done, notice_text, settled
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller, link_lifetime
 
@@ -79,7 +79,7 @@ def register(
             "receives_help": receives_help,
             "gives_help": gives_help,
         }
-        return _list(request, db, t, caller, result.status, error=t(result.message_key), form=form)
+        return _list(request, db, t, caller, result.status, error=t(result.reason), form=form)
     return done(f"/portal/ops/organisations/{result.id}", "registered")
 
 
@@ -123,12 +123,11 @@ def _org_change(
     t: T,
     caller: Caller,
     org_id: uuid.UUID,
-    action: str,
     change: Callable[[], object],
 ) -> Response:
-    result = attempt(db, caller, action, change)
+    result = settled(db, change)
     if isinstance(result, PortalError):
-        return _detail(request, db, t, caller, org_id, result.status, error=t(result.message_key))
+        return _detail(request, db, t, caller, org_id, result.status, error=t(result.reason))
     return done(f"/portal/ops/organisations/{org_id}")
 
 
@@ -150,7 +149,6 @@ def set_policy(
         t,
         caller,
         org_id,
-        "organisation.policy_changed",
         lambda: policy.set_policy(db, caller, org_id, wanted),
     )
 
@@ -163,7 +161,6 @@ def suspend(request: Request, db: DB, t: T, caller: PageCaller, org_id: uuid.UUI
         t,
         caller,
         org_id,
-        "organisation.suspended",
         lambda: organisations.suspend(db, caller, org_id),
     )
 
@@ -176,7 +173,6 @@ def resume(request: Request, db: DB, t: T, caller: PageCaller, org_id: uuid.UUID
         t,
         caller,
         org_id,
-        "organisation.resumed",
         lambda: organisations.resume(db, caller, org_id),
     )
 
@@ -193,10 +189,8 @@ def appoint_admin(
     username: Annotated[str, Form(max_length=64)],
     email: Annotated[str, Form(max_length=254)],
 ) -> Response:
-    result = attempt(
+    result = settled(
         db,
-        caller,
-        "account.created",
         lambda: organisations.appoint_admin(
             db,
             caller,
@@ -208,7 +202,7 @@ def appoint_admin(
         ),
     )
     if isinstance(result, PortalError):
-        return _detail(request, db, t, caller, org_id, result.status, error=t(result.message_key))
+        return _detail(request, db, t, caller, org_id, result.status, error=t(result.reason))
     return show_link(request, t, state, result, f"/portal/ops/organisations/{org_id}")
 
 
@@ -223,7 +217,6 @@ def suspend_account(
         t,
         caller,
         user.organisation_id,
-        "account.suspended",
         lambda: members.suspend(db, caller, user_id),
     )
 
@@ -239,7 +232,6 @@ def unsuspend_account(
         t,
         caller,
         user.organisation_id,
-        "account.unsuspended",
         lambda: members.unsuspend(db, caller, user_id),
     )
 
@@ -280,17 +272,13 @@ def publish_terms(
     body_nb: Annotated[str, Form(max_length=100_000)],
     body_en: Annotated[str, Form(max_length=100_000)] = "",
 ) -> Response:
-    result = attempt(
+    result = settled(
         db,
-        caller,
-        "terms.published",
         lambda: terms.publish(
             db, caller, audience=audience, title=title, body_nb=body_nb, body_en=body_en
         ),
     )
     if isinstance(result, PortalError):
         form = {"audience": audience, "title": title, "body_nb": body_nb, "body_en": body_en}
-        return _terms_page(
-            request, db, t, caller, result.status, error=t(result.message_key), form=form
-        )
+        return _terms_page(request, db, t, caller, result.status, error=t(result.reason), form=form)
     return done("/portal/ops/terms", "terms_published")

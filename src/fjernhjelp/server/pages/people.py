@@ -15,7 +15,7 @@ from fjernhjelp.portal import members
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.members import Invitation
 from fjernhjelp.server.deps import DB, State, T
-from fjernhjelp.server.pages.portal_view import attempt, done, notice_text
+from fjernhjelp.server.pages.portal_view import done, notice_text, settled
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller, link_lifetime
 from fjernhjelp.server.state import AppState
@@ -74,10 +74,8 @@ def invite(
     technician: Annotated[bool, Form()] = False,
     outside_eea: Annotated[bool, Form()] = False,
 ) -> Response:
-    result = attempt(
+    result = settled(
         db,
-        caller,
-        "account.created",
         lambda: members.invite(
             db,
             caller,
@@ -92,16 +90,16 @@ def invite(
     )
     if isinstance(result, PortalError):
         form = {"display_name": display_name, "username": username, "email": email}
-        return _page(request, db, t, caller, result.status, error=t(result.message_key), form=form)
+        return _page(request, db, t, caller, result.status, error=t(result.reason), form=form)
     return show_link(request, t, state, result, "/portal/people")
 
 
 def _change(
-    request: Request, db: DB, t: T, caller: Caller, action: str, change: Callable[[], object]
+    request: Request, db: DB, t: T, caller: Caller, change: Callable[[], object]
 ) -> Response:
-    result = attempt(db, caller, action, change)
+    result = settled(db, change)
     if isinstance(result, PortalError):
-        return _page(request, db, t, caller, result.status, error=t(result.message_key))
+        return _page(request, db, t, caller, result.status, error=t(result.reason))
     return done("/portal/people", "changed")
 
 
@@ -114,10 +112,7 @@ def set_admin(
     user_id: uuid.UUID,
     admin: Annotated[bool, Form()] = False,
 ) -> Response:
-    action = "account.admin_granted" if admin else "account.admin_withdrawn"
-    return _change(
-        request, db, t, caller, action, lambda: members.set_admin(db, caller, user_id, admin)
-    )
+    return _change(request, db, t, caller, lambda: members.set_admin(db, caller, user_id, admin))
 
 
 @router.post("/{user_id}/outside-eea", response_class=HTMLResponse)
@@ -134,7 +129,6 @@ def set_outside_eea(
         db,
         t,
         caller,
-        "account.changed",
         lambda: members.set_outside_eea(db, caller, user_id, outside_eea),
     )
 
@@ -146,7 +140,6 @@ def deactivate(request: Request, db: DB, t: T, caller: PageCaller, user_id: uuid
         db,
         t,
         caller,
-        "account.deactivated",
         lambda: members.deactivate(db, caller, user_id),
     )
 
@@ -158,7 +151,6 @@ def reactivate(request: Request, db: DB, t: T, caller: PageCaller, user_id: uuid
         db,
         t,
         caller,
-        "account.reactivated",
         lambda: members.reactivate(db, caller, user_id),
     )
 
@@ -167,14 +159,12 @@ def reactivate(request: Request, db: DB, t: T, caller: PageCaller, user_id: uuid
 def new_link(
     request: Request, state: State, db: DB, t: T, caller: PageCaller, user_id: uuid.UUID
 ) -> Response:
-    result = attempt(
+    result = settled(
         db,
-        caller,
-        "account.enrolment_link.issued",
         lambda: members.new_link(db, caller, user_id, link_lifetime=link_lifetime(state)),
     )
     if isinstance(result, PortalError):
-        return _page(request, db, t, caller, result.status, error=t(result.message_key))
+        return _page(request, db, t, caller, result.status, error=t(result.reason))
     back = "/portal/people"
     if result.user.organisation_id != caller.user.organisation_id:
         back = f"/portal/ops/organisations/{result.user.organisation_id}"

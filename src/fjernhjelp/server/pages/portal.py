@@ -15,7 +15,7 @@ from fjernhjelp.audit.query import event_as_dict, parse_filter, visible_events
 from fjernhjelp.portal import notifications, terms
 from fjernhjelp.server.api.audit import checkpoint_response
 from fjernhjelp.server.deps import DB, Client, PageUser, State, T, require
-from fjernhjelp.server.pages.portal_view import attempt, notice_text
+from fjernhjelp.server.pages.portal_view import notice_text, settled
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
 
@@ -49,10 +49,8 @@ def portal_home(
 
 @router.post("/notifications/{notification_id}/dismiss")
 def dismiss_notification(notification_id: uuid.UUID, db: DB, caller: PageCaller) -> Response:
-    attempt(
+    settled(
         db,
-        caller,
-        "notification.dismissed",
         lambda: notifications.dismiss(db, caller, notification_id),
     )
     return RedirectResponse("/portal", status_code=303)

@@ -13,7 +13,7 @@ from fjernhjelp.portal.agreements import AgreementSpec
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.models import GrantStatus
 from fjernhjelp.server.deps import DB, State, T
-from fjernhjelp.server.pages.portal_view import attempt, done, notice_text
+from fjernhjelp.server.pages.portal_view import done, notice_text, settled
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
 
@@ -93,9 +93,9 @@ def record(
         preapproved_clause=preapproved_clause,
         non_eea_staff_allowed=non_eea_staff_allowed,
     )
-    result = attempt(db, caller, "agreement.recorded", lambda: agreements.record(db, caller, spec))
+    result = settled(db, lambda: agreements.record(db, caller, spec))
     if isinstance(result, PortalError):
-        return _page(request, db, t, caller, result.status, error=t(result.message_key), form=form)
+        return _page(request, db, t, caller, result.status, error=t(result.reason), form=form)
     return done(f"/portal/agreements/{result.id}", "agreement_recorded")
 
 
@@ -140,11 +140,9 @@ def _agreement(
 
 @router.post("/{agreement_id}/revoke", response_class=HTMLResponse)
 def revoke(request: Request, db: DB, t: T, caller: PageCaller, agreement_id: uuid.UUID) -> Response:
-    result = attempt(
-        db, caller, "agreement.revoked", lambda: agreements.revoke(db, caller, agreement_id)
-    )
+    result = settled(db, lambda: agreements.revoke(db, caller, agreement_id))
     if isinstance(result, PortalError):
         return _agreement(
-            request, db, t, caller, agreement_id, result.status, error=t(result.message_key)
+            request, db, t, caller, agreement_id, result.status, error=t(result.reason)
         )
     return done(f"/portal/agreements/{agreement_id}", "agreement_revoked")

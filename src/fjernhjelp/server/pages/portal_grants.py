@@ -15,7 +15,7 @@ from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.grants import GrantTerms
 from fjernhjelp.portal.models import Agreement, Grant, Permission
 from fjernhjelp.server.deps import DB, State, T
-from fjernhjelp.server.pages.portal_view import attempt, done, notice_text
+from fjernhjelp.server.pages.portal_view import done, notice_text, settled
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
 
@@ -136,7 +136,7 @@ def create_grant(
             db, caller, group_id=group_id, agreement_id=agreement_id, wanted=wanted
         )
 
-    result = attempt(db, caller, "grant.created", change)
+    result = settled(db, change)
     if isinstance(result, PortalError):
         agreement = agreements.get_own(db, caller, agreement_id)
         return _form_page(
@@ -146,7 +146,7 @@ def create_grant(
             caller,
             agreement,
             status_code=result.status,
-            error=t(result.message_key),
+            error=t(result.reason),
             form=form,
         )
     return done(f"/portal/grants/{result.id}", "grant_created")
@@ -226,7 +226,7 @@ def change_grant(
         wanted = _terms(permissions, consent, expires, technician_ids, zone, may_make_packages)
         return grants.update(db, caller, grant_id, wanted)
 
-    result = attempt(db, caller, "grant.changed", change)
+    result = settled(db, change)
     if isinstance(result, PortalError):
         form = {
             "permissions": permissions,
@@ -242,7 +242,7 @@ def change_grant(
             caller,
             grant_id,
             result.status,
-            error=t(result.message_key),
+            error=t(result.reason),
             form=form,
         )
     return done(f"/portal/grants/{grant_id}")
@@ -252,11 +252,9 @@ def change_grant(
 def revoke_grant(
     request: Request, db: DB, t: T, caller: PageCaller, grant_id: uuid.UUID
 ) -> Response:
-    result = attempt(db, caller, "grant.revoked", lambda: grants.revoke(db, caller, grant_id))
+    result = settled(db, lambda: grants.revoke(db, caller, grant_id))
     if isinstance(result, PortalError):
-        return _grant_page(
-            request, db, t, caller, grant_id, result.status, error=t(result.message_key)
-        )
+        return _grant_page(request, db, t, caller, grant_id, result.status, error=t(result.reason))
     return done(f"/portal/grants/{grant_id}", "grant_revoked")
 
 

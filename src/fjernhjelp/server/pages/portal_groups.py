@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from fjernhjelp.portal import groups
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.server.deps import DB, T
-from fjernhjelp.server.pages.portal_view import attempt, done, notice_text
+from fjernhjelp.server.pages.portal_view import done, notice_text, settled
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
 
@@ -33,7 +33,7 @@ def _page(
 
 def _result(request: Request, db: DB, t: T, caller: PageCaller, result: object) -> Response:
     if isinstance(result, PortalError):
-        return _page(request, db, t, caller, result.status, error=t(result.message_key))
+        return _page(request, db, t, caller, result.status, error=t(result.reason))
     return done("/portal/groups")
 
 
@@ -52,7 +52,7 @@ def create(
     caller: PageCaller,
     name: Annotated[str, Form(max_length=200)],
 ) -> Response:
-    result = attempt(db, caller, "group.created", lambda: groups.create(db, caller, name))
+    result = settled(db, lambda: groups.create(db, caller, name))
     return _result(request, db, t, caller, result)
 
 
@@ -65,11 +65,11 @@ def rename(
     group_id: uuid.UUID,
     name: Annotated[str, Form(max_length=200)],
 ) -> Response:
-    result = attempt(db, caller, "group.renamed", lambda: groups.rename(db, caller, group_id, name))
+    result = settled(db, lambda: groups.rename(db, caller, group_id, name))
     return _result(request, db, t, caller, result)
 
 
 @router.post("/{group_id}/delete", response_class=HTMLResponse)
 def delete(request: Request, db: DB, t: T, caller: PageCaller, group_id: uuid.UUID) -> Response:
-    result = attempt(db, caller, "group.deleted", lambda: groups.delete(db, caller, group_id))
+    result = settled(db, lambda: groups.delete(db, caller, group_id))
     return _result(request, db, t, caller, result)

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from fjernhjelp.portal import terms
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.server.deps import DB, T
-from fjernhjelp.server.pages.portal_view import attempt, done, notice_text
+from fjernhjelp.server.pages.portal_view import done, notice_text, settled
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
 
@@ -35,7 +35,7 @@ def terms_page(
 
 @router.post("/{audience}/accept", response_class=HTMLResponse)
 def accept(request: Request, db: DB, t: T, caller: PageCaller, audience: str) -> Response:
-    result = attempt(db, caller, "terms.accepted", lambda: terms.accept(db, caller, audience))
+    result = settled(db, lambda: terms.accept(db, caller, audience))
     if isinstance(result, PortalError):
-        return _page(request, db, t, caller, result.status, error=t(result.message_key))
+        return _page(request, db, t, caller, result.status, error=t(result.reason))
     return done("/portal/terms", "terms_accepted")

@@ -1,5 +1,5 @@
 """What the portal's page modules share: date filters, notices after a redirect, and
-running a change so that a refusal is audited and shown instead of raised."""
+running a change (its service audits a refusal) so that a refusal is shown instead of raised."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from fastapi.responses import RedirectResponse
 from jinja2 import pass_context
 from sqlalchemy.orm import Session
 
-from fjernhjelp.caller import Caller
 from fjernhjelp.i18n import Translator
 from fjernhjelp.portal.errors import PortalError
-from fjernhjelp.portal.trail import refusals_audited
 from fjernhjelp.server.pages.render import TEMPLATES
 
 T = TypeVar("T")
@@ -50,19 +48,6 @@ def settled(db: Session, change: Callable[[], T]) -> T | PortalError:
     refusal is returned for the page to show. A missing object or role propagates."""
     try:
         result = change()
-    except PortalError as exc:
-        db.commit()  # the refusal's audit event, if its service recorded one
-        return exc
-    db.commit()
-    return result
-
-
-def attempt(db: Session, caller: Caller, action: str, change: Callable[[], T]) -> T | PortalError:
-    """Run ``change`` and commit; a rule's refusal is rolled back, audited and returned
-    for the page to show. A missing object or role propagates (404 / 403)."""
-    try:
-        with refusals_audited(db, caller, action):
-            result = change()
     except PortalError as exc:
         db.commit()  # the refusal's audit event, if its service recorded one
         return exc
