@@ -8,12 +8,11 @@ from sqlalchemy.orm import Session
 from fjernhjelp.audit.log import Actor, Outcome, record
 from fjernhjelp.auth.models import User, UserStatus
 from fjernhjelp.portal.models import Organisation
+from fjernhjelp.refusals import Refusal
 
 
-class AccountError(ValueError):
-    def __init__(self, message_key: str) -> None:
-        super().__init__(message_key)
-        self.message_key = message_key
+class AccountError(Refusal):
+    """A new account's name or address is refused (the reason is a catalogue key)."""
 
 
 def _valid_username(username: str) -> bool:

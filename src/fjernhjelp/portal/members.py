@@ -139,7 +139,7 @@ def invite_into(
             source_address=caller.source_address,
         )
     except AccountError as exc:
-        raise PortalError(exc.message_key) from None
+        raise PortalError(exc.reason) from None
     user.created_at = caller.now
     if outside_eea:
         before = describe(user)

@@ -149,7 +149,7 @@ def create_operator(
             actor=caller.actor,
         )
     except AccountError as exc:
-        raise PortalError(exc.message_key) from None
+        raise PortalError(exc.reason) from None
     token = enrolment.issue_link(
         db, user, actor=caller.actor, now=caller.now, lifetime=link_lifetime
     )
