@@ -58,6 +58,8 @@ class World:
             "allows_preapproved": False,
             "preapproved_clause": None,
             "non_eea_staff_allowed": False,
+            # The world's vendor gives both kinds of help unless a test says otherwise.
+            "covers": "both",
         }
         spec.update(overrides)
         agreement = agreements.record(

@@ -54,6 +54,9 @@ class DenyReason(enum.StrEnum):
     AGREEMENT_REVOKED = "agreement_revoked"
     AGREEMENT_EXPIRED = "agreement_expired"
     AGREEMENT_NOT_YET_VALID = "agreement_not_yet_valid"
+    AGREEMENT_NOT_FOR_ACCESS = "agreement_not_for_access"  # it covers Support only
+    AGREEMENT_NOT_FOR_SUPPORT = "agreement_not_for_support"  # it covers Access only
+    NO_SUPPORT_AGREEMENT = "no_support_agreement"  # no live agreement covers Support
     TECHNICIAN_NOT_NAMED = "technician_not_named"
     STAFF_OUTSIDE_EEA = "staff_outside_eea"
 
@@ -105,7 +108,7 @@ class AccessDenied:
 AccessDecision = AccessAllowed | AccessDenied
 
 
-def _account_refusal(technician: User) -> DenyReason | None:
+def account_refusal(technician: User) -> DenyReason | None:
     if technician.status == UserStatus.SUSPENDED:
         return DenyReason.USER_SUSPENDED
     if technician.status == UserStatus.DISABLED:
@@ -117,7 +120,7 @@ def _account_refusal(technician: User) -> DenyReason | None:
     return None
 
 
-def _vendor_refusal(db: Session, vendor: Organisation) -> DenyReason | None:
+def vendor_refusal(db: Session, vendor: Organisation) -> DenyReason | None:
     if not vendor.is_active:
         return DenyReason.ORGANISATION_SUSPENDED
     if not vendor.gives_help:
@@ -127,7 +130,7 @@ def _vendor_refusal(db: Session, vendor: Organisation) -> DenyReason | None:
     return None
 
 
-def _customer_refusal(db: Session, customer: Organisation, support: bool) -> DenyReason | None:
+def customer_refusal(db: Session, customer: Organisation, support: bool) -> DenyReason | None:
     if not customer.is_active:
         return DenyReason.ORGANISATION_SUSPENDED
     if not customer.receives_help:
@@ -139,7 +142,9 @@ def _customer_refusal(db: Session, customer: Organisation, support: bool) -> Den
     return None
 
 
-def _grant_refusal(grant: Grant, technician: User, now: datetime) -> DenyReason | None:
+def _grant_refusal(
+    grant: Grant, technician: User, now: datetime, support: bool = False
+) -> DenyReason | None:
     # The agreement before the grant's own expiry: a grant usually ends with its
     # agreement, and then the agreement is the cause worth telling.
     if grant.status == GrantStatus.REVOKED:
@@ -155,6 +160,10 @@ def _grant_refusal(grant: Grant, technician: User, now: datetime) -> DenyReason 
         # Grants are made only under an agreement already in force, so this needs a
         # changed record or clock; checked anyway, failing closed.
         return DenyReason.AGREEMENT_NOT_YET_VALID
+    if support and not agreement.coverage.support:
+        return DenyReason.AGREEMENT_NOT_FOR_SUPPORT
+    if not support and not agreement.coverage.access:
+        return DenyReason.AGREEMENT_NOT_FOR_ACCESS
     if grant.is_expired_at(now):
         return DenyReason.GRANT_EXPIRED
     if grant.technicians and all(t.id != technician.id for t in grant.technicians):
@@ -209,7 +218,7 @@ def decide(
             support=support,
         )
 
-    refusal = _account_refusal(technician) or _vendor_refusal(db, technician.organisation)
+    refusal = account_refusal(technician) or vendor_refusal(db, technician.organisation)
     if refusal:
         return deny(refusal)
 
@@ -228,15 +237,15 @@ def decide(
     if not candidates:
         return deny(DenyReason.NO_GRANT)
 
-    customer_refusal = _customer_refusal(db, candidates[0].customer, support)
-    if customer_refusal:
-        return deny(customer_refusal, candidates[0])
+    on_customer = customer_refusal(db, candidates[0].customer, support)
+    if on_customer:
+        return deny(on_customer, candidates[0])
 
     # Several grants can exist for one group and vendor (ended ones stay as history;
     # at most one is live). Take a grant that passes; otherwise explain the newest.
     first_refusal: tuple[DenyReason, Grant] | None = None
     for grant in candidates:
-        reason = _grant_refusal(grant, technician, now)
+        reason = _grant_refusal(grant, technician, now, support)
         if reason is None:
             return AccessAllowed(
                 technician_id=technician.id,

@@ -15,6 +15,7 @@ from fjernhjelp.portal import notifications, terms
 from fjernhjelp.portal.errors import NotFound, PortalError
 from fjernhjelp.portal.models import (
     Agreement,
+    AgreementCovers,
     AgreementKind,
     AgreementStatus,
     Audience,
@@ -40,6 +41,9 @@ class AgreementSpec:
     allows_preapproved: bool = False
     preapproved_clause: str | None = None
     non_eea_staff_allowed: bool = False
+    # Support, Access or both (AgreementCovers); Access is what agreements covered before
+    # Support existed, so callers that do not say keep meaning that.
+    covers: str = "access"
 
 
 def describe(agreement: Agreement) -> dict[str, Any]:
@@ -48,6 +52,7 @@ def describe(agreement: Agreement) -> dict[str, Any]:
         "customer": str(agreement.customer_org_id),
         "vendor": str(agreement.vendor_org_id),
         "kind": agreement.kind,
+        "covers": agreement.covers,
         "reference": agreement.reference,
         "valid_from": agreement.valid_from.isoformat(),
         "valid_until": agreement.valid_until.isoformat() if agreement.valid_until else None,
@@ -153,6 +158,10 @@ def record(db: Session, caller: Caller, spec: AgreementSpec) -> Agreement:
         kind = AgreementKind(spec.kind)
     except ValueError:
         raise PortalError("agreement.bad_kind") from None
+    try:
+        covers = AgreementCovers(spec.covers)
+    except ValueError:
+        raise PortalError("agreement.bad_covers") from None
     reference = " ".join(spec.reference.split())
     if not reference or len(reference) > MAX_REFERENCE:
         raise PortalError("agreement.bad_reference")
@@ -170,6 +179,7 @@ def record(db: Session, caller: Caller, spec: AgreementSpec) -> Agreement:
         customer_org_id=caller.user.organisation_id,
         vendor_org_id=vendor.id,
         kind=kind,
+        covers=covers,
         reference=reference,
         valid_from=spec.valid_from,
         valid_until=spec.valid_until,

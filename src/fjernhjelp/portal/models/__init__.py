@@ -1,6 +1,11 @@
 """The portal's tables, one module per object; imported here so callers need one path."""
 
-from fjernhjelp.portal.models.agreement import Agreement, AgreementKind, AgreementStatus
+from fjernhjelp.portal.models.agreement import (
+    Agreement,
+    AgreementCovers,
+    AgreementKind,
+    AgreementStatus,
+)
 from fjernhjelp.portal.models.grant import Grant, GrantStatus, Permission, grant_technicians
 from fjernhjelp.portal.models.group import MachineGroup
 from fjernhjelp.portal.models.notification import Notification
@@ -14,6 +19,7 @@ from fjernhjelp.portal.models.terms import Audience, TermsAcceptance, TermsVersi
 
 __all__ = [
     "Agreement",
+    "AgreementCovers",
     "AgreementKind",
     "AgreementStatus",
     "Audience",

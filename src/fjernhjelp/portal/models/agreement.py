@@ -18,6 +18,22 @@ class AgreementKind(enum.StrEnum):
     DATA_PROCESSING = "data_processing"  # databehandleravtale
 
 
+class AgreementCovers(enum.StrEnum):
+    """Which kinds of remote assistance the agreement lets the vendor give."""
+
+    ACCESS = "access"  # through installed agents, under grants on machine groups
+    SUPPORT = "support"  # one-time sessions joined with a code
+    BOTH = "both"
+
+    @property
+    def access(self) -> bool:
+        return self in (AgreementCovers.ACCESS, AgreementCovers.BOTH)
+
+    @property
+    def support(self) -> bool:
+        return self in (AgreementCovers.SUPPORT, AgreementCovers.BOTH)
+
+
 class AgreementStatus(enum.StrEnum):
     ACTIVE = "active"
     REVOKED = "revoked"  # ended early by the customer
@@ -35,6 +51,9 @@ class Agreement(Base):
         ForeignKey("organisations.id", ondelete="RESTRICT"), index=True
     )
     kind: Mapped[str] = mapped_column(String(20))
+    covers: Mapped[str] = mapped_column(
+        String(10), default=AgreementCovers.ACCESS, server_default=AgreementCovers.ACCESS.value
+    )
     reference: Mapped[str] = mapped_column(String(100))
     valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
     # None: until revoked. Grants under an agreement with an end expire no later.
@@ -53,6 +72,10 @@ class Agreement(Base):
 
     customer: Mapped[Organisation] = relationship(foreign_keys=[customer_org_id], lazy="joined")
     vendor: Mapped[Organisation] = relationship(foreign_keys=[vendor_org_id], lazy="joined")
+
+    @property
+    def coverage(self) -> AgreementCovers:
+        return AgreementCovers(self.covers)
 
     def is_valid_at(self, now: datetime) -> bool:
         # Times are checked directly, not only the status: between the moment an
