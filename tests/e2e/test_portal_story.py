@@ -173,6 +173,7 @@ def test_portal_story(browser, database_url: str, tmp_path: Path, lang: str) -> 
             "select[name=vendor_org_id]", label=f"Journalleverandør AS ({vendor_orgnr})"
         )
         gp.select_option("select[name=kind]", "remote_support")
+        gp.check("input[name=covers][value=both]")
         gp.fill("input[name=reference]", "Fjernhjelpsavtale 2026-01")
         last_day = date.today() + timedelta(days=365)
         gp.fill("input[name=valid_until]", last_day.isoformat())

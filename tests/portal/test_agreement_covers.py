@@ -9,14 +9,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.portal import agreements, grants, groups, policy, terms
 from fjernhjelp.portal.access import AccessAllowed, AccessDenied, DenyReason, decide
 from fjernhjelp.portal.errors import PortalError
 from fjernhjelp.portal.grants import GrantTerms
-from fjernhjelp.portal.models import AgreementKind, OrgKind
+from fjernhjelp.portal.models import AgreementCovers, AgreementKind, Grant, OrgKind
 from fjernhjelp.portal.policy import Policy
 from fjernhjelp.portal.support import (
     SupportAllowed,
@@ -29,12 +29,22 @@ from tests.portal.world import ATTENDED, World
 
 
 def _only(world: World, covers: str) -> None:
-    """End the world's agreement and grant; record one that covers ``covers``."""
+    """End the world's agreement and grant; record one that covers ``covers``, with a
+    grant on the group resting on it."""
     grants.revoke(world.db, world.caller(world.gp_admin), world.grant.id)
     agreements.revoke(world.db, world.caller(world.gp_admin), world.agreement.id)
     world.db.commit()
-    world.agreement = world.record_agreement(reference=f"Avtale {covers}", covers=covers)
+    if covers != "support":
+        world.agreement = world.record_agreement(reference=f"Avtale {covers}", covers=covers)
+        world.grant = world.make_grant(world.agreement)
+        return
+    # grants.create refuses a grant under a Support-only agreement (tested below), so the
+    # grant is made under one for both and the row then says Support only: the access
+    # decision must refuse such a grant however it came to be (an edited row, a restore).
+    world.agreement = world.record_agreement(reference=f"Avtale {covers}", covers="both")
     world.grant = world.make_grant(world.agreement)
+    world.agreement.covers = AgreementCovers.SUPPORT
+    world.db.commit()
 
 
 def _access(world: World) -> AccessAllowed | AccessDenied:
@@ -184,3 +194,48 @@ def test_the_recorded_coverage_is_in_the_audit_event(world: World) -> None:
     assert event is not None
     details = json.loads(event.details)
     assert details["after"]["covers"] == "both"
+
+
+# -- grants rest only on agreements that cover Access ------------------------------------
+
+
+def _grant_count(world: World) -> int:
+    world.db.expire_all()
+    return world.db.execute(select(func.count()).select_from(Grant)).scalar_one()
+
+
+def _support_only(world: World) -> uuid.UUID:
+    """A second agreement, Support only, beside the world's (which covers both)."""
+    return world.record_agreement(reference="Bare Support", covers="support").id
+
+
+def test_a_grant_under_a_support_only_agreement_is_refused_and_audited(world: World) -> None:
+    support_only = _support_only(world)
+    other = groups.create(world.db, world.caller(world.gp_admin), "Resepsjonen")
+    world.db.commit()
+    before = _grant_count(world)
+    with pytest.raises(PortalError) as refused:
+        grants.create(
+            world.db,
+            world.caller(world.gp_admin),
+            group_id=other.id,
+            agreement_id=support_only,
+            wanted=GrantTerms(permissions=ATTENDED),
+        )
+    assert refused.value.reason == "grant.agreement_support_only"
+    assert refused.value.recorded  # the service wrote the refusal itself
+    world.db.commit()
+    assert _grant_count(world) == before
+    event = world.db.execute(
+        select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)
+    ).scalar_one()
+    assert (event.action, event.outcome, event.reason) == (
+        "grant.created",
+        "denied",
+        "grant.agreement_support_only",
+    )
+    assert event.customer_org_id == world.gp.id
+    assert event.actor_name == "gp-admin"
+    # The same terms under an agreement that covers Access are given.
+    world.make_grant(world.agreement, group=other)
+    assert _grant_count(world) == before + 1

@@ -148,6 +148,7 @@ def test_gp_admin_records_an_agreement_and_gives_access_through_forms(client, db
         base = {
             "vendor_org_id": str(world.vendor.id),
             "kind": "remote_support",
+            "covers": "access",
             "reference": "Serviceavtale 2026",
             "valid_from": "2020-01-01",
             "valid_until": "2099-12-31",

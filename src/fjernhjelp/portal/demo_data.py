@@ -63,6 +63,8 @@ def seed(
             reference="Demoavtale 1",
             valid_from=now - timedelta(days=1),
             valid_until=None,
+            # Both, so the demo shows Support (one-time sessions) beside Access.
+            covers="both",
         ),
     )
     grants.create(

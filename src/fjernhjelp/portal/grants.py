@@ -1,9 +1,9 @@
 """Grants: a customer lets a vendor reach one of its groups, under a valid agreement.
 
-The rules: the agreement is the customer's own and valid now; at least one permission,
-control only with view, the clipboard only with control; pre-approved (no consent asked)
-only if the agreement allows it; an expiry no later than the agreement's end; named
-technicians must be the vendor's; at most one live grant per group and vendor.
+The rules: the agreement is the customer's own, covers Access and is valid now; at least
+one permission, control only with view, the clipboard only with control; pre-approved (no
+consent asked) only if the agreement allows it; an expiry no later than the agreement's
+end; named technicians must be the vendor's; at most one live grant per group and vendor.
 """
 
 from __future__ import annotations
@@ -144,6 +144,12 @@ def get_own(db: Session, caller: Caller, grant_id: uuid.UUID) -> Grant:
     return grant
 
 
+def gives_access(agreement: Agreement, now: datetime) -> bool:
+    """Whether a grant can be made under the agreement now: in force and covering Access.
+    Forms offer only these (creating refuses the rest anyway)."""
+    return agreement.coverage.access and agreement.is_valid_at(now)
+
+
 def eligible_technicians(db: Session, caller: Caller, vendor_org_id: uuid.UUID) -> list[User]:
     """The vendor's technicians a customer may name: only for a vendor it has an
     agreement with, so no customer can list any vendor's staff."""
@@ -179,6 +185,10 @@ def _checked_terms(
 ) -> tuple[datetime | None, list[User]]:
     """Apply every rule; return the expiry to store and the named technicians."""
     now = caller.now
+    # A grant gives Access (installed agents on a group); under an agreement the customer
+    # recorded for Support only it would give what the customer never agreed to.
+    if not agreement.coverage.access:
+        raise PortalError("grant.agreement_support_only")
     if not agreement.is_valid_at(now):
         raise PortalError("grant.agreement_not_valid")
     vendor: Organisation = agreement.vendor

@@ -208,9 +208,20 @@ class GroupOut(BaseModel):
         return cls(id=group.id, name=group.name, is_default=group.is_default)
 
 
+CoversName = Literal["support", "access", "both"]
+
+
 class AgreementIn(BaseModel):
     vendor_org_id: uuid.UUID
     kind: Literal["remote_support", "data_processing"]
+    covers: CoversName = Field(
+        default="access",
+        description="what the agreement lets the vendor give: support (one-time sessions "
+        "joined with a code), access (installed agents, under grants on machine groups) or "
+        "both. Defaults to access, what every agreement covered before Support existed, so "
+        "that older clients keep their meaning; say it explicitly. Grants can rest only on "
+        "an agreement that covers access.",
+    )
     reference: str = Field(max_length=100)
     valid_from: datetime
     valid_until: datetime | None = Field(default=None, description="exclusive; none: until revoked")
@@ -224,6 +235,7 @@ class AgreementOut(BaseModel):
     customer: OrganisationRef
     vendor: OrganisationRef
     kind: str
+    covers: CoversName = Field(description="support, access or both")
     reference: str
     valid_from: datetime
     valid_until: datetime | None
@@ -239,6 +251,7 @@ class AgreementOut(BaseModel):
             customer=OrganisationRef.of(agreement.customer),
             vendor=OrganisationRef.of(agreement.vendor),
             kind=agreement.kind,
+            covers=agreement.coverage.value,
             reference=agreement.reference,
             valid_from=agreement.valid_from,
             valid_until=agreement.valid_until,

@@ -8,16 +8,21 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from fjernhjelp.portal import agreements, dates
+from fjernhjelp.portal import agreements, dates, grants
 from fjernhjelp.portal.agreements import AgreementSpec
 from fjernhjelp.portal.errors import PortalError
-from fjernhjelp.portal.models import GrantStatus
+from fjernhjelp.portal.models import AgreementCovers, GrantStatus
 from fjernhjelp.server.deps import DB, State, T
 from fjernhjelp.server.pages.portal_view import done, notice_text, settled
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
 
 router = APIRouter(prefix="/portal/agreements")
+
+# In the order a clinic reads them: the kind that needs nothing installed first.
+COVERS_CHOICES = [
+    c.value for c in (AgreementCovers.SUPPORT, AgreementCovers.ACCESS, AgreementCovers.BOTH)
+]
 
 
 def _page(
@@ -34,6 +39,10 @@ def _page(
         own=agreements.list_as_customer(db, caller) if org.receives_help else None,
         vendors=agreements.vendors(db, caller) if org.receives_help else [],
         received=agreements.list_as_vendor(db, caller) if org.gives_help else None,
+        covers_choices=COVERS_CHOICES,
+        # A customer that may not yet receive Access (a municipality, until the operator
+        # turns it on) is told so where it chooses what the agreement covers.
+        access_enabled=org.access_enabled,
         status_of=lambda a: agreements.effective_status(a, caller.now),
         today=dates.local_day(caller.now, request.app.state.fjh.settings.time_zone).isoformat(),
         **extra,
@@ -59,6 +68,8 @@ def record(
     reference: Annotated[str, Form(max_length=200)],
     valid_from: Annotated[str, Form(max_length=10)],
     valid_until: Annotated[str, Form(max_length=10)] = "",
+    # No default that means something: the admin must choose (agreement.bad_covers).
+    covers: Annotated[str, Form(max_length=16)] = "",
     allows_preapproved: Annotated[bool, Form()] = False,
     preapproved_clause: Annotated[str, Form(max_length=8000)] = "",
     non_eea_staff_allowed: Annotated[bool, Form()] = False,
@@ -66,6 +77,7 @@ def record(
     form = {
         "vendor_org_id": vendor_org_id,
         "kind": kind,
+        "covers": covers,
         "reference": reference,
         "valid_from": valid_from,
         "valid_until": valid_until,
@@ -86,6 +98,7 @@ def record(
     spec = AgreementSpec(
         vendor_org_id=vendor,
         kind=kind,
+        covers=covers,
         reference=reference,
         valid_from=dates.start_of_day(first, zone),
         valid_until=dates.end_of_day(last, zone) if last else None,
@@ -134,6 +147,7 @@ def _agreement(
         status=agreements.effective_status(agreement, caller.now),
         is_customer=is_customer,
         grants=resting,
+        gives_access=grants.gives_access(agreement, caller.now),
         **extra,
     )
 

@@ -58,7 +58,10 @@ def grants_page(
 ) -> Response:
     rows = overview.who_has_access(db, caller)
     mine = grants.list_as_customer(db, caller)
-    valid = [a for a in agreements.list_as_customer(db, caller) if a.is_valid_at(caller.now)]
+    # Only agreements a grant can rest on: in force and covering Access (not Support only).
+    valid = [
+        a for a in agreements.list_as_customer(db, caller) if grants.gives_access(a, caller.now)
+    ]
     return render(
         request,
         t,
@@ -95,6 +98,7 @@ def _form_page(
         groups=groups.list_own(db, caller) if grant is None else [],
         technicians=grants.eligible_technicians(db, caller, agreement.vendor_org_id),
         permissions=PERMISSIONS,
+        offered=agreement.coverage.access,
         **extra,
     )
 
@@ -102,6 +106,19 @@ def _form_page(
 @router.get("/portal/grants/new", response_class=HTMLResponse)
 def new_grant(request: Request, db: DB, t: T, caller: PageCaller, agreement: uuid.UUID) -> Response:
     chosen = agreements.get_own(db, caller, agreement)
+    if not chosen.coverage.access:
+        # Reached only by a typed or stale link: say why instead of a form that must fail.
+        refusal = PortalError("grant.agreement_support_only")
+        return _form_page(
+            request,
+            db,
+            t,
+            caller,
+            chosen,
+            status_code=refusal.status,
+            error=t(refusal.reason),
+            form={"permissions": []},
+        )
     return _form_page(request, db, t, caller, chosen, form={"permissions": ["view", "chat"]})
 
 
