@@ -96,3 +96,9 @@ def test_demo_data_gives_the_technician_a_customer(db, state) -> None:
     group = groups.default_group(db, customer_admin.organisation_id)
     assert access.decide(db, tech, group.id, state.now()).allowed
     assert members.restored_status(tech) == UserStatus.ACTIVE
+    # The demo's agreement covers both, so the technician may offer Support as well.
+    from fjernhjelp.portal.support import SupportAllowed, decide_support
+
+    assert isinstance(
+        decide_support(db, tech, customer_admin.organisation_id, state.now()), SupportAllowed
+    )
