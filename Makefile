@@ -10,7 +10,7 @@ DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils x11-xkb-utils xauth x11vnc x1
 
 NPM_STAMP := node_modules/.installed-stamp
 
-.PHONY: run serve test test-sqlite lint bench bench-desktop system-deps npm-deps clean
+.PHONY: run serve test test-sqlite lint bench bench-desktop system-deps npm-deps clean support-client
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -64,5 +64,14 @@ bench: $(STAMP)
 bench-desktop: $(STAMP) system-deps npm-deps
 	$(BIN)/python bench/desktop.py
 
+# The end user's one-time Support client, one executable file (docs/support-client.md):
+# PyInstaller from the `build` extra; binutils' objcopy puts the archive in an ELF section.
+# About a minute on a 2-core machine. The file is generic: the server stamps it when served.
+support-client: $(STAMP)
+	@command -v objcopy >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils >/dev/null; }
+	$(BIN)/pip install --quiet -e '.[build]'
+	$(BIN)/python -m fjernhjelp.support.build --out dist
+
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache node_modules
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache node_modules dist

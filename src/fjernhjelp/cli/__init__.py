@@ -5,7 +5,7 @@
 
 import typer
 
-from fjernhjelp.cli import admin, agent, audit, connect, db, desktop, login, serve
+from fjernhjelp.cli import admin, agent, audit, connect, db, desktop, login, serve, support
 
 app = typer.Typer(
     name="fjernhjelp",
@@ -22,6 +22,7 @@ app.command("login")(login.login)
 app.command("logout")(login.logout)
 app.command("whoami")(login.whoami)
 app.command("connect")(connect.connect)
+app.command("support")(support.support)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(audit.app, name="audit")

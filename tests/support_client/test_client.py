@@ -1,0 +1,113 @@
+"""The client's entry point: the code, the pinned server, and an honest placeholder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
+from fjernhjelp.cli import app
+from fjernhjelp.support import client
+from fjernhjelp.support.platform import LinuxPlatform
+from fjernhjelp.support.stamp import StampRefused, read_stamp, stamp
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [("482193775", "482193775"), ("482 193 775", "482193775"), ("482-193-775\n", "482193775")],
+)
+def test_codes_as_people_type_them(typed: str, code: str) -> None:
+    assert client.parse_code(typed) == code
+    assert client.grouped(code) == "482 193 775"
+
+
+@pytest.mark.parametrize("typed", ["48219377", "48219377a", "٤٨٢١٩٣٧٧٥", "", "1" * 33])
+def test_what_is_not_a_code(typed: str) -> None:
+    with pytest.raises(ValueError):
+        client.parse_code(typed)
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> LinuxPlatform:
+    (tmp_path / "tmp").mkdir()
+    return LinuxPlatform(tmp_path / "tmp")
+
+
+@pytest.fixture
+def stamped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """As if this were the one-file build, stamped for hjelp.example.no."""
+    path = tmp_path / "client"
+    path.write_bytes(
+        stamp(b"generic build", "https://hjelp.example.no", Ed25519PrivateKey.generate())
+    )
+    found = read_stamp(path)
+    monkeypatch.setattr(client, "own_stamp", lambda: found)
+    return found.fingerprint
+
+
+def test_the_stamped_client_names_its_server_and_says_joining_is_not_built(
+    stamped: str, platform: LinuxPlatform, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = client.main(["482", "193", "775", "--language", "en"], platform=platform)
+    out, err = capsys.readouterr()
+    assert code == client.EXIT_NOT_BUILT
+    assert out.splitlines() == [
+        "Service: https://hjelp.example.no",
+        f"The service's key (pinned in this file): {stamped}",
+        "Code: 482 193 775",
+    ]
+    assert "not built yet" in err
+    # The private folder was made and is gone again.
+    assert platform.private_dir().removed
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_the_stamped_client_goes_nowhere_else(
+    stamped: str, platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["482193775", "--server", "https://evil.example", "--language", "en"]
+    assert client.main(argv, platform=platform) == client.EXIT_UNTRUSTED
+    assert "made for https://hjelp.example.no" in capsys.readouterr().err
+    # The same server, spelt with a trailing slash, is the same server.
+    argv = ["482193775", "--server", "https://hjelp.example.no/", "--language", "en"]
+    assert client.main(argv, platform=platform) == client.EXIT_NOT_BUILT
+
+
+def test_a_damaged_client_file_does_not_run(
+    monkeypatch: pytest.MonkeyPatch, platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refused() -> None:
+        raise StampRefused("altered", "the stamp's signature does not match")
+
+    monkeypatch.setattr(client, "own_stamp", refused)
+    assert client.main(["482193775", "--language", "en"], platform=platform) == 1
+    assert "cannot be used" in capsys.readouterr().err
+    assert platform.private_dir().removed is False  # never made
+
+
+def test_from_the_package_the_server_must_be_given(
+    platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert client.main(["482193775", "--language", "en"], platform=platform) == 2
+    assert "--server" in capsys.readouterr().err
+    assert client.main(["482193775", "--server", "http://h.example"], platform=platform) == 2
+    code = client.main(["482193775", "--server", "https://h.example/"], platform=platform)
+    assert code == client.EXIT_NOT_BUILT
+    assert "Tjenestens nøkkel: ikke låst" in capsys.readouterr().out
+
+
+def test_a_bad_code_stops_before_anything_is_made(
+    platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert client.main(["12345", "--server", "https://h.example"], platform=platform) == 2
+    assert "minst 9" in capsys.readouterr().err
+
+
+def test_fjernhjelp_support_runs_the_same_client() -> None:
+    result = CliRunner().invoke(
+        app, ["support", "482", "193", "775", "--server", "https://h.example", "--language", "en"]
+    )
+    assert result.exit_code == client.EXIT_NOT_BUILT, result.output
+    assert "Code: 482 193 775" in result.output
