@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     # `fjernhjelp audit checkpoint` and downloads make checkpoints.
     audit_checkpoint_interval_seconds: int = Field(default=3600, ge=0)
 
+    # Support: the one-time code the technician reads to the end user. Digits only, at
+    # least 9 (10^9 codes against throttled guessing); it expires if nobody joins within
+    # support_code_minutes. Wrong codes are throttled per source address (an IPv6
+    # address counts by its /64) and overall, per hour, with the lockout back-off above.
+    support_code_digits: int = Field(default=9, ge=9, le=18)
+    support_code_minutes: int = Field(default=20, ge=1, le=24 * 60)
+    support_code_address_failures: int = Field(default=10, ge=1)
+    support_code_overall_failures_per_hour: int = Field(default=1000, ge=1)
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -15,9 +15,10 @@ from fjernhjelp.config import Settings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-# A one-time enrolment link is a credential until it is used; the access log would
-# otherwise write it down with every request path.
-_ENROL_TOKEN = re.compile(r"(/enroll/)[^\s?\"]+")
+# A one-time enrolment link is a credential until it is used, and so is a Support code in
+# the link the technician sends (/s/{code}); the access log would otherwise write them
+# down with every request path.
+_ENROL_TOKEN = re.compile(r"(/enroll/|/s/)[^\s?\"]+")
 
 
 class RedactEnrolmentLinks(logging.Filter):

@@ -25,6 +25,7 @@ EXEMPT = {
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/factor"),
     ("POST", "/api/v1/agents/enrol"),
+    ("POST", "/api/v1/support/join"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Failure counters and lockout with back-off, per account name and per source address.
+"""Failure counters and lockout with back-off, per account name and per source address
+(logins), and per source address and overall (Support codes).
 
 The counters live in the database that all nodes share, so a guesser gains nothing by
 spreading attempts over nodes. The account key is the *typed* name, whether or not such
@@ -7,6 +8,7 @@ an account exists: an unknown name locks exactly like a real one.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,6 +41,30 @@ def account_key(username: str) -> str:
 
 def address_key(address: str | None) -> str:
     return "address:" + (address or "unknown")
+
+
+def support_code_address_key(address: str | None) -> str:
+    """Support codes guessed from one place. An IPv6 address counts by its /64: whoever
+    holds one address usually holds the whole prefix and could rotate through it."""
+    text = address or "unknown"
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return "support_code_address:" + text[:100]
+    if ip.version == 6:
+        text = str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return "support_code_address:" + text
+
+
+def support_code_overall_keys(now: datetime) -> tuple[str, str]:
+    """Support codes guessed by anyone, counted per clock hour: (this hour's key, the
+    previous hour's). Failures are counted on the first; a lockout on either holds, so
+    one that began just before the hour turned still runs its course."""
+
+    def key(at: datetime) -> str:
+        return "support_code_overall:" + at.strftime("%Y-%m-%dT%H")
+
+    return key(now), key(now - timedelta(hours=1))
 
 
 def locked_until(db: Session, keys: list[str], now: datetime) -> datetime | None:

@@ -3,7 +3,8 @@
 Grants and agreements past their end are marked expired (so each expiry is announced and
 audited exactly once, even with several server nodes sweeping: rows are claimed with
 SKIP LOCKED on PostgreSQL, and SQLite has one writer). Accounts unused for
-``inactive_after`` are deactivated and their organisation's admins get a notice.
+``inactive_after`` are deactivated and their organisation's admins get a notice. Support
+codes nobody entered in time end their session (remote/support.expire_codes).
 ``decide()`` checks the times itself, so access ends at the moment of expiry whether or
 not the sweep has run; the sweep is what cuts sessions already running.
 """
@@ -28,6 +29,7 @@ from fjernhjelp.caller import Caller
 from fjernhjelp.portal import agreements, grants, members, notifications
 from fjernhjelp.portal.models import Agreement, AgreementStatus, Grant, GrantStatus
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
+from fjernhjelp.remote import support
 
 _log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class SweepReport:
     agreements_expired: int = 0
     users_deactivated: int = 0
     sessions_purged: int = 0
+    support_codes_expired: int = 0
 
 
 T = TypeVar("T")
@@ -205,6 +208,7 @@ def run(db: Session, now: datetime, *, inactive_after: timedelta) -> SweepReport
         agreements_expired=expire_agreements(db, now),
         users_deactivated=deactivate_inactive(db, now, inactive_after),
         sessions_purged=logins.purge_expired(db, now),
+        support_codes_expired=support.expire_codes(db, now),
     )
 
 

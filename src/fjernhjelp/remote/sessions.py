@@ -179,7 +179,8 @@ def check_relay_token(
     if session is None or session.status not in LIVE:
         raise RelayRefused("no_such_session")
     expected = session.technician_token_hash if role == "technician" else session.agent_token_hash
-    if not hmac.compare_digest(expected, token_hash(token)):
+    # No hash: a Support session whose tunnel has not been asked for yet.
+    if expected is None or not hmac.compare_digest(expected, token_hash(token)):
         raise RelayRefused("bad_relay_token")
     if session.status == SessionStatus.REQUESTED and now > session.requested_at + TICKET_LIFETIME:
         raise RelayRefused("session_request_expired")
@@ -286,10 +287,11 @@ def live_sessions(db: Session) -> list[RemoteSession]:
 def as_live(session: RemoteSession) -> LiveSession:
     return LiveSession(
         grant_id=session.grant_id or uuid.UUID(int=0),
-        group_id=session.group_id,
+        group_id=session.group_id or uuid.UUID(int=0),
         customer_org_id=session.customer_org_id,
         vendor_org_id=session.vendor_org_id,
         technician_id=session.technician_id,
+        support=session.is_support,
     )
 
 

@@ -32,6 +32,7 @@ from fjernhjelp.server.api import me as api_me
 from fjernhjelp.server.api import notifications as api_notifications
 from fjernhjelp.server.api import organisations as api_organisations
 from fjernhjelp.server.api import packages as api_packages
+from fjernhjelp.server.api import support as api_support
 from fjernhjelp.server.api import terms as api_terms
 from fjernhjelp.server.api.refusals import REFUSALS
 from fjernhjelp.server.body_limit import BodyLimit
@@ -54,6 +55,7 @@ from fjernhjelp.server.pages import (
     portal_machines,
     portal_packages,
     portal_terms,
+    support,
 )
 from fjernhjelp.server.runtime import AccessRuntime
 from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
@@ -75,6 +77,7 @@ PAGE_MODULES = (
     portal_machines,
     ops,
     console_session,
+    support,
 )
 
 
@@ -92,6 +95,7 @@ API_MODULES = (
     api_machines,
     api_packages,
     api_agents,
+    api_support,
 )
 
 

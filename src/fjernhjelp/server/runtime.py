@@ -126,7 +126,10 @@ class AccessRuntime:
             for session in remote_sessions.live_sessions(db):
                 if not event.affects(remote_sessions.as_live(session)):
                     continue
-                out.append((session.id, session.machine_id))
+                if session.machine_id is not None:
+                    # Support sessions (no machine) are cut by their own tunnel, which
+                    # does not exist yet; their row ends below all the same.
+                    out.append((session.id, session.machine_id))
                 if session.status == SessionStatus.REQUESTED:
                     # Nobody is at the relay yet to report the end: record it here, and
                     # the relay tokens stop working with it.

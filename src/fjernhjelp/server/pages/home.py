@@ -1,4 +1,5 @@
-"""The front door, the language switch and the technician console."""
+"""The front door (the Support start page for anyone not signed in), the language
+switch and the technician console."""
 
 from __future__ import annotations
 
@@ -8,18 +9,22 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fjernhjelp.i18n import LANGUAGES
 from fjernhjelp.portal import grants
 from fjernhjelp.portal.errors import NotAllowed
+from fjernhjelp.remote import support
 from fjernhjelp.server.deps import DB, BrowserSession, T, require
 from fjernhjelp.server.pages.auth import safe_next
 from fjernhjelp.server.pages.render import render
+from fjernhjelp.server.pages.support import start_page
 from fjernhjelp.server.portal_caller import PageCaller
 
 router = APIRouter()
 
 
-@router.get("/")
-def home(session: BrowserSession) -> Response:
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, t: T, session: BrowserSession) -> Response:
     if session is None:
-        return RedirectResponse("/login", status_code=303)
+        # The public start page: the end user enters the code they were given; staff
+        # find a discreet link to the login there.
+        return start_page(request, t)
     user = session.user
     if user.is_technician and not (user.is_admin or user.is_operator):
         return RedirectResponse("/console", status_code=303)
@@ -43,6 +48,7 @@ def console(request: Request, t: T, db: DB, caller: PageCaller) -> Response:
         usable = grants.received(db, caller)
     except NotAllowed:  # not a refusal of the page: the console then says "no grants"
         usable = []
+    mine = support.list_own(db, caller, live_only=True)
     return render(
         request,
         t,
@@ -50,4 +56,5 @@ def console(request: Request, t: T, db: DB, caller: PageCaller) -> Response:
         machines=[],
         has_grants=bool(usable),
         time_zone=request.app.state.fjh.settings.time_zone,
+        support_sessions=support.summaries(db, mine, caller.now),
     )

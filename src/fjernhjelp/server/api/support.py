@@ -1,0 +1,119 @@
+"""Support sessions: the technician's (make a code, list, cancel) and the end user's
+public join with a code. remote/support.py decides, acts and audits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from fjernhjelp.remote import support
+from fjernhjelp.server.deps import DB, Client, State
+from fjernhjelp.server.portal_caller import ApiCaller
+from fjernhjelp.server.security import csrf_exempt
+from fjernhjelp.server.state import AppState
+
+router = APIRouter(tags=["support"])
+
+
+def _config(state: AppState) -> support.SupportConfig:
+    return support.support_config(state.settings, state.keys.at_rest)
+
+
+class SupportRequest(BaseModel):
+    customer_org_id: uuid.UUID
+
+
+class SupportOut(BaseModel):
+    id: uuid.UUID
+    customer_org_id: uuid.UUID
+    customer: str
+    state: str = Field(description="waiting, joined, running, expired, cancelled or ended")
+    requested_at: datetime
+    expires_at: datetime | None = Field(description="when the code stops working")
+    joined_at: datetime | None
+
+
+class SupportCreated(SupportOut):
+    code: str = Field(description="the code, digits only; answered this once, never again")
+    code_grouped: str = Field(description='the code in groups of three ("482 193 775")')
+    link: str = Field(description="the link to send the end user")
+
+
+class JoinRequest(BaseModel):
+    code: str = Field(max_length=100, description="spaces and dashes are ignored")
+
+
+class JoinedOut(BaseModel):
+    session_id: uuid.UUID
+    technician: str
+    vendor: str
+    customer: str
+    client_token: str = Field(description="for the end user's one-time client; answered once")
+
+
+def _out(summary: support.Summary) -> SupportOut:
+    return SupportOut(**vars(summary))
+
+
+@router.post(
+    "/support-sessions",
+    status_code=201,
+    response_model=SupportCreated,
+    responses={403: {"description": "refused, with the reason (no Support agreement, …)"}},
+)
+def create_support(body: SupportRequest, state: State, db: DB, caller: ApiCaller) -> SupportCreated:
+    created = support.create(db, caller, _config(state), body.customer_org_id)
+    db.commit()
+    [summary] = support.summaries(db, [created.session], caller.now)
+    return SupportCreated(
+        **vars(summary),
+        code=created.code,
+        code_grouped=created.code_grouped,
+        link=created.link,
+    )
+
+
+@router.get("/support-sessions", response_model=list[SupportOut])
+def list_support(db: DB, caller: ApiCaller) -> list[SupportOut]:
+    rows = support.list_own(db, caller)
+    return [_out(s) for s in support.summaries(db, rows, caller.now)]
+
+
+@router.post(
+    "/support-sessions/{support_id}/cancel",
+    response_model=SupportOut,
+    responses={409: {"description": "already ended or running"}},
+)
+def cancel_support(db: DB, caller: ApiCaller, support_id: uuid.UUID) -> SupportOut:
+    row = support.cancel(db, caller, support_id)
+    db.commit()
+    return _out(support.summaries(db, [row], caller.now)[0])
+
+
+@router.post(
+    "/support/join",
+    response_model=JoinedOut,
+    responses={
+        404: {"description": "reason support.code_invalid: wrong, used or expired (alike)"},
+        429: {"description": "reason support.code_throttled: too many wrong codes; Retry-After"},
+    },
+)
+@csrf_exempt(
+    "public, no login: the code in the body is the only credential and no cookie is "
+    "read, so a cross-site page could do nothing here it could not do by posting the "
+    "code itself"
+)
+def join_support(body: JoinRequest, state: State, db: DB, client: Client) -> JoinedOut:
+    # A refusal comes marked recorded: get_db keeps its event and the throttle counters.
+    joined = support.join(db, _config(state), body.code, client.source_address, state.now())
+    db.commit()
+    return JoinedOut(
+        session_id=joined.session_id,
+        technician=joined.technician,
+        vendor=joined.vendor,
+        customer=joined.customer,
+        client_token=joined.client_token,
+    )

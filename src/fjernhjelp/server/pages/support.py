@@ -1,0 +1,140 @@
+"""Support pages: the end user's side (the start page's code form, the link /s/{code})
+and the technician's (new Support session, its code and state, cancel).
+
+Views only: remote/support.py decides, acts and audits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from fjernhjelp.i18n import Translator
+from fjernhjelp.portal.support import support_customers
+from fjernhjelp.remote import support
+from fjernhjelp.remote.support import CodeInvalid, CodeThrottled
+from fjernhjelp.server.deps import DB, Client, State, T, require
+from fjernhjelp.server.pages.render import render
+from fjernhjelp.server.portal_caller import PageCaller
+from fjernhjelp.server.state import AppState
+
+router = APIRouter()
+
+
+def config(state: AppState) -> support.SupportConfig:
+    return support.support_config(state.settings, state.keys.at_rest)
+
+
+def start_page(
+    request: Request,
+    t: Translator,
+    *,
+    code: str = "",
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The public start page: the code form (also what ``/`` shows anyone not signed in)."""
+    return render(
+        request,
+        t,
+        "support_start.html",
+        status_code=status_code,
+        code=code,
+        # Not ``error``: base.html would show that one a second time, outside the form.
+        code_error=error,
+        digits=config(request.app.state.fjh).digits,
+    )
+
+
+@router.get("/s/{code}", response_class=HTMLResponse)
+def from_link(request: Request, t: T, code: str) -> Response:
+    """The link the technician sent: the form, filled in. Opening the link does not
+    spend the code: link previews in mail and chat programs fetch links on their own,
+    and would use it up before the person does. Pressing Continue spends it."""
+    shown = support.normalise(code)
+    return start_page(request, t, code=support.grouped(shown) if shown else "")
+
+
+@router.post("/s", response_class=HTMLResponse)
+def join(
+    request: Request,
+    state: State,
+    db: DB,
+    client: Client,
+    t: T,
+    code: Annotated[str, Form(max_length=100)],
+) -> Response:
+    try:
+        joined = support.join(db, config(state), code, client.source_address, state.now())
+    except (CodeInvalid, CodeThrottled) as exc:
+        # The form again with one sentence; the events and counters stay (recorded).
+        db.commit()
+        response = start_page(
+            request, t, error=t(exc.sentence_key, **exc.params), status_code=exc.status
+        )
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    db.commit()
+    return render(request, t, "support_joined.html", joined=joined)
+
+
+# ---- the technician's console -----------------------------------------------------------
+
+
+@router.get("/console/support/new", response_class=HTMLResponse)
+def new_form(request: Request, t: T, db: DB, caller: PageCaller) -> Response:
+    require(caller.user, technician=True)
+    customers = support_customers(db, caller.user, caller.now)
+    return render(request, t, "console_support_new.html", customers=customers)
+
+
+@router.post("/console/support", response_class=HTMLResponse)
+def create(
+    request: Request,
+    state: State,
+    t: T,
+    db: DB,
+    caller: PageCaller,
+    customer_org_id: Annotated[uuid.UUID, Form()],
+) -> Response:
+    require(caller.user, technician=True)
+    # A refusal is recorded by the service and answered by server/problems.py.
+    created = support.create(db, caller, config(state), customer_org_id)
+    db.commit()
+    # The code is shown here, once: the server keeps only its MAC.
+    return render(
+        request,
+        t,
+        "console_support.html",
+        row=created.session,
+        created=created,
+        state=support.state_of(created.session, caller.now),
+        customer=support.customer_name(db, created.session),
+    )
+
+
+@router.get("/console/support/{support_id}", response_class=HTMLResponse)
+def show(request: Request, t: T, db: DB, caller: PageCaller, support_id: uuid.UUID) -> Response:
+    require(caller.user, technician=True)
+    row = support.own(db, caller, support_id)
+    return render(
+        request,
+        t,
+        "console_support.html",
+        row=row,
+        created=None,
+        state=support.state_of(row, caller.now),
+        customer=support.customer_name(db, row),
+    )
+
+
+@router.post("/console/support/{support_id}/cancel")
+def cancel(db: DB, caller: PageCaller, support_id: uuid.UUID) -> Response:
+    require(caller.user, technician=True)
+    support.cancel(db, caller, support_id)
+    db.commit()
+    return RedirectResponse(f"/console/support/{support_id}", status_code=303)
