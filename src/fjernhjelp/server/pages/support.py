@@ -1,5 +1,5 @@
-"""Support pages: the end user's side (the start page's code form, the link /s/{code})
-and the technician's (new Support session, its code and state, cancel).
+"""Support pages: the end user's side (the start page's code form, the link /s/{code},
+the one-time client's download) and the technician's (new Support session, its code and state, cancel).
 
 Views only: remote/support.py decides, acts and audits.
 """
@@ -10,7 +10,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from fjernhjelp.i18n import Translator
 from fjernhjelp.portal.support import support_customers
@@ -19,6 +19,7 @@ from fjernhjelp.remote.support import CodeInvalid, CodeThrottled
 from fjernhjelp.server.deps import DB, Client, State, T, require
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
+from fjernhjelp.server.security import cookie_name
 from fjernhjelp.server.state import AppState
 
 router = APIRouter()
@@ -79,7 +80,54 @@ def join(
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     db.commit()
-    return render(request, t, "support_joined.html", joined=joined)
+    build = client_build(state)
+    response = render(
+        request,
+        t,
+        "support_joined.html",
+        joined=joined,
+        client_available=build.available,
+        fingerprint=build.fingerprint,
+    )
+    # The end-user token rides in a cookie, not in the download link: a link with the
+    # token in it would be a bearer URL that ends up in browser history, access logs,
+    # proxies and whatever the end user pastes it into, and anyone holding it could fetch
+    # the client as this session. The cookie is HttpOnly, SameSite=Strict, one per
+    # session, and dies with the code's lifetime; without it /s/{id}/client answers 404.
+    response.set_cookie(
+        cookie_name(state.settings, support.client_cookie(joined.session_id)),
+        joined.client_token,
+        max_age=int(config(state).lifetime.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=state.settings.secure_cookies,
+    )
+    return response
+
+
+def client_build(state: AppState) -> support.ClientBuild:
+    return support.client_build(state.settings, state.keys.signing)
+
+
+@router.get("/s/{session_id}/client")
+def download_client(
+    request: Request, state: State, db: DB, client: Client, session_id: uuid.UUID
+) -> Response:
+    """The one-time client, stamped for this server, for the end user who joined this
+    session in this browser (the cookie the join set). Refusals are recorded by the
+    service and answered by server/problems.py."""
+    token = request.cookies.get(cookie_name(state.settings, support.client_cookie(session_id)))
+    path = support.client_download(
+        db, config(state), client_build(state), session_id, token, client.source_address, state.now()
+    )
+    db.commit()
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=support.CLIENT_FILE_NAME,
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 # ---- the technician's console -----------------------------------------------------------
