@@ -59,7 +59,9 @@ def test_after_joining_the_client_downloads_stamped_for_this_server(
         page = _join(end_user, created.code)
         link = f"/s/{created.session.id}/client"
         assert f'href="{link}"' in page.text
-        shown = re.search(r'data-testid="support-client-fingerprint">.*?<code>([^<]+)</code>', page.text, re.S)
+        shown = re.search(
+            r'data-testid="support-client-fingerprint">.*?<code>([^<]+)</code>', page.text, re.S
+        )
         assert shown is not None and shown.group(1) == server_fingerprint
         assert "support-client-unavailable" not in page.text
         cookie = page.headers["set-cookie"]
@@ -84,7 +86,9 @@ def test_after_joining_the_client_downloads_stamped_for_this_server(
     assert details(event)["session"] == str(created.session.id)
 
 
-def test_without_joining_in_this_browser_there_is_no_client(client, world: World, dist: Path) -> None:
+def test_without_joining_in_this_browser_there_is_no_client(
+    client, world: World, dist: Path
+) -> None:
     created = make_code(world)
     with _anonymous(client) as end_user:
         _join(end_user, created.code)

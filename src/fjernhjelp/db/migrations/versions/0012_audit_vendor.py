@@ -38,7 +38,9 @@ def downgrade() -> None:
     # Events that carry a vendor would no longer verify without it: refuse rather than
     # break the chain.
     bind = op.get_bind()
-    if bind.execute(sa.text("SELECT 1 FROM audit_events WHERE vendor_org_id IS NOT NULL LIMIT 1")).first():
+    if bind.execute(
+        sa.text("SELECT 1 FROM audit_events WHERE vendor_org_id IS NOT NULL LIMIT 1")
+    ).first():
         raise RuntimeError("audit events name a vendor; downgrading would break the hash chain")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_events_vendor_org_id")
