@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     support_code_minutes: int = Field(default=20, ge=1, le=24 * 60)
     support_code_address_failures: int = Field(default=10, ge=1)
     support_code_overall_failures_per_hour: int = Field(default=1000, ge=1)
+    support_client_dir: Path | None = Field(
+        default=None,
+        description="folder holding the generic one-time Support clients built by"
+        " `make support-client`; default: the checkout's dist/",
+    )
 
     @classmethod
     def settings_customise_sources(

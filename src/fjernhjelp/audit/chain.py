@@ -5,6 +5,10 @@ hash = SHA-256( prev_hash (64 hex chars, ASCII) || canonical JSON of the event )
 The canonical JSON has sorted keys, no spaces, UTF-8, and includes the sequence
 number, so an edited field, a deleted event and two swapped events all break the chain.
 The first event's predecessor is GENESIS.
+
+``vendor_org_id`` (migration 0012) is hashed only when it is set: the events written
+before it existed keep their hashes, and an event that names a vendor cannot lose it
+unnoticed.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ HASHED_FIELDS = (
     "factor",
     "details",
 )
+# Hashed when not None only (see above).
+OPTIONAL_FIELDS = ("vendor_org_id",)
 
 
 def _plain(value: Any) -> Any:
@@ -51,6 +57,9 @@ def canonical_details(details: dict[str, Any] | None) -> str:
 
 def canonical_event(fields: dict[str, Any]) -> bytes:
     body = {name: _plain(fields.get(name)) for name in HASHED_FIELDS}
+    for name in OPTIONAL_FIELDS:
+        if fields.get(name) is not None:
+            body[name] = _plain(fields[name])
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -59,4 +68,4 @@ def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
 
 
 def fields_of(event: object) -> dict[str, Any]:
-    return {name: getattr(event, name) for name in HASHED_FIELDS}
+    return {name: getattr(event, name) for name in (*HASHED_FIELDS, *OPTIONAL_FIELDS)}

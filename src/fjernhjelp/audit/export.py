@@ -6,12 +6,12 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Outcome, record
 from fjernhjelp.audit.models import AuditEvent
-from fjernhjelp.audit.query import event_as_dict
+from fjernhjelp.audit.query import event_as_dict, visible_to
 from fjernhjelp.caller import Caller
 
 
@@ -39,12 +39,7 @@ def export_lines(
     while True:
         stmt = select(AuditEvent).where(AuditEvent.seq > last_seq)
         if organisation_id is not None:
-            stmt = stmt.where(
-                or_(
-                    AuditEvent.actor_org_id == organisation_id,
-                    AuditEvent.customer_org_id == organisation_id,
-                )
-            )
+            stmt = stmt.where(visible_to(organisation_id))
         rows = db.execute(stmt.order_by(AuditEvent.seq).limit(batch)).scalars().all()
         if not rows:
             return

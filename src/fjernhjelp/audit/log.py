@@ -98,12 +98,16 @@ def record(
     actor: Actor,
     reason: str | None = None,
     customer_org_id: uuid.UUID | None = None,
+    vendor_org_id: uuid.UUID | None = None,
     machine_id: str | None = None,
     source_address: str | None = None,
     factor: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain. The caller commits."""
+    """Append one event to the chain. The caller commits.
+
+    ``vendor_org_id``: for an event the vendor must read although none of its people is
+    the actor (Support's end user, the system acting on a vendor's session)."""
     if details:
         _check_details(details)
     # Locking the head row serialises appenders on PostgreSQL; on SQLite the
@@ -121,6 +125,7 @@ def record(
         actor_name=actor.name,
         actor_org_id=actor.org_id,
         customer_org_id=customer_org_id,
+        vendor_org_id=vendor_org_id,
         machine_id=machine_id,
         source_address=source_address,
         factor=factor,

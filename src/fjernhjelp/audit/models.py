@@ -24,6 +24,9 @@ class AuditEvent(Base):
     actor_name: Mapped[str | None] = mapped_column(String(200))
     actor_org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     customer_org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # The vendor an event is also about when its actor is none of the vendor's people
+    # (Support's end user, the system): migration 0012.
+    vendor_org_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
     machine_id: Mapped[str | None] = mapped_column(String(64))
     source_address: Mapped[str | None] = mapped_column(String(64))
     factor: Mapped[str | None] = mapped_column(String(16))
@@ -36,6 +39,7 @@ class AuditEvent(Base):
         Index("ix_audit_events_occurred_at", "occurred_at"),
         Index("ix_audit_events_actor_org_id", "actor_org_id", "seq"),
         Index("ix_audit_events_customer_org_id", "customer_org_id", "seq"),
+        Index("ix_audit_events_vendor_org_id", "vendor_org_id", "seq"),
         Index("ix_audit_events_action", "action"),
     )
 

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 
 from fjernhjelp.audit.models import AuditEvent
 
@@ -20,6 +20,17 @@ class AuditFilter:
     outcome: str | None = None
 
 
+def visible_to(organisation_id: uuid.UUID) -> ColumnElement[bool]:
+    """The events an organisation reads: its own people's, those about it as a customer,
+    and those about it as the vendor although none of its people acted (a Support end
+    user's code attempt, a code expiring: ``vendor_org_id``)."""
+    return or_(
+        AuditEvent.actor_org_id == organisation_id,
+        AuditEvent.customer_org_id == organisation_id,
+        AuditEvent.vendor_org_id == organisation_id,
+    )
+
+
 def visible_events(
     organisation_id: uuid.UUID | None,
     flt: AuditFilter,
@@ -30,12 +41,7 @@ def visible_events(
     """Events newest first. ``organisation_id`` None means everything (the operator)."""
     stmt = select(AuditEvent)
     if organisation_id is not None:
-        stmt = stmt.where(
-            or_(
-                AuditEvent.actor_org_id == organisation_id,
-                AuditEvent.customer_org_id == organisation_id,
-            )
-        )
+        stmt = stmt.where(visible_to(organisation_id))
     if flt.since:
         stmt = stmt.where(AuditEvent.occurred_at >= flt.since)
     if flt.until:
@@ -66,6 +72,7 @@ def event_as_dict(event: AuditEvent) -> dict[str, object]:
         "actor_name": event.actor_name,
         "actor_org_id": str(event.actor_org_id) if event.actor_org_id else None,
         "customer_org_id": str(event.customer_org_id) if event.customer_org_id else None,
+        "vendor_org_id": str(event.vendor_org_id) if event.vendor_org_id else None,
         "machine_id": event.machine_id,
         "source_address": event.source_address,
         "factor": event.factor,

@@ -1,5 +1,6 @@
-"""Support pages: the end user's side (the start page's code form, the link /s/{code})
-and the technician's (new Support session, its code and state, cancel).
+"""Support pages: the end user's side (the start page's code form, the link /s/{code},
+the one-time client's download), the technician's (new Support session, its code and
+state, cancel), and the organisation's list of past Support sessions.
 
 Views only: remote/support.py decides, acts and audits.
 """
@@ -8,17 +9,19 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from fjernhjelp.i18n import Translator
 from fjernhjelp.portal.support import support_customers
-from fjernhjelp.remote import support
+from fjernhjelp.remote import history, support
 from fjernhjelp.remote.support import CodeInvalid, CodeThrottled
 from fjernhjelp.server.deps import DB, Client, State, T, require
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
+from fjernhjelp.server.security import cookie_name
 from fjernhjelp.server.state import AppState
 
 router = APIRouter()
@@ -79,7 +82,60 @@ def join(
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     db.commit()
-    return render(request, t, "support_joined.html", joined=joined)
+    build = client_build(state)
+    response = render(
+        request,
+        t,
+        "support_joined.html",
+        joined=joined,
+        client_available=build.available,
+        fingerprint=build.fingerprint,
+    )
+    # The end-user token rides in a cookie, not in the download link: a link with the
+    # token in it would be a bearer URL that ends up in browser history, access logs,
+    # proxies and whatever the end user pastes it into, and anyone holding it could fetch
+    # the client as this session. The cookie is HttpOnly, SameSite=Strict, one per
+    # session, and dies with the code's lifetime; without it /s/{id}/client answers 404.
+    response.set_cookie(
+        cookie_name(state.settings, support.client_cookie(joined.session_id)),
+        joined.client_token,
+        max_age=int(config(state).lifetime.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=state.settings.secure_cookies,
+    )
+    return response
+
+
+def client_build(state: AppState) -> support.ClientBuild:
+    return support.client_build(state.settings, state.keys.signing)
+
+
+@router.get("/s/{session_id}/client")
+def download_client(
+    request: Request, state: State, db: DB, client: Client, session_id: uuid.UUID
+) -> Response:
+    """The one-time client, stamped for this server, for the end user who joined this
+    session in this browser (the cookie the join set). Refusals are recorded by the
+    service and answered by server/problems.py."""
+    token = request.cookies.get(cookie_name(state.settings, support.client_cookie(session_id)))
+    path = support.client_download(
+        db,
+        config(state),
+        client_build(state),
+        session_id,
+        token,
+        client.source_address,
+        state.now(),
+    )
+    db.commit()
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=support.CLIENT_FILE_NAME,
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 # ---- the technician's console -----------------------------------------------------------
@@ -138,3 +194,38 @@ def cancel(db: DB, caller: PageCaller, support_id: uuid.UUID) -> Response:
     support.cancel(db, caller, support_id)
     db.commit()
     return RedirectResponse(f"/console/support/{support_id}", status_code=303)
+
+
+# ---- history: the organisation's Support sessions ---------------------------------------
+
+
+@router.get("/portal/support-sessions", response_class=HTMLResponse)
+def history_page(
+    request: Request,
+    t: T,
+    db: DB,
+    caller: PageCaller,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    """Support sessions have no machine page: this list is where a customer's admins read
+    every vendor's for their organisation, and a vendor's technicians their own."""
+    user = caller.user
+    if not (user.is_admin or user.is_operator or user.is_technician):
+        raise HTTPException(404)
+    try:
+        after = history.Cursor.decode(cursor) if cursor is not None else None
+    except ValueError as exc:
+        raise HTTPException(404) from exc
+    page = history.support_sessions_of(db, caller, limit=PAGE_ROWS, after=after)
+    return render(
+        request,
+        t,
+        "portal_support_sessions.html",
+        sessions=page.sessions,
+        as_customer=page.as_customer,
+        older="?" + urlencode({"cursor": page.next.encode()}) if page.next else None,
+        first_page=cursor is None,
+    )
+
+
+PAGE_ROWS = 50
