@@ -182,7 +182,9 @@ def check_relay_token(
     # No hash: a Support session whose tunnel has not been asked for yet.
     if expected is None or not hmac.compare_digest(expected, token_hash(token)):
         raise RelayRefused("bad_relay_token")
-    if session.status == SessionStatus.REQUESTED and now > session.requested_at + TICKET_LIFETIME:
+    # A Support session's tunnel is asked for long after its row was made (the code).
+    asked = session.tunnel_requested_at or session.requested_at
+    if session.status == SessionStatus.REQUESTED and now > asked + TICKET_LIFETIME:
         raise RelayRefused("session_request_expired")
     return session
 
@@ -220,11 +222,16 @@ def join_relay(
         Outcome.SUCCESS,
         actor=actor,
         customer_org_id=session.customer_org_id,
-        machine_id=str(session.machine_id),
+        machine_id=_machine(session),
         source_address=source_address,
         details={"session": str(session_id), "role": role},
     )
     return session
+
+
+def _machine(session: RemoteSession) -> str | None:
+    # A Support session reaches a person, not a machine.
+    return str(session.machine_id) if session.machine_id is not None else None
 
 
 def mark_active(db: Session, session_id: uuid.UUID, now: datetime) -> None:
@@ -238,7 +245,7 @@ def mark_active(db: Session, session_id: uuid.UUID, now: datetime) -> None:
             Outcome.SUCCESS,
             actor=Actor.of(session.technician),
             customer_org_id=session.customer_org_id,
-            machine_id=str(session.machine_id),
+            machine_id=_machine(session),
             details={"session": str(session.id)},
         )
 
@@ -267,9 +274,10 @@ def end(
         actor=Actor.of(session.technician),
         reason=reason[:120],
         customer_org_id=session.customer_org_id,
-        machine_id=str(session.machine_id),
+        machine_id=_machine(session),
         details={
             "session": str(session.id),
+            **({"support": True} if session.is_support else {}),
             "bytes_from_technician": bytes_from_technician,
             "bytes_from_agent": bytes_from_agent,
             "duration_seconds": int(
