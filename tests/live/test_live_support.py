@@ -9,6 +9,7 @@ the client is gone and its home and temporary folders are as they were."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -21,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.control.package import b64e
@@ -28,7 +32,7 @@ from fjernhjelp.streams.files.technician import put_file
 from fjernhjelp.support.client import EXIT_ENDED, EXIT_UNTRUSTED
 from fjernhjelp.technician.api import Api
 from fjernhjelp.technician.tunnel import open_support_session
-from fjernhjelp.tunnel import StreamRefused, sas
+from fjernhjelp.tunnel import StreamRefused, Tunnel, WebSocketTransport, connect, sas
 from tests.live.live import LiveSite, web
 from tests.portal.world import build_world
 from tests.x11 import click, screenshot
@@ -190,4 +194,54 @@ def test_a_client_refuses_a_server_without_its_pinned_key(site: LiveSite, tmp_pa
     said = client.log.read_text()
     assert "did not answer with the key this client has pinned" in said
     assert site.events("support.client_started") == []
+    assert _listing(client.home, client.tmpdir) == []
+
+
+async def _open_with_a_false_reveal(site: LiveSite, token: str, support_id: str) -> Tunnel:
+    """A technician end (or a middle party) whose reveal is not the nonce HELLO committed
+    to: what splicing two tunnels with words of one's choosing looks like to the client."""
+    assert site.server is not None
+    ephemeral = X25519PrivateKey.generate()
+    granted = await asyncio.to_thread(
+        Api(site.server.url, token).post,
+        f"/support-sessions/{support_id}/tunnel",
+        {"technician_key": base64.b64encode(ephemeral.public_key().public_bytes_raw()).decode()},
+    )
+    ws = await websockets.connect(granted["relay_url"], ping_interval=None)
+    await ws.send(json.dumps({"role": "technician", "token": granted["relay_token"]}))
+    tunnel = await connect(
+        WebSocketTransport(ws),
+        ticket=granted["ticket"],
+        ephemeral=ephemeral,
+        agent_identity=Ed25519PublicKey.from_public_bytes(
+            base64.b64decode(granted["agent_identity_key"])
+        ),
+        random=sas.commitment(sas.new_nonce()),
+    )
+    await tunnel.control.send_json(sas.reveal_message(sas.new_nonce()))
+    return tunnel
+
+
+def test_a_false_check_word_reveal_ends_the_session_before_consent(
+    site: LiveSite, xvfb: DisplayTarget, tmp_path: Path
+) -> None:
+    token = site.api_token(site.world.tech)
+    created = _new_code(site, token)
+    client = Client(site, tmp_path, created["code"], _server_key(site), xvfb.display)
+    try:
+        site.wait_event("support.client_started", timeout=60)
+
+        async def technician() -> None:
+            tunnel = await _open_with_a_false_reveal(site, token, created["id"])
+            await asyncio.wait_for(tunnel.wait_closed(), 30)
+
+        asyncio.run(technician())
+        assert client.wait(60) == EXIT_UNTRUSTED
+    finally:
+        client.stop()
+    said = client.log.read_text()
+    assert "could not be verified" in said and "consent dialog shown" not in said
+    failed = site.wait_event("sas.failed")
+    assert failed.reason == "sas_reveal_invalid" and failed.outcome == "failure"
+    assert site.events("consent.asked") == []
     assert _listing(client.home, client.tmpdir) == []

@@ -234,6 +234,11 @@ def main(argv: Sequence[str] | None = None, *, platform: SupportPlatform | None 
             language=args.language or _language(args_in),
         )
         outcome = asyncio.run(session.run())
+        if outcome.kind == "sas_failed":
+            # The technician's end could not prove the check words: someone may be in
+            # the middle (docs/tunnel.md §18.3).
+            print(t("support.sas.reveal_failed"), file=sys.stderr, flush=True)
+            return EXIT_UNTRUSTED
         if outcome.kind == "untrusted":
             return refuse("server_not_trusted", EXIT_UNTRUSTED, fingerprint=fingerprint(key))
         if outcome.kind == "refused":

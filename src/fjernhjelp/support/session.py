@@ -35,7 +35,7 @@ from fjernhjelp.agent.identity import AgentIdentity
 from fjernhjelp.agent.link import ControlLink, LinkConfig, ServerNotTrusted
 from fjernhjelp.agent.remote_session import AgentSessions, SupportTerms
 from fjernhjelp.agent.runner import control_url
-from fjernhjelp.control.messages import Cut, Dial, MachineInfo, MalformedMessage
+from fjernhjelp.control.messages import Cut, Dial, MachineInfo, MalformedMessage, SessionEvent
 from fjernhjelp.control.package import b64e
 
 _log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ FLUSH_SECONDS = 5.0
 class Outcome:
     """How the session ended, for the client's last words and exit code."""
 
-    kind: str  # "ended", "untrusted", "refused", "lost", "no_technician"
+    kind: str  # "ended", "sas_failed", "untrusted", "refused", "lost", "no_technician"
     detail: str = ""
 
 
@@ -95,9 +95,13 @@ class ClientSession:
                 outcome.append(result)
             finished.set()
 
-        def report(event: object) -> None:
+        sas_failed = False
+
+        def report(event: SessionEvent) -> None:
+            nonlocal sas_failed
+            sas_failed = sas_failed or event.action == "sas.failed"
             assert link is not None
-            link.report_event(event)  # type: ignore[arg-type]
+            link.report_event(event)
 
         sessions = AgentSessions(
             config=config,
@@ -123,7 +127,7 @@ class ClientSession:
             try:
                 await sessions.dial(command)
             finally:
-                done(Outcome("ended", "tunnel_closed"))
+                done(Outcome("sas_failed") if sas_failed else Outcome("ended", "tunnel_closed"))
 
         async def on_cut(command: Cut) -> None:
             await sessions.cut(command)
