@@ -30,6 +30,7 @@ from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.control.package import b64e
 from fjernhjelp.streams.files.technician import put_file
 from fjernhjelp.support.client import EXIT_ENDED, EXIT_UNTRUSTED
+from fjernhjelp.support.stamp import stamp
 from fjernhjelp.technician.api import Api
 from fjernhjelp.technician.tunnel import open_support_session
 from fjernhjelp.tunnel import StreamRefused, Tunnel, WebSocketTransport, connect, sas
@@ -74,7 +75,15 @@ def _listing(*folders: Path) -> list[str]:
 class Client:
     """The end user's client as a process, in a home and TMPDIR of its own."""
 
-    def __init__(self, site: LiveSite, tmp: Path, code: str, key: str, display: str) -> None:
+    def __init__(
+        self,
+        site: LiveSite,
+        tmp: Path,
+        code: str,
+        key: str,
+        display: str,
+        program: list[str] | None = None,
+    ) -> None:
         self.home, self.tmpdir = tmp / "home", tmp / "tmp"
         for folder in (self.home, self.tmpdir):
             folder.mkdir(mode=0o700)
@@ -84,21 +93,19 @@ class Client:
         env.update(HOME=str(self.home), TMPDIR=str(self.tmpdir), DISPLAY=display, LANG="C.UTF-8")
         self.before = _listing(self.home, self.tmpdir)
         self._fh = self.log.open("w")
+        # From the package, the server and its key given; or the one-file build, stamped.
+        program = program or [
+            sys.executable,
+            "-m",
+            "fjernhjelp",
+            "support",
+            "--server",
+            site.server.url,
+            "--server-key",
+            key,
+        ]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fjernhjelp",
-                "support",
-                code,
-                "--server",
-                site.server.url,
-                "--server-key",
-                key,
-                "--language",
-                "en",
-                "--verbose",
-            ],
+            [*program, code, "--language", "en", "--verbose"],
             env=env,
             stdout=self._fh,
             stderr=subprocess.STDOUT,
@@ -130,12 +137,27 @@ class Client:
             self.proc.wait(10)
 
 
+def _one_file_client(site: LiveSite, tmp_path: Path) -> list[str]:
+    """The one-file build (FJERNHJELP_SUPPORT_CLIENT, from ``make support-client``),
+    stamped for this server as the download page stamps it."""
+    generic = os.environ.get("FJERNHJELP_SUPPORT_CLIENT")
+    if not generic:
+        pytest.skip("set FJERNHJELP_SUPPORT_CLIENT to a `make support-client` build")
+    assert site.server is not None
+    path = tmp_path / "fjernhjelp-support"
+    path.write_bytes(stamp(Path(generic).read_bytes(), site.server.url, site.state.keys.signing))
+    path.chmod(0o755)
+    return [str(path)]
+
+
+@pytest.mark.parametrize("how", ["package", "one-file"])
 def test_a_support_session_runs_and_leaves_nothing_behind(
-    site: LiveSite, xvfb: DisplayTarget, tmp_path: Path
+    site: LiveSite, xvfb: DisplayTarget, tmp_path: Path, how: str
 ) -> None:
+    program = _one_file_client(site, tmp_path) if how == "one-file" else None
     token = site.api_token(site.world.tech)
     created = _new_code(site, token)
-    client = Client(site, tmp_path, created["code"], _server_key(site), xvfb.display)
+    client = Client(site, tmp_path, created["code"], _server_key(site), xvfb.display, program)
     try:
         started = site.wait_event("support.client_started", timeout=60)
         assert json.loads(started.details)["session"] == created["id"]

@@ -15,11 +15,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fjernhjelp.caller import Caller
 from fjernhjelp.control import statements
 from fjernhjelp.portal.models import OrgKind
+from fjernhjelp.portal.revocations import Revocation, RevocationKind
 from fjernhjelp.refusals import NotFound, SessionRefused
 from fjernhjelp.remote import support
 from fjernhjelp.remote.models import SessionStatus
 from fjernhjelp.remote.sessions import TICKET_LIFETIME, IssuedSession
+from fjernhjelp.server.runtime import AccessRuntime
 from fjernhjelp.tunnel.tickets import Permission, WrongMachine, verify_ticket
+from tests.asyncrun import run_async
 from tests.helpers import make_org, make_user
 from tests.portal.world import World
 from tests.support.kit import config, details, events, make_code, row
@@ -191,3 +194,33 @@ def test_only_the_technician_who_made_it_may_open_its_tunnel(world: World) -> No
         assert refused.actor_name == intruder.username and refused.reason == "not_found"
     assert row(world.db, joined.session_id).status == SessionStatus.JOINED
     assert row(world.db, joined.session_id).technician_token_hash is None
+
+
+def test_a_revocation_ends_a_joined_support_session_and_cuts_its_client(world: World) -> None:
+    joined = _joined(world)
+    _login(world, joined, Ed25519PrivateKey.generate())
+    runtime = AccessRuntime(world.state)
+    cuts: list[dict[str, object]] = []
+
+    async def broadcast(message: dict[str, object]) -> None:
+        cuts.append(message)
+
+    runtime.cluster.broadcast = broadcast  # type: ignore[method-assign]
+    event = Revocation(
+        RevocationKind.USER_SUSPENDED,
+        world.state.now(),
+        user_id=world.tech.user.id,
+        vendor_org_id=world.vendor.id,
+    )
+    assert run_async(runtime.apply(event)) == [joined.session_id]
+    # The client's link is keyed by its session: the cut names it as the "machine".
+    assert cuts == [
+        {
+            "type": "cut",
+            "session_id": str(joined.session_id),
+            "machine_id": str(joined.session_id),
+            "reason": "user_suspended",
+        }
+    ]
+    ended = row(world.db, joined.session_id)
+    assert ended.status == SessionStatus.ENDED and ended.end_reason == "cut:user_suspended"

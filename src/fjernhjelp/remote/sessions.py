@@ -25,7 +25,7 @@ from fjernhjelp.machines.registry import get_visible
 from fjernhjelp.portal import access
 from fjernhjelp.portal.revocations import LiveSession
 from fjernhjelp.refusals import NotFound, RelayRefused, SessionRefused
-from fjernhjelp.remote.models import RemoteSession, SessionStatus
+from fjernhjelp.remote.models import RemoteSession, SessionKind, SessionStatus
 from fjernhjelp.tunnel.tickets import Party, Permission, Ticket, issue_ticket
 
 # How long a ticket may be used to *open* the tunnel; a running session is not bound
@@ -290,6 +290,18 @@ def end(
 
 def live_sessions(db: Session) -> list[RemoteSession]:
     return list(db.execute(select(RemoteSession).where(RemoteSession.status.in_(LIVE))).scalars())
+
+
+def joined_support_sessions(db: Session) -> list[RemoteSession]:
+    """Support sessions the end user has joined whose tunnel is not asked for yet."""
+    return list(
+        db.execute(
+            select(RemoteSession).where(
+                RemoteSession.kind == SessionKind.SUPPORT,
+                RemoteSession.status == SessionStatus.JOINED,
+            )
+        ).scalars()
+    )
 
 
 def as_live(session: RemoteSession) -> LiveSession:

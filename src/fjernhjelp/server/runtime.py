@@ -137,13 +137,16 @@ class AccessRuntime:
     def _affected(self, event: Revocation) -> list[tuple[uuid.UUID, uuid.UUID]]:
         out: list[tuple[uuid.UUID, uuid.UUID]] = []
         with self.state.db_sessions() as db:
-            for session in remote_sessions.live_sessions(db):
+            # Support sessions whose client has joined but whose tunnel is not asked for
+            # yet end too: their client waits on the control link and is cut there.
+            joined = remote_sessions.joined_support_sessions(db)
+            for session in [*remote_sessions.live_sessions(db), *joined]:
                 if not event.affects(remote_sessions.as_live(session)):
                     continue
                 # A Support client's control link is keyed by its session's id
                 # (agent_hub): the cut reaches it there.
                 out.append((session.id, session.machine_id or session.id))
-                if session.status == SessionStatus.REQUESTED:
+                if session.status in (SessionStatus.REQUESTED, SessionStatus.JOINED):
                     # Nobody is at the relay yet to report the end: record it here, and
                     # the relay tokens stop working with it.
                     remote_sessions.end(
