@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.control.package import b64e
+from fjernhjelp.streams.chat.wire import message_for
 from fjernhjelp.streams.files.technician import put_file
 from fjernhjelp.support.client import EXIT_ENDED, EXIT_UNTRUSTED
 from fjernhjelp.support.stamp import stamp
@@ -176,6 +177,10 @@ def test_a_support_session_runs_and_leaves_nothing_behind(
             stream = await opened.tunnel.open("files")
             result = await put_file(stream, tmp_path / "hjelp.txt", "hjelp.txt")
             assert result.size == len("fra teknikeren\n")
+            chat = await opened.tunnel.open("chat")
+            await chat.send(message_for("Hei! Jeg ser på skjermen din nå."))
+            await asyncio.to_thread(client.shown, "session chat")
+            await chat.close()
             # No shell: the end user did not tick it, whatever the ticket says.
             assert "terminal" in opened.permissions
             with pytest.raises(StreamRefused):
@@ -197,6 +202,8 @@ def test_a_support_session_runs_and_leaves_nothing_behind(
     assert json.loads(given.details)["shell"] is False and given.actor_name == "end-user"
     site.wait_event("sas.shown")
     site.wait_event("file.moved")
+    chatted = json.loads(site.wait_event("chat.ended").details)
+    assert chatted["to_user"] == 1 and chatted["support"] is True
     ended = site.wait_event("session.ended_at_agent")
     assert ended.reason.startswith("ended_by_user")
     over = json.loads(site.wait_event("session.ended").details)
