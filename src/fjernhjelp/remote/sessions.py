@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Actor, Outcome, record
@@ -288,20 +288,19 @@ def end(
     return session
 
 
-def live_sessions(db: Session) -> list[RemoteSession]:
-    return list(db.execute(select(RemoteSession).where(RemoteSession.status.in_(LIVE))).scalars())
-
-
-def joined_support_sessions(db: Session) -> list[RemoteSession]:
-    """Support sessions the end user has joined whose tunnel is not asked for yet."""
-    return list(
-        db.execute(
-            select(RemoteSession).where(
+def live_sessions(db: Session, *, joined_support: bool = False) -> list[RemoteSession]:
+    """Sessions asked for or running; with ``joined_support`` also the Support sessions
+    the end user has joined whose tunnel is not asked for yet (their client waits)."""
+    live: ColumnElement[bool] = RemoteSession.status.in_(LIVE)
+    if joined_support:
+        live = or_(
+            live,
+            and_(
                 RemoteSession.kind == SessionKind.SUPPORT,
                 RemoteSession.status == SessionStatus.JOINED,
-            )
-        ).scalars()
-    )
+            ),
+        )
+    return list(db.execute(select(RemoteSession).where(live)).scalars())
 
 
 def as_live(session: RemoteSession) -> LiveSession:

@@ -136,21 +136,28 @@ class AccessRuntime:
 
     def _affected(self, event: Revocation) -> list[tuple[uuid.UUID, uuid.UUID]]:
         out: list[tuple[uuid.UUID, uuid.UUID]] = []
-        with self.state.db_sessions() as db:
+        unpaired: list[uuid.UUID] = []
+        # Read without SQLite's write lock: most events touch no live session, and an
+        # IMMEDIATE transaction here would stall (or, for a reader about to write, fail)
+        # whoever else writes at the moment.
+        with self.state.readers() as reader:
             # Support sessions whose client has joined but whose tunnel is not asked for
-            # yet end too: their client waits on the control link and is cut there.
-            joined = remote_sessions.joined_support_sessions(db)
-            for session in [*remote_sessions.live_sessions(db), *joined]:
+            # yet count too: their client waits on the control link and is cut there.
+            for session in remote_sessions.live_sessions(reader, joined_support=True):
                 if not event.affects(remote_sessions.as_live(session)):
                     continue
                 # A Support client's control link is keyed by its session's id
                 # (agent_hub): the cut reaches it there.
                 out.append((session.id, session.machine_id or session.id))
                 if session.status in (SessionStatus.REQUESTED, SessionStatus.JOINED):
+                    unpaired.append(session.id)
+        if unpaired:
+            with self.state.db_sessions() as db:
+                for session_id in unpaired:
                     # Nobody is at the relay yet to report the end: record it here, and
                     # the relay tokens stop working with it.
                     remote_sessions.end(
-                        db, session.id, now=self.state.now(), reason=f"cut:{event.kind}"
+                        db, session_id, now=self.state.now(), reason=f"cut:{event.kind}"
                     )
-            db.commit()
+                db.commit()
         return out
