@@ -274,3 +274,23 @@ def test_a_false_check_word_reveal_ends_the_session_before_consent(
     assert failed.reason == "sas_reveal_invalid" and failed.outcome == "failure"
     assert site.events("consent.asked") == []
     assert _listing(client.home, client.tmpdir) == []
+
+
+def test_a_cancelled_session_ends_the_waiting_client(site: LiveSite, tmp_path: Path) -> None:
+    token = site.api_token(site.world.tech)
+    created = _new_code(site, token)
+    client = Client(site, tmp_path, created["code"], _server_key(site), ":0")
+    try:
+        site.wait_event("support.client_started", timeout=60)
+        assert site.server is not None
+        cancelled = web.post(
+            f"{site.server.url}/api/v1/support-sessions/{created['id']}/cancel",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        assert client.wait(60) == EXIT_ENDED
+    finally:
+        client.stop()
+    assert "The session has ended" in client.log.read_text()
+    assert _listing(client.home, client.tmpdir) == []
+    assert site.wait_event("support.cancelled").outcome == "success"
