@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fjernhjelp.control.package import fingerprint
-from fjernhjelp.remote import support
+from fjernhjelp.remote import support, support_download
 from fjernhjelp.remote.models import SessionStatus
 from fjernhjelp.support.build import target_name
 from fjernhjelp.support.stamp import read_stamp
@@ -98,7 +98,7 @@ def test_without_joining_in_this_browser_there_is_no_client(
         r = stranger.get(link)
         assert r.status_code == 404 and STAND_IN not in r.content
         # A made-up token does no better.
-        stranger.cookies.set(support.client_cookie(created.session.id), "guessed")
+        stranger.cookies.set(support_download.client_cookie(created.session.id), "guessed")
         assert stranger.get(link).status_code == 404
         # Nor an id that is no session at all.
         assert stranger.get(f"/s/{uuid.uuid4()}/client").status_code == 404

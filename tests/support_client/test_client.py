@@ -1,4 +1,4 @@
-"""The client's entry point: the code, the pinned server, and an honest placeholder."""
+"""The client's entry point: the code, the pinned server and key, the join."""
 
 from __future__ import annotations
 
@@ -47,18 +47,40 @@ def stamped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return found.fingerprint
 
 
-def test_the_stamped_client_names_its_server_and_says_joining_is_not_built(
-    stamped: str, platform: LinuxPlatform, capsys: pytest.CaptureFixture[str], tmp_path: Path
+@pytest.fixture(autouse=True)
+def no_join(monkeypatch: pytest.MonkeyPatch) -> list[client.Target]:
+    """The server answers every code with a refusal (the join itself is tested live)."""
+    asked: list[client.Target] = []
+
+    def refuse(target: client.Target) -> client.Joined:
+        asked.append(target)
+        raise client.JoinRefused("code_refused")
+
+    monkeypatch.setattr(client, "join", refuse)
+    return asked
+
+
+KEY = "A" * 43  # base64url of 32 zero bytes
+
+
+def test_the_stamped_client_names_its_server_and_key_and_enters_the_code(
+    stamped: str,
+    platform: LinuxPlatform,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    no_join: list[client.Target],
 ) -> None:
     code = client.main(["482", "193", "775", "--language", "en"], platform=platform)
     out, err = capsys.readouterr()
-    assert code == client.EXIT_NOT_BUILT
+    assert code == client.EXIT_REFUSED
     assert out.splitlines() == [
         "Service: https://hjelp.example.no",
-        f"The service's key (pinned in this file): {stamped}",
+        f"The service's key (pinned): {stamped}",
         "Code: 482 193 775",
     ]
-    assert "not built yet" in err
+    assert "The code is wrong, already used or expired" in err
+    [target] = no_join
+    assert target.code == "482193775" and target.server_url == "https://hjelp.example.no"
     # The private folder was made and is gone again.
     assert platform.private_dir().removed
     assert list((tmp_path / "tmp").iterdir()) == []
@@ -72,7 +94,7 @@ def test_the_stamped_client_goes_nowhere_else(
     assert "made for https://hjelp.example.no" in capsys.readouterr().err
     # The same server, spelt with a trailing slash, is the same server.
     argv = ["482193775", "--server", "https://hjelp.example.no/", "--language", "en"]
-    assert client.main(argv, platform=platform) == client.EXIT_NOT_BUILT
+    assert client.main(argv, platform=platform) == client.EXIT_REFUSED
 
 
 def test_a_damaged_client_file_does_not_run(
@@ -87,15 +109,18 @@ def test_a_damaged_client_file_does_not_run(
     assert platform.private_dir().removed is False  # never made
 
 
-def test_from_the_package_the_server_must_be_given(
+def test_from_the_package_the_server_and_its_key_must_be_given(
     platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert client.main(["482193775", "--language", "en"], platform=platform) == 2
     assert "--server" in capsys.readouterr().err
     assert client.main(["482193775", "--server", "http://h.example"], platform=platform) == 2
-    code = client.main(["482193775", "--server", "https://h.example/"], platform=platform)
-    assert code == client.EXIT_NOT_BUILT
-    assert "Tjenestens nøkkel: ikke låst" in capsys.readouterr().out
+    argv = ["482193775", "--server", "https://h.example/", "--language", "en"]
+    assert client.main(argv, platform=platform) == 2
+    assert "--server-key" in capsys.readouterr().err
+    assert client.main([*argv, "--server-key", "short"], platform=platform) == 2
+    assert "32 bytes" in capsys.readouterr().err
+    assert client.main([*argv, "--server-key", KEY], platform=platform) == client.EXIT_REFUSED
 
 
 def test_a_bad_code_stops_before_anything_is_made(
@@ -107,7 +132,19 @@ def test_a_bad_code_stops_before_anything_is_made(
 
 def test_fjernhjelp_support_runs_the_same_client() -> None:
     result = CliRunner().invoke(
-        app, ["support", "482", "193", "775", "--server", "https://h.example", "--language", "en"]
+        app,
+        [
+            "support",
+            "482",
+            "193",
+            "775",
+            "--server",
+            "https://h.example",
+            "--server-key",
+            KEY,
+            "--language",
+            "en",
+        ],
     )
-    assert result.exit_code == client.EXIT_NOT_BUILT, result.output
+    assert result.exit_code == client.EXIT_REFUSED, result.output
     assert "Code: 482 193 775" in result.output

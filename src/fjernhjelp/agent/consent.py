@@ -51,9 +51,15 @@ class ConsentRequest:
     organisation: str
     permissions: Sequence[str]
     reason: str | None = None
+    # Support (docs/tunnel.md §18): the words to compare with what the technician reads,
+    # and the same 24 bits as digits.
+    sas: str | None = None
+    sas_digits: str | None = None
+    # Permissions offered as tick boxes, off unless the user ticks them (Support's shell).
+    optional: Sequence[str] = ()
 
     def __post_init__(self) -> None:
-        unknown = [p for p in self.permissions if p not in PERMISSIONS]
+        unknown = [p for p in (*self.permissions, *self.optional) if p not in PERMISSIONS]
         if unknown or not self.permissions:
             # Showing a partial list would ask for less than the session would get.
             raise ValueError(f"permissions must be a non-empty subset of {PERMISSIONS}")
@@ -81,7 +87,28 @@ def consent_texts(request: ConsentRequest, t: Translator, timeout: float) -> dic
     }
     if request.reason:
         texts["reason"] = t("agent.consent.reason", reason=clean_text(request.reason, 400))
+    if request.sas:
+        texts["sas"] = t("support.sas.compare", words=clean_text(request.sas))
+        texts["sas_note"] = t("agent.consent.sas_note")
+        if request.sas_digits:
+            texts["sas_digits"] = t("support.sas.digits", digits=request.sas_digits)
+    if request.optional:
+        texts["optional_heading"] = t("agent.consent.optional")
+        texts["optional"] = [
+            {"name": p, "text": t(f"agent.permission.{p}")}
+            for p in PERMISSIONS
+            if p in request.optional
+        ]
     return texts
+
+
+@dataclass(frozen=True)
+class ConsentOutcome:
+    """The answer, and which of the request's optional permissions the user ticked (none
+    unless the answer is ALLOWED)."""
+
+    answer: ConsentAnswer
+    ticked: frozenset[str] = frozenset()
 
 
 OnShown = Callable[[ShownWindow], Awaitable[None] | None]
@@ -102,14 +129,37 @@ async def ask_consent(
     ``display`` None (nobody logged in) answers NO_DISPLAY at once. ``on_shown`` is
     called when the dialog is on screen (tests click it; the agent may log it).
     """
+    outcome = await ask_consent_ticked(
+        request,
+        display=display,
+        timeout=timeout,
+        language=language,
+        on_shown=on_shown,
+        hold=hold,
+        _argv=_argv,
+    )
+    return outcome.answer
+
+
+async def ask_consent_ticked(
+    request: ConsentRequest,
+    *,
+    display: DisplayTarget | None,
+    timeout: float = 60.0,  # noqa: ASYNC109 - the user's time to answer, not a call deadline
+    language: str | None = None,
+    on_shown: OnShown | None = None,
+    hold: InputHold = HOLD,
+    _argv: list[str] | None = None,
+) -> ConsentOutcome:
+    """:func:`ask_consent`, with the optional permissions the user ticked."""
     if display is None:
-        return ConsentAnswer.NO_DISPLAY
+        return ConsentOutcome(ConsentAnswer.NO_DISPLAY)
     t = Translator(language or display.language or "nb")
     payload = {"texts": consent_texts(request, t, timeout)}
     # Held from before the window exists until it is gone: no moment in which a
     # technician's click could reach it.
     with hold.holding():
-        return await _ask(payload, display, timeout, on_shown, _argv)
+        return await _ask(payload, display, timeout, on_shown, _argv, set(request.optional))
 
 
 async def _ask(
@@ -118,18 +168,32 @@ async def _ask(
     timeout: float,  # noqa: ASYNC109 - the user's time to answer, not a call deadline
     on_shown: OnShown | None,
     argv: list[str] | None,
-) -> ConsentAnswer:
+    optional: set[str],
+) -> ConsentOutcome:
+    answer, ticked = await _dialog(payload, display, timeout, on_shown, argv)
+    # Only what was offered, and only with an Allow: a dialog cannot widen the request.
+    kept = frozenset(ticked) & optional if answer.allowed else frozenset()
+    return ConsentOutcome(answer, kept)
+
+
+async def _dialog(
+    payload: dict[str, Any],
+    display: DisplayTarget,
+    timeout: float,  # noqa: ASYNC109 - the user's time to answer, not a call deadline
+    on_shown: OnShown | None,
+    argv: list[str] | None,
+) -> tuple[ConsentAnswer, list[str]]:
     dialog = await start_dialog(DIALOG_PROGRAM, payload, display, argv=argv)
     try:
         first = await dialog.next_event(within=STARTUP_TIMEOUT)
         if first is None:
-            return ConsentAnswer.FAILED
+            return ConsentAnswer.FAILED, []
         if first["event"] == "error":
             no_display = first.get("reason") == "no_display"
-            return ConsentAnswer.NO_DISPLAY if no_display else ConsentAnswer.FAILED
+            return (ConsentAnswer.NO_DISPLAY if no_display else ConsentAnswer.FAILED), []
         shown = ShownWindow.from_event(first) if first["event"] == "shown" else None
         if shown is None:
-            return ConsentAnswer.FAILED
+            return ConsentAnswer.FAILED, []
         if on_shown is not None:
             result = on_shown(shown)
             if inspect.isawaitable(result):
@@ -139,13 +203,15 @@ async def _ask(
         answer = await dialog.next_event(within=timeout + 1.0)
         if answer is None:
             timed_out = dialog.problem == "timeout"
-            return ConsentAnswer.TIMED_OUT if timed_out else ConsentAnswer.FAILED
+            return (ConsentAnswer.TIMED_OUT if timed_out else ConsentAnswer.FAILED), []
         if answer["event"] == "timeout":
-            return ConsentAnswer.TIMED_OUT
+            return ConsentAnswer.TIMED_OUT, []
         if answer["event"] == "answer" and answer.get("allowed") is True:
-            return ConsentAnswer.ALLOWED
+            ticked = answer.get("ticked", [])
+            names = [n for n in ticked if isinstance(n, str)] if isinstance(ticked, list) else []
+            return ConsentAnswer.ALLOWED, names
         if answer["event"] == "answer" and answer.get("allowed") is False:
-            return ConsentAnswer.DENIED
-        return ConsentAnswer.FAILED
+            return ConsentAnswer.DENIED, []
+        return ConsentAnswer.FAILED, []
     finally:
         await dialog.stop()

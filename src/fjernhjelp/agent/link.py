@@ -31,6 +31,7 @@ from fjernhjelp.control.messages import (
     MalformedMessage,
     Report,
     SessionEvent,
+    SupportHello,
     Welcome,
     b64,
     parse_server_message,
@@ -44,6 +45,10 @@ _log = logging.getLogger(__name__)
 STABLE_AFTER = 60.0
 
 
+async def _idle() -> None:
+    await asyncio.Event().wait()
+
+
 class ServerNotTrusted(Exception):
     """The server could not prove it holds the pinned signing key."""
 
@@ -55,6 +60,10 @@ class LinkConfig:
     machine_id: uuid.UUID
     identity: Ed25519PrivateKey
     ssl: object | None = None  # an ssl.SSLContext for wss with a private CA
+    # The end user's one-time Support client: ``machine_id`` is then its Support
+    # session's id and this the end-user token it got for it (remote.support).
+    support_token: str | None = None
+    client_version: str = ""
 
 
 class ControlLink:
@@ -86,6 +95,12 @@ class ControlLink:
         except asyncio.QueueFull:
             _log.error("control link outbox full; dropping %s", event.action)
 
+    async def flush(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a deadline
+        """Wait (at most ``timeout`` seconds) until the queued reports are handed to the
+        socket: the Support client's last events before it exits."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._outbox.join(), timeout)
+
     async def run_forever(self) -> None:
         while True:
             started = asyncio.get_running_loop().time()
@@ -105,6 +120,12 @@ class ControlLink:
             _log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 
+    async def run_once(self) -> None:
+        """One connection, until it drops: raises what ended it (ServerNotTrusted, a
+        closed socket, a malformed message). The Support client runs this, not
+        :meth:`run_forever`: a server it cannot trust is a reason to stop, not retry."""
+        await self._run_once()
+
     async def _run_once(self) -> None:
         async with websockets.connect(
             self._config.control_url,
@@ -120,7 +141,10 @@ class ControlLink:
             self.connections += 1
             self.connected.set()
             sender = asyncio.create_task(self._send_outbox(ws))
-            reporter = asyncio.create_task(self._report_changes(ws))
+            # A Support client has no machine to report on.
+            reporter = asyncio.create_task(
+                self._report_changes(ws) if self._config.support_token is None else _idle()
+            )
             try:
                 async for raw in ws:
                     message = parse_server_message(raw)
@@ -154,12 +178,28 @@ class ControlLink:
             raise ServerNotTrusted("challenge not signed by the pinned server key") from exc
         # Our own randomness goes into nothing the server chose alone: the proof binds
         # the server's fresh nonce and our machine id.
-        proof = self._config.identity.sign(
-            statements.agent_proof_statement(nonce, self._config.machine_id)
-        )
-        hello = Hello(
-            machine_id=self._config.machine_id, signature=b64(proof), info=self._machine_info()
-        )
+        hello: Hello | SupportHello
+        if self._config.support_token is not None:
+            public = self._config.identity.public_key().public_bytes_raw()
+            proof = self._config.identity.sign(
+                statements.support_client_proof_statement(nonce, self._config.machine_id, public)
+            )
+            hello = SupportHello(
+                session_id=self._config.machine_id,
+                token=self._config.support_token,
+                public_key=b64(public),
+                signature=b64(proof),
+                client_version=self._config.client_version[:32],
+            )
+        else:
+            proof = self._config.identity.sign(
+                statements.agent_proof_statement(nonce, self._config.machine_id)
+            )
+            hello = Hello(
+                machine_id=self._config.machine_id,
+                signature=b64(proof),
+                info=self._machine_info(),
+            )
         await ws.send(hello.model_dump_json())
         welcome = parse_server_message(await asyncio.wait_for(ws.recv(), 20))
         if not isinstance(welcome, Welcome) or welcome.machine_id != self._config.machine_id:
@@ -175,6 +215,8 @@ class ControlLink:
                 with contextlib.suppress(asyncio.QueueFull):
                     self._outbox.put_nowait(item)
                 raise
+            finally:
+                self._outbox.task_done()  # counted for flush(), sent or put back
 
     async def _report_changes(self, ws: websockets.ClientConnection) -> None:
         last = self._machine_info()

@@ -17,14 +17,14 @@ import ssl
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import websockets
 
 from fjernhjelp.agent import services, sysinfo
 from fjernhjelp.agent.config import AgentConfig
-from fjernhjelp.agent.consent import ConsentAnswer, ConsentRequest, ask_consent
+from fjernhjelp.agent.consent import ConsentAnswer, ConsentRequest, ask_consent_ticked
 from fjernhjelp.agent.display import DisplayTarget, ShownWindow, find_active_display
 from fjernhjelp.agent.identity import AgentIdentity
 from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
@@ -47,7 +47,8 @@ from fjernhjelp.tunnel import (
     accept,
 )
 from fjernhjelp.tunnel.limits import MAX_RECORD
-from fjernhjelp.tunnel.tickets import Ticket
+from fjernhjelp.tunnel.sas import SasRevealInvalid, nonce_from_reveal, sas_digits, sas_text
+from fjernhjelp.tunnel.tickets import Permission, Ticket
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +60,27 @@ CONSENT_CLOSE: dict[ConsentAnswer, tuple[CloseCode, SessionAction]] = {
     ConsentAnswer.NO_DISPLAY: (CloseCode.CONSENT_DENIED, "consent.no_display"),
     ConsentAnswer.FAILED: (CloseCode.CONSENT_DENIED, "consent.denied"),
 }
+
+
+@dataclass(frozen=True)
+class SupportTerms:
+    """How a Support session differs from an Access one, on the end user's side:
+
+    - tickets name ``subject`` ("support:<session id>") instead of a machine id;
+    - the technician must reveal the SAS nonce HELLO committed to (tunnel.sas) before
+      consent is asked; a bad reveal ends the session (docs/tunnel.md §18.3);
+    - the consent dialog shows the three words and offers the shell as a tick box, off
+      by default: without the tick the session drops the shell permission, so a
+      ticket that carries it still opens no shell;
+    - the dialog and the indicator are started by ``window_argv`` (the one-file client
+      runs them as itself, support.platform.window_command)."""
+
+    subject: str
+    window_argv: Callable[[str], list[str] | None] = lambda _program: None
+    reveal_timeout: float = 30.0
+
+
+SHELL = frozenset({Permission.TERMINAL, Permission.TERMINAL_ADMIN})
 
 
 @dataclass
@@ -75,11 +97,20 @@ class AgentSessions:
     replay_cache: MemoryReplayCache = field(default_factory=MemoryReplayCache)
     # The control link's TLS context: relays are verified on the same terms (agent.tls).
     tls: ssl.SSLContext | None = None
+    # Set for the end user's one-time Support client (support.session), None for Access.
+    support: SupportTerms | None = None
+
+    @property
+    def subject(self) -> str:
+        """What a ticket must name as its machine: the machine id, or Support's subject."""
+        return self.support.subject if self.support is not None else str(self.machine_id)
 
     async def cut(self, command: Cut) -> None:
         tunnel = self.live.get(command.session_id)
         session = self.sessions.get(command.session_id)
-        if session is not None:
+        if session is not None and session.end_reason is None:
+            # The first reason wins: a cut that arrives as the end user's "End session"
+            # is closing the tunnel does not rewrite who ended it.
             session.end_reason = f"cut:{command.reason}"
         if tunnel is not None:
             _log.info("session %s cut by the server: %s", command.session_id, command.reason)
@@ -172,7 +203,7 @@ class Session:
                     WebSocketTransport(ws),
                     server_key=self.config.server_key,
                     identity=self.owner.identity.private_key,
-                    machine_id=str(self.owner.machine_id),
+                    machine_id=self.owner.subject,
                     replay_cache=self.owner.replay_cache,
                     authorize=self._authorize,
                     policy=self._policy,
@@ -207,8 +238,14 @@ class Session:
             vendor=ticket.vendor_org.name,
             permissions=sorted(ticket.permissions),
         )
-        if not await self._consent(tunnel, ticket):
+        words = None
+        if self.owner.support is not None:
+            words = await self._sas(tunnel, self.owner.support)
+            if words is None:
+                return
+        if not await self._consent(tunnel, ticket, words):
             return
+        ticket = self.ticket or ticket  # less the shell, unless the end user ticked it
         await self._send_sysinfo(tunnel)
         indicator = await self._indicator(ticket)
         unsubscribe = HOLD.subscribe(lambda held: self._hold_changed(held, indicator))
@@ -233,24 +270,66 @@ class Session:
         info = await asyncio.to_thread(sysinfo.collect)
         await tunnel.control.send_json({"type": "sysinfo", **info.to_dict()})
 
-    async def _consent(self, tunnel: Tunnel, ticket: Ticket) -> bool:
-        if not self._needs_consent(ticket):
+    async def _sas(self, tunnel: Tunnel, terms: SupportTerms) -> tuple[str, str] | None:
+        """The technician's SAS reveal, checked against HELLO's commitment: the words and
+        digits to show, or None after ending the session (a bad or missing reveal may
+        mean someone is in the middle)."""
+        try:
+            message = await asyncio.wait_for(tunnel.control.recv_json(), terms.reveal_timeout)
+            nonce = nonce_from_reveal(message, tunnel.technician_random)
+        except (SasRevealInvalid, TimeoutError, ValueError) as exc:
+            reason = "sas_reveal_invalid" if isinstance(exc, SasRevealInvalid) else "sas_no_reveal"
+            _log.warning("session %s: %s (%s)", self.command.session_id, reason, exc)
+            self.end_reason = reason
+            self._report("sas.failed", reason=reason)
+            await tunnel.close(CloseCode.ENDED_BY_USER, reason)
+            return None
+        self._report("sas.shown")
+        return (
+            sas_text(tunnel.transcript_hash, nonce),
+            sas_digits(tunnel.transcript_hash, nonce),
+        )
+
+    async def _consent(
+        self, tunnel: Tunnel, ticket: Ticket, words: tuple[str, str] | None = None
+    ) -> bool:
+        if not self._needs_consent(ticket) and self.owner.support is None:
             await tunnel.control.send_json({"type": "consent", "state": "not_required"})
             self.consent_done.set()
             return True
         self._report("consent.asked")
         await tunnel.control.send_json({"type": "consent", "state": "asked"})
-        answer = await ask_consent(
+        support = self.owner.support
+        permissions = services.effective(ticket)
+        optional: list[str] = []
+        if support is not None:
+            # Support's shell is the end user's to offer, ticked in this very dialog.
+            optional = ["terminal"] if Permission.TERMINAL in permissions else []
+            permissions = permissions - SHELL
+        outcome = await ask_consent_ticked(
             ConsentRequest(
                 technician=ticket.technician.name,
                 organisation=ticket.vendor_org.name,
-                permissions=sorted(services.effective(ticket)),
+                permissions=sorted(permissions),
+                sas=words[0] if words else None,
+                sas_digits=words[1] if words else None,
+                optional=optional,
             ),
             display=self.display,
             timeout=self.config.consent_timeout,
             language=self.config.language,
             on_shown=lambda shown: _log_window("consent dialog", shown),
+            _argv=support.window_argv("consent") if support is not None else None,
         )
+        answer = outcome.answer
+        if answer.allowed and support is not None:
+            shell = "terminal" in outcome.ticked
+            if not shell:
+                self.ticket = replace(ticket, permissions=ticket.permissions - SHELL)
+            self._report("consent.given", shell=shell, support=True)
+            await tunnel.control.send_json({"type": "consent", "state": "given"})
+            self.consent_done.set()
+            return True
         if answer.allowed:
             self._report("consent.given")
             await tunnel.control.send_json({"type": "consent", "state": "given"})
@@ -272,6 +351,11 @@ class Session:
             permissions=sorted(services.effective(ticket)),
             display=self.display,
             language=self.config.language,
+            _argv=(
+                self.owner.support.window_argv("indicator")
+                if self.owner.support is not None
+                else None
+            ),
         )
         try:
             await indicator.start()

@@ -13,7 +13,12 @@ def support(
     server: Annotated[
         str | None, typer.Option("--server", help="The service's address (https://…).")
     ] = None,
+    server_key: Annotated[
+        str | None,
+        typer.Option("--server-key", help="The service's key (base64url), to pin."),
+    ] = None,
     language: Annotated[str | None, typer.Option("--language", help="nb or en.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Say more.")] = False,
 ) -> None:
     """Join a Support session with a code (the same client the service hands out)."""
     from fjernhjelp.support.client import main
@@ -21,6 +26,10 @@ def support(
     argv = [*code]
     if server is not None:
         argv += ["--server", server]
+    if server_key is not None:
+        argv += ["--server-key", server_key]
     if language is not None:
         argv += ["--language", language]
+    if verbose:
+        argv.append("--verbose")
     raise typer.Exit(main(argv))

@@ -72,6 +72,19 @@ class Hello(_Msg):
     info: MachineInfo
 
 
+class SupportHello(_Msg):
+    """A one-time Support client's login: the end-user token it got when the code was
+    entered, its in-memory Ed25519 key, and that key's signature over
+    statements.support_client_proof_statement."""
+
+    type: Literal["support_hello"] = "support_hello"
+    session_id: uuid.UUID
+    token: str = Field(max_length=128)
+    public_key: str = Field(max_length=64)  # base64, 32 bytes
+    signature: str = Field(max_length=128)
+    client_version: str = Field(max_length=32)
+
+
 class Report(_Msg):
     type: Literal["report"] = "report"
     info: MachineInfo
@@ -94,6 +107,8 @@ SessionAction = Literal[
     "shell.started",  # run_as and the OS account (name and uid) the shell runs as
     "shell.ended",
     "input.held_back",  # remote input dropped while a consent dialog was open (counts)
+    "sas.shown",  # Support: the end user's client showed the words (never the words)
+    "sas.failed",  # Support: the technician's reveal did not match HELLO's commitment
 ]
 SESSION_EVENTS: tuple[SessionAction, ...] = get_args(SessionAction)
 
@@ -109,10 +124,12 @@ class SessionEvent(_Msg):
 
 
 ServerMessage = Annotated[Challenge | Welcome | Dial | Cut, Field(discriminator="type")]
-AgentMessage = Annotated[Hello | Report | SessionEvent, Field(discriminator="type")]
+AgentMessage = Annotated[Hello | SupportHello | Report | SessionEvent, Field(discriminator="type")]
 
 _server_adapter: TypeAdapter[Challenge | Welcome | Dial | Cut] = TypeAdapter(ServerMessage)
-_agent_adapter: TypeAdapter[Hello | Report | SessionEvent] = TypeAdapter(AgentMessage)
+_agent_adapter: TypeAdapter[Hello | SupportHello | Report | SessionEvent] = TypeAdapter(
+    AgentMessage
+)
 
 
 class MalformedMessage(ValueError):
@@ -132,7 +149,7 @@ def parse_server_message(raw: str | bytes) -> Challenge | Welcome | Dial | Cut:
     return _parse(_server_adapter, raw)
 
 
-def parse_agent_message(raw: str | bytes) -> Hello | Report | SessionEvent:
+def parse_agent_message(raw: str | bytes) -> Hello | SupportHello | Report | SessionEvent:
     return _parse(_agent_adapter, raw)
 
 

@@ -14,6 +14,7 @@ SERVER_CHALLENGE = b"fjernhjelp-control-server-v1\x00"
 AGENT_PROOF = b"fjernhjelp-control-agent-v1\x00"
 INSTALLER = b"fjernhjelp-installer-v1\x00"
 RELAY = b"fjernhjelp-relay-url-v1\x00"
+SUPPORT_CLIENT_PROOF = b"fjernhjelp-control-support-client-v1\x00"
 
 NONCE_BYTES = 32
 
@@ -39,3 +40,11 @@ def agent_proof_statement(nonce: bytes, machine_id: uuid.UUID) -> bytes:
 def relay_statement(session_id: uuid.UUID, relay_url: str) -> bytes:
     """Signed by the server: this session's relay is at this URL (a node's own URL)."""
     return RELAY + session_id.bytes + relay_url.encode()
+
+
+def support_client_proof_statement(
+    nonce: bytes, session_id: uuid.UUID, client_public_key: bytes
+) -> bytes:
+    """Signed by a Support client's in-memory key: the server's fresh nonce, the Support
+    session it joined, and the key itself (so the proof names what it proves)."""
+    return SUPPORT_CLIENT_PROOF + nonce + session_id.bytes + client_public_key

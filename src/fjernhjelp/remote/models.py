@@ -77,6 +77,11 @@ class RemoteSession(Base):
     joined_from: Mapped[str | None] = mapped_column(String(64), default=None)
     # What the end user's one-time client presents, as SHA-256.
     end_user_token_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
+    # The client's in-memory Ed25519 key, recorded at its first control-link login
+    # (migration 0011): the token opens the link only for this key from then on.
+    client_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
+    # When the technician asked for the tunnel: the relay tokens expire from then.
+    tunnel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     machine: Mapped[Machine | None] = relationship(lazy="joined")
     technician: Mapped[User] = relationship(lazy="joined")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from fjernhjelp.audit.log import Actor, Outcome, record
@@ -25,7 +25,7 @@ from fjernhjelp.machines.registry import get_visible
 from fjernhjelp.portal import access
 from fjernhjelp.portal.revocations import LiveSession
 from fjernhjelp.refusals import NotFound, RelayRefused, SessionRefused
-from fjernhjelp.remote.models import RemoteSession, SessionStatus
+from fjernhjelp.remote.models import RemoteSession, SessionKind, SessionStatus
 from fjernhjelp.tunnel.tickets import Party, Permission, Ticket, issue_ticket
 
 # How long a ticket may be used to *open* the tunnel; a running session is not bound
@@ -182,7 +182,9 @@ def check_relay_token(
     # No hash: a Support session whose tunnel has not been asked for yet.
     if expected is None or not hmac.compare_digest(expected, token_hash(token)):
         raise RelayRefused("bad_relay_token")
-    if session.status == SessionStatus.REQUESTED and now > session.requested_at + TICKET_LIFETIME:
+    # A Support session's tunnel is asked for long after its row was made (the code).
+    asked = session.tunnel_requested_at or session.requested_at
+    if session.status == SessionStatus.REQUESTED and now > asked + TICKET_LIFETIME:
         raise RelayRefused("session_request_expired")
     return session
 
@@ -220,11 +222,16 @@ def join_relay(
         Outcome.SUCCESS,
         actor=actor,
         customer_org_id=session.customer_org_id,
-        machine_id=str(session.machine_id),
+        machine_id=_machine(session),
         source_address=source_address,
         details={"session": str(session_id), "role": role},
     )
     return session
+
+
+def _machine(session: RemoteSession) -> str | None:
+    # A Support session reaches a person, not a machine.
+    return str(session.machine_id) if session.machine_id is not None else None
 
 
 def mark_active(db: Session, session_id: uuid.UUID, now: datetime) -> None:
@@ -238,7 +245,7 @@ def mark_active(db: Session, session_id: uuid.UUID, now: datetime) -> None:
             Outcome.SUCCESS,
             actor=Actor.of(session.technician),
             customer_org_id=session.customer_org_id,
-            machine_id=str(session.machine_id),
+            machine_id=_machine(session),
             details={"session": str(session.id)},
         )
 
@@ -267,9 +274,10 @@ def end(
         actor=Actor.of(session.technician),
         reason=reason[:120],
         customer_org_id=session.customer_org_id,
-        machine_id=str(session.machine_id),
+        machine_id=_machine(session),
         details={
             "session": str(session.id),
+            **({"support": True} if session.is_support else {}),
             "bytes_from_technician": bytes_from_technician,
             "bytes_from_agent": bytes_from_agent,
             "duration_seconds": int(
@@ -280,8 +288,19 @@ def end(
     return session
 
 
-def live_sessions(db: Session) -> list[RemoteSession]:
-    return list(db.execute(select(RemoteSession).where(RemoteSession.status.in_(LIVE))).scalars())
+def live_sessions(db: Session, *, joined_support: bool = False) -> list[RemoteSession]:
+    """Sessions asked for or running; with ``joined_support`` also the Support sessions
+    the end user has joined whose tunnel is not asked for yet (their client waits)."""
+    live: ColumnElement[bool] = RemoteSession.status.in_(LIVE)
+    if joined_support:
+        live = or_(
+            live,
+            and_(
+                RemoteSession.kind == SessionKind.SUPPORT,
+                RemoteSession.status == SessionStatus.JOINED,
+            ),
+        )
+    return list(db.execute(select(RemoteSession).where(live)).scalars())
 
 
 def as_live(session: RemoteSession) -> LiveSession:

@@ -29,6 +29,7 @@ from fjernhjelp.control.messages import (
     MalformedMessage,
     Report,
     SessionEvent,
+    SupportHello,
     Welcome,
     b64,
     parse_agent_message,
@@ -38,6 +39,8 @@ from fjernhjelp.machines import registry as machines
 from fjernhjelp.machines.models import Machine, MachineStatus
 from fjernhjelp.refusals import AgentRefused
 from fjernhjelp.remote import sessions as remote_sessions
+from fjernhjelp.remote import support_tunnel
+from fjernhjelp.remote.models import RemoteSession
 from fjernhjelp.server.cluster import Cluster, Message
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.recorded import refusals_kept
@@ -190,6 +193,9 @@ class AgentHub:
             return
         finally:
             pending.release(source)
+        if isinstance(machine, RemoteSession):
+            await self._serve_support(websocket, machine.id, source)
+            return
         link = AgentLink(machine.id, websocket)
         previous = self.links.get(machine.id)
         self.links[machine.id] = link
@@ -214,7 +220,7 @@ class AgentHub:
             with contextlib.suppress(Exception):
                 await websocket.close()
 
-    async def _login(self, websocket: WebSocket, source: str | None) -> Machine:
+    async def _login(self, websocket: WebSocket, source: str | None) -> Machine | RemoteSession:
         nonce = os.urandom(statements.NONCE_BYTES)
         signature = self._state.keys.signing.sign(statements.server_challenge_statement(nonce))
         await websocket.send_text(
@@ -224,6 +230,8 @@ class AgentHub:
             receive_text_limited(websocket, AGENT_HELLO_MAX), HELLO_TIMEOUT
         )
         hello = parse_agent_message(raw)
+        if isinstance(hello, SupportHello):
+            return await run_in_threadpool(self._authenticate_support, hello, nonce, source)
         if not isinstance(hello, Hello):
             raise MalformedMessage("expected hello")
         proof = unb64(hello.signature, 64)
@@ -261,6 +269,80 @@ class AgentHub:
             )
             db.commit()
             return machine
+
+    # -- the one-time Support client --------------------------------------------------
+    #
+    # It logs in on the same endpoint with its end-user token and in-memory key
+    # (remote.support_tunnel.client_login) and is then a link like an agent's, keyed by its
+    # Support session's id: dial and cut reach it as they reach an agent.
+
+    def _authenticate_support(
+        self, hello: SupportHello, nonce: bytes, source: str | None
+    ) -> RemoteSession:
+        state = self._state
+        with state.db_sessions() as db:
+            with refusals_kept(db):
+                row = support_tunnel.client_login(
+                    db,
+                    session_id=hello.session_id,
+                    token=hello.token,
+                    public_key=unb64(hello.public_key, 32),
+                    nonce=nonce,
+                    signature=unb64(hello.signature, 64),
+                    now=state.now(),
+                    source_address=source,
+                    client_version=hello.client_version,
+                )
+            db.commit()
+            return row
+
+    async def _serve_support(
+        self, websocket: WebSocket, session_id: uuid.UUID, source: str | None
+    ) -> None:
+        link = AgentLink(session_id, websocket)
+        previous = self.links.get(session_id)
+        self.links[session_id] = link
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous.websocket.close(CloseCode.REPLACED, "replaced")
+        await self.cluster.mark_online(str(session_id))
+        try:
+            await link.send(
+                Welcome(
+                    machine_id=session_id, heartbeat_seconds=HEARTBEAT_SECONDS
+                ).model_dump_json()
+            )
+            while True:
+                message = parse_agent_message(await websocket.receive_text())
+                if not isinstance(message, SessionEvent) or message.session_id != session_id:
+                    # A client speaks for its own session only, and reports nothing else.
+                    raise MalformedMessage("not an event of this Support session")
+                await run_in_threadpool(self._support_event, message, source)
+                if message.action == "dial.refused":
+                    await self.cut(session_id, session_id, "relay_refused")
+        except (WebSocketDisconnect, MalformedMessage):
+            pass
+        finally:
+            if self.links.get(session_id) is link:
+                del self.links[session_id]
+                await self.cluster.mark_offline(str(session_id))
+            with contextlib.suppress(Exception):
+                await websocket.close()
+
+    def _support_event(self, message: SessionEvent, source: str | None) -> None:
+        with self._state.db_sessions() as db:
+            details, dropped = without_secret_keys(dict(message.details))
+            if dropped:
+                details["refused_detail_names"] = sorted(dropped)
+            if support_tunnel.record_client_event(
+                db,
+                session_id=message.session_id,
+                action=message.action,
+                reason=message.reason,
+                details=details,
+                source_address=source,
+            ):
+                db.commit()
 
     async def _receive(self, link: AgentLink, machine: Machine, source: str | None) -> None:
         while True:

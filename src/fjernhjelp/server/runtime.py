@@ -16,9 +16,10 @@ from fjernhjelp.machines import removal
 from fjernhjelp.machines.removal import RemovedMachine
 from fjernhjelp.portal.revocations import Revocation
 from fjernhjelp.remote import sessions as remote_sessions
-from fjernhjelp.remote.models import SessionStatus
+from fjernhjelp.remote.models import RemoteSession, SessionStatus
 from fjernhjelp.server.agent_hub import AgentHub
 from fjernhjelp.server.cluster import Cluster, make_cluster
+from fjernhjelp.server.relay import Outcome as RelayOutcome
 from fjernhjelp.server.relay import Relay
 from fjernhjelp.server.relay_endpoint import RelayEndpoint
 from fjernhjelp.server.state import AppState
@@ -35,11 +36,24 @@ class AccessRuntime:
         self.relay = Relay(
             pair_timeout=state.settings.relay_pair_seconds,
             on_paired=lambda sid: self.relay_endpoint.paired(sid),
-            on_end=lambda outcome: self.relay_endpoint.ended(outcome),
+            on_end=self._relay_ended,
         )
         self.relay_endpoint = RelayEndpoint(state, self.relay)
         self.hub = AgentHub(state, self.cluster, self.relay)
         self._tasks: list[asyncio.Task[None]] = []
+
+    async def _relay_ended(self, outcome: RelayOutcome) -> None:
+        await self.relay_endpoint.ended(outcome)
+        # The end of a Support session's one tunnel is the end of the session: its
+        # client, if still on the control link, is told so and exits.
+        session_id = uuid.UUID(outcome.session_id)
+        if await run_in_threadpool(self._is_support, session_id):
+            await self.hub.cut(session_id, session_id, outcome.reason[:64])
+
+    def _is_support(self, session_id: uuid.UUID) -> bool:
+        with self.state.db_sessions() as db:
+            row = db.get(RemoteSession, session_id)
+            return row is not None and row.is_support
 
     async def start(self) -> None:
         await self.cluster.start()
@@ -122,19 +136,28 @@ class AccessRuntime:
 
     def _affected(self, event: Revocation) -> list[tuple[uuid.UUID, uuid.UUID]]:
         out: list[tuple[uuid.UUID, uuid.UUID]] = []
-        with self.state.db_sessions() as db:
-            for session in remote_sessions.live_sessions(db):
+        unpaired: list[uuid.UUID] = []
+        # Read without SQLite's write lock: most events touch no live session, and an
+        # IMMEDIATE transaction here would stall (or, for a reader about to write, fail)
+        # whoever else writes at the moment.
+        with self.state.readers() as reader:
+            # Support sessions whose client has joined but whose tunnel is not asked for
+            # yet count too: their client waits on the control link and is cut there.
+            for session in remote_sessions.live_sessions(reader, joined_support=True):
                 if not event.affects(remote_sessions.as_live(session)):
                     continue
-                if session.machine_id is not None:
-                    # Support sessions (no machine) are cut by their own tunnel, which
-                    # does not exist yet; their row ends below all the same.
-                    out.append((session.id, session.machine_id))
-                if session.status == SessionStatus.REQUESTED:
+                # A Support client's control link is keyed by its session's id
+                # (agent_hub): the cut reaches it there.
+                out.append((session.id, session.machine_id or session.id))
+                if session.status in (SessionStatus.REQUESTED, SessionStatus.JOINED):
+                    unpaired.append(session.id)
+        if unpaired:
+            with self.state.db_sessions() as db:
+                for session_id in unpaired:
                     # Nobody is at the relay yet to report the end: record it here, and
                     # the relay tokens stop working with it.
                     remote_sessions.end(
-                        db, session.id, now=self.state.now(), reason=f"cut:{event.kind}"
+                        db, session_id, now=self.state.now(), reason=f"cut:{event.kind}"
                     )
-            db.commit()
+                db.commit()
         return out

@@ -65,6 +65,8 @@ def build(out_dir: Path) -> Path:
             f"--specpath={work}",
             # The message catalogue is read from beside fjernhjelp/i18n/__init__.py.
             f"--add-data={PACKAGE / 'i18n' / 'messages.toml'}:fjernhjelp/i18n",
+            # The check-word list (docs/tunnel.md §18), read beside tunnel/sas.py.
+            f"--add-data={PACKAGE / 'tunnel' / 'sas_words_nb.txt'}:fjernhjelp/tunnel",
             *(f"--exclude-module={m}" for m in EXCLUDES),
             *(f"--hidden-import={m}" for m in HIDDEN),
             str(ENTRY),

@@ -1,40 +1,57 @@
 """The end user's one-time Support client: ``fjernhjelp-support-linux-x86_64 CODE``.
 
 The same :func:`main` runs as the one-file executable that the server hands out (stamped
-with its URL and key, see ``support.stamp``) and as ``fjernhjelp support CODE`` for those
-who have the package installed.
+with its URL and key, see ``support.stamp``) and as ``fjernhjelp support CODE --server URL
+--server-key KEY`` for those who have the package installed (the key as the start page
+and the agent's configuration spell it: base64url of the raw 32 bytes).
 
-PLACEHOLDER: joining a session (the code exchange, the tunnel, consent, the streams) is not
-built yet. For now the client checks its code and its stamp, says whom it would connect to,
-makes and removes its private folder, and exits with :data:`EXIT_NOT_BUILT` saying so.
+It enters the code at the server's public join API, says who wants to help (technician,
+supplier, organisation), and runs the session (``support.session``): the control link
+with a key made in memory, the server's key pinned, consent with the three check words,
+the indicator, the streams. Everything it writes is in its private folder, removed when
+it exits.
 
-Exit codes: 0 never yet; 2 a usage error (bad code, no server); 1 the client file cannot be
-trusted (no stamp, altered, or asked to go to another server); 3 joining is not built yet.
+Exit codes: 0 the session ran and ended (or the user said no); 1 the client cannot trust
+what it talks to (no stamp, altered, another server, a server without the pinned key);
+2 a usage error (bad code, no server or key); 3 the code was refused (wrong, used,
+expired, throttled) or the server refused the client; 4 the connection was lost or the
+technician never came.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 import re
 import sys
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from fjernhjelp.agent.display import language_of
-from fjernhjelp.control.package import check_server_url
+from fjernhjelp.control.package import b64d, check_server_url, fingerprint
 from fjernhjelp.i18n import LANGUAGES, Translator
 from fjernhjelp.support.platform import (
     WINDOW_SWITCH,
     SupportPlatform,
     current_platform,
     guard_extraction,
+    window_command,
 )
+from fjernhjelp.support.session import ClientSession
 from fjernhjelp.support.stamp import Stamp, StampRefused, read_stamp
 
+EXIT_ENDED = 0
 EXIT_UNTRUSTED = 1
 EXIT_USAGE = 2
-EXIT_NOT_BUILT = 3
+EXIT_REFUSED = 3
+EXIT_LOST = 4
+JOIN_TIMEOUT = 30.0
 MIN_CODE_DIGITS = 9
 MAX_CODE_DIGITS = 32
 # What people type when they copy "482 193 775" from a telephone call or a message.
@@ -73,6 +90,49 @@ class Target:
     server_url: str
     stamp: Stamp | None
     code: str
+    server_key: bytes  # raw 32 bytes, pinned: from the stamp or --server-key
+
+
+@dataclass(frozen=True)
+class Joined:
+    session_id: uuid.UUID
+    technician: str
+    vendor: str
+    customer: str
+    token: str
+
+
+class JoinRefused(Exception):
+    def __init__(self, key: str, **values: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+
+def join(target: Target) -> Joined:
+    """Enter the code at the server's public join API: who wants to help, and the
+    end-user token for the control link. Raises JoinRefused with the catalogue key."""
+    try:
+        answer = httpx.post(
+            f"{target.server_url}/api/v1/support/join",
+            json={"code": target.code},
+            timeout=JOIN_TIMEOUT,
+        )
+    except httpx.HTTPError as exc:
+        raise JoinRefused("unreachable", why=str(exc)[:200]) from exc
+    if answer.status_code == 429:
+        wait = int(answer.headers.get("retry-after", "60") or 60)
+        raise JoinRefused("throttled", minutes=max(1, (wait + 59) // 60))
+    if answer.status_code != 200:
+        raise JoinRefused("code_refused")
+    body = answer.json()
+    return Joined(
+        session_id=uuid.UUID(body["session_id"]),
+        technician=str(body["technician"]),
+        vendor=str(body["vendor"]),
+        customer=str(body["customer"]),
+        token=str(body["client_token"]),
+    )
 
 
 def _parser(t: Translator) -> argparse.ArgumentParser:
@@ -81,7 +141,9 @@ def _parser(t: Translator) -> argparse.ArgumentParser:
     )
     parser.add_argument("code", nargs="+", metavar="CODE", help=t("support.client.code_help"))
     parser.add_argument("--server", metavar="URL", help=t("support.client.server_help"))
+    parser.add_argument("--server-key", metavar="KEY", help=t("support.client.server_key_help"))
     parser.add_argument("--language", choices=LANGUAGES, help=t("support.client.language_help"))
+    parser.add_argument("--verbose", action="store_true", help=t("support.client.verbose_help"))
     return parser
 
 
@@ -133,15 +195,57 @@ def main(argv: Sequence[str] | None = None, *, platform: SupportPlatform | None 
     server_url = stamp.server_url if stamp is not None else asked
     if server_url is None:
         return refuse("no_server", EXIT_USAGE)
-    target = Target(server_url=server_url, stamp=stamp, code=code)
+    if stamp is not None:
+        key = stamp.server_public_key
+    elif args.server_key is not None:
+        try:
+            key = b64d(args.server_key)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            return refuse("bad_server_key", EXIT_USAGE)
+    else:
+        return refuse("no_server_key", EXIT_USAGE)
+    target = Target(server_url=server_url, stamp=stamp, code=code, server_key=key)
+    if args.verbose:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
 
     platform = platform or current_platform()
-    with platform.private_dir():
+    with platform.private_dir() as private:
         say("server", url=target.server_url)
-        if target.stamp is not None:
-            say("key_pinned", fingerprint=target.stamp.fingerprint)
-        else:
-            say("key_unpinned")
+        say("key_pinned", fingerprint=fingerprint(target.server_key))
         say("code", code=grouped(target.code))
-        # PLACEHOLDER: joining the session goes here (issue 11, the client's session logic).
-        return refuse("not_built", EXIT_NOT_BUILT)
+        try:
+            joined = join(target)
+        except JoinRefused as exc:
+            return refuse(exc.key, EXIT_REFUSED, **exc.values)
+        say("who", technician=joined.technician, vendor=joined.vendor, customer=joined.customer)
+        say("waiting")
+        session = ClientSession(
+            server_url=target.server_url,
+            server_key=Ed25519PublicKey.from_public_bytes(target.server_key),
+            session_id=joined.session_id,
+            token=joined.token,
+            private_dir=private.path,
+            find_display=platform.display,
+            window_argv=lambda program: window_command(program, private.path),
+            language=args.language or _language(args_in),
+        )
+        outcome = asyncio.run(session.run())
+        if outcome.kind == "sas_failed":
+            # The technician's end could not prove the check words: someone may be in
+            # the middle (docs/tunnel.md §18.3).
+            print(t("support.sas.reveal_failed"), file=sys.stderr, flush=True)
+            return EXIT_UNTRUSTED
+        if outcome.kind == "untrusted":
+            return refuse("server_not_trusted", EXIT_UNTRUSTED, fingerprint=fingerprint(key))
+        if outcome.kind == "refused":
+            return refuse("link_refused", EXIT_REFUSED, why=outcome.detail)
+        if outcome.kind == "lost":
+            return refuse("lost", EXIT_LOST, why=outcome.detail)
+        if outcome.kind == "no_technician":
+            return refuse("no_technician", EXIT_LOST)
+        say("ended")
+        return EXIT_ENDED

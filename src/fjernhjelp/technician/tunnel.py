@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from fjernhjelp.technician.api import Api, ApiError
-from fjernhjelp.tunnel import Tunnel, WebSocketTransport, connect
+from fjernhjelp.tunnel import Tunnel, WebSocketTransport, connect, sas
 from fjernhjelp.tunnel.limits import MAX_RECORD
 
 
@@ -102,6 +102,73 @@ async def open_session(
     )
 
 
+@dataclass
+class OpenedSupport(OpenedSession):
+    """A Support session's tunnel, with the words to read to the end user (tunnel.sas)."""
+
+    sas: str = ""
+    sas_digits: str = ""
+
+
+async def open_support_session(
+    api: Api,
+    support_id: str,
+    *,
+    on_control: Callable[[dict[str, Any]], None] | None = None,
+) -> OpenedSupport:
+    """The tunnel to the end user's one-time client for the caller's Support session.
+
+    As :func:`open_session`, and: HELLO's random is the commitment to a fresh nonce, and
+    the nonce is revealed as the first control message once the tunnel is open
+    (docs/tunnel.md §18), so both ends can show the same three words. The client's key
+    is one the server recorded when the client logged in: only the words, compared over
+    the telephone, show that no one sits between the two ends."""
+    ephemeral = X25519PrivateKey.generate()
+    public = ephemeral.public_key().public_bytes_raw()
+    granted = await asyncio.to_thread(
+        api.post,
+        f"/support-sessions/{support_id}/tunnel",
+        {"technician_key": base64.b64encode(public).decode()},
+    )
+    nonce = sas.new_nonce()
+    ws = await websockets.connect(
+        granted["relay_url"],
+        max_size=MAX_RECORD + 1024,
+        compression=None,
+        open_timeout=20,
+        ping_interval=None,
+    )
+    try:
+        await ws.send(json.dumps({"role": "technician", "token": granted["relay_token"]}))
+        client_key = Ed25519PublicKey.from_public_bytes(
+            base64.b64decode(granted["agent_identity_key"])
+        )
+        tunnel = await connect(
+            WebSocketTransport(ws),
+            ticket=granted["ticket"],
+            ephemeral=ephemeral,
+            agent_identity=client_key,
+            random=sas.commitment(nonce),
+        )
+        # connect() returns after the first record (the PING): now the reveal, before
+        # anything else.
+        await tunnel.control.send_json(sas.reveal_message(nonce))
+    except BaseException:
+        await ws.close()
+        raise
+    if on_control is not None:
+        asyncio.get_running_loop().create_task(_pump_control(tunnel, on_control))
+    return OpenedSupport(
+        uuid.UUID(granted["session_id"]),
+        tunnel,
+        ws,
+        granted["permissions"],
+        granted["consent_required"],
+        sas=sas.sas_text(tunnel.transcript_hash, nonce),
+        sas_digits=sas.sas_digits(tunnel.transcript_hash, nonce),
+    )
+
+
 async def _pump_control(tunnel: Tunnel, on_control: Callable[[dict[str, Any]], None]) -> None:
     try:
         while True:
@@ -110,4 +177,12 @@ async def _pump_control(tunnel: Tunnel, on_control: Callable[[dict[str, Any]], N
         return
 
 
-__all__ = ["ApiError", "MachineNotFound", "OpenedSession", "open_session", "resolve_machine"]
+__all__ = [
+    "ApiError",
+    "MachineNotFound",
+    "OpenedSession",
+    "OpenedSupport",
+    "open_session",
+    "open_support_session",
+    "resolve_machine",
+]

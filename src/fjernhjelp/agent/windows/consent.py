@@ -18,11 +18,15 @@ def main() -> None:
     root = tkapp.open_root(str(texts["title"]))
     answered = False
 
+    # Optional permissions (Support's shell): tick boxes, off unless the user ticks them.
+    ticks: dict[str, tk.BooleanVar] = {}
+
     def answer(allowed: bool) -> None:
         nonlocal answered
         if not answered:
             answered = True
-            tkapp.emit("answer", allowed=allowed)
+            ticked = sorted(name for name, var in ticks.items() if var.get())
+            tkapp.emit("answer", allowed=allowed, ticked=ticked if allowed else [])
             root.destroy()
 
     frame = tk.Frame(root, padx=24, pady=20)
@@ -38,6 +42,27 @@ def main() -> None:
     tk.Label(frame, text=texts["asks"], font=tkapp.FONT).pack(anchor="w", pady=(12, 2))
     for item in texts["permissions"]:
         tk.Label(frame, text=f"  •  {item}", font=tkapp.FONT).pack(anchor="w")
+    boxes: dict[str, tk.Widget] = {}
+    if texts.get("optional"):
+        tk.Label(frame, text=texts["optional_heading"], font=tkapp.FONT).pack(
+            anchor="w", pady=(8, 2)
+        )
+        for item in texts["optional"]:
+            var = tk.BooleanVar(root, value=False)
+            box = tk.Checkbutton(frame, text=item["text"], variable=var, font=tkapp.FONT)
+            box.pack(anchor="w")
+            ticks[str(item["name"])] = var
+            boxes[f"tick_{item['name']}"] = box
+    if texts.get("sas"):
+        # The words to compare with what the technician reads aloud (docs/tunnel.md §18).
+        tk.Label(frame, text=texts["sas"], font=tkapp.BOLD, wraplength=wrap, justify="left").pack(
+            anchor="w", pady=(12, 0)
+        )
+        if texts.get("sas_digits"):
+            tk.Label(frame, text=texts["sas_digits"], font=tkapp.FONT).pack(anchor="w")
+        tk.Label(
+            frame, text=texts["sas_note"], font=tkapp.FONT, wraplength=wrap, justify="left"
+        ).pack(anchor="w")
     tk.Label(frame, text=texts["note"], font=tkapp.FONT, wraplength=wrap, justify="left").pack(
         anchor="w", pady=(12, 0)
     )
@@ -76,7 +101,7 @@ def main() -> None:
     tkapp.centre(root)
     root.lift()
     root.focus_force()
-    tkapp.report_shown(root, {"allow": allow, "deny": deny})
+    tkapp.report_shown(root, {"allow": allow, "deny": deny, **boxes})
     root.mainloop()
 
 

@@ -3,13 +3,19 @@ public join with a code. remote/support.py decides, acts and audits."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from fjernhjelp.remote import support
+from fjernhjelp.control.dial import make_dial
+from fjernhjelp.refusals import SessionRefused
+from fjernhjelp.remote import sessions as remote_sessions
+from fjernhjelp.remote import support, support_tunnel
 from fjernhjelp.server.deps import DB, Client, State
 from fjernhjelp.server.portal_caller import ApiCaller
 from fjernhjelp.server.security import csrf_exempt
@@ -87,10 +93,110 @@ def list_support(db: DB, caller: ApiCaller) -> list[SupportOut]:
     response_model=SupportOut,
     responses={409: {"description": "already ended or running"}},
 )
-def cancel_support(db: DB, caller: ApiCaller, support_id: uuid.UUID) -> SupportOut:
-    row = support.cancel(db, caller, support_id)
-    db.commit()
-    return _out(support.summaries(db, [row], caller.now)[0])
+async def cancel_support(
+    request: Request, db: DB, caller: ApiCaller, support_id: uuid.UUID
+) -> SupportOut:
+    def act() -> SupportOut:
+        row = support.cancel(db, caller, support_id)
+        db.commit()
+        return _out(support.summaries(db, [row], caller.now)[0])
+
+    out = await run_in_threadpool(act)
+    # An end user's client waiting on the control link is told, and exits.
+    await request.app.state.access.hub.cut(support_id, support_id, "cancelled")
+    return out
+
+
+class TunnelRequest(BaseModel):
+    technician_key: str = Field(
+        max_length=64, description="base64 of the technician's raw 32-byte X25519 public key"
+    )
+
+
+class TunnelGranted(BaseModel):
+    session_id: uuid.UUID
+    ticket: str
+    relay_url: str
+    relay_token: str
+    agent_identity_key: str = Field(
+        description="base64 of the end user's client's raw Ed25519 key (made for this session)"
+    )
+    permissions: list[str]
+    consent_required: bool
+    expires_at: datetime
+
+
+@router.post(
+    "/support-sessions/{support_id}/tunnel",
+    status_code=201,
+    response_model=TunnelGranted,
+    responses={
+        403: {"description": "refused: not ready (nobody joined), client offline, no agreement"},
+        404: {"description": "no such Support session of yours"},
+    },
+)
+async def ask_for_support_tunnel(
+    request: Request,
+    support_id: uuid.UUID,
+    body: TunnelRequest,
+    state: State,
+    db: DB,
+    caller: ApiCaller,
+) -> TunnelGranted:
+    """The technician's tunnel to the end user's one-time client, once it has logged in:
+    a ticket as for Access (remote.support_tunnel.request_tunnel), and the client is told to
+    dial the relay as an agent is."""
+    runtime = request.app.state.access
+    try:
+        key = base64.b64decode(body.technician_key, validate=True)
+    except (binascii.Error, ValueError):
+        raise SessionRefused("bad_technician_key") from None
+    online = await runtime.cluster.locate(str(support_id)) is not None
+
+    def issue() -> remote_sessions.IssuedSession:
+        issued = support_tunnel.request_tunnel(
+            db,
+            caller,
+            support_id,
+            technician_key=key,
+            signing_key=state.keys.signing,
+            node_id=state.settings.node_id,
+            client_online=online,
+            ticket_lifetime=remote_sessions.TICKET_LIFETIME,
+        )
+        db.commit()
+        return issued
+
+    issued = await run_in_threadpool(issue)
+    relay_url = f"{state.settings.relay_base_url}/relay/{issued.session.id}"
+    dialled = await runtime.hub.dial(
+        support_id,
+        make_dial(
+            state.keys.signing,
+            session_id=issued.session.id,
+            relay_url=relay_url,
+            relay_token=issued.agent_token,
+            public_url=state.settings.effective_public_url,
+        ),
+    )
+    if not dialled:
+
+        def offline() -> None:
+            remote_sessions.end(db, issued.session.id, now=state.now(), reason="client_offline")
+            db.commit()
+
+        await run_in_threadpool(offline)
+        raise SessionRefused("client_offline")
+    return TunnelGranted(
+        session_id=issued.session.id,
+        ticket=issued.ticket,
+        relay_url=relay_url,
+        relay_token=issued.technician_token,
+        agent_identity_key=base64.b64encode(issued.agent_identity_key).decode(),
+        permissions=issued.session.permission_list,
+        consent_required=True,
+        expires_at=issued.expires_at,
+    )
 
 
 @router.post(

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from fjernhjelp.i18n import Translator
 from fjernhjelp.portal.support import support_customers
-from fjernhjelp.remote import history, support
+from fjernhjelp.remote import history, support, support_download
 from fjernhjelp.remote.support import CodeInvalid, CodeThrottled
 from fjernhjelp.server.deps import DB, Client, State, T, require
 from fjernhjelp.server.pages.render import render
@@ -97,7 +97,7 @@ def join(
     # the client as this session. The cookie is HttpOnly, SameSite=Strict, one per
     # session, and dies with the code's lifetime; without it /s/{id}/client answers 404.
     response.set_cookie(
-        cookie_name(state.settings, support.client_cookie(joined.session_id)),
+        cookie_name(state.settings, support_download.client_cookie(joined.session_id)),
         joined.client_token,
         max_age=int(config(state).lifetime.total_seconds()),
         path="/",
@@ -108,8 +108,8 @@ def join(
     return response
 
 
-def client_build(state: AppState) -> support.ClientBuild:
-    return support.client_build(state.settings, state.keys.signing)
+def client_build(state: AppState) -> support_download.ClientBuild:
+    return support_download.client_build(state.settings, state.keys.signing)
 
 
 @router.get("/s/{session_id}/client")
@@ -119,8 +119,10 @@ def download_client(
     """The one-time client, stamped for this server, for the end user who joined this
     session in this browser (the cookie the join set). Refusals are recorded by the
     service and answered by server/problems.py."""
-    token = request.cookies.get(cookie_name(state.settings, support.client_cookie(session_id)))
-    path = support.client_download(
+    token = request.cookies.get(
+        cookie_name(state.settings, support_download.client_cookie(session_id))
+    )
+    path = support_download.client_download(
         db,
         config(state),
         client_build(state),
@@ -133,7 +135,7 @@ def download_client(
     return FileResponse(
         path,
         media_type="application/octet-stream",
-        filename=support.CLIENT_FILE_NAME,
+        filename=support_download.CLIENT_FILE_NAME,
         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
 

@@ -1,7 +1,7 @@
 """audit_events: the vendor organisation an event is also about
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 
 An organisation reads the events its own people did (``actor_org_id``) and the events about
 it as a customer (``customer_org_id``). Support has events whose actor belongs to neither
@@ -12,9 +12,6 @@ the vendor. ``vendor_org_id`` says it plainly: this event is also the vendor's t
 
 The column joins the hashed fields only when it is set (audit/chain.py), so every event
 written before this migration keeps its hash and the chain still verifies end to end.
-
-(Revises 0010: 0011 is reserved for helper "support-tunnel"; whoever merges second puts
-this one after theirs.)
 """
 
 from collections.abc import Sequence
@@ -23,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
