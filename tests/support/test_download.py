@@ -149,13 +149,13 @@ def test_the_stamped_file_is_made_once_and_reused(
     client, world: World, dist: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stamped: list[int] = []
-    real_stamp = support.stamp
+    real_stamp = support_download.stamp
 
     def counting(binary: bytes, *args, **kwargs) -> bytes:  # type: ignore[no-untyped-def]
         stamped.append(len(binary))
         return real_stamp(binary, *args, **kwargs)
 
-    monkeypatch.setattr(support, "stamp", counting)
+    monkeypatch.setattr(support_download, "stamp", counting)
     first, second = make_code(world), make_code(world)
     with _anonymous(client) as one, _anonymous(client) as two:
         _join(one, first.code)

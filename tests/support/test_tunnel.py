@@ -107,7 +107,7 @@ def test_the_token_is_spent_on_the_first_key(world: World) -> None:
     with pytest.raises(support_tunnel.ClientLoginRefused) as refused:
         _login(world, joined, Ed25519PrivateKey.generate())
     assert refused.value.reason == "client_key_mismatch"
-    denied = events(world.db, "support_tunnel.client_login", outcome="denied")[-1]
+    denied = events(world.db, "support.client_login", outcome="denied")[-1]
     assert denied.reason == "client_key_mismatch" and denied.customer_org_id == world.gp.id
     assert row(world.db, joined.session_id).client_public_key == (
         key.public_key().public_bytes_raw()
@@ -135,7 +135,7 @@ def test_a_client_login_without_the_right_to_it_is_refused(world: World, attack:
             signer=Ed25519PrivateKey.generate() if attack == "forged_proof" else None,
         )
     assert refused.value.reason == expected
-    assert events(world.db, "support_tunnel.client_login", outcome="denied")[-1].reason == expected
+    assert events(world.db, "support.client_login", outcome="denied")[-1].reason == expected
     assert events(world.db, "support.client_started") == []
     assert row(world.db, joined.session_id).client_public_key is None
 
