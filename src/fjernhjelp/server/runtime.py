@@ -12,11 +12,14 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from fjernhjelp.caller import Caller
+from fjernhjelp.control.dial import make_dial
 from fjernhjelp.machines import removal
 from fjernhjelp.machines.removal import RemovedMachine
 from fjernhjelp.portal.revocations import Revocation
+from fjernhjelp.refusals import SessionRefused
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.remote.models import RemoteSession, SessionStatus
+from fjernhjelp.remote.sessions import IssuedSession
 from fjernhjelp.server.agent_hub import AgentHub
 from fjernhjelp.server.cluster import Cluster, make_cluster
 from fjernhjelp.server.relay import Outcome as RelayOutcome
@@ -126,6 +129,37 @@ class AccessRuntime:
         removed = await run_in_threadpool(act)
         await self.machine_removed(removed)
         return removed
+
+    async def dial(
+        self, db: Session, end_id: uuid.UUID, issued: IssuedSession, offline_reason: str
+    ) -> str:
+        """Tell the agent or Support client ``end_id`` to dial the relay for ``issued``
+        (Access and Support alike) and return the relay URL the technician joins. An end
+        that is not connected anywhere ends the session, and the request is refused with
+        ``offline_reason``."""
+        settings = self.state.settings
+        relay_url = f"{settings.relay_base_url}/relay/{issued.session.id}"
+        dialled = await self.hub.dial(
+            end_id,
+            make_dial(
+                self.state.keys.signing,
+                session_id=issued.session.id,
+                relay_url=relay_url,
+                relay_token=issued.agent_token,
+                public_url=settings.effective_public_url,
+            ),
+        )
+        if not dialled:
+
+            def offline() -> None:
+                remote_sessions.end(
+                    db, issued.session.id, now=self.state.now(), reason=offline_reason
+                )
+                db.commit()
+
+            await run_in_threadpool(offline)
+            raise SessionRefused(offline_reason)
+        return relay_url
 
     async def machine_removed(self, removed: RemovedMachine) -> None:
         """After a removal has committed: cut the machine's open sessions and its control

@@ -12,7 +12,6 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from fjernhjelp.control.dial import make_dial
 from fjernhjelp.machines import registry as machine_registry
 from fjernhjelp.machines.models import Machine
 from fjernhjelp.refusals import SessionRefused
@@ -213,25 +212,7 @@ async def create_session(
         return issued
 
     issued = await run_in_threadpool(issue)
-    relay_url = f"{state.settings.relay_base_url}/relay/{issued.session.id}"
-    dialled = await runtime.hub.dial(
-        body.machine_id,
-        make_dial(
-            state.keys.signing,
-            session_id=issued.session.id,
-            relay_url=relay_url,
-            relay_token=issued.agent_token,
-            public_url=state.settings.effective_public_url,
-        ),
-    )
-    if not dialled:
-
-        def offline() -> None:
-            remote_sessions.end(db, issued.session.id, now=state.now(), reason="machine_offline")
-            db.commit()
-
-        await run_in_threadpool(offline)
-        raise SessionRefused("machine_offline")
+    relay_url = await runtime.dial(db, body.machine_id, issued, "machine_offline")
     return SessionGranted(
         session_id=issued.session.id,
         ticket=issued.ticket,

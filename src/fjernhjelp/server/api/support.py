@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from fjernhjelp.control.dial import make_dial
 from fjernhjelp.refusals import SessionRefused
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.remote import support, support_tunnel
@@ -168,25 +167,7 @@ async def ask_for_support_tunnel(
         return issued
 
     issued = await run_in_threadpool(issue)
-    relay_url = f"{state.settings.relay_base_url}/relay/{issued.session.id}"
-    dialled = await runtime.hub.dial(
-        support_id,
-        make_dial(
-            state.keys.signing,
-            session_id=issued.session.id,
-            relay_url=relay_url,
-            relay_token=issued.agent_token,
-            public_url=state.settings.effective_public_url,
-        ),
-    )
-    if not dialled:
-
-        def offline() -> None:
-            remote_sessions.end(db, issued.session.id, now=state.now(), reason="client_offline")
-            db.commit()
-
-        await run_in_threadpool(offline)
-        raise SessionRefused("client_offline")
+    relay_url = await runtime.dial(db, support_id, issued, "client_offline")
     return TunnelGranted(
         session_id=issued.session.id,
         ticket=issued.ticket,
