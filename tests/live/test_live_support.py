@@ -35,6 +35,7 @@ from fjernhjelp.support.stamp import stamp
 from fjernhjelp.technician.api import Api
 from fjernhjelp.technician.tunnel import open_support_session
 from fjernhjelp.tunnel import StreamRefused, Tunnel, WebSocketTransport, connect, sas
+from tests.asyncrun import run_async
 from tests.live.live import LiveSite, web
 from tests.portal.world import build_world
 from tests.x11 import click, screenshot
@@ -191,7 +192,7 @@ def test_a_support_session_runs_and_leaves_nothing_behind(
             await opened.websocket.close()
             return words
 
-        words = asyncio.run(technician())
+        words = run_async(technician())
         assert len(words.split()) == 3 and all(w in sas.word_list() for w in words.split())
         assert client.wait(60) == EXIT_ENDED, client.log.read_text()[-3000:]
     finally:
@@ -264,7 +265,7 @@ def test_a_false_check_word_reveal_ends_the_session_before_consent(
             tunnel = await _open_with_a_false_reveal(site, token, created["id"])
             await asyncio.wait_for(tunnel.wait_closed(), 30)
 
-        asyncio.run(technician())
+        run_async(technician())
         assert client.wait(60) == EXIT_UNTRUSTED
     finally:
         client.stop()
