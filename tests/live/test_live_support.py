@@ -103,8 +103,9 @@ class Client:
             "support",
             "--server",
             site.server.url,
-            "--server-key",
-            key,
+            # In one word: a base64url key may begin with "-", which argparse would take
+            # for an option of its own (seen failing about one run in thirty).
+            f"--server-key={key}",
         ]
         self.proc = subprocess.Popen(
             [*program, code, "--language", "en", "--verbose"],
