@@ -115,6 +115,10 @@ class ClientSession:
         )
         dialled = False
         dial_seen = asyncio.Event()
+        # Set once the agent's session code has finished with the tunnel, its last report
+        # ("session.ended_at_agent") queued: a cut can arrive between the tunnel leaving
+        # the live sessions and that report, and the client must not exit in that gap.
+        dial_over = asyncio.Event()
 
         async def on_dial(command: Dial) -> None:
             nonlocal dialled
@@ -127,6 +131,7 @@ class ClientSession:
             try:
                 await sessions.dial(command)
             finally:
+                dial_over.set()
                 done(Outcome("sas_failed") if sas_failed else Outcome("ended", "tunnel_closed"))
 
         async def on_cut(command: Cut) -> None:
@@ -166,6 +171,9 @@ class ClientSession:
             elif not finished.is_set():
                 done(Outcome("no_technician"))
             if not runner.done():
+                if dialled:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(dial_over.wait(), FLUSH_SECONDS)
                 await link.flush(FLUSH_SECONDS)
         finally:
             for task in (runner, waiter, seen):
