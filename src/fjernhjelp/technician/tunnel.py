@@ -70,27 +70,7 @@ async def open_session(
         "/sessions",
         {"machine_id": machine_id, "technician_key": base64.b64encode(public).decode()},
     )
-    ws = await websockets.connect(
-        granted["relay_url"],
-        max_size=MAX_RECORD + 1024,
-        compression=None,
-        open_timeout=20,
-        ping_interval=None,
-    )
-    try:
-        await ws.send(json.dumps({"role": "technician", "token": granted["relay_token"]}))
-        agent_key = Ed25519PublicKey.from_public_bytes(
-            base64.b64decode(granted["agent_identity_key"])
-        )
-        tunnel = await connect(
-            WebSocketTransport(ws),
-            ticket=granted["ticket"],
-            ephemeral=ephemeral,
-            agent_identity=agent_key,
-        )
-    except BaseException:
-        await ws.close()
-        raise
+    ws, tunnel = await _join_relay(granted, ephemeral)
     if on_control is not None:
         asyncio.get_running_loop().create_task(_pump_control(tunnel, on_control))
     return OpenedSession(
@@ -131,25 +111,8 @@ async def open_support_session(
         {"technician_key": base64.b64encode(public).decode()},
     )
     nonce = sas.new_nonce()
-    ws = await websockets.connect(
-        granted["relay_url"],
-        max_size=MAX_RECORD + 1024,
-        compression=None,
-        open_timeout=20,
-        ping_interval=None,
-    )
+    ws, tunnel = await _join_relay(granted, ephemeral, random=sas.commitment(nonce))
     try:
-        await ws.send(json.dumps({"role": "technician", "token": granted["relay_token"]}))
-        client_key = Ed25519PublicKey.from_public_bytes(
-            base64.b64decode(granted["agent_identity_key"])
-        )
-        tunnel = await connect(
-            WebSocketTransport(ws),
-            ticket=granted["ticket"],
-            ephemeral=ephemeral,
-            agent_identity=client_key,
-            random=sas.commitment(nonce),
-        )
         # connect() returns after the first record (the PING): now the reveal, before
         # anything else.
         await tunnel.control.send_json(sas.reveal_message(nonce))
@@ -167,6 +130,36 @@ async def open_support_session(
         sas=sas.sas_text(tunnel.transcript_hash, nonce),
         sas_digits=sas.sas_digits(tunnel.transcript_hash, nonce),
     )
+
+
+async def _join_relay(
+    granted: dict[str, Any], ephemeral: X25519PrivateKey, *, random: bytes | None = None
+) -> tuple[websockets.ClientConnection, Tunnel]:
+    """Join the relay with the granted token and open the tunnel to the listed key (an
+    agent's enrolled key, or the key a Support client logged in with)."""
+    ws = await websockets.connect(
+        granted["relay_url"],
+        max_size=MAX_RECORD + 1024,
+        compression=None,
+        open_timeout=20,
+        ping_interval=None,
+    )
+    try:
+        await ws.send(json.dumps({"role": "technician", "token": granted["relay_token"]}))
+        end_key = Ed25519PublicKey.from_public_bytes(
+            base64.b64decode(granted["agent_identity_key"])
+        )
+        tunnel = await connect(
+            WebSocketTransport(ws),
+            ticket=granted["ticket"],
+            ephemeral=ephemeral,
+            agent_identity=end_key,
+            random=random,
+        )
+    except BaseException:
+        await ws.close()
+        raise
+    return ws, tunnel
 
 
 async def _pump_control(tunnel: Tunnel, on_control: Callable[[dict[str, Any]], None]) -> None:
