@@ -10,7 +10,7 @@ DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils x11-xkb-utils xauth x11vnc x1
 
 NPM_STAMP := node_modules/.installed-stamp
 
-.PHONY: run serve test test-sqlite lint bench bench-desktop system-deps npm-deps clean support-client
+.PHONY: run serve test test-sqlite lint audit security-doc bench bench-desktop system-deps npm-deps clean support-client
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -57,6 +57,16 @@ test-sqlite: $(STAMP) system-deps npm-deps
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+
+# Known vulnerabilities in .venv's Python packages (pip-audit; there is no lock file) and in
+# package-lock.json (npm audit). Fails on a finding not in security/audit-allow.toml, and
+# on a run that could not check everything (no vulnerability service answering).
+audit: $(STAMP)
+	$(BIN)/python scripts/audit.py
+
+# docs/SECURITY.md's authorisation matrix, printed from the table the test holds.
+security-doc: $(STAMP)
+	$(BIN)/python -m tests.authz.table --write docs/SECURITY.md
 
 bench: $(STAMP)
 	$(BIN)/python bench/login.py
