@@ -266,8 +266,12 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
 
 # Routes the matrix does not call over HTTP, and the test that proves each one.
 ELSEWHERE: dict[tuple[str, str], str] = {
-    ("WS", "/agent/control"): "tests/portal/test_planted.py",
-    ("WS", "/relay/{session_id}"): "tests/server/test_relay.py",
+    ("WS", "/agent/control"): (
+        "tests/live/test_live_attacks.py::test_a_forged_agent_cannot_take_a_machines_place"
+    ),
+    ("WS", "/relay/{session_id}"): (
+        "tests/server/test_exhaustion.py::test_a_token_that_fails_is_still_audited_one_by_one"
+    ),
 }
 
 # Static files, public by design: GET and HEAD only (tests/server/test_csrf_everywhere.py).
@@ -293,7 +297,12 @@ def cells(answers: str) -> list[tuple[str, str]]:
 
 
 def render() -> str:
+    cells_per_db = len(EXPECTED) * len(ROLE_TITLES) * 2
     lines = [
+        f"{len(EXPECTED)} routes × {len(ROLE_TITLES)} roles × 2 objects: {cells_per_db:,}"
+        " requests on each database (SQLite and PostgreSQL), plus"
+        f" {len(ELSEWHERE)} WebSocket routes proved elsewhere.",
+        "",
         "| route | " + " | ".join(ROLE_TITLES) + " | why |",
         "|---|" + "---|" * (len(ROLE_TITLES) + 1),
     ]
