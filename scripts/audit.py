@@ -6,10 +6,13 @@ pip-audit looks at what .venv actually holds (the server's dependencies, the des
 extra and the dev tools: more than production ships, never less). npm audit reads
 package-lock.json.
 
-A finding fails the run unless security/audit-allow.toml lists it with a reason. A
-package the vulnerability service could not look up fails the run too: pip-audit itself
-reports such a package as skipped and exits 0, which would read as "no known
-vulnerabilities" when nothing was checked.
+A finding fails the run (exit 1) unless security/audit-allow.toml lists it with a reason.
+A package the vulnerability service could not look up is never read as clean: pip-audit
+itself reports such a package as skipped and exits 0, which would read as "no known
+vulnerabilities" when nothing was checked. Such a run exits 3 ("not audited") and says so
+loudly. .ci/run fails on 1 and, on a network without the vulnerability services (this
+project's CI machines reach PyPI's package index but not its vulnerability data, OSV or
+npm's advisory endpoint), only warns on 3 unless FJERNHJELP_AUDIT_REQUIRED=1.
 """
 
 from __future__ import annotations
@@ -118,39 +121,63 @@ def run_npm_audit() -> dict[str, Any]:
         return {"error": {"summary": (done.stderr.strip().splitlines() or ["no output"])[-1]}}
 
 
+EXIT_FINDINGS = 1
+EXIT_NOT_AUDITED = 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    findings: list[str]  # known vulnerabilities nobody has accepted: the run fails
+    unchecked: list[str]  # what could not be looked up: the run proves nothing
+
+    @property
+    def problems(self) -> list[str]:
+        return self.findings + self.unchecked
+
+    @property
+    def exit_code(self) -> int:
+        if self.findings:
+            return EXIT_FINDINGS
+        return EXIT_NOT_AUDITED if self.unchecked else 0
+
+
 def judge(
     python: dict[str, Any], npm: dict[str, Any], allowed: dict[tuple[str, str, str], str]
-) -> list[str]:
-    """Every reason the run fails, one line each; empty when it passes."""
-    problems: list[str] = []
+) -> Verdict:
+    """Every reason the run fails, one line each: findings and what went unchecked."""
+    unchecked_lines: list[str] = []
     if "error" in python:
-        problems.append(f"pip-audit could not run: {python['error']}")
+        unchecked_lines.append(f"pip-audit could not run: {python['error']}")
     findings, unchecked = read_pip_audit(python)
     total = sum(d["name"].lower() != OWN_DISTRIBUTION for d in python.get("dependencies", []))
     if unchecked:
-        problems.append(
+        unchecked_lines.append(
             f"pip-audit could not check {len(unchecked)} of {total} packages"
             f" (the vulnerability service had no answer for them), e.g. {unchecked[0]}"
         )
     npm_findings, npm_problems = read_npm_audit(npm)
-    problems += npm_problems
-    for finding in findings + npm_findings:
-        if not is_allowed(finding, allowed):
-            problems.append(f"not in {ALLOW_FILE.relative_to(ROOT)}: {finding.line()}")
-    return problems
+    unchecked_lines += npm_problems
+    finding_lines = [
+        f"not in {ALLOW_FILE.relative_to(ROOT)}: {finding.line()}"
+        for finding in findings + npm_findings
+        if not is_allowed(finding, allowed)
+    ]
+    return Verdict(finding_lines, unchecked_lines)
 
 
 def main() -> int:
     allowed = load_allowed()
     python, npm = run_pip_audit(), run_npm_audit()
-    problems = judge(python, npm, allowed)
+    verdict = judge(python, npm, allowed)
     audited = len(python.get("dependencies", []))
     print(f"pip-audit: {audited} Python packages in .venv; npm audit: package-lock.json")
-    for problem in problems:
+    for problem in verdict.findings:
         print(f"AUDIT FAILED: {problem}")
-    if not problems:
+    for problem in verdict.unchecked:
+        print(f"NOT AUDITED: {problem}")
+    if verdict.exit_code == 0:
         print("audit: no known vulnerabilities outside security/audit-allow.toml")
-    return 1 if problems else 0
+    return verdict.exit_code
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def _pip(*deps: dict) -> dict:
 
 def test_a_clean_run_passes() -> None:
     report = _pip({"name": "jinja2", "version": "3.1.6", "vulns": []})
-    assert audit.judge(report, CLEAN_NPM, {}) == []
+    assert audit.judge(report, CLEAN_NPM, {}).problems == []
 
 
 def test_packages_nobody_could_check_fail_the_run() -> None:
@@ -37,23 +37,27 @@ def test_packages_nobody_could_check_fail_the_run() -> None:
         {"name": "jinja2", "skip_reason": "Dependency not found on PyPI and could not be audited"},
         {"name": "sqlalchemy", "version": "2.1.9", "vulns": []},
     )
-    problems = audit.judge(report, CLEAN_NPM, {})
-    assert len(problems) == 1 and "could not check 1 of 2 packages" in problems[0]
+    verdict = audit.judge(report, CLEAN_NPM, {})
+    assert verdict.findings == []
+    assert len(verdict.unchecked) == 1 and "could not check 1 of 2 packages" in verdict.unchecked[0]
+    assert verdict.exit_code == audit.EXIT_NOT_AUDITED  # never read as clean
 
 
 def test_pip_audit_that_could_not_run_fails() -> None:
-    problems = audit.judge({"dependencies": [], "error": "ConnectionError"}, CLEAN_NPM, {})
-    assert problems == ["pip-audit could not run: ConnectionError"]
+    verdict = audit.judge({"dependencies": [], "error": "ConnectionError"}, CLEAN_NPM, {})
+    assert verdict.unchecked == ["pip-audit could not run: ConnectionError"]
+    assert verdict.exit_code == audit.EXIT_NOT_AUDITED
 
 
 def test_a_finding_fails_until_it_is_listed_with_its_reason_by_any_of_its_ids() -> None:
     report = _pip({"name": "Jinja2", "version": "3.1.4", "vulns": [JINJA_VULN]})
-    problems = audit.judge(report, CLEAN_NPM, {})
-    assert len(problems) == 1 and "GHSA-h75v-3vvj-5mfj" in problems[0]
+    verdict = audit.judge(report, CLEAN_NPM, {})
+    assert len(verdict.findings) == 1 and "GHSA-h75v-3vvj-5mfj" in verdict.findings[0]
+    assert verdict.exit_code == audit.EXIT_FINDINGS
     allowed = {("pypi", "jinja2", "CVE-2024-56326"): "templates are ours, never users'"}
-    assert audit.judge(report, CLEAN_NPM, allowed) == []
+    assert audit.judge(report, CLEAN_NPM, allowed).problems == []
     elsewhere = {("pypi", "markupsafe", "CVE-2024-56326"): "a different package"}
-    assert audit.judge(report, CLEAN_NPM, elsewhere) != []
+    assert audit.judge(report, CLEAN_NPM, elsewhere).problems != []
 
 
 def test_npm_findings_and_npm_failures() -> None:
@@ -73,12 +77,12 @@ def test_npm_findings_and_npm_failures() -> None:
         }
     }
     report = _pip()
-    problems = audit.judge(report, vulnerable, {})
-    assert len(problems) == 1 and "@novnc/novnc" in problems[0]
+    verdict = audit.judge(report, vulnerable, {})
+    assert len(verdict.findings) == 1 and "@novnc/novnc" in verdict.findings[0]
     allowed = {("npm", "@novnc/novnc", "GHSA-aaaa-bbbb-cccc"): "the decoder is not used"}
-    assert audit.judge(report, vulnerable, allowed) == []
+    assert audit.judge(report, vulnerable, allowed).problems == []
     refused = {"message": "405 Method Not Allowed - POST https://registry.npmjs.org/-/npm/v1/…"}
-    assert audit.judge(report, refused, {}) == [
+    assert audit.judge(report, refused, {}).unchecked == [
         "npm audit gave no report: 405 Method Not Allowed - POST https://registry.npmjs.org/-/npm/v1/…"
     ]
 
