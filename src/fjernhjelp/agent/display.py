@@ -223,7 +223,16 @@ def _dialog_env(target: DisplayTarget, home: str) -> dict[str, str]:
     }
     if target.xauthority:
         env["XAUTHORITY"] = target.xauthority
+    if getattr(sys, "frozen", False):
+        # The one-file Support client starts its windows as itself. PyInstaller's
+        # bootloader (6.9 and later) reuses the folder the client already unpacked when it
+        # finds these in the environment; without them every window unpacked the whole
+        # bundle again, a few seconds each (bench/support.py), into a folder of its own.
+        env.update({k: v for k, v in os.environ.items() if k.startswith(_PYINSTALLER_ENV)})
     return env
+
+
+_PYINSTALLER_ENV = "_PYI_"
 
 
 async def start_dialog(
