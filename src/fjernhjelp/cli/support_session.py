@@ -44,7 +44,11 @@ def customers() -> None:
         err.print(_english("console.support_no_customers"))
         raise typer.Exit(1)
     for customer in offered:
-        console.print(f"{customer['name']}  ({customer['orgnr']})  {customer['id']}", markup=False)
+        console.print(
+            f"{customer['name']}  ({customer['orgnr']})  {customer['id']}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("new")
@@ -58,6 +62,8 @@ def new(
     ] = None,
 ) -> None:
     """Make a code for a customer's end user; prints the code in groups of three and the link."""
+    from rich.markup import escape
+
     from fjernhjelp.technician import support
     from fjernhjelp.technician.api import Api
 
@@ -73,13 +79,22 @@ def new(
             err.print(f"[red]{exc}[/red]", soft_wrap=True)
             raise typer.Exit(1) from exc
         created = support.create(api, customer_id)
-    console.print(f"Support session for [bold]{created['customer']}[/bold]  (id {created['id']})")
-    console.print(f"{_english('console.support_code')}: [bold]{created['code_grouped']}[/bold]")
-    console.print(f"{_english('console.support_link')}: {created['link']}", markup=False)
-    console.print(f"{_english('console.support_expires')}: {created['expires_at']}", markup=False)
+    # soft_wrap: an id, a code or a link cut in two by the terminal's width is of no use.
+    for line in (
+        f"Support session for [bold]{escape(created['customer'])}[/bold]",
+        f"id: {created['id']}",
+        f"{_english('console.support_code')}: [bold]{created['code_grouped']}[/bold]",
+        f"{_english('console.support_link')}: {escape(created['link'])}",
+        f"{_english('console.support_expires')}: {_short_time(created['expires_at'])}",
+    ):
+        console.print(line, soft_wrap=True, highlight=False)
     err.print(_english("console.support_read_code"))
     err.print(_english("console.support_code_once"))
-    err.print(f"then: fjernhjelp support-session connect {created['id'][:8]} --vnc 127.0.0.1:5901")
+    err.print(
+        f"then: fjernhjelp support-session connect {created['id'][:8]} --vnc 127.0.0.1:5901",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 def _choose(offered: list[dict[str, Any]]) -> str:
@@ -117,15 +132,25 @@ def list_() -> None:
     if not rows:
         console.print("no Support sessions")
         return
-    table = Table("id", "customer", "state", "made", "code expires")
-    for row in rows:
-        table.add_row(
+    lines = [
+        (
             row["id"],
             row["customer"],
             _english(f"support.state.{row['state']}"),
             _short_time(row["requested_at"]),
             _short_time(row["expires_at"]) if row["state"] == "waiting" else "",
         )
+        for row in rows
+    ]
+    if not real(console).is_terminal:
+        # For scripts and pipes: one session a line, tab-separated, never wrapped.
+        for line in lines:
+            console.print("\t".join(line), markup=False, soft_wrap=True, highlight=False)
+        return
+    table = Table("id", "customer", "state", "made", "code expires")
+    table.columns[0].no_wrap = True
+    for line in lines:
+        table.add_row(*line)
     real(console).print(table)
 
 

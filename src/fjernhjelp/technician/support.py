@@ -18,9 +18,10 @@ from fjernhjelp.technician.tunnel import OpenedSupport, open_support_session
 
 # States in which the end user may still come (remote/support.py State).
 _WAITING = {"waiting"}
-# The client has logged in on the control link only a moment after the code was
-# entered; until then the server answers the tunnel request with this reason.
-_NOT_YET = {"client_offline"}
+# The client logs in on the control link a moment after the code was entered; until
+# then the server answers a tunnel request with one of these (the listed state, checked
+# before each try, tells a session that will never be ready).
+_NOT_YET = {"client_offline", "support_not_ready"}
 FINAL = {"expired", "cancelled", "ended"}
 
 
