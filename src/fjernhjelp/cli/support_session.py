@@ -6,12 +6,16 @@ Thin over the API (technician/support.py); what connecting offers is `connect`'s
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fjernhjelp.cli import connect as access
 from fjernhjelp.cli.common import console, err, real, sub_app
+
+if TYPE_CHECKING:
+    from fjernhjelp.technician.api import Api
+    from fjernhjelp.technician.tunnel import OpenedSupport
 
 app = sub_app("The technician's Support sessions: one-time sessions joined with a code.")
 
@@ -241,13 +245,17 @@ def connect(
         except TimeoutError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
+        except KeyboardInterrupt:
+            # The session is closed with the event loop; the end user's program exits.
+            err.print("stopped")
+            raise typer.Exit(130) from None
     raise typer.Exit(code)
 
 
 app.command("connect")(connect)
 
 
-async def _open(api: Any, row: dict[str, Any], wait: float | None) -> Any:
+async def _open(api: "Api", row: dict[str, Any], wait: float | None) -> "OpenedSupport":
     """Wait for the end user with a spinner, open the tunnel, show the check words."""
     from fjernhjelp.technician import support
 
