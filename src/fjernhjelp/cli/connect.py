@@ -134,7 +134,11 @@ def reporting() -> Iterator[None]:
     try:
         yield
     except ApiError as exc:
-        err.print(f"[red]refused: {exc.detail or exc.error}[/red] ({exc.error})", soft_wrap=True)
+        from rich.markup import escape
+
+        # The server's sentence (in English) and its stable reason, to look up or grep for.
+        said = escape(exc.detail or exc.error)
+        err.print(f"[red]refused: {said}[/red] ({escape(exc.error)})", soft_wrap=True)
         raise typer.Exit(1) from exc
     except MachineNotFound as exc:
         err.print(f"[red]refused: {exc}[/red]")
