@@ -49,6 +49,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.desktop.xvfb import xvfb
+from tests.live.live import LiveSite
 
 from bench._live import FULL, live_site
 from bench._rfb_probe import Probe
@@ -174,7 +175,7 @@ async def consent_clicker(
 
 @dataclass
 class Bench:
-    site: object
+    site: LiveSite
     api: Api
     machine_id: str
     display: str
@@ -189,7 +190,7 @@ class Bench:
         self.results.setdefault(name, []).append(value)
 
     def set_consent(self, required: bool) -> None:
-        self.site.update_grant(FULL, consent_required=required)  # type: ignore[attr-defined]
+        self.site.update_grant(FULL, consent_required=required)
 
     async def access(self, attended: bool) -> None:
         clicker = (
@@ -219,7 +220,7 @@ class Bench:
                 self.agent_trace = fh.read().decode("utf-8", "replace").splitlines()
 
     async def support_round(self, scratch: Path) -> None:
-        made = await asyncio.to_thread(support.create, self.api, str(self.site.world.gp.id))  # type: ignore[attr-defined]
+        made = await asyncio.to_thread(support.create, self.api, str(self.site.world.gp.id))
         home, tmp = scratch / "home", scratch / "tmp"
         for folder in (home, tmp):
             folder.mkdir(mode=0o700)
@@ -283,10 +284,11 @@ def scratch_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def client_program(site: object, one_file: Path | None, scratch: Path) -> list[str]:
-    server = site.server  # type: ignore[attr-defined]
+def client_program(site: LiveSite, one_file: Path | None, scratch: Path) -> list[str]:
+    server = site.server
+    assert server is not None
     if one_file is None:
-        key = b64e(site.state.keys.signing.public_key().public_bytes_raw())  # type: ignore[attr-defined]
+        key = b64e(site.state.keys.signing.public_key().public_bytes_raw())
         return [
             sys.executable,
             "-m",
@@ -297,7 +299,7 @@ def client_program(site: object, one_file: Path | None, scratch: Path) -> list[s
             f"--server-key={key}",
         ]
     path = scratch / "fjernhjelp-support"
-    path.write_bytes(stamp(one_file.read_bytes(), server.url, site.state.keys.signing))  # type: ignore[attr-defined]
+    path.write_bytes(stamp(one_file.read_bytes(), server.url, site.state.keys.signing))
     path.chmod(0o755)
     return [str(path)]
 
