@@ -10,7 +10,7 @@ DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils x11-xkb-utils xauth x11vnc x1
 
 NPM_STAMP := node_modules/.installed-stamp
 
-.PHONY: run serve test test-sqlite lint audit security-doc bench bench-desktop system-deps npm-deps clean support-client
+.PHONY: run serve test test-sqlite lint audit security-doc bench bench-desktop bench-support system-deps npm-deps clean support-client
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -74,6 +74,11 @@ bench: $(STAMP)
 
 bench-desktop: $(STAMP) system-deps npm-deps
 	$(BIN)/python bench/desktop.py
+
+# A Support session's start (code entered to first frame) against an Access session's,
+# real server, agent and one-time client on Xvfb (docs/BENCHMARKS.md, "Support").
+bench-support: $(STAMP) system-deps
+	$(BIN)/python bench/support.py
 
 # The end user's one-time Support client, one executable file (docs/support-client.md):
 # PyInstaller from the `build` extra; binutils' objcopy puts the archive in an ELF section.

@@ -5,7 +5,18 @@
 
 import typer
 
-from fjernhjelp.cli import admin, agent, audit, connect, db, desktop, login, serve, support
+from fjernhjelp.cli import (
+    admin,
+    agent,
+    audit,
+    connect,
+    db,
+    desktop,
+    login,
+    serve,
+    support,
+    support_session,
+)
 
 app = typer.Typer(
     name="fjernhjelp",
@@ -23,6 +34,7 @@ app.command("logout")(login.logout)
 app.command("whoami")(login.whoami)
 app.command("connect")(connect.connect)
 app.command("support")(support.support)
+app.add_typer(support_session.app, name="support-session")
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(audit.app, name="audit")

@@ -1,16 +1,19 @@
 """``fjernhjelp connect MACHINE``: a shell, file copy, or a local VNC port, end to end."""
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fjernhjelp.cli.common import err, real
+from fjernhjelp.cli.common import console, err, real
 
 if TYPE_CHECKING:
-    from fjernhjelp.technician.api import Api
+    from fjernhjelp.technician.credentials import Credentials
+    from fjernhjelp.technician.tunnel import OpenedSession
 
 # The tunnel, the API client and rich's progress bars are imported when a connection is
 # made: `fjernhjelp --help` must start quickly (issue 9).
@@ -51,61 +54,104 @@ def connect(
         str | None,
         typer.Option("--vnc", help="HOST:PORT (loopback): a local VNC port for any viewer."),
     ] = None,
+    chat: Annotated[
+        bool, typer.Option("--chat", help="Chat with the user at the machine, line by line.")
+    ] = False,
 ) -> None:
     """Connect to a machine you are granted, through the end-to-end tunnel."""
+    from fjernhjelp.technician.api import Api
+    from fjernhjelp.technician.tunnel import resolve_machine
 
+    listen = check_options(shell=shell, run_as=run_as, get=get, put=put, vnc=vnc, chat=chat)
+    creds = load_credentials()
+    with Api(creds.server, creds.token) as api, reporting():
+        target = resolve_machine(api, machine)
+
+        async def run() -> int:
+            from fjernhjelp.technician.tunnel import open_session
+
+            err.print(f"connecting to {target['hostname']} ({target['customer']['name']})")
+            session = await open_session(api, target["id"], on_control=on_control)
+            return await use(
+                session,
+                shell=shell,
+                run_as=run_as,
+                get=get,
+                put=put,
+                listen=listen,
+                overwrite=overwrite,
+                chat=chat,
+            )
+
+        code = asyncio.run(run())
+    raise typer.Exit(code)
+
+
+def check_options(
+    *,
+    shell: bool,
+    run_as: str | None,
+    get: tuple[str, Path] | None,
+    put: tuple[Path, str] | None,
+    vnc: str | None,
+    chat: bool,
+) -> tuple[str, int] | None:
+    """One thing to do per connection; the local VNC address, if that is it."""
     from fjernhjelp.streams.desktop.technician import NotLoopback, parse_listen
-    from fjernhjelp.technician import credentials
-    from fjernhjelp.technician.api import Api, ApiError
-    from fjernhjelp.technician.tunnel import MachineNotFound, resolve_machine
-    from fjernhjelp.tunnel import ChannelClosed, StreamRefused, TunnelClosed, TunnelError
 
-    if sum(bool(x) for x in (shell, get, put, vnc)) != 1:
-        err.print("choose exactly one of --shell, --get, --put, --vnc")
+    if sum(bool(x) for x in (shell, get, put, vnc, chat)) != 1:
+        err.print("choose exactly one of --shell, --get, --put, --vnc, --chat")
         raise typer.Exit(2)
     if run_as not in (None, "user", "service"):
         err.print("--as: choose user or service", markup=False)
         raise typer.Exit(2)
-    listen = None
-    if vnc:
-        try:
-            listen = parse_listen(vnc)
-        except (NotLoopback, ValueError) as exc:
-            err.print(f"[red]--vnc: {exc} (the port has no password: loopback only)[/red]")
-            raise typer.Exit(2) from exc
+    if not vnc:
+        return None
     try:
-        creds = credentials.load()
+        return parse_listen(vnc)
+    except (NotLoopback, ValueError) as exc:
+        err.print(f"[red]--vnc: {exc} (the port has no password: loopback only)[/red]")
+        raise typer.Exit(2) from exc
+
+
+def load_credentials() -> "Credentials":
+    from fjernhjelp.technician import credentials
+
+    try:
+        return credentials.load()
     except credentials.CredentialsError as exc:
         err.print(str(exc))
         raise typer.Exit(1) from exc
-    with Api(creds.server, creds.token) as api:
-        try:
-            target = resolve_machine(api, machine)
-            code = asyncio.run(
-                _run(
-                    api,
-                    target,
-                    shell=shell,
-                    run_as=run_as,
-                    get=get,
-                    put=put,
-                    listen=listen,
-                    overwrite=overwrite,
-                )
-            )
-        except (ApiError, MachineNotFound) as exc:
-            err.print(f"[red]refused: {getattr(exc, 'error', exc)}[/red]")
-            raise typer.Exit(1) from exc
-        except TunnelClosed as exc:
-            err.print(f"[red]the session ended: {exc.name}[/red]")
-            raise typer.Exit(1) from exc
-        except StreamRefused as exc:
-            err.print(f"[red]the machine refused: {exc.name}[/red]")
-            raise typer.Exit(1) from exc
-        except (TunnelError, ChannelClosed) as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(1) from exc
-    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def reporting() -> Iterator[None]:
+    """A refusal or the end of the session as one line and exit 1, never a traceback."""
+    from fjernhjelp.technician.api import ApiError
+    from fjernhjelp.technician.tunnel import MachineNotFound
+    from fjernhjelp.tunnel import ChannelClosed, StreamRefused, TunnelClosed, TunnelError
+
+    try:
+        yield
+    except ApiError as exc:
+        from rich.markup import escape
+
+        # The server's sentence (in English) and its stable reason, to look up or grep for.
+        said = escape(exc.detail or exc.error)
+        err.print(f"[red]refused: {said}[/red] ({escape(exc.error)})", soft_wrap=True)
+        raise typer.Exit(1) from exc
+    except MachineNotFound as exc:
+        err.print(f"[red]refused: {exc}[/red]")
+        raise typer.Exit(1) from exc
+    except TunnelClosed as exc:
+        err.print(f"[red]the session ended: {exc.name}[/red]")
+        raise typer.Exit(1) from exc
+    except StreamRefused as exc:
+        err.print(f"[red]the machine refused: {exc.name}[/red]")
+        raise typer.Exit(1) from exc
+    except (TunnelError, ChannelClosed) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
 
 
 def _confirm_overwrite(path: str) -> bool:
@@ -116,14 +162,13 @@ def _confirm_overwrite(path: str) -> bool:
     return typer.confirm(f"{path} already exists on the machine. Replace it?", default=False)
 
 
-def _on_control(message: dict[str, Any]) -> None:
+def on_control(message: dict[str, Any]) -> None:
     if message.get("type") == "consent":
         err.print(CONSENT_TEXT.get(str(message.get("state")), str(message.get("state"))))
 
 
-async def _run(
-    api: "Api",
-    target: dict[str, Any],
+async def use(
+    session: "OpenedSession",
     *,
     shell: bool,
     run_as: str | None,
@@ -131,8 +176,9 @@ async def _run(
     put: tuple[Path, str] | None,
     listen: tuple[str, int] | None = None,
     overwrite: bool = False,
+    chat: bool = False,
 ) -> int:
-
+    """Do the one thing asked over an open session (Access or Support), then close it."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -142,15 +188,13 @@ async def _run(
         TransferSpeedColumn,
     )
 
+    from fjernhjelp.streams.chat.technician import run_chat_client
     from fjernhjelp.streams.desktop.technician import serve_local_vnc
     from fjernhjelp.streams.files.technician import get_file, put_file
     from fjernhjelp.streams.files.wire import FileExists
     from fjernhjelp.streams.shell.technician import run_shell_client
     from fjernhjelp.streams.shell.wire import ShellError, ShellOffer
-    from fjernhjelp.technician.tunnel import open_session
 
-    err.print(f"connecting to {target['hostname']} ({target['customer']['name']})")
-    session = await open_session(api, target["id"], on_control=_on_control)
     try:
         if listen is not None:
 
@@ -164,6 +208,13 @@ async def _run(
                 until=session.tunnel.wait_closed(),
             )
             return 0
+        if chat:
+            err.print("chat: type a line and Enter to send; end with Ctrl-D", markup=False)
+            return await run_chat_client(
+                await session.tunnel.open("chat"),
+                sys.stdin.fileno(),
+                lambda text: console.print(f"> {text}", markup=False, highlight=False),
+            )
         if shell:
 
             def offered(offer: ShellOffer, chosen: str) -> None:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from fjernhjelp.portal.support import support_customers
 from fjernhjelp.refusals import SessionRefused
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.remote import support, support_tunnel
@@ -79,6 +80,22 @@ def create_support(body: SupportRequest, state: State, db: DB, caller: ApiCaller
         code_grouped=created.code_grouped,
         link=created.link,
     )
+
+
+class SupportCustomerOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    orgnr: str
+
+
+@router.get("/support-customers", response_model=list[SupportCustomerOut])
+def list_support_customers(db: DB, caller: ApiCaller) -> list[SupportCustomerOut]:
+    """The customers the caller may start a Support session for now (an agreement in
+    force that covers Support): what the console offers under "New Support session"."""
+    return [
+        SupportCustomerOut(id=org.id, name=org.name, orgnr=org.orgnr)
+        for org in support_customers(db, caller.user, caller.now)
+    ]
 
 
 @router.get("/support-sessions", response_model=list[SupportOut])
