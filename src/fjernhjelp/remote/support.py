@@ -201,7 +201,7 @@ def state_of(row: RemoteSession, now: datetime) -> str:
         return State.RUNNING
     if _cancelled(row):
         return State.CANCELLED
-    if row.end_reason == "code_expired":
+    if row.end_reason in ("code_expired", "joined_expired"):
         return State.EXPIRED
     return State.ENDED
 
