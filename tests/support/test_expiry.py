@@ -46,7 +46,9 @@ def _login(world: World, session_id: uuid.UUID, token: str, key: Ed25519PrivateK
             token=token,
             public_key=public,
             nonce=nonce,
-            signature=key.sign(statements.support_client_proof_statement(nonce, session_id, public)),
+            signature=key.sign(
+                statements.support_client_proof_statement(nonce, session_id, public)
+            ),
             now=world.state.now(),
             source_address=ADDRESS,
             client_version="test",
