@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.control.package import b64e
+from fjernhjelp.remote import history
 from fjernhjelp.streams.chat.wire import message_for
 from fjernhjelp.streams.files.technician import put_file
 from fjernhjelp.streams.shell.technician import receive_offer
@@ -289,6 +290,56 @@ def test_the_shell_is_the_end_users_to_give_in_the_consent_dialog(
         assert refused.reason == "not_permitted" and refused.actor_name == "end-user"
         assert site.events("shell.started") == []
     assert _listing(client.home, client.tmpdir) == []
+
+
+def test_revoking_the_agreement_cuts_a_running_support_session(
+    site: LiveSite, xvfb: DisplayTarget, tmp_path: Path
+) -> None:
+    """The customer's admin revokes the agreement that allows Support while a session
+    runs: the relay closes the technician's end with the cut's reason, the client is
+    told, reports how it ended and exits, and the history names the reason."""
+    token = site.api_token(site.world.tech)
+    created = _new_code(site, token)
+    client = Client(site, tmp_path, created["code"], _server_key(site), xvfb.display)
+    assert site.world.agreement is not None and site.server is not None
+    revoke_url = f"{site.server.url}/api/v1/agreements/{site.world.agreement.id}/revoke"
+    admin = site.api_token(site.world.gp_admin)
+    try:
+        site.wait_event("support.client_started", timeout=60)
+        api = Api(site.server.url, token)
+
+        async def technician() -> None:
+            opened = await open_support_session(api, created["id"])
+            dialog = await asyncio.to_thread(client.shown, "consent dialog")
+            await asyncio.to_thread(click, xvfb, *dialog["buttons"]["allow"])
+            await asyncio.to_thread(client.shown, "session indicator")
+            revoked = await asyncio.to_thread(
+                web.post, revoke_url, headers={"Authorization": f"Bearer {admin}"}
+            )
+            assert revoked.status_code == 200, revoked.text
+            # The relay closes the technician's end (the cut's reason is what it records,
+            # below).
+            await asyncio.wait_for(opened.tunnel.wait_closed(), 60)
+            await opened.websocket.close()
+
+        run_async(technician())
+        assert client.wait(60) == EXIT_ENDED, client.log.read_text()[-3000:]
+    finally:
+        client.stop()
+    assert "The session has ended" in client.log.read_text()
+    assert _listing(client.home, client.tmpdir) == []
+    over = site.wait_event("session.ended", reason="cut:agreement_revoked")
+    assert json.loads(over.details)["session"] == created["id"]
+    last = site.wait_event("session.ended_at_agent")
+    assert last.reason == "cut:agreement_revoked"
+    assert site.wait_event("agreement.revoked").outcome == "success"
+    # The customer's history shows it ended by the revocation, with the reason.
+    db = site.world.db
+    db.rollback()
+    db.expire_all()
+    page = history.support_sessions_of(db, site.world.caller(site.world.gp_admin))
+    [entry] = [e for e in page.sessions if str(e.id) == created["id"]]
+    assert entry.ended_by == "revoked" and entry.end_reason == "cut:agreement_revoked"
 
 
 def test_a_client_refuses_a_server_without_its_pinned_key(site: LiveSite, tmp_path: Path) -> None:
