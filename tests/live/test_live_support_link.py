@@ -2,7 +2,9 @@
 server keeps the link open for the client's last reports and leaves the closing to the
 client, so a report sent a moment after the cut is still recorded; a client that stays
 on is closed after the grace time (support_link_grace_seconds). The client here is the
-client's own control link (agent.link) driven by the test, so it can be slow on purpose."""
+client's own control link (agent.link) driven by the test, so it can be slow on purpose.
+And a joined session whose tunnel never comes ends on the server's clock: the real
+client is told and exits."""
 
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from fjernhjelp.agent.link import ControlLink, LinkConfig
 from fjernhjelp.agent.runner import control_url
 from fjernhjelp.control.messages import Cut, Dial, MachineInfo, SessionEvent
+from fjernhjelp.support.client import EXIT_ENDED
 from tests.asyncrun import run_async
 from tests.live.live import LiveSite, web
+from tests.live.test_live_support import Client, _listing, _server_key
 from tests.portal.world import build_world
 
 pytestmark = [pytest.mark.slow]
@@ -31,7 +35,15 @@ GRACE = 3
 @pytest.fixture
 def site(db, state, database_url: str, tmp_path: Path) -> Iterator[LiveSite]:
     live = LiveSite(build_world(db, state), tmp_path, database_url)
-    live.start_server({"FJERNHJELP_SUPPORT_LINK_GRACE_SECONDS": str(GRACE)})
+    live.start_server(
+        {
+            "FJERNHJELP_SUPPORT_LINK_GRACE_SECONDS": str(GRACE),
+            # The shortest code lifetime, swept often: a joined session whose tunnel
+            # never comes ends about a minute after the join.
+            "FJERNHJELP_SUPPORT_CODE_MINUTES": "1",
+            "FJERNHJELP_SUPPORT_SWEEP_SECONDS": "1",
+        }
+    )
     yield live
     live.stop()
 
@@ -139,3 +151,31 @@ def test_a_client_that_stays_on_after_its_session_is_closed_by_the_server(
     closed = run_async(client())
     assert closed.rcvd is not None
     assert (closed.rcvd.code, closed.rcvd.reason) == (4410, "session_over")
+
+
+def test_a_joined_client_whose_technician_never_comes_is_ended_by_the_server(
+    site: LiveSite, tmp_path: Path
+) -> None:
+    token = site.api_token(site.world.tech)
+    assert site.server is not None
+    made = web.post(
+        site.server.url + "/api/v1/support-sessions",
+        json={"customer_org_id": str(site.world.gp.id)},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert made.status_code == 201, made.text
+    session_id = made.json()["id"]
+    client = Client(site, tmp_path, made.json()["code"], _server_key(site), ":0")
+    try:
+        site.wait_event("support.client_started", timeout=60)
+        # The client's own wait is 20 minutes; the server's clock ends it first.
+        assert client.wait(180) == EXIT_ENDED, client.log.read_text()[-3000:]
+    finally:
+        client.stop()
+    assert "The session has ended" in client.log.read_text()
+    assert _listing(client.home, client.tmpdir) == []
+    expired = site.wait_event("support.session_expired")
+    assert expired.reason == "joined_expired" and expired.actor_name == "system"
+    assert json.loads(expired.details)["session"] == session_id
+    over = site.wait_event("session.ended", reason="joined_expired")
+    assert json.loads(over.details)["session"] == session_id
