@@ -111,6 +111,14 @@ class Settings(BaseSettings):
     support_code_minutes: int = Field(default=20, ge=1, le=24 * 60)
     support_code_address_failures: int = Field(default=10, ge=1)
     support_code_overall_failures_per_hour: int = Field(default=1000, ge=1)
+    # After a Support session ends, its client's control link stays open this long for
+    # the client's last reports (how it saw the session end); the client closes it
+    # itself once they are sent, and the server closes a link still open after it.
+    support_link_grace_seconds: float = Field(default=10.0, gt=0, le=300)
+    # How often the server ends Support sessions whose code or join ran out (a waiting
+    # code past its time; a joined client whose tunnel never came within a code's
+    # lifetime of the join) and tells their clients.
+    support_sweep_seconds: float = Field(default=30.0, gt=0)
     support_client_dir: Path | None = Field(
         default=None,
         description="folder holding the generic one-time Support clients built by"

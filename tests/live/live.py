@@ -119,12 +119,16 @@ class LiveSite:
     def state(self):  # type: ignore[no-untyped-def]
         return self.world.state
 
-    def start_server(self) -> ServerProcess:
+    def start_server(self, extra_env: dict[str, str] | None = None) -> ServerProcess:
         self.server = start_server(
             "serve",
             self.state.settings.data_dir,
             self.database_url,
-            extra_env={"FJERNHJELP_NODE_ID": "test-node", "FJERNHJELP_RELAY_PAIR_SECONDS": "10"},
+            extra_env={
+                "FJERNHJELP_NODE_ID": "test-node",
+                "FJERNHJELP_RELAY_PAIR_SECONDS": "10",
+                **(extra_env or {}),
+            },
         )
         return self.server
 

@@ -28,8 +28,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from fjernhjelp.agent.display import DisplayTarget
 from fjernhjelp.control.package import b64e
+from fjernhjelp.remote import history
 from fjernhjelp.streams.chat.wire import message_for
 from fjernhjelp.streams.files.technician import put_file
+from fjernhjelp.streams.shell.technician import receive_offer
+from fjernhjelp.streams.shell.wire import DATA, EXIT, ShellRefused, encode_open
 from fjernhjelp.support.client import EXIT_ENDED, EXIT_UNTRUSTED
 from fjernhjelp.support.stamp import stamp
 from fjernhjelp.technician.api import Api
@@ -103,9 +106,9 @@ class Client:
             "support",
             "--server",
             site.server.url,
-            # In one word: a base64url key may begin with "-", which argparse would take
-            # for an option of its own (seen failing about one run in thirty).
-            f"--server-key={key}",
+            # Two words, as people type it: a key that begins with "-" is still the key.
+            "--server-key",
+            key,
         ]
         self.proc = subprocess.Popen(
             [*program, code, "--language", "en", "--verbose"],
@@ -206,12 +209,137 @@ def test_a_support_session_runs_and_leaves_nothing_behind(
     site.wait_event("file.moved")
     chatted = json.loads(site.wait_event("chat.ended").details)
     assert chatted["to_user"] == 1 and chatted["support"] is True
-    # Not asserted here: the client's own "session.ended_at_agent" report. It is lost in
-    # about one run in three when the server closes the control link before the client
-    # has sent it (an open bug, named in the closing note); the server's end is below.
+    ended = site.wait_event("session.ended_at_agent")
+    assert ended.reason.startswith("ended_by_user")
     over = json.loads(site.wait_event("session.ended").details)
     assert over["support"] is True and over["session"] == created["id"]
     assert over["bytes_from_technician"] > 0 and over["bytes_from_agent"] > 0
+
+
+async def _shell_answers(tunnel: Tunnel) -> str:
+    """Open the shell, have it compute something, exit: what it printed. The stream
+    opens (the end user gave the shell); a client running as root (these tests, as
+    root) has its shell refuse to start, since Support never grants a root shell."""
+    stream = await tunnel.open("shell")
+    try:
+        offer = await receive_offer(stream)
+    except ShellRefused as exc:
+        assert os.geteuid() == 0 and exc.code == "needs_terminal_admin", exc
+        return "root"
+    await stream.send(encode_open(24, 80, "xterm", offer.default))
+    await stream.send(bytes([DATA]) + b"echo klar-$((40+2)); exit\n")
+    said = b""
+    while True:
+        message = await asyncio.wait_for(stream.recv(), 60)
+        if message[:1] == bytes([DATA]):
+            said += message[1:]
+        elif message[:1] == bytes([EXIT]):
+            return said.decode(errors="replace")
+
+
+@pytest.mark.parametrize("ticked", [False, True], ids=["not-ticked", "ticked"])
+def test_the_shell_is_the_end_users_to_give_in_the_consent_dialog(
+    site: LiveSite, xvfb: DisplayTarget, tmp_path: Path, ticked: bool
+) -> None:
+    """Every Support ticket names the shell; the client opens one only if the end user
+    ticked it in the consent dialog (off by default). Without the tick the technician's
+    request is refused at the client and audited; with it, the shell runs."""
+    token = site.api_token(site.world.tech)
+    created = _new_code(site, token)
+    client = Client(site, tmp_path, created["code"], _server_key(site), xvfb.display)
+    try:
+        site.wait_event("support.client_started", timeout=60)
+        assert site.server is not None
+        api = Api(site.server.url, token)
+
+        async def technician() -> str | None:
+            opened = await open_support_session(api, created["id"])
+            assert "terminal" in opened.permissions  # asked for every time
+            dialog = await asyncio.to_thread(client.shown, "consent dialog")
+            if ticked:
+                await asyncio.to_thread(click, xvfb, *dialog["buttons"]["tick_terminal"])
+            await asyncio.to_thread(click, xvfb, *dialog["buttons"]["allow"])
+            try:
+                if not ticked:
+                    with pytest.raises(StreamRefused):
+                        await opened.tunnel.open("shell")
+                    return None
+                return await _shell_answers(opened.tunnel)
+            finally:
+                await opened.tunnel.close()
+                await opened.websocket.close()
+
+        said = run_async(technician())
+        assert client.wait(60) == EXIT_ENDED, client.log.read_text()[-3000:]
+    finally:
+        client.stop()
+    given = json.loads(site.wait_event("consent.given").details)
+    assert given["shell"] is ticked
+    if ticked:
+        opened = site.wait_event("stream.opened", contains='"service":"shell"')
+        assert opened.actor_name == "end-user" and json.loads(opened.details)["support"] is True
+        # Never refused for want of permission; as root, the shell itself says why.
+        refused_for = [e.reason for e in site.events("stream.refused")]
+        assert refused_for == (["needs_terminal_admin"] if said == "root" else [])
+        if said != "root":
+            assert said is not None and "klar-42" in said
+            started = json.loads(site.wait_event("shell.started").details)
+            assert started["support"] is True and started["session"] == created["id"]
+    else:
+        refused = site.wait_event("stream.refused", contains='"service":"shell"')
+        assert refused.reason == "not_permitted" and refused.actor_name == "end-user"
+        assert site.events("shell.started") == []
+    assert _listing(client.home, client.tmpdir) == []
+
+
+def test_revoking_the_agreement_cuts_a_running_support_session(
+    site: LiveSite, xvfb: DisplayTarget, tmp_path: Path
+) -> None:
+    """The customer's admin revokes the agreement that allows Support while a session
+    runs: the relay closes the technician's end with the cut's reason, the client is
+    told, reports how it ended and exits, and the history names the reason."""
+    token = site.api_token(site.world.tech)
+    created = _new_code(site, token)
+    client = Client(site, tmp_path, created["code"], _server_key(site), xvfb.display)
+    assert site.world.agreement is not None and site.server is not None
+    revoke_url = f"{site.server.url}/api/v1/agreements/{site.world.agreement.id}/revoke"
+    admin = site.api_token(site.world.gp_admin)
+    try:
+        site.wait_event("support.client_started", timeout=60)
+        api = Api(site.server.url, token)
+
+        async def technician() -> None:
+            opened = await open_support_session(api, created["id"])
+            dialog = await asyncio.to_thread(client.shown, "consent dialog")
+            await asyncio.to_thread(click, xvfb, *dialog["buttons"]["allow"])
+            await asyncio.to_thread(client.shown, "session indicator")
+            revoked = await asyncio.to_thread(
+                web.post, revoke_url, headers={"Authorization": f"Bearer {admin}"}
+            )
+            assert revoked.status_code == 200, revoked.text
+            # The relay closes the technician's end (the cut's reason is what it records,
+            # below).
+            await asyncio.wait_for(opened.tunnel.wait_closed(), 60)
+            await opened.websocket.close()
+
+        run_async(technician())
+        assert client.wait(60) == EXIT_ENDED, client.log.read_text()[-3000:]
+    finally:
+        client.stop()
+    assert "The session has ended" in client.log.read_text()
+    assert _listing(client.home, client.tmpdir) == []
+    over = site.wait_event("session.ended", reason="cut:agreement_revoked")
+    assert json.loads(over.details)["session"] == created["id"]
+    last = site.wait_event("session.ended_at_agent")
+    assert last.reason == "cut:agreement_revoked"
+    assert site.wait_event("agreement.revoked").outcome == "success"
+    # The customer's history shows it ended by the revocation, with the reason.
+    db = site.world.db
+    db.rollback()
+    db.expire_all()
+    page = history.support_sessions_of(db, site.world.caller(site.world.gp_admin))
+    [entry] = [e for e in page.sessions if str(e.id) == created["id"]]
+    assert entry.ended_by == "revoked" and entry.end_reason == "cut:agreement_revoked"
 
 
 def test_a_client_refuses_a_server_without_its_pinned_key(site: LiveSite, tmp_path: Path) -> None:

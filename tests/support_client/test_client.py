@@ -148,3 +148,54 @@ def test_fjernhjelp_support_runs_the_same_client() -> None:
     )
     assert result.exit_code == client.EXIT_REFUSED, result.output
     assert "Code: 482 193 775" in result.output
+
+
+# Keys whose base64url spelling begins with "-": 0xf8 and up in the first byte.
+DASH_KEYS = [
+    "-" + "A" * 42,
+    "--" + "A" * 41,
+    "-" + "w" * 42,
+    "-" + "_" * 41 + "8",
+]
+
+
+@pytest.mark.parametrize("key", DASH_KEYS)
+def test_a_key_that_begins_with_a_dash_is_taken_as_the_key(
+    key: str,
+    platform: LinuxPlatform,
+    capsys: pytest.CaptureFixture[str],
+    no_join: list[client.Target],
+) -> None:
+    from fjernhjelp.control.package import b64d
+
+    assert len(b64d(key)) == 32
+    argv = ["482193775", "--server", "https://h.example", "--server-key", key, "--language", "en"]
+    assert client.main(argv, platform=platform) == client.EXIT_REFUSED
+    assert no_join[-1].server_key == b64d(key)
+    # The old spelling in one word goes on working.
+    argv = ["482193775", "--server", "https://h.example", f"--server-key={key}"]
+    assert client.main(argv, platform=platform) == client.EXIT_REFUSED
+    assert no_join[-1].server_key == b64d(key)
+
+
+@pytest.mark.parametrize("key", DASH_KEYS)
+def test_fjernhjelp_support_takes_a_key_that_begins_with_a_dash(
+    key: str, no_join: list[client.Target]
+) -> None:
+    from fjernhjelp.control.package import b64d
+
+    result = CliRunner().invoke(
+        app,
+        ["support", "482193775", "--server", "https://h.example", "--server-key", key],
+    )
+    assert result.exit_code == client.EXIT_REFUSED, result.output
+    assert no_join[-1].server_key == b64d(key)
+
+
+def test_a_missing_key_after_the_option_is_still_a_usage_error(
+    platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["482193775", "--server", "https://h.example", "--server-key"]
+    with pytest.raises(SystemExit) as exited:
+        client.main(argv, platform=platform)
+    assert exited.value.code == 2

@@ -101,6 +101,15 @@ class ControlLink:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._outbox.join(), timeout)
 
+    async def close(self) -> None:
+        """Close the link from this end, with the closing handshake: what was sent
+        before reaches the server ahead of the close (the Support client, its last
+        reports flushed)."""
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
     async def run_forever(self) -> None:
         while True:
             started = asyncio.get_running_loop().time()

@@ -27,7 +27,9 @@ def support(
     if server is not None:
         argv += ["--server", server]
     if server_key is not None:
-        argv += ["--server-key", server_key]
+        # One word: the client's parser must not take a key beginning with "-" for an
+        # option.
+        argv.append(f"--server-key={server_key}")
     if language is not None:
         argv += ["--language", language]
     if verbose:

@@ -229,6 +229,7 @@ def ending_event(
         group_ids=frozenset(g.group_id for g in grants),
         customer_org_id=agreement.customer_org_id,
         vendor_org_id=agreement.vendor_org_id,
+        agreement_ids=frozenset({agreement.id}),
     )
 
 

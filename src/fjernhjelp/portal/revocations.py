@@ -59,6 +59,8 @@ class LiveSession:
     vendor_org_id: uuid.UUID
     technician_id: uuid.UUID
     support: bool = False
+    # Support: the agreement that allowed it (it has no grant to match by).
+    agreement_id: uuid.UUID | None = None
 
 
 _BY_GRANT = frozenset(
@@ -88,6 +90,7 @@ class Revocation:
 
     - grant and agreement kinds: ``grant_ids`` (every grant affected; for an agreement,
       all grants resting on it), ``group_ids``, ``customer_org_id``, ``vendor_org_id``;
+      agreement kinds also ``agreement_ids``, which Support sessions are matched by;
     - user kinds: ``user_id`` and the user's organisation as ``vendor_org_id``;
     - organisation suspension: the organisation as ``customer_org_id`` if it receives
       help and as ``vendor_org_id`` if it gives help;
@@ -102,10 +105,16 @@ class Revocation:
     customer_org_id: uuid.UUID | None = None
     vendor_org_id: uuid.UUID | None = None
     user_id: uuid.UUID | None = None
+    agreement_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
 
     def affects(self, session: LiveSession) -> bool:
         kind = self.kind
         if kind in _BY_GRANT:
+            if session.support:
+                # A Support session rests on its agreement directly, not on a grant.
+                return session.agreement_id is not None and (
+                    session.agreement_id in self.agreement_ids
+                )
             return session.grant_id in self.grant_ids
         if kind in _BY_USER:
             return session.technician_id == self.user_id
@@ -130,6 +139,7 @@ class Revocation:
             "customer_org": str(self.customer_org_id) if self.customer_org_id else None,
             "vendor_org": str(self.vendor_org_id) if self.vendor_org_id else None,
             "user": str(self.user_id) if self.user_id else None,
+            "agreements": sorted(str(a) for a in self.agreement_ids),
         }
 
 

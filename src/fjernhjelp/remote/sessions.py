@@ -288,16 +288,17 @@ def end(
     return session
 
 
-def live_sessions(db: Session, *, joined_support: bool = False) -> list[RemoteSession]:
-    """Sessions asked for or running; with ``joined_support`` also the Support sessions
-    the end user has joined whose tunnel is not asked for yet (their client waits)."""
+def live_sessions(db: Session, *, support_before_tunnel: bool = False) -> list[RemoteSession]:
+    """Sessions asked for or running; with ``support_before_tunnel`` also the Support
+    sessions whose tunnel is not asked for yet: those whose code waits for the end user,
+    and those the end user has joined (their client waits on the control link)."""
     live: ColumnElement[bool] = RemoteSession.status.in_(LIVE)
-    if joined_support:
+    if support_before_tunnel:
         live = or_(
             live,
             and_(
                 RemoteSession.kind == SessionKind.SUPPORT,
-                RemoteSession.status == SessionStatus.JOINED,
+                RemoteSession.status.in_((SessionStatus.WAITING, SessionStatus.JOINED)),
             ),
         )
     return list(db.execute(select(RemoteSession).where(live)).scalars())
@@ -311,6 +312,7 @@ def as_live(session: RemoteSession) -> LiveSession:
         vendor_org_id=session.vendor_org_id,
         technician_id=session.technician_id,
         support=session.is_support,
+        agreement_id=session.agreement_id,
     )
 
 

@@ -183,6 +183,13 @@ def code_digest(key: bytes, code: str) -> bytes:
     return hmac.new(key, b"support-code\x00" + code.encode(), hashlib.sha256).digest()
 
 
+def _cancelled(row: RemoteSession) -> bool:
+    """Ended before its tunnel was asked for: by the technician, or cut by a revocation
+    (the agreement, an account or an organisation ended; ``cut:<kind>``)."""
+    reason = row.end_reason or ""
+    return reason == "cancelled" or (reason.startswith("cut:") and row.tunnel_requested_at is None)
+
+
 def state_of(row: RemoteSession, now: datetime) -> str:
     status = row.status
     if status == SessionStatus.WAITING:
@@ -192,9 +199,9 @@ def state_of(row: RemoteSession, now: datetime) -> str:
         return State.JOINED
     if status in (SessionStatus.REQUESTED, SessionStatus.ACTIVE):
         return State.RUNNING
-    if row.end_reason == "cancelled":
+    if _cancelled(row):
         return State.CANCELLED
-    if row.end_reason == "code_expired":
+    if row.end_reason in ("code_expired", "joined_expired"):
         return State.EXPIRED
     return State.ENDED
 
@@ -468,7 +475,7 @@ def _wrong_with(row: RemoteSession, db: Session, now: datetime) -> str | None:
     """What makes a found code unusable now, or None if it may be spent."""
     if row.code_used_at is not None:
         return "used"
-    if row.status == SessionStatus.ENDED and row.end_reason == "cancelled":
+    if row.status == SessionStatus.ENDED and _cancelled(row):
         return "cancelled"
     if row.status != SessionStatus.WAITING or (
         row.code_expires_at is not None and now >= row.code_expires_at

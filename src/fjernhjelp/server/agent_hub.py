@@ -65,6 +65,9 @@ class CloseCode:
     REFUSED = 4401
     MALFORMED = 4400
     REPLACED = 4409  # the same machine connected again; the newer link wins
+    # A Support client's session is over and the client did not close its link within
+    # the grace time (support_link_grace_seconds).
+    SESSION_OVER = 4410
 
 
 @dataclass
@@ -72,6 +75,11 @@ class AgentLink:
     machine_id: uuid.UUID
     websocket: WebSocket
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # A one-time Support client's link (keyed by its session's id), not an agent's.
+    support: bool = False
+    # Set for a Support link once its session is over: the server closes the link if
+    # the client has not, this long after (the client's last reports come first).
+    closer: asyncio.Task[None] | None = None
 
     async def send(self, text: str) -> None:
         async with self.lock:
@@ -151,6 +159,8 @@ class AgentHub:
                     await link.send(
                         Cut(session_id=session_id, reason=message["reason"][:64]).model_dump_json()
                     )
+                if link.support:
+                    self._close_when_over(link)
         elif kind == "disconnect":
             await self._close_link(uuid.UUID(message["machine_id"]), message["reason"])
 
@@ -296,10 +306,30 @@ class AgentHub:
             db.commit()
             return row
 
+    def _close_when_over(self, link: AgentLink) -> None:
+        """A Support client's session is over (a cut is how the server says so, for
+        every reason). The link stays open for the client's last reports, which it
+        sends before closing the link itself; one that lingers past the grace time is
+        closed here. Never closed first, at once: that lost the client's own account of
+        how the session ended."""
+        if link.closer is not None:
+            return
+        grace = self._state.settings.support_link_grace_seconds
+
+        async def close_later() -> None:
+            await asyncio.sleep(grace)
+            _log.info(
+                "Support client %s still connected after its session: closing", link.machine_id
+            )
+            with contextlib.suppress(Exception):
+                await link.websocket.close(CloseCode.SESSION_OVER, "session_over")
+
+        link.closer = asyncio.create_task(close_later())
+
     async def _serve_support(
         self, websocket: WebSocket, session_id: uuid.UUID, source: str | None
     ) -> None:
-        link = AgentLink(session_id, websocket)
+        link = AgentLink(session_id, websocket, support=True)
         previous = self.links.get(session_id)
         self.links[session_id] = link
         if previous is not None:
@@ -317,12 +347,21 @@ class AgentHub:
                 if not isinstance(message, SessionEvent) or message.session_id != session_id:
                     # A client speaks for its own session only, and reports nothing else.
                     raise MalformedMessage("not an event of this Support session")
-                await run_in_threadpool(self._support_event, message, source)
+                try:
+                    await run_in_threadpool(self._support_event, message, source)
+                except Exception:
+                    # The event is lost, not the link: the client's next reports (its
+                    # last one above all) still have somewhere to go.
+                    _log.exception(
+                        "Support client %s: event %s not recorded", session_id, message.action
+                    )
                 if message.action == "dial.refused":
                     await self.cut(session_id, session_id, "relay_refused")
         except (WebSocketDisconnect, MalformedMessage):
             pass
         finally:
+            if link.closer is not None:
+                link.closer.cancel()
             if self.links.get(session_id) is link:
                 del self.links[session_id]
                 await self.cluster.mark_offline(str(session_id))

@@ -40,7 +40,7 @@ from fjernhjelp.server.deps import (
     csrf_protect,
 )
 from fjernhjelp.server.health import router as health_router
-from fjernhjelp.server.housekeeping import Housekeeping, Scheduled
+from fjernhjelp.server.housekeeping import Housekeeping, Scheduled, support_expiry_job
 from fjernhjelp.server.pages import (
     account,
     auth,
@@ -117,6 +117,15 @@ def create_app(
         )
     )
     runtime = AccessRuntime(state)
+    housekeeping.add(
+        Scheduled(
+            "support_expiry",
+            support_expiry_job(
+                state, lambda session_id, why: runtime.hub.cut(session_id, session_id, why)
+            ),
+            timedelta(seconds=settings.support_sweep_seconds),
+        )
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,11 +25,15 @@ from fjernhjelp.audit import checkpoint_store
 from fjernhjelp.auth import logins
 from fjernhjelp.auth.models import Throttle
 from fjernhjelp.auth.throttle import FORGET_AFTER
+from fjernhjelp.remote import support_expiry
 from fjernhjelp.server.state import AppState
 
 _log = logging.getLogger(__name__)
 
-Job = Callable[[Session, datetime], None]
+# What a job may hand back to run on the event loop once its transaction has
+# committed (telling connected clients, which the worker thread cannot do).
+FollowUp = Callable[[], Awaitable[None]]
+Job = Callable[[Session, datetime], FollowUp | None]
 
 
 @dataclass
@@ -68,6 +73,27 @@ def audit_checkpoint_job(state: AppState) -> Job:
     return make
 
 
+def support_expiry_job(state: AppState, cut: Callable[[uuid.UUID, str], Awaitable[None]]) -> Job:
+    """End Support sessions that ran out (remote/support_expiry.py); then cut each
+    joined client's link, so the client hears it and exits."""
+    lifetime = timedelta(minutes=state.settings.support_code_minutes)
+
+    def expire(db: Session, now: datetime) -> FollowUp | None:
+        ended = support_expiry.sweep(db, now, lifetime)
+        db.commit()
+        if not ended:
+            return None
+        _log.info("ended %d joined Support sessions whose tunnel never came", len(ended))
+
+        async def tell() -> None:
+            for session_id in ended:
+                await cut(session_id, support_expiry.JOINED_EXPIRED)
+
+        return tell
+
+    return expire
+
+
 DEFAULT_JOBS = [
     Scheduled("purge_login_sessions", purge_login_sessions, timedelta(minutes=5)),
     Scheduled("purge_throttles", purge_throttles, timedelta(hours=1)),
@@ -87,11 +113,18 @@ class Housekeeping:
     def add(self, job: Scheduled) -> None:
         self.jobs.append(job)
 
-    def run_now(self, name: str) -> None:
-        """Run one job synchronously (tests, the CLI)."""
+    def run_now(self, name: str) -> FollowUp | None:
+        """Run one job synchronously (tests, the CLI); what it hands back for the event
+        loop is returned, not run."""
         job = next(j for j in self.jobs if j.name == name)
         with self._state.db_sessions() as db:
-            job.job(db, self._state.now())
+            return job.job(db, self._state.now())
+
+    async def run(self, name: str) -> None:
+        """Run one job as the timer does: in a worker thread, then its follow-up."""
+        follow_up = await run_in_threadpool(self.run_now, name)
+        if follow_up is not None:
+            await follow_up()
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._loop(job)) for job in self.jobs]
@@ -108,6 +141,6 @@ class Housekeeping:
         while True:
             await asyncio.sleep(job.every.total_seconds())
             try:
-                await run_in_threadpool(self.run_now, job.name)
+                await self.run(job.name)
             except Exception:
                 _log.exception("housekeeping job %s failed", job.name)

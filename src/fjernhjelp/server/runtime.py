@@ -30,6 +30,8 @@ from fjernhjelp.server.state import AppState
 _log = logging.getLogger(__name__)
 
 PRESENCE_REFRESH_SECONDS = 30
+# Sessions nobody is at the relay for yet: a cut records their end itself.
+_UNPAIRED = (SessionStatus.REQUESTED, SessionStatus.JOINED, SessionStatus.WAITING)
 
 
 class AccessRuntime:
@@ -175,15 +177,16 @@ class AccessRuntime:
         # IMMEDIATE transaction here would stall (or, for a reader about to write, fail)
         # whoever else writes at the moment.
         with self.state.readers() as reader:
-            # Support sessions whose client has joined but whose tunnel is not asked for
-            # yet count too: their client waits on the control link and is cut there.
-            for session in remote_sessions.live_sessions(reader, joined_support=True):
+            # Support sessions whose tunnel is not asked for yet count too: a waiting
+            # code dies with them, and a joined client waits on the control link and is
+            # cut there.
+            for session in remote_sessions.live_sessions(reader, support_before_tunnel=True):
                 if not event.affects(remote_sessions.as_live(session)):
                     continue
                 # A Support client's control link is keyed by its session's id
                 # (agent_hub): the cut reaches it there.
                 out.append((session.id, session.machine_id or session.id))
-                if session.status in (SessionStatus.REQUESTED, SessionStatus.JOINED):
+                if session.status in _UNPAIRED:
                     unpaired.append(session.id)
         if unpaired:
             with self.state.db_sessions() as db:

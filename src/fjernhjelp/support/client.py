@@ -157,8 +157,27 @@ def _language(argv: Sequence[str]) -> str:
     return language_of(os.environ.get("LANG")) or "nb"
 
 
+# Options whose value is a key: base64url may begin with "-", which argparse would take
+# for an option of its own and refuse ("expected one argument").
+_KEY_OPTIONS = ("--server-key",)
+
+
+def _keys_in_one_word(argv: Sequence[str]) -> list[str]:
+    """``--server-key KEY`` as ``--server-key=KEY``, whatever KEY begins with: the word
+    after a key option is always its value, never another option."""
+    out: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word in _KEY_OPTIONS:
+            value = next(words, None)
+            out.append(word if value is None else f"{word}={value}")
+        else:
+            out.append(word)
+    return out
+
+
 def main(argv: Sequence[str] | None = None, *, platform: SupportPlatform | None = None) -> int:
-    args_in = list(sys.argv[1:] if argv is None else argv)
+    args_in = _keys_in_one_word(sys.argv[1:] if argv is None else argv)
     guard_extraction()  # one-file build only: see its docstring
     if args_in[:1] == [WINDOW_SWITCH]:
         # The one-file build starting one of its own windows (see platform.window_command).

@@ -42,8 +42,12 @@ _log = logging.getLogger(__name__)
 
 # How long the client waits for the technician to open the tunnel once it has joined.
 WAIT_FOR_TECHNICIAN = 20 * 60.0
-# Time to hand the last audit reports to the server before the client exits.
-FLUSH_SECONDS = 5.0
+# Once the session is over: how long the agent's session code may take to finish with
+# the tunnel and queue its last report, and then to hand the reports to the server. The
+# server keeps the link open for support_link_grace_seconds (10 s) after the session
+# ended and waits for the client to close it; both together stay within that.
+LAST_REPORT_SECONDS = 7.0
+FLUSH_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -173,8 +177,11 @@ class ClientSession:
             if not runner.done():
                 if dialled:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(dial_over.wait(), FLUSH_SECONDS)
+                        await asyncio.wait_for(dial_over.wait(), LAST_REPORT_SECONDS)
                 await link.flush(FLUSH_SECONDS)
+                # The client closes the link, not the server: the reports sent above
+                # reach it ahead of the close (the server waits for this).
+                await link.close()
         finally:
             for task in (runner, waiter, seen):
                 task.cancel()
