@@ -252,6 +252,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
         "other: a customer without an agreement covering Support (403, audited)",
     ),
     ("GET", "/api/v1/support-sessions"): ("401|200|200|200|200", ""),
+    ("GET", "/api/v1/support-customers"): (
+        "401|200|200|200|200",
+        "each caller's own list (empty but for a vendor's people)",
+    ),
     ("POST", "/api/v1/support-sessions/{support_id}/cancel"): ("401|200/404|404|404|404", ""),
     ("POST", "/api/v1/support-sessions/{support_id}/tunnel"): (
         "401|403/404|404|404|404",
