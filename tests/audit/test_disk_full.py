@@ -140,7 +140,8 @@ def test_a_change_is_refused_when_its_audit_event_finds_no_room(
     assert body["reason"] == "storage_full"
     assert "Nothing was done" in body["detail"]
     db.rollback()
-    assert db.execute(select(MachineGroup).where(MachineGroup.name == "Resepsjonen")).first() is None
+    named = select(MachineGroup).where(MachineGroup.name == "Resepsjonen")
+    assert db.execute(named).first() is None
     assert db.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == events_before
 
     # Room again: the same request is done, with its event, and the chain holds.
