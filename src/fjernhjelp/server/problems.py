@@ -13,11 +13,12 @@ session cookie is audited.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -44,6 +45,7 @@ from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.state import AppState
 
 PROBLEM_TYPE = "about:blank"
+TRY_AGAIN_LATER = 1013  # RFC 6455 close code
 
 # The reason of a refusal that carries none of its own (the framework's HTTPException).
 _STATUS_REASONS = {
@@ -246,10 +248,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(DisconnectionError)
     @app.exception_handler(PoolTimeout)
-    async def _database_failed(request: Request, exc: Exception) -> Response:
+    async def _database_failed(request: Request | WebSocket, exc: Exception) -> Response | None:
         kind = unavailable.classify(exc)
         if kind is None:
             raise exc  # a fault of the code: the 500 it is
+        if isinstance(request, WebSocket):
+            # An agent's link or a relay leg: "try again later", which the agent does.
+            unavailable.log(kind, exc, "WEBSOCKET", request.url.path)
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await request.close(code=TRY_AGAIN_LATER)
+            return None
         unavailable.log(kind, exc, request.method, request.url.path)
         headers = {"Retry-After": str(unavailable.RETRY_AFTER_SECONDS)}
         if wants_json(request.url.path):
