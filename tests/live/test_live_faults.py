@@ -74,6 +74,7 @@ def test_the_server_killed_during_twenty_sessions(site: LiveSite) -> None:
     assert site.server is not None
     api = Api(site.server.url, token, timeout=60)
     loop = asyncio.new_event_loop()
+    opened: list[OpenedSession] = []
     try:
         opened = loop.run_until_complete(open_many(api, machines))
         assert len(opened) == AGENTS * SESSIONS_PER_AGENT
@@ -87,13 +88,12 @@ def test_the_server_killed_during_twenty_sessions(site: LiveSite) -> None:
         site.server.proc.wait(30)
         site.restart_server()
 
-        ended = wait_for(
-            "every session ended with a reason",
-            lambda: (
-                all_ := sessions(site),
-                all(s.status == SessionStatus.ENDED and s.end_reason for s in all_) and all_,
-            )[1],
-        )
+        def all_ended() -> list[RemoteSession] | None:
+            found = sessions(site)
+            done = all(s.status == SessionStatus.ENDED and s.end_reason for s in found)
+            return found if done else None
+
+        ended = wait_for("every session ended with a reason", all_ended)
         assert len(ended) == 20
         assert {s.end_reason for s in ended} <= {"server_restart", "agent_closed"}, {
             s.end_reason for s in ended
@@ -104,8 +104,9 @@ def test_the_server_killed_during_twenty_sessions(site: LiveSite) -> None:
         site.world.db.rollback()
         assert verify_chain(site.world.db).ok
         site.wait_online(token, {m["hostname"] for m in machines}, timeout=90)
+        assert "Exception in ASGI application" not in site.server.log.read_text()
     finally:
-        for session in locals().get("opened", []):
+        for session in opened:
             loop.run_until_complete(_quietly(session.close()))
         loop.close()
         api.close()
