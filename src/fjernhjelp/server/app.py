@@ -41,6 +41,7 @@ from fjernhjelp.server.deps import (
 )
 from fjernhjelp.server.health import router as health_router
 from fjernhjelp.server.housekeeping import Housekeeping, Scheduled, support_expiry_job
+from fjernhjelp.server.no_nul import refuse_nul
 from fjernhjelp.server.pages import (
     account,
     auth,
@@ -164,7 +165,8 @@ def create_app(
         openapi_url="/api/v1/openapi.json",
         # Fail closed: every unsafe method on every route is CSRF-checked unless its
         # endpoint is marked security.csrf_exempt (tests/server/test_csrf_everywhere.py).
-        dependencies=[Depends(csrf_protect)],
+        # Likewise every request's text is checked for NUL characters (server/no_nul.py).
+        dependencies=[Depends(csrf_protect), Depends(refuse_nul)],
     )
     app.state.fjh = state
     app.state.housekeeping = housekeeping

@@ -13,21 +13,24 @@ session cookie is audited.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fjernhjelp.auth import guard
 from fjernhjelp.auth.logins import ClientInfo
-from fjernhjelp.i18n import Translator, catalogue
+from fjernhjelp.i18n import Translator, catalogue, negotiate
 from fjernhjelp.refusals import NotAllowed, NotFound, Refusal
-from fjernhjelp.server import probes
+from fjernhjelp.server import probes, unavailable
 from fjernhjelp.server.api.refusals import PROBLEM_JSON, REFUSALS, Problem
 from fjernhjelp.server.deps import (
     UNSAFE_METHODS,
@@ -42,6 +45,7 @@ from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.state import AppState
 
 PROBLEM_TYPE = "about:blank"
+TRY_AGAIN_LATER = 1013  # RFC 6455 close code
 
 # The reason of a refusal that carries none of its own (the framework's HTTPException).
 _STATUS_REASONS = {
@@ -54,6 +58,7 @@ _STATUS_REASONS = {
     413: "too_large",
     422: "invalid",
     429: "too_many_requests",
+    503: "unavailable",
 }
 
 
@@ -239,6 +244,45 @@ def install(app: FastAPI) -> None:
             _english("problem.detail.invalid_request"),
             errors=errors,
         )
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(DisconnectionError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_failed(request: Request | WebSocket, exc: Exception) -> Response | None:
+        kind = unavailable.classify(exc)
+        if kind is None:
+            raise exc  # a fault of the code: the 500 it is
+        if isinstance(request, WebSocket):
+            # An agent's link or a relay leg: "try again later", which the agent does.
+            unavailable.log(kind, exc, "WEBSOCKET", request.url.path)
+            with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                await request.close(code=TRY_AGAIN_LATER)
+            return None
+        unavailable.log(kind, exc, request.method, request.url.path)
+        headers = {"Retry-After": str(unavailable.RETRY_AFTER_SECONDS)}
+        if wants_json(request.url.path):
+            sentence = _english(kind.sentence_key)
+            return problem(request.url.path, 503, kind.value, sentence, headers=headers)
+        # No person is looked up: that would ask the database again.
+        state: AppState = app.state.fjh
+        language = negotiate(
+            request.cookies.get("fjh_lang"),
+            None,
+            request.headers.get("accept-language"),
+            state.settings.default_language,
+        )
+        t = Translator(language)
+        response = render(
+            request,
+            t,
+            "message.html",
+            status_code=503,
+            title=t("unavailable.title"),
+            message=t(kind.sentence_key),
+            user=None,
+        )
+        response.headers.update(headers)
+        return response
 
     app.openapi = _documented(app, app.openapi)  # type: ignore[method-assign]
 

@@ -39,6 +39,7 @@ class Problem(BaseModel):
 # The statuses every /api/v1 route documents (server/problems.py gives each the Problem
 # schema under application/problem+json); a route may say more in its own description.
 REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the request body could not be read (e.g. not JSON)"},
     401: {"description": "not logged in (no valid bearer token or session)"},
     403: {"description": "your role may not do this, or a rule refused it for you"},
     404: {"description": "no such object (or not yours: same answer)"},
@@ -46,4 +47,8 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     413: {"description": "the request body is too large"},
     422: {"description": "a rule refused it, or the request is malformed (errors)"},
     429: {"description": "too many attempts; see Retry-After"},
+    503: {
+        "description": "the database cannot take the request now (unreachable, or no room "
+        "to write the audit log): nothing was done; see Retry-After"
+    },
 }
