@@ -32,9 +32,7 @@ def _have_atheris() -> bool:
     return True
 
 
-def _run_atheris(
-    name: str, seconds: int, max_len: int, runs: int | None
-) -> tuple[int, float, str]:
+def _run_atheris(name: str, seconds: int, max_len: int, runs: int | None) -> tuple[int, float, str]:
     corpus = write_seeds(name, CACHE / "corpus")
     findings = CACHE / "findings" / name
     findings.mkdir(parents=True, exist_ok=True)
@@ -88,7 +86,8 @@ def main() -> int:
     parser.add_argument("targets", nargs="*", help="names (default: all)")
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("FUZZ_SECONDS", 60)))
     parser.add_argument(
-        "--engine", choices=("auto", "atheris", "hypothesis"),
+        "--engine",
+        choices=("auto", "atheris", "hypothesis"),
         default=os.environ.get("FUZZ_ENGINE", "auto"),
     )
     parser.add_argument(

@@ -3,7 +3,9 @@ not install. Not coverage-guided; the seeds carry it past the first checks."""
 
 from __future__ import annotations
 
+import json
 import time
+import tracemalloc
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +17,7 @@ from tests.fuzz.harness import Target
 def _mutated(draw: st.DrawFn, seeds: tuple[bytes, ...]) -> bytes:
     data = bytearray(draw(st.sampled_from(seeds)))
     for _ in range(draw(st.integers(0, 4))):
-        action = draw(st.sampled_from(("flip", "cut", "insert", "repeat")))
+        action = draw(st.sampled_from(("flip", "cut", "insert", "repeat", "nest")))
         at = draw(st.integers(0, len(data)))
         if action == "flip" and at < len(data):
             data[at] = draw(st.integers(0, 255))
@@ -29,14 +31,85 @@ def _mutated(draw: st.DrawFn, seeds: tuple[bytes, ...]) -> bytes:
     return bytes(data)
 
 
+@st.composite
+def _nested(draw: st.DrawFn) -> bytes:
+    # Deep nesting is the classic way past a recursive parser; random bytes and small
+    # mutations never get there.
+    # The parsers bound their input (1 KiB for a shell OPEN, 4 KiB for a file request):
+    # depths that just fit, and no closing brackets, which the descent never reaches.
+    depth = draw(st.integers(1, 5000) | st.sampled_from((1000, 1023, 2000, 4095)))
+    opener, closer = draw(st.sampled_from(((b"[", b"]"), (b'{"a":', b"}"))))
+    return opener * depth + (closer * depth if draw(st.booleans()) else b"")
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and infinities too: json.dumps writes them, json.loads reads them
+    | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=12,
+)
+# Objects with the field names the protocols use, holding values of any type.
+_FIELDS = (
+    "type",
+    "text",
+    "at",
+    "op",
+    "path",
+    "size",
+    "sha256",
+    "choices",
+    "default",
+    "uid",
+    "run_as",
+    "account",
+    "code",
+    "message",
+    "nonce",
+    "version",
+    "payload",
+    "signature",
+    "server_url",
+    "server_public_key",
+    "rows",
+    "cols",
+    "term",
+    "service",
+    "params",
+)
+_PROTOCOL_OBJECTS = st.dictionaries(st.sampled_from(_FIELDS), _JSON_VALUES, max_size=6)
+
+
+def _json_texts() -> st.SearchStrategy[bytes]:
+    values = st.one_of(_JSON_VALUES, _PROTOCOL_OBJECTS)
+    return st.one_of(_nested(), values.map(lambda v: json.dumps(v).encode()))
+
+
 def inputs(target: Target) -> st.SearchStrategy[bytes]:
     seeds = tuple(target.seeds())
-    return st.one_of(st.binary(max_size=min(target.max_len, 512)), _mutated(seeds))
+    strategies = [st.binary(max_size=min(target.max_len, 512)), _mutated(seeds)]
+    if target.json_input is not None:
+        strategies.append(_json_texts().map(target.json_input))
+    return st.one_of(strategies)
 
 
-def check(target: Target, examples: int) -> int:
-    """Run ``target`` on ``examples`` inputs (seeds first); the count of calls."""
+def check(target: Target, examples: int, memory_limit: int | None = None) -> int:
+    """Run ``target`` on ``examples`` inputs (seeds first); the count of calls. With
+    ``memory_limit`` (bytes; tracemalloc must be tracing) an input that makes the target
+    allocate more than that at its peak is a finding: unbounded memory."""
     calls = 0
+
+    def one(data: bytes) -> None:
+        if memory_limit is None:
+            target.run(data)
+            return
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        target.run(data)
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak - before <= memory_limit, f"{peak - before} bytes for {len(data)} of input"
 
     @settings(
         max_examples=examples,
@@ -49,11 +122,11 @@ def check(target: Target, examples: int) -> int:
     def run(data: bytes) -> None:
         nonlocal calls
         calls += 1
-        target.run(data)
+        one(data)
 
     for seed in target.seeds():
         calls += 1
-        target.run(seed)
+        one(seed)
     run()
     return calls
 

@@ -27,7 +27,18 @@ class Target:
     run: Callable[[bytes], None]
     seeds: Callable[[], Iterable[bytes]]
     max_len: int = 4096  # the fuzzers' input size cap: at least every seed's length
-    doc: str = ""
+    # For a target whose input carries JSON: the input for a given JSON text, so the
+    # hypothesis engine can aim JSON at it (deep nesting, odd numbers) past the framing.
+    json_input: Callable[[bytes], bytes] | None = None
+
+
+def same(payload: bytes) -> bytes:
+    return payload
+
+
+def framed(*messages: bytes) -> bytes:
+    """Channel messages as the targets that take several read them: u16 length, bytes."""
+    return b"".join(len(m).to_bytes(2, "big") + m for m in messages)
 
 
 def refuses(call: Callable[[], T], *allowed: type[BaseException]) -> T | None:

@@ -36,7 +36,7 @@ from fjernhjelp.control.messages import (
 from fjernhjelp.support import stamp as stamps
 from fjernhjelp.tunnel import sas
 from fjernhjelp.tunnel.streams import decode_json
-from tests.fuzz.harness import Target, refuses
+from tests.fuzz.harness import Target, refuses, same
 
 SERVER_URL = "https://fjernhjelp.example.no"
 SESSION = uuid.UUID("5b0f6a7e-1c2d-4e3f-8a9b-0c1d2e3f4a5b")
@@ -96,13 +96,17 @@ def _both_forms(data: bytes) -> list[str | bytes]:
 
 def _server_seeds() -> Iterable[bytes]:
     yield Challenge(nonce="A" * 43 + "=", signature="B" * 86 + "==").model_dump_json().encode()
-    yield make_dial(
-        _server_key(),
-        session_id=SESSION,
-        relay_url=f"wss://node-2.example.no/relay/{SESSION}",
-        relay_token="t" * 40,
-        public_url=SERVER_URL,
-    ).model_dump_json().encode()
+    yield (
+        make_dial(
+            _server_key(),
+            session_id=SESSION,
+            relay_url=f"wss://node-2.example.no/relay/{SESSION}",
+            relay_token="t" * 40,
+            public_url=SERVER_URL,
+        )
+        .model_dump_json()
+        .encode()
+    )
     yield json.dumps(
         {"type": "welcome", "machine_id": str(SESSION), "heartbeat_seconds": 30}
     ).encode()
@@ -112,16 +116,22 @@ def _server_seeds() -> Iterable[bytes]:
 def _agent_seeds() -> Iterable[bytes]:
     info = MachineInfo(hostname="pc-1", os="Linux", users=["kari"], agent_version="0.1.0")
     yield Hello(machine_id=SESSION, signature="A" * 86 + "==", info=info).model_dump_json().encode()
-    yield SupportHello(
-        session_id=SESSION,
-        token="t" * 43,
-        public_key="A" * 43 + "=",
-        signature="A" * 86 + "==",
-        client_version="0.1.0",
-    ).model_dump_json().encode()
-    yield SessionEvent(
-        session_id=SESSION, action="file.moved", details={"name": "a.txt", "size": 3}
-    ).model_dump_json().encode()
+    yield (
+        SupportHello(
+            session_id=SESSION,
+            token="t" * 43,
+            public_key="A" * 43 + "=",
+            signature="A" * 86 + "==",
+            client_version="0.1.0",
+        )
+        .model_dump_json()
+        .encode()
+    )
+    yield (
+        SessionEvent(session_id=SESSION, action="file.moved", details={"name": "a.txt", "size": 3})
+        .model_dump_json()
+        .encode()
+    )
     yield json.dumps({"type": "report", "info": info.model_dump()}).encode()
 
 
@@ -243,6 +253,7 @@ _NONCE = hashlib.sha256(b"fuzz sas nonce").digest()
 def sas_reveal(data: bytes) -> None:
     """The technician's first control message as the Support client reads it: the
     nonce HELLO committed to, or ValueError (not JSON) / SasRevealInvalid."""
+
     def reveal() -> bytes:
         return sas.nonce_from_reveal(decode_json(data), sas.commitment(_NONCE))
 
@@ -257,11 +268,13 @@ def _sas_seeds() -> Iterable[bytes]:
 
 
 TARGETS = [
-    Target("control-from-server", control_from_server, _server_seeds, max_len=70_000),
-    Target("control-from-agent", control_from_agent, _agent_seeds, max_len=70_000),
-    Target("package", package, _package_seeds, max_len=70_000),
-    Target("package-signed", package_signed, _payload_seeds, max_len=8192),
+    Target(
+        "control-from-server", control_from_server, _server_seeds, max_len=70_000, json_input=same
+    ),
+    Target("control-from-agent", control_from_agent, _agent_seeds, max_len=70_000, json_input=same),
+    Target("package", package, _package_seeds, max_len=70_000, json_input=same),
+    Target("package-signed", package_signed, _payload_seeds, max_len=8192, json_input=same),
     Target("stamp", stamp, _stamp_seeds, max_len=8192),
-    Target("stamp-signed", stamp_signed, _stamp_payload_seeds, max_len=4200),
-    Target("sas-reveal", sas_reveal, _sas_seeds, max_len=4096),
+    Target("stamp-signed", stamp_signed, _stamp_payload_seeds, max_len=4200, json_input=same),
+    Target("sas-reveal", sas_reveal, _sas_seeds, max_len=4096, json_input=same),
 ]

@@ -219,4 +219,9 @@ def _seeds() -> Iterable[bytes]:
     yield b"\x00" + b"".join(op(frames.open_frame(i, "info", {}).encode()) for i in range(1, 40))
 
 
-TARGET = Target("tunnel-mux", tunnel, _seeds, max_len=8192)
+def _open_script(payload: bytes) -> bytes:
+    body = bytes([FrameType.OPEN, 0, 0, 0, 0, 1]) + payload[:4096]
+    return b"\x00\x00" + struct.pack(">H", len(body)) + body
+
+
+TARGET = Target("tunnel-mux", tunnel, _seeds, max_len=8192, json_input=_open_script)

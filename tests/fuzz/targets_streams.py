@@ -24,7 +24,7 @@ from fjernhjelp.streams.files.roots import FilePolicy
 from fjernhjelp.streams.files.service import serve_files
 from fjernhjelp.streams.shell import wire as shell
 from fjernhjelp.tunnel.channel import ChannelClosed
-from tests.fuzz.harness import LOOP, Target, drive, refuses
+from tests.fuzz.harness import LOOP, Target, drive, framed, refuses, same
 
 # --- RFB (the agent's VNC server side) ------------------------------------------------------
 
@@ -219,9 +219,12 @@ def _reset_root() -> Path:
     root = _files_root()
     a, sub = root / "a.txt", root / "sub"
     with contextlib.suppress(OSError):
-        if sorted(p.name for p in root.iterdir()) == ["a.txt", "sub"] and not any(
-            sub.iterdir()
-        ) and a.read_bytes() == _CONTENT and not a.is_symlink():
+        if (
+            sorted(p.name for p in root.iterdir()) == ["a.txt", "sub"]
+            and not any(sub.iterdir())
+            and a.read_bytes() == _CONTENT
+            and not a.is_symlink()
+        ):
             return root
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir()
@@ -313,9 +316,31 @@ def _chat_seeds() -> Iterable[bytes]:
 TARGETS = [
     Target("rfb-client", rfb_client, _rfb_seeds, max_len=8192),
     Target("rfb-handshake", rfb_handshake, _rfb_handshake_seeds, max_len=64),
-    Target("shell-agent", shell_agent, _shell_agent_seeds, max_len=4096),
-    Target("shell-technician", shell_technician, _shell_technician_seeds, max_len=4096),
-    Target("files-agent", files_agent, _files_agent_seeds, max_len=8192),
-    Target("files-technician", files_technician, _files_technician_seeds, max_len=8192),
-    Target("chat", chat, _chat_seeds, max_len=30_000),
+    Target(
+        "shell-agent",
+        shell_agent,
+        _shell_agent_seeds,
+        json_input=lambda p: framed(bytes([shell.OPEN]) + p),
+    ),
+    Target(
+        "shell-technician",
+        shell_technician,
+        _shell_technician_seeds,
+        json_input=lambda p: framed(bytes([shell.OFFER]) + p, bytes([shell.ERROR]) + p),
+    ),
+    Target(
+        "files-agent",
+        files_agent,
+        _files_agent_seeds,
+        max_len=8192,
+        json_input=lambda p: framed(bytes([files.REQUEST]) + p),
+    ),
+    Target(
+        "files-technician",
+        files_technician,
+        _files_technician_seeds,
+        max_len=8192,
+        json_input=lambda p: bytes([files.OFFER]) + p,
+    ),
+    Target("chat", chat, _chat_seeds, max_len=30_000, json_input=same),
 ]

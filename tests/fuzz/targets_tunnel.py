@@ -40,7 +40,7 @@ from fjernhjelp.tunnel.handshake import (
 from fjernhjelp.tunnel.limits import MAX_RECORD, MAX_TICKET_TOKEN, MIN_RECORD
 from fjernhjelp.tunnel.replay import MemoryReplayCache
 from fjernhjelp.tunnel.tickets import TICKET_CONTEXT, Ticket, TicketError, verify_ticket
-from tests.fuzz.harness import Target, refuses, tunnel_vectors, vector_bytes
+from tests.fuzz.harness import Target, refuses, same, tunnel_vectors, vector_bytes
 
 
 @cache
@@ -101,6 +101,10 @@ def _frame_seeds() -> Iterable[bytes]:
     yield from _a2t_frames()
     yield frames.reason_frame(frames.FrameType.CLOSE, 1, 4, "bad-request").encode()
     yield frames.open_frame(2, "desktop", {"a": [1, 2.5, None, {"b": "ø"}]}).encode()
+
+
+def _open_frame(payload: bytes) -> bytes:
+    return bytes([frames.FrameType.OPEN, 0, 0, 0, 0, 1]) + payload
 
 
 # --- records (§6) --------------------------------------------------------------------
@@ -279,11 +283,11 @@ def _payload_seeds() -> Iterable[bytes]:
 
 
 TARGETS = [
-    Target("tunnel-frame", frame, _frame_seeds, max_len=4200),
+    Target("tunnel-frame", frame, _frame_seeds, max_len=4200, json_input=_open_frame),
     Target("tunnel-record", record, _record_seeds, max_len=MAX_RECORD + 16),
     Target("handshake-hello", agent_hello, _hello_seeds, max_len=4200),
     Target("handshake-reply", technician_reply, _reply_seeds, max_len=256),
     Target("handshake-reply-signed", technician_reply_signed, _signed_reply_seeds, max_len=80),
     Target("ticket-token", ticket_token, _token_seeds, max_len=4200),
-    Target("ticket-payload", ticket_payload, _payload_seeds, max_len=3200),
+    Target("ticket-payload", ticket_payload, _payload_seeds, max_len=3200, json_input=same),
 ]
