@@ -10,7 +10,7 @@ DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils x11-xkb-utils xauth x11vnc x1
 
 NPM_STAMP := node_modules/.installed-stamp
 
-.PHONY: run serve test test-sqlite lint bench bench-desktop system-deps npm-deps clean support-client
+.PHONY: run serve test test-sqlite lint bench bench-desktop system-deps npm-deps clean support-client fuzz
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -57,6 +57,15 @@ test-sqlite: $(STAMP) system-deps npm-deps
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+
+# Every protocol fuzz target (tests/fuzz) for FUZZ_SECONDS each; prints inputs tried and
+# exec/s per target, exits 1 on a finding (kept in .cache/fuzz/findings). atheris where it
+# installs (the `fuzz` extra), else hypothesis. The CI suite runs a short pass of each.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install --quiet -e '.[fuzz]' \
+	  || echo "atheris does not install here: fuzzing with hypothesis"
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m tests.fuzz
 
 bench: $(STAMP)
 	$(BIN)/python bench/login.py
