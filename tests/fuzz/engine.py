@@ -37,9 +37,9 @@ def _nested(draw: st.DrawFn) -> bytes:
     # mutations never get there.
     # The parsers bound their input (1 KiB for a shell OPEN, 4 KiB for a file request):
     # depths that just fit, and no closing brackets, which the descent never reaches.
-    depth = draw(st.integers(1, 5000) | st.sampled_from((1000, 1023, 2000, 4095)))
+    depth = draw(st.sampled_from((1000, 1023, 2000, 4095)) | st.integers(1, 5000))
     opener, closer = draw(st.sampled_from(((b"[", b"]"), (b'{"a":', b"}"))))
-    return opener * depth + (closer * depth if draw(st.booleans()) else b"")
+    return opener * depth + (b"" if draw(st.booleans()) else closer * depth)
 
 
 _JSON_VALUES = st.recursive(
@@ -82,6 +82,23 @@ _FIELDS = (
 _PROTOCOL_OBJECTS = st.dictionaries(st.sampled_from(_FIELDS), _JSON_VALUES, max_size=6)
 
 
+# The classic hostile JSON, always tried on a target that reads JSON: nesting that just
+# fits the parsers' size bounds (1 KiB, 4 KiB, more), numbers a float cannot hold, NaN,
+# a lone surrogate, a huge integer. Random generation reaches these only rarely.
+HOSTILE_JSON = (
+    *(b"[" * depth for depth in (1000, 1023, 2000, 4095, 20_000)),
+    b'{"a":' * 1000,
+    b"[" * 1500 + b"]" * 1500,
+    b"1e999",
+    b"-1e999",
+    b"NaN",
+    b'"\\ud800"',
+    b"9" * 5000,
+    b'{"choices":[{"run_as":"user","account":"a","uid":1e999}],"default":"user"}',
+    b'{"size":1e999,"offset":-1e999,"sha256":NaN,"uid":Infinity,"rows":1e999}',
+)
+
+
 def _json_texts() -> st.SearchStrategy[bytes]:
     values = st.one_of(_JSON_VALUES, _PROTOCOL_OBJECTS)
     return st.one_of(_nested(), values.map(lambda v: json.dumps(v).encode()))
@@ -91,7 +108,9 @@ def inputs(target: Target) -> st.SearchStrategy[bytes]:
     seeds = tuple(target.seeds())
     strategies = [st.binary(max_size=min(target.max_len, 512)), _mutated(seeds)]
     if target.json_input is not None:
-        strategies.append(_json_texts().map(target.json_input))
+        # Half the inputs: the framing is the easy part, what is inside it the hard one.
+        json_inputs = _json_texts().map(target.json_input)
+        strategies += [json_inputs, json_inputs]
     return st.one_of(strategies)
 
 
@@ -124,9 +143,12 @@ def check(target: Target, examples: int, memory_limit: int | None = None) -> int
         calls += 1
         one(data)
 
-    for seed in target.seeds():
+    fixed = list(target.seeds())
+    if target.json_input is not None:
+        fixed += [target.json_input(text) for text in HOSTILE_JSON]
+    for data in fixed:
         calls += 1
-        one(seed)
+        one(data)
     run()
     return calls
 
