@@ -10,7 +10,7 @@ DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils x11-xkb-utils xauth x11vnc x1
 
 NPM_STAMP := node_modules/.installed-stamp
 
-.PHONY: run serve test test-sqlite lint audit security-doc bench bench-desktop bench-support system-deps npm-deps clean support-client
+.PHONY: run serve test test-sqlite lint audit security-doc fuzz bench bench-desktop bench-support system-deps npm-deps clean support-client
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -68,6 +68,15 @@ audit: $(STAMP)
 # docs/SECURITY.md's authorisation matrix, printed from the table the test holds.
 security-doc: $(STAMP)
 	$(BIN)/python -m tests.authz.table --write docs/SECURITY.md
+
+# Every protocol fuzz target (tests/fuzz) for FUZZ_SECONDS each; prints inputs tried and
+# exec/s per target, exits 1 on a finding (kept in .cache/fuzz/findings). atheris where it
+# installs (the `fuzz` extra), else hypothesis. The CI suite runs a short pass of each.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install --quiet -e '.[fuzz]' \
+	  || echo "atheris does not install here: fuzzing with hypothesis"
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m tests.fuzz
 
 bench: $(STAMP)
 	$(BIN)/python bench/login.py

@@ -147,6 +147,8 @@ def test_a_package_for_another_key_is_refused_before_anything_else() -> None:
         (json.dumps({"format": "fjernhjelp-agent-package", "version": 2}).encode(), "version"),
         (json.dumps({"format": "fjernhjelp-agent-package", "version": 1}).encode(), "malformed"),
         (b" " * 70000, "malformed"),
+        # Found by fuzzing: nesting past the recursion limit escaped as RecursionError.
+        (b"[" * 60000, "malformed"),
     ],
 )
 def test_malformed_packages_are_refused(data: bytes, reason: str) -> None:

@@ -135,3 +135,15 @@ def test_another_version_is_refused(tmp_path: Path, key: Ed25519PrivateKey) -> N
     with pytest.raises(StampRefused) as caught:
         read_stamp(write(tmp_path / "client", bytes(data)))
     assert caught.value.reason == "version"
+
+
+def test_a_deeply_nested_payload_is_refused(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    # Found by fuzzing: the payload is read before the signature is checked, and JSON
+    # nested past the recursion limit escaped as RecursionError instead of a refusal.
+    binary = b"generic build"
+    payload = b"[" * 4096
+    trailer = TRAILER.pack(len(binary), len(payload), 1, 0, MAGIC)
+    data = binary + payload + bytes(SIGNATURE_SIZE) + trailer
+    with pytest.raises(StampRefused) as caught:
+        read_stamp(write(tmp_path / "client", data))
+    assert caught.value.reason == "altered"

@@ -361,3 +361,19 @@ def test_the_dialog_texts_exist_in_both_languages() -> None:
         assert set(texts[key]) == {"nb", "en"}
     assert "lytte" in texts["support.sas.mismatch"]["nb"]
     assert "listening" in texts["support.sas.mismatch"]["en"]
+
+
+async def test_a_deeply_nested_reveal_is_not_json_and_ends_nothing_else() -> None:
+    # Found by fuzzing: a control message nested past the recursion limit escaped
+    # recv_json as RecursionError, past the Support client's "bad reveal" handling
+    # (which catches ValueError and ends the session as a mismatch).
+    pair = await open_pair(technician_random=sas.commitment(sas.new_nonce()))
+    try:
+        await pair.technician.control.send(b"[" * 200_000)
+        async with asyncio.timeout(10):
+            with pytest.raises(ValueError, match="nested"):
+                await pair.agent.control.recv_json()
+        assert pair.agent.closed is None  # the tunnel itself is fine; the session decides
+    finally:
+        await pair.technician.close()
+        await closed_within(pair.agent)

@@ -168,7 +168,8 @@ def read_package(
         key_raw = b64d(_text(body, "server_public_key") or "")
     except PackageRejected:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+    # RecursionError: JSON nested deeper than the interpreter's limit fits in MAX_PACKAGE.
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error) as exc:
         raise PackageRejected("malformed", "the file is not a well-formed package") from exc
     if len(key_raw) != 32:
         raise PackageRejected("malformed", "the server key is not a 32-byte Ed25519 key")

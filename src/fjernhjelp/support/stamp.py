@@ -135,7 +135,9 @@ def read_stamp(path: str | os.PathLike[str]) -> Stamp:
             }
         ):
             raise ValueError("unexpected fields")
-    except (ValueError, KeyError, TypeError) as exc:
+    # RecursionError: JSON nested deeper than the interpreter's limit fits in MAX_PAYLOAD
+    # (and the payload is read before the signature is checked).
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise StampRefused("altered", "the stamp's payload is not well-formed") from exc
     try:
         Ed25519PublicKey.from_public_bytes(key).verify(

@@ -33,6 +33,16 @@ from fjernhjelp.tunnel.limits import (
 )
 
 
+def decode_json(message: bytes) -> Any:
+    """One message as JSON; ValueError if it is not. A message nested deeper than the
+    interpreter's recursion limit is "not JSON" too: the peer chose the depth, and a
+    RecursionError would escape every handler that expects ValueError."""
+    try:
+        return json.loads(message.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 class StreamHost(Protocol):
     """What a stream needs from its tunnel."""
 
@@ -139,7 +149,7 @@ class Stream:
 
     async def recv_json(self) -> Any:
         """The next message as JSON; ValueError if it is not."""
-        return json.loads((await self.recv()).decode("utf-8"))
+        return decode_json(await self.recv())
 
     @property
     def closed(self) -> ChannelClosed | None:

@@ -160,6 +160,7 @@ async def window_shows(display: DisplayTarget, area: dict[str, tuple[int, int]],
         (json.dumps({"text": "hei", "at": "x" * 65}).encode(), "bad_at"),
         (json.dumps({"text": "ø" * (MAX_TEXT + 1), "at": "x"}).encode(), "too_long"),
         (b" " * 100_000, "too_long"),
+        (b"[" * 20_000, "not_json"),  # found by fuzzing: it escaped as RecursionError
     ],
 )
 def test_malformed_messages_are_refused_with_a_reason(raw: bytes, code: str) -> None:

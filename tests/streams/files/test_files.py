@@ -510,6 +510,8 @@ TO_AGENT = {
     "put empty chunk": [put_request(), msg(DATA, raw=b"")],
     "put end with payload": [put_request(), msg(END, raw=b"x")],
     "put request mid-transfer": [put_request(), msg(wire.REQUEST, {"op": "get", "path": "y"})],
+    # Found by fuzzing: nesting past the recursion limit escaped as RecursionError.
+    "deeply nested": [msg(wire.REQUEST, raw=b"[" * 4096)],
 }
 
 
@@ -555,6 +557,7 @@ HOSTILE_AGENT = {
         msg(DATA, raw=b"abc"),
     ],
     "unexpected type": [msg(wire.DONE, {})],
+    "deeply nested offer": [msg(wire.OFFER, raw=b"[" * 4096)],  # found by fuzzing
 }
 
 

@@ -315,6 +315,8 @@ BAD_FIRST = {
     "term newline": encode_open(24, 80, "xterm\nLD_PRELOAD=x", "user"),
     "run as root": encode_open(24, 80, "xterm", "root"),
     "oversized": encode_open(24, 80, "x" * 2000, "user"),
+    # Found by fuzzing: nesting past the recursion limit escaped as RecursionError.
+    "deeply nested": bytes([shell.OPEN]) + b"[" * 1024,
 }
 
 
@@ -679,3 +681,20 @@ def test_a_root_agent_on_a_configured_display_offers_the_socket_owners_shell(
     accounts = services.shell_accounts(DisplayTarget(":7"))
     assert accounts["user"].name == "nobody" and accounts["service"].uid == 0
     assert "user" not in services.shell_accounts(DisplayTarget(":8"))  # no socket: no guess
+
+
+HOSTILE_OFFERS = {
+    # Found by fuzzing: 1e999 is a float infinity, and int() of it is OverflowError.
+    "infinite uid": b'{"choices":[{"run_as":"user","account":"a","uid":1e999}],"default":"user"}',
+    "deeply nested": b"[" * 1024,  # found by fuzzing: RecursionError
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_OFFERS))
+def test_a_malformed_offer_from_the_agent_is_a_protocol_error(name: str) -> None:
+    with pytest.raises(shell.ShellProtocolError):
+        decode_offer(HOSTILE_OFFERS[name])
+
+
+def test_a_malformed_error_from_the_agent_reads_as_a_protocol_error() -> None:
+    assert shell.decode_error(b"[" * 1024)[0] == "protocol"  # found by fuzzing

@@ -28,7 +28,8 @@ def parse_message(raw: bytes) -> str:
         raise ChatRefusal("too_long")
     try:
         message = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: nesting deeper than the interpreter's limit fits in MAX_RAW.
         raise ChatRefusal("not_json") from None
     if not isinstance(message, dict):
         raise ChatRefusal("not_object")

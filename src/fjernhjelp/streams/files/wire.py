@@ -116,7 +116,8 @@ def json_body(payload: bytes) -> dict[str, Any]:
         raise FileProtocolError("control message over 4 KiB")
     try:
         body = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the interpreter's limit fits in 4 KiB.
         raise FileProtocolError("control message is not JSON") from exc
     if not isinstance(body, dict):
         raise FileProtocolError("control message is not a JSON object")

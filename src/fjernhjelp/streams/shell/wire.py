@@ -128,7 +128,16 @@ def decode_offer(payload: bytes) -> ShellOffer:
             for c in body["choices"]
         )
         default = str(body["default"])
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+    # RecursionError: JSON nested deeper than the interpreter's limit fits in MAX_OPEN;
+    # OverflowError: a uid of 1e999 is a float infinity, which int() refuses.
+    except (
+        UnicodeDecodeError,
+        ValueError,
+        KeyError,
+        TypeError,
+        RecursionError,
+        OverflowError,
+    ) as exc:
         raise ShellProtocolError("OFFER is not well formed") from exc
     runs = [c.run_as for c in choices]
     if not choices or len(set(runs)) != len(runs) or not set(runs) <= set(RUN_AS_CHOICES):
@@ -163,7 +172,7 @@ def decode_open(message: bytes) -> OpenRequest:
         raise ShellProtocolError("OPEN is too large")
     try:
         body = json.loads(message[1:].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ShellProtocolError("OPEN is not a JSON object") from exc
     if not isinstance(body, dict) or set(body) != {"rows", "cols", "term", "run_as"}:
         raise ShellProtocolError("OPEN must hold exactly rows, cols, term, run_as")
@@ -240,5 +249,5 @@ def decode_error(payload: bytes) -> tuple[str, str]:
     try:
         body = json.loads(payload.decode("utf-8"))
         return str(body["code"])[:64], str(body["message"])[:1000]
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):
         return "protocol", "malformed ERROR message from the agent"

@@ -1,0 +1,16 @@
+"""Every fuzz target, by name (``python -m tests.fuzz --list``)."""
+
+from __future__ import annotations
+
+from tests.fuzz import targets_control, targets_mux, targets_streams, targets_tunnel
+from tests.fuzz.harness import Target
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        *targets_tunnel.TARGETS,
+        targets_mux.TARGET,
+        *targets_control.TARGETS,
+        *targets_streams.TARGETS,
+    )
+}
