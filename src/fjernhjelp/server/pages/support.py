@@ -17,11 +17,13 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fjernhjelp.i18n import Translator
 from fjernhjelp.portal.support import support_customers
 from fjernhjelp.remote import history, support, support_download
+from fjernhjelp.remote.models import RemoteSession
 from fjernhjelp.remote.support import CodeInvalid, CodeThrottled
 from fjernhjelp.server.deps import DB, Client, State, T, require
+from fjernhjelp.server.pages.console_session import support_session_config, with_style_nonce
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
-from fjernhjelp.server.security import cookie_name
+from fjernhjelp.server.security import cookie_name, new_style_nonce
 from fjernhjelp.server.state import AppState
 
 router = APIRouter()
@@ -164,30 +166,42 @@ def create(
     created = support.create(db, caller, config(state), customer_org_id)
     db.commit()
     # The code is shown here, once: the server keeps only its MAC.
-    return render(
-        request,
-        t,
-        "console_support.html",
-        row=created.session,
-        created=created,
-        state=support.state_of(created.session, caller.now),
-        customer=support.customer_name(db, created.session),
-    )
+    return _session_page(request, t, db, caller, created.session, created)
 
 
 @router.get("/console/support/{support_id}", response_class=HTMLResponse)
 def show(request: Request, t: T, db: DB, caller: PageCaller, support_id: uuid.UUID) -> Response:
     require(caller.user, technician=True)
     row = support.own(db, caller, support_id)
-    return render(
+    return _session_page(request, t, db, caller, row, None)
+
+
+def _session_page(
+    request: Request,
+    t: Translator,
+    db: DB,
+    caller: PageCaller,
+    row: RemoteSession,
+    created: support.CreatedSupport | None,
+) -> Response:
+    """The Support session's page: the code (once), its state while it waits, then the
+    session itself (static/js/console_support.js opens the tunnel in the page)."""
+    state = support.state_of(row, caller.now)
+    nonce = new_style_nonce()
+    response = render(
         request,
         t,
         "console_support.html",
         row=row,
-        created=None,
-        state=support.state_of(row, caller.now),
+        created=created,
+        state=state,
         customer=support.customer_name(db, row),
+        # Only a session that has not been opened yet can be: one tunnel per session.
+        live=state in (support.State.WAITING, support.State.JOINED),
+        config=support_session_config(t, str(row.id), request.app.state.fjh.settings.time_zone),
+        style_nonce=nonce,
     )
+    return with_style_nonce(response, nonce)
 
 
 @router.post("/console/support/{support_id}/cancel")
