@@ -54,7 +54,12 @@ def support_session_config(
         "time_zone": time_zone,
         "lang": t.language,
         "texts": session_texts(t),
+        # The short names the console's list and the code's card use for each state.
+        "states": {state: t(f"support.state.{state}") for state in SUPPORT_STATES},
     }
+
+
+SUPPORT_STATES = ("waiting", "joined", "running", "expired", "cancelled", "ended")
 
 
 def with_style_nonce(response: Response, nonce: str) -> Response:

@@ -7,12 +7,14 @@ Views only: remote/support.py decides, acts and audits.
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from fjernhjelp.i18n import Translator
 from fjernhjelp.portal.support import support_customers
@@ -124,7 +126,7 @@ def download_client(
     token = request.cookies.get(
         cookie_name(state.settings, support_download.client_cookie(session_id))
     )
-    path = support_download.client_download(
+    sent = support_download.client_download(
         db,
         config(state),
         client_build(state),
@@ -134,11 +136,26 @@ def download_client(
         state.now(),
     )
     db.commit()
-    return FileResponse(
-        path,
+    # Opened now, so that a newer build replacing the cached file mid-download cannot
+    # change what this response sends.
+    stamped = sent.stamped.open("rb")
+    size = os.fstat(stamped.fileno()).st_size + len(sent.handover)
+
+    def body() -> Iterator[bytes]:
+        with stamped:
+            while chunk := stamped.read(1 << 20):
+                yield chunk
+        yield sent.handover
+
+    return StreamingResponse(
+        body(),
         media_type="application/octet-stream",
-        filename=support_download.CLIENT_FILE_NAME,
-        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        headers={
+            "Content-Disposition": (f'attachment; filename="{support_download.CLIENT_FILE_NAME}"'),
+            "Content-Length": str(size),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

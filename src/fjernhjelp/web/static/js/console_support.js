@@ -20,10 +20,10 @@ const FINAL = new Set(["expired", "cancelled", "ended", "running"]);
 /** The waiting states, shown in the header and in the code's card. */
 function showWaiting(state) {
   const key = `support.state_${state}`;
-  const sentence = hasText(key) ? text(key) : state;
   $("state").dataset.state = `support-${state}`;
-  $("state").textContent = sentence;
-  $("support-state").textContent = sentence;
+  $("state").textContent = hasText(key) ? text(key) : state;
+  const short = config.states?.[state === "client_ready" ? "joined" : state];
+  if (typeof short === "string") $("support-state").textContent = short;
 }
 
 /** Polls the session until the end user's client has logged in; resolves true then, or
