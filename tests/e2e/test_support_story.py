@@ -157,7 +157,8 @@ def test_technician_and_end_user_run_a_support_session_that_leaves_nothing_behin
         # It runs on the end user's screen, in a home and temporary folder of its own
         # (their listing taken before it starts), knowing the server from its stamp.
         (tmp_path / "end-user").mkdir()
-        client = Client(site, tmp_path / "end-user", code, "", screen.display, [str(program)])
+        # Run as the start page says, without the code: the download carries the session.
+        client = Client(site, tmp_path / "end-user", None, "", screen.display, [str(program)])
 
         # The console opens the tunnel itself once the client is in, and shows the words.
         words = console.get_by_test_id("sas-words")
