@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -225,7 +226,11 @@ def test_a_downloaded_client_joins_the_session_its_page_joined_without_a_code(
             return Outcome("ended")
 
     monkeypatch.setattr(client, "ClientSession", Session)
-    assert client.main(["--language", "en"], platform=platform) == client.EXIT_ENDED
+    # In a thread: main() runs its own event loop, and this worker's thread may hold one
+    # already (Playwright's sync API, from a browser test that ran here before).
+    with ThreadPoolExecutor(1) as thread:
+        ran = thread.submit(client.main, ["--language", "en"], platform=platform)
+        assert ran.result(timeout=60) == client.EXIT_ENDED
     assert no_join == []  # the spent code is not entered again
     [settings] = opened
     assert (settings["session_id"], settings["token"]) == (session_id, "end-user-token")
