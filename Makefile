@@ -10,6 +10,15 @@ DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils x11-xkb-utils xauth x11vnc x1
 
 NPM_STAMP := node_modules/.installed-stamp
 
+# The one-file Support client that `make test` runs (the Chromium story test downloads it
+# from the server): rebuilt when it is missing or older than what it is made of, which is
+# the package less the server's parts (support/build.py leaves those out of it too).
+SUPPORT_CLIENT_STAMP := dist/.support-client-stamp
+SUPPORT_CLIENT_SOURCES := pyproject.toml $(shell find src/fjernhjelp \
+	\( -path src/fjernhjelp/server -o -path src/fjernhjelp/web -o -path src/fjernhjelp/db \
+	   -o -path src/fjernhjelp/portal -o -path src/fjernhjelp/cli \) -prune \
+	-o -type f \( -name '*.py' -o -name '*.toml' -o -name '*.txt' \) -print)
+
 .PHONY: run serve test test-sqlite lint audit security-doc fuzz bench bench-desktop bench-support system-deps npm-deps clean support-client
 
 run: $(STAMP) npm-deps
@@ -46,10 +55,10 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: $(STAMP) system-deps npm-deps
+test: $(STAMP) system-deps npm-deps $(SUPPORT_CLIENT_STAMP)
 	scripts/test.sh
 
-test-sqlite: $(STAMP) system-deps npm-deps
+test-sqlite: $(STAMP) system-deps npm-deps $(SUPPORT_CLIENT_STAMP)
 	FJERNHJELP_TEST_BACKENDS=sqlite scripts/test.sh
 
 # mypy's settings (which files, how strict) live in pyproject.toml; its incremental cache
@@ -97,6 +106,10 @@ support-client: $(STAMP)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils >/dev/null; }
 	$(BIN)/pip install --quiet -e '.[build]'
 	$(BIN)/python -m fjernhjelp.support.build --out dist
+
+$(SUPPORT_CLIENT_STAMP): $(STAMP) $(SUPPORT_CLIENT_SOURCES)
+	$(MAKE) support-client
+	touch $@
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache node_modules dist

@@ -24,5 +24,13 @@ fi
 export FJERNHJELP_TEST_BACKENDS="$backends"
 echo "test backends: $backends"
 
+# The one-file Support client `make test` built (Makefile: SUPPORT_CLIENT_STAMP): the tests
+# of the built client and the Chromium story test run it; without it they fail, saying so.
+if [ -z "${FJERNHJELP_SUPPORT_CLIENT:-}" ]; then
+  FJERNHJELP_SUPPORT_CLIENT="$PWD/dist/$($BIN/python -c 'from fjernhjelp.support.build import target_name; print(target_name())')"
+  export FJERNHJELP_SUPPORT_CLIENT
+fi
+echo "support client: $FJERNHJELP_SUPPORT_CLIENT"
+
 $BIN/ruff check src tests bench
 $BIN/python -m pytest -n 2 --dist loadgroup "$@"

@@ -466,6 +466,7 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ("POST", "/api/v1/support-sessions"): R(body=_customer),
     ("GET", "/api/v1/support-sessions"): R(),
     ("GET", "/api/v1/support-customers"): R(),
+    ("GET", "/api/v1/support-sessions/{support_id}"): R("support"),
     ("POST", "/api/v1/support-sessions/{support_id}/cancel"): R("support"),
     ("POST", "/api/v1/support-sessions/{support_id}/tunnel"): R(
         "support", lambda w, c: {"technician_key": technician_key()}

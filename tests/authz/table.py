@@ -256,6 +256,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
         "401|200|200|200|200",
         "each caller's own list (empty but for a vendor's people)",
     ),
+    ("GET", "/api/v1/support-sessions/{support_id}"): (
+        "401|200/404|404|404|404",
+        "what the console's Support page polls",
+    ),
     ("POST", "/api/v1/support-sessions/{support_id}/cancel"): ("401|200/404|404|404|404", ""),
     ("POST", "/api/v1/support-sessions/{support_id}/tunnel"): (
         "401|403/404|404|404|404",

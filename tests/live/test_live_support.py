@@ -84,7 +84,7 @@ class Client:
         self,
         site: LiveSite,
         tmp: Path,
-        code: str,
+        code: str | None,
         key: str,
         display: str,
         program: list[str] | None = None,
@@ -111,7 +111,8 @@ class Client:
             key,
         ]
         self.proc = subprocess.Popen(
-            [*program, code, "--language", "en", "--verbose"],
+            # No code: a client downloaded from the start page carries its session.
+            [*program, *([code] if code else []), "--language", "en", "--verbose"],
             env=env,
             stdout=self._fh,
             stderr=subprocess.STDOUT,

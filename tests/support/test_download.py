@@ -5,6 +5,7 @@ A small stand-in replaces the ~47 MB PyInstaller build: the stamp works on any b
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import uuid
@@ -13,10 +14,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from fjernhjelp.auth.tokens import token_hash
 from fjernhjelp.control.package import fingerprint
 from fjernhjelp.remote import support, support_download
 from fjernhjelp.remote.models import SessionStatus
 from fjernhjelp.support.build import target_name
+from fjernhjelp.support.handover import read_handover
 from fjernhjelp.support.stamp import read_stamp
 from tests.helpers import csrf_from
 from tests.portal.web import browser
@@ -76,6 +79,14 @@ def test_after_joining_the_client_downloads_stamped_for_this_server(
     assert found.server_url == world.state.settings.effective_public_url
     assert found.fingerprint == server_fingerprint
     assert r.content.startswith(STAND_IN)
+    # The session the end user joined in this browser, so the client needs no code.
+    with saved.open("rb") as fh:
+        _, handover = read_handover(fh)
+    assert handover is not None and handover.session_id == created.session.id
+    assert (handover.vendor, handover.customer) == (world.vendor.name, world.gp.name)
+    # The browser's own end-user token (the cookie's), which opens the control link.
+    joined = row(world.db, created.session.id)
+    assert token_hash(handover.client_token) == joined.end_user_token_hash
     [event] = _downloads(world)
     assert (event.outcome, event.actor_name, event.source_address) == (
         "success",
@@ -84,6 +95,12 @@ def test_after_joining_the_client_downloads_stamped_for_this_server(
     )
     assert (event.customer_org_id, event.vendor_org_id) == (world.gp.id, world.vendor.id)
     assert details(event)["session"] == str(created.session.id)
+
+
+def _stamped_part(content: bytes) -> bytes:
+    with io.BytesIO(content) as fh:
+        end, _ = read_handover(fh)
+    return content[:end]
 
 
 def test_without_joining_in_this_browser_there_is_no_client(
@@ -164,7 +181,10 @@ def test_the_stamped_file_is_made_once_and_reused(
         b = two.get(f"/s/{second.session.id}/client")
         c = one.get(f"/s/{first.session.id}/client")
     assert a.status_code == b.status_code == c.status_code == 200
-    assert a.content == b.content == c.content
+    # The stamped client is the same for every session; only the session block differs.
+    assert a.content == c.content
+    assert _stamped_part(a.content) == _stamped_part(b.content)
+    assert _stamped_part(a.content) != a.content and a.content != b.content
     assert stamped == [len(STAND_IN)]
     cache = world.state.settings.data_dir / "support-client"
     [cached] = list(cache.iterdir())

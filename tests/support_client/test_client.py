@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ from typer.testing import CliRunner
 
 from fjernhjelp.cli import app
 from fjernhjelp.support import client
+from fjernhjelp.support.handover import Handover
 from fjernhjelp.support.platform import LinuxPlatform
+from fjernhjelp.support.session import Outcome
 from fjernhjelp.support.stamp import StampRefused, read_stamp, stamp
 
 
@@ -199,3 +203,45 @@ def test_a_missing_key_after_the_option_is_still_a_usage_error(
     with pytest.raises(SystemExit) as exited:
         client.main(argv, platform=platform)
     assert exited.value.code == 2
+
+
+def test_a_downloaded_client_joins_the_session_its_page_joined_without_a_code(
+    stamped: str,
+    platform: LinuxPlatform,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    no_join: list[client.Target],
+) -> None:
+    """The start page spent the code; the download carries the session (support.handover)."""
+    session_id = uuid.uuid4()
+    handover = Handover(session_id, "end-user-token", "Kari Tekniker", "Journal AS", "Legekontoret")
+    monkeypatch.setattr(client, "own_handover", lambda: handover)
+    opened: list[dict[str, object]] = []
+
+    class Session:
+        def __init__(self, **settings: object) -> None:
+            opened.append(settings)
+
+        async def run(self) -> Outcome:
+            return Outcome("ended")
+
+    monkeypatch.setattr(client, "ClientSession", Session)
+    # In a thread: main() runs its own event loop, and this worker's thread may hold one
+    # already (Playwright's sync API, from a browser test that ran here before).
+    with ThreadPoolExecutor(1) as thread:
+        ran = thread.submit(client.main, ["--language", "en"], platform=platform)
+        assert ran.result(timeout=60) == client.EXIT_ENDED
+    assert no_join == []  # the spent code is not entered again
+    [settings] = opened
+    assert (settings["session_id"], settings["token"]) == (session_id, "end-user-token")
+    out = capsys.readouterr().out
+    assert "Kari Tekniker" in out and "Code:" not in out
+    # Given a code after all, the client enters it as before.
+    assert client.main(["482193775", "--language", "en"], platform=platform) == client.EXIT_REFUSED
+    assert [t.code for t in no_join] == ["482193775"]
+
+
+def test_without_a_code_or_a_session_to_join_the_client_says_so(
+    stamped: str, platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert client.main(["--language", "en"], platform=platform) == client.EXIT_USAGE

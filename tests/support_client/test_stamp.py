@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fjernhjelp.control.package import fingerprint
+from fjernhjelp.support.handover import Handover, HandoverRefused, handover_block, read_handover
 from fjernhjelp.support.stamp import (
     MAGIC,
     SIGNATURE_SIZE,
@@ -147,3 +149,24 @@ def test_a_deeply_nested_payload_is_refused(tmp_path: Path, key: Ed25519PrivateK
     with pytest.raises(StampRefused) as caught:
         read_stamp(write(tmp_path / "client", data))
     assert caught.value.reason == "altered"
+
+
+def test_a_download_carries_its_session_after_the_stamp(
+    tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    """support.handover: the block after the stamp; the stamp still reads, and a block cut
+    or garbled is refused, not ignored."""
+    stamped = stamp(b"\x7fELF stand-in " * 100, URL, key)
+    session = Handover(uuid.uuid4(), "token", "Kari", "Journal AS", "Legekontoret")
+    path = write(tmp_path / "client", stamped + handover_block(session))
+    assert read_stamp(path).server_url == URL
+    with path.open("rb") as fh:
+        assert read_handover(fh) == (len(stamped), session)
+    with write(tmp_path / "plain", stamped).open("rb") as fh:
+        assert read_handover(fh) == (len(stamped), None)
+    block = handover_block(session)
+    garbled = stamped + block[:5] + b"X" + block[6:]
+    with pytest.raises(StampRefused):
+        read_stamp(write(tmp_path / "garbled", garbled))
+    with write(tmp_path / "garbled", garbled).open("rb") as fh, pytest.raises(HandoverRefused):
+        read_handover(fh)

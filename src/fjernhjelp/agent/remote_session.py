@@ -318,7 +318,9 @@ class Session:
             display=self.display,
             timeout=self.config.consent_timeout,
             language=self.config.language,
-            on_shown=lambda shown: _log_window("consent dialog", shown),
+            on_shown=lambda shown: _log_window(
+                "consent dialog", shown, sas=words[0] if words else None
+            ),
             _argv=support.window_argv("consent") if support is not None else None,
         )
         answer = outcome.answer
@@ -327,7 +329,12 @@ class Session:
             if not shell:
                 self.ticket = replace(ticket, permissions=ticket.permissions - SHELL)
             self._report("consent.given", shell=shell, support=True)
-            await tunnel.control.send_json({"type": "consent", "state": "given"})
+            # The ticket always names the shell; what the end user allowed is known only
+            # here, so the technician's console learns it from this message.
+            granted = sorted(str(p) for p in services.effective(self.ticket or ticket))
+            await tunnel.control.send_json(
+                {"type": "consent", "state": "given", "permissions": granted}
+            )
             self.consent_done.set()
             return True
         if answer.allowed:
@@ -488,7 +495,12 @@ class Session:
         )
 
 
-def _log_window(what: str, shown: ShownWindow) -> None:
+def _log_window(what: str, shown: ShownWindow, *, sas: str | None = None) -> None:
     # Where the window and its buttons are: for support staff reading the agent log, and
-    # for tests that press the buttons with xdotool. Nothing in it is secret.
-    _log.info("%s shown: %s", what, json.dumps({"window": shown.window, "buttons": shown.buttons}))
+    # for tests that press the buttons with xdotool. Nothing in it is secret: the check
+    # words, where the dialog shows them, are read aloud over the telephone anyway, and
+    # knowing them after the handshake helps no one in the middle (docs/tunnel.md §18.2).
+    layout: dict[str, object] = {"window": shown.window, "buttons": shown.buttons}
+    if sas is not None:
+        layout["sas"] = sas
+    _log.info("%s shown: %s", what, json.dumps(layout))

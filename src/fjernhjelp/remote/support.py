@@ -345,6 +345,9 @@ class Summary:
     requested_at: datetime
     expires_at: datetime | None
     joined_at: datetime | None
+    # The end user's client has logged in with its key: the technician may ask for the
+    # tunnel now (asking before is refused and audited, so the console waits for this).
+    client_ready: bool
 
 
 def summaries(db: Session, rows: list[RemoteSession], now: datetime) -> list[Summary]:
@@ -363,6 +366,7 @@ def summaries(db: Session, rows: list[RemoteSession], now: datetime) -> list[Sum
             requested_at=r.requested_at,
             expires_at=r.code_expires_at,
             joined_at=r.code_used_at,
+            client_ready=r.client_public_key is not None,
         )
         for r in rows
     ]

@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session
 from fjernhjelp.audit.log import Outcome, record
 from fjernhjelp.auth.tokens import token_hash
 from fjernhjelp.control.package import fingerprint
+from fjernhjelp.portal.models import Organisation
 from fjernhjelp.refusals import Refusal
 from fjernhjelp.remote.models import RemoteSession
 from fjernhjelp.remote.support import END_USER, State, SupportConfig, state_of
+from fjernhjelp.support.handover import Handover, handover_block
 from fjernhjelp.support.stamp import stamp
 
 if TYPE_CHECKING:
@@ -154,6 +156,16 @@ def _client_refusal(reason: str) -> ClientRefused:
     return refusal
 
 
+@dataclass(frozen=True)
+class ClientFile:
+    """What a download sends: the stamped client (cached, the same for every session),
+    then this session's block (support/handover.py), so that the client joins the
+    session whose code the end user entered in the browser without the spent code."""
+
+    stamped: Path
+    handover: bytes
+
+
 def client_download(
     db: Session,
     cfg: SupportConfig,
@@ -162,7 +174,7 @@ def client_download(
     token: str | None,
     source_address: str | None,
     now: datetime,
-) -> Path:
+) -> ClientFile:
     """The stamped client for the end user who joined ``session_id`` and holds its
     end-user ``token``: while the session is joined or running, and no longer than the
     code's lifetime after the join. Audited as ``support.client_downloaded`` either way
@@ -213,4 +225,14 @@ def client_download(
         exc.recorded = True
         raise
     audit(Outcome.SUCCESS, None)
-    return path
+    assert row is not None and token is not None
+    vendor = db.get(Organisation, row.vendor_org_id)
+    customer = db.get(Organisation, row.customer_org_id)
+    handover = Handover(
+        session_id=row.id,
+        client_token=token,
+        technician=row.technician.display_name,
+        vendor=vendor.name if vendor else "",
+        customer=customer.name if customer else "",
+    )
+    return ClientFile(path, handover_block(handover))

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fjernhjelp.agent.display import language_of
 from fjernhjelp.control.package import b64d, check_server_url, fingerprint
 from fjernhjelp.i18n import LANGUAGES, Translator
+from fjernhjelp.support.handover import Handover, HandoverRefused, read_handover
 from fjernhjelp.support.platform import (
     WINDOW_SWITCH,
     SupportPlatform,
@@ -85,11 +86,19 @@ def own_stamp() -> Stamp | None:
     return read_stamp(sys.executable)
 
 
+def own_handover() -> Handover | None:
+    """The session a downloaded one-file build is for (support.handover), if it carries one."""
+    if not getattr(sys, "frozen", False):
+        return None
+    with open(sys.executable, "rb") as fh:
+        return read_handover(fh)[1]
+
+
 @dataclass(frozen=True)
 class Target:
     server_url: str
     stamp: Stamp | None
-    code: str
+    code: str | None  # None: the session the download carries
     server_key: bytes  # raw 32 bytes, pinned: from the stamp or --server-key
 
 
@@ -139,7 +148,8 @@ def _parser(t: Translator) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fjernhjelp-support", description=t("support.client.description")
     )
-    parser.add_argument("code", nargs="+", metavar="CODE", help=t("support.client.code_help"))
+    # Optional for a client downloaded from the start page: it carries its session.
+    parser.add_argument("code", nargs="*", metavar="CODE", help=t("support.client.code_help"))
     parser.add_argument("--server", metavar="URL", help=t("support.client.server_help"))
     parser.add_argument("--server-key", metavar="KEY", help=t("support.client.server_key_help"))
     parser.add_argument("--language", choices=LANGUAGES, help=t("support.client.language_help"))
@@ -195,13 +205,17 @@ def main(argv: Sequence[str] | None = None, *, platform: SupportPlatform | None 
         return code
 
     try:
-        code = parse_code(" ".join(args.code))  # "482 193 775" may come as three arguments
-    except ValueError:
-        return refuse("bad_code", EXIT_USAGE)
-    try:
         stamp = own_stamp()
-    except StampRefused as exc:
-        return refuse("stamp_refused", EXIT_UNTRUSTED, why=exc.message)
+        handover = own_handover()
+    except (StampRefused, HandoverRefused) as exc:
+        why = exc.message if isinstance(exc, StampRefused) else str(exc)
+        return refuse("stamp_refused", EXIT_UNTRUSTED, why=why)
+    code: str | None = None
+    if args.code or handover is None:
+        try:
+            code = parse_code(" ".join(args.code))  # "482 193 775" may come as three arguments
+        except ValueError:
+            return refuse("bad_code", EXIT_USAGE)
     asked = None
     if args.server is not None:
         try:
@@ -235,11 +249,22 @@ def main(argv: Sequence[str] | None = None, *, platform: SupportPlatform | None 
     with platform.private_dir() as private:
         say("server", url=target.server_url)
         say("key_pinned", fingerprint=fingerprint(target.server_key))
-        say("code", code=grouped(target.code))
-        try:
-            joined = join(target)
-        except JoinRefused as exc:
-            return refuse(exc.key, EXIT_REFUSED, **exc.values)
+        if target.code is None:
+            # The code was entered on the start page; the download carries its session.
+            assert handover is not None
+            joined = Joined(
+                session_id=handover.session_id,
+                technician=handover.technician,
+                vendor=handover.vendor,
+                customer=handover.customer,
+                token=handover.client_token,
+            )
+        else:
+            say("code", code=grouped(target.code))
+            try:
+                joined = join(target)
+            except JoinRefused as exc:
+                return refuse(exc.key, EXIT_REFUSED, **exc.values)
         say("who", technician=joined.technician, vendor=joined.vendor, customer=joined.customer)
         say("waiting")
         session = ClientSession(

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fjernhjelp.control.package import b64d, b64e, check_server_url, fingerprint
+from fjernhjelp.support.handover import HandoverRefused, read_handover
 
 MAGIC = b"fjernhjelp-stamp"
 VERSION = 1
@@ -95,9 +96,13 @@ def stamp(binary: bytes, server_url: str, signing_key: Ed25519PrivateKey) -> byt
 
 
 def read_stamp(path: str | os.PathLike[str]) -> Stamp:
-    """The stamp at the end of the file at ``path``; raises StampRefused saying why not."""
+    """The stamp at the end of the file at ``path`` (before the session block a download
+    carries, support.handover); raises StampRefused saying why not."""
     with Path(path).open("rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
+        try:
+            size, _ = read_handover(fh)
+        except HandoverRefused as exc:
+            raise StampRefused("altered", str(exc)) from exc
         if size < TRAILER.size + SIGNATURE_SIZE:
             raise StampRefused("missing", "the file is too short to carry a stamp")
         fh.seek(size - TRAILER.size)

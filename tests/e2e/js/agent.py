@@ -104,11 +104,15 @@ class AgentSide:
             await self._consent.wait()
         return request.service in self.allowed
 
-    async def consent(self, state: str = "given") -> None:
-        """The end user answered: tell the page on the control stream."""
+    async def consent(self, state: str = "given", permissions: list[str] | None = None) -> None:
+        """The end user answered: tell the page on the control stream (a Support client
+        names the permissions the end user gave)."""
         await self.settled()
         assert self.tunnel is not None
-        await self.tunnel.control.send_json({"type": "consent", "state": state})
+        message: dict[str, Any] = {"type": "consent", "state": state}
+        if permissions is not None:
+            message["permissions"] = permissions
+        await self.tunnel.control.send_json(message)
         if state == "given":
             self._consent.set()
 

@@ -5,6 +5,7 @@ test, so the page runs without the database parts of the server."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from starlette.requests import Request
@@ -13,7 +14,8 @@ from starlette.routing import Route
 
 from fjernhjelp import __version__
 from fjernhjelp.i18n import Translator
-from fjernhjelp.server.pages.console_session import session_config
+from fjernhjelp.server.pages import portal_view  # noqa: F401 - registers the `when` filter
+from fjernhjelp.server.pages.console_session import session_config, support_session_config
 from fjernhjelp.server.pages.render import TEMPLATES
 
 CSRF = "test-csrf-token"
@@ -29,6 +31,8 @@ class ConsoleApi:
             {"reason": "no_grant"},
         )
         self.requests: list[dict[str, Any]] = []
+        # What GET /api/v1/support-sessions/{id} answers the Support page, as it polls.
+        self.support: dict[str, Any] = {"state": "waiting", "client_ready": False}
 
     def routes(self) -> list[Route]:
         return [
@@ -36,7 +40,39 @@ class ConsoleApi:
             Route("/test/machines", self.machines_page),
             Route("/api/v1/machines", self.list_machines),
             Route("/api/v1/sessions", self.create_session, methods=["POST"]),
+            Route("/test/support/{support_id}", self.support_page),
+            Route("/api/v1/support-sessions/{support_id}", self.support_show),
+            Route(
+                "/api/v1/support-sessions/{support_id}/tunnel",
+                self.create_session,
+                methods=["POST"],
+            ),
         ]
+
+    async def support_page(self, request: Request) -> Response:
+        t = Translator(request.query_params.get("lang", "nb"))
+        support_id = request.path_params["support_id"]
+        return TEMPLATES.TemplateResponse(
+            request,
+            "console_support.html",
+            {
+                "t": t,
+                "lang": t.language,
+                "csrf_token": CSRF,
+                "version": __version__,
+                "user": None,
+                "row": SimpleNamespace(id=support_id, code_expires_at=None),
+                "created": None,
+                "state": "waiting",
+                "customer": "Legekontoret Fjordbyen",
+                "live": True,
+                "config": support_session_config(t, support_id),
+                "style_nonce": "",
+            },
+        )
+
+    async def support_show(self, request: Request) -> Response:
+        return JSONResponse({"id": request.path_params["support_id"], **self.support})
 
     async def page(self, request: Request) -> Response:
         t = Translator(request.query_params.get("lang", "nb"))

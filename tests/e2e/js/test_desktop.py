@@ -66,9 +66,11 @@ def test_novnc_shows_the_framebuffer_and_sends_input_through_the_tunnel(
     # pointer events (under load the press can arrive well before the release).
     harness.run(
         _until(
-            lambda: (1, 10, 20) in source.pointer
-            and source.pointer[-1] == (0, 10, 20)
-            and source.cut_text
+            lambda: (
+                (1, 10, 20) in source.pointer
+                and source.pointer[-1] == (0, 10, 20)
+                and source.cut_text
+            )
         )
     )
     assert source.keys == [

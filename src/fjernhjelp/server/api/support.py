@@ -40,6 +40,9 @@ class SupportOut(BaseModel):
     requested_at: datetime
     expires_at: datetime | None = Field(description="when the code stops working")
     joined_at: datetime | None
+    client_ready: bool = Field(
+        description="the end user's client has logged in: the tunnel may be asked for"
+    )
 
 
 class SupportCreated(SupportOut):
@@ -102,6 +105,18 @@ def list_support_customers(db: DB, caller: ApiCaller) -> list[SupportCustomerOut
 def list_support(db: DB, caller: ApiCaller) -> list[SupportOut]:
     rows = support.list_own(db, caller)
     return [_out(s) for s in support.summaries(db, rows, caller.now)]
+
+
+@router.get(
+    "/support-sessions/{support_id}",
+    response_model=SupportOut,
+    responses={404: {"description": "no such Support session of yours"}},
+)
+def show_support(db: DB, caller: ApiCaller, support_id: uuid.UUID) -> SupportOut:
+    """One of the caller's Support sessions: what the console's page polls while it
+    waits for the end user."""
+    row = support.own(db, caller, support_id)
+    return _out(support.summaries(db, [row], caller.now)[0])
 
 
 @router.post(

@@ -41,6 +41,33 @@ def session_config(
     }
 
 
+def support_session_config(
+    t: Translator, support_id: str, time_zone: str = "Europe/Oslo"
+) -> dict[str, object]:
+    """What console_support.js needs: where to poll the Support session and ask for its
+    tunnel, and the same texts as an Access session."""
+    base = f"/api/v1/support-sessions/{support_id}"
+    return {
+        "support_id": support_id,
+        "support_url": base,
+        "tunnel_url": f"{base}/tunnel",
+        "time_zone": time_zone,
+        "lang": t.language,
+        "texts": session_texts(t),
+        # The short names the console's list and the code's card use for each state.
+        "states": {state: t(f"support.state.{state}") for state in SUPPORT_STATES},
+    }
+
+
+SUPPORT_STATES = ("waiting", "joined", "running", "expired", "cancelled", "ended")
+
+
+def with_style_nonce(response: Response, nonce: str) -> Response:
+    """The session pages' policy: noVNC and xterm.js add <style> elements (security.py)."""
+    response.headers["Content-Security-Policy"] = csp_with_style_nonce(nonce)
+    return response
+
+
 @router.get("/console/connect/{machine_id}", response_class=HTMLResponse)
 def session_view(request: Request, t: T, user: PageUser, machine_id: str) -> Response:
     require(user, technician=True)
@@ -55,5 +82,4 @@ def session_view(request: Request, t: T, user: PageUser, machine_id: str) -> Res
         config=session_config(t, machine_id, request.app.state.fjh.settings.time_zone),
         style_nonce=nonce,
     )
-    response.headers["Content-Security-Policy"] = csp_with_style_nonce(nonce)
-    return response
+    return with_style_nonce(response, nonce)

@@ -7,21 +7,25 @@ Views only: remote/support.py decides, acts and audits.
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from fjernhjelp.i18n import Translator
 from fjernhjelp.portal.support import support_customers
 from fjernhjelp.remote import history, support, support_download
+from fjernhjelp.remote.models import RemoteSession
 from fjernhjelp.remote.support import CodeInvalid, CodeThrottled
 from fjernhjelp.server.deps import DB, Client, State, T, require
+from fjernhjelp.server.pages.console_session import support_session_config, with_style_nonce
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
-from fjernhjelp.server.security import cookie_name
+from fjernhjelp.server.security import cookie_name, new_style_nonce
 from fjernhjelp.server.state import AppState
 
 router = APIRouter()
@@ -122,7 +126,7 @@ def download_client(
     token = request.cookies.get(
         cookie_name(state.settings, support_download.client_cookie(session_id))
     )
-    path = support_download.client_download(
+    sent = support_download.client_download(
         db,
         config(state),
         client_build(state),
@@ -132,11 +136,26 @@ def download_client(
         state.now(),
     )
     db.commit()
-    return FileResponse(
-        path,
+    # Opened now, so that a newer build replacing the cached file mid-download cannot
+    # change what this response sends.
+    stamped = sent.stamped.open("rb")
+    size = os.fstat(stamped.fileno()).st_size + len(sent.handover)
+
+    def body() -> Iterator[bytes]:
+        with stamped:
+            while chunk := stamped.read(1 << 20):
+                yield chunk
+        yield sent.handover
+
+    return StreamingResponse(
+        body(),
         media_type="application/octet-stream",
-        filename=support_download.CLIENT_FILE_NAME,
-        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        headers={
+            "Content-Disposition": (f'attachment; filename="{support_download.CLIENT_FILE_NAME}"'),
+            "Content-Length": str(size),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 
@@ -164,30 +183,42 @@ def create(
     created = support.create(db, caller, config(state), customer_org_id)
     db.commit()
     # The code is shown here, once: the server keeps only its MAC.
-    return render(
-        request,
-        t,
-        "console_support.html",
-        row=created.session,
-        created=created,
-        state=support.state_of(created.session, caller.now),
-        customer=support.customer_name(db, created.session),
-    )
+    return _session_page(request, t, db, caller, created.session, created)
 
 
 @router.get("/console/support/{support_id}", response_class=HTMLResponse)
 def show(request: Request, t: T, db: DB, caller: PageCaller, support_id: uuid.UUID) -> Response:
     require(caller.user, technician=True)
     row = support.own(db, caller, support_id)
-    return render(
+    return _session_page(request, t, db, caller, row, None)
+
+
+def _session_page(
+    request: Request,
+    t: Translator,
+    db: DB,
+    caller: PageCaller,
+    row: RemoteSession,
+    created: support.CreatedSupport | None,
+) -> Response:
+    """The Support session's page: the code (once), its state while it waits, then the
+    session itself (static/js/console_support.js opens the tunnel in the page)."""
+    state = support.state_of(row, caller.now)
+    nonce = new_style_nonce()
+    response = render(
         request,
         t,
         "console_support.html",
         row=row,
-        created=None,
-        state=support.state_of(row, caller.now),
+        created=created,
+        state=state,
         customer=support.customer_name(db, row),
+        # Only a session that has not been opened yet can be: one tunnel per session.
+        live=state in (support.State.WAITING, support.State.JOINED),
+        config=support_session_config(t, str(row.id), request.app.state.fjh.settings.time_zone),
+        style_nonce=nonce,
     )
+    return with_style_nonce(response, nonce)
 
 
 @router.post("/console/support/{support_id}/cancel")
