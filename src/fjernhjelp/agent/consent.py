@@ -22,7 +22,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fjernhjelp.agent.display import DisplayTarget, ShownWindow, clean_text, start_dialog
+from fjernhjelp.agent.display import (
+    DialogProcess,
+    DisplayTarget,
+    ShownWindow,
+    clean_text,
+    start_dialog,
+)
 from fjernhjelp.agent.inputhold import HOLD, InputHold
 from fjernhjelp.i18n import Translator
 
@@ -123,6 +129,7 @@ async def ask_consent(
     on_shown: OnShown | None = None,
     hold: InputHold = HOLD,
     _argv: list[str] | None = None,
+    _prestarted: DialogProcess | None = None,
 ) -> ConsentAnswer:
     """Ask the person at ``display``; no answer within ``timeout`` seconds is a denial.
 
@@ -137,6 +144,7 @@ async def ask_consent(
         on_shown=on_shown,
         hold=hold,
         _argv=_argv,
+        _prestarted=_prestarted,
     )
     return outcome.answer
 
@@ -150,8 +158,12 @@ async def ask_consent_ticked(
     on_shown: OnShown | None = None,
     hold: InputHold = HOLD,
     _argv: list[str] | None = None,
+    _prestarted: DialogProcess | None = None,
 ) -> ConsentOutcome:
-    """:func:`ask_consent`, with the optional permissions the user ticked."""
+    """:func:`ask_consent`, with the optional permissions the user ticked.
+
+    ``_prestarted`` is the dialog program launched ahead (the Support client starts it
+    while it waits for the technician, so the dialog shows without Python's start-up)."""
     if display is None:
         return ConsentOutcome(ConsentAnswer.NO_DISPLAY)
     t = Translator(language or display.language or "nb")
@@ -159,7 +171,9 @@ async def ask_consent_ticked(
     # Held from before the window exists until it is gone: no moment in which a
     # technician's click could reach it.
     with hold.holding():
-        return await _ask(payload, display, timeout, on_shown, _argv, set(request.optional))
+        return await _ask(
+            payload, display, timeout, on_shown, _argv, set(request.optional), _prestarted
+        )
 
 
 async def _ask(
@@ -169,8 +183,9 @@ async def _ask(
     on_shown: OnShown | None,
     argv: list[str] | None,
     optional: set[str],
+    prestarted: DialogProcess | None,
 ) -> ConsentOutcome:
-    answer, ticked = await _dialog(payload, display, timeout, on_shown, argv)
+    answer, ticked = await _dialog(payload, display, timeout, on_shown, argv, prestarted)
     # Only what was offered, and only with an Allow: a dialog cannot widen the request.
     kept = frozenset(ticked) & optional if answer.allowed else frozenset()
     return ConsentOutcome(answer, kept)
@@ -182,8 +197,11 @@ async def _dialog(
     timeout: float,  # noqa: ASYNC109 - the user's time to answer, not a call deadline
     on_shown: OnShown | None,
     argv: list[str] | None,
+    prestarted: DialogProcess | None,
 ) -> tuple[ConsentAnswer, list[str]]:
-    dialog = await start_dialog(DIALOG_PROGRAM, payload, display, argv=argv)
+    dialog = await start_dialog(
+        DIALOG_PROGRAM, payload, display, argv=argv, prestarted=prestarted
+    )
     try:
         first = await dialog.next_event(within=STARTUP_TIMEOUT)
         if first is None:

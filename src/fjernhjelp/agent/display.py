@@ -235,12 +235,14 @@ def _dialog_env(target: DisplayTarget, home: str) -> dict[str, str]:
 _PYINSTALLER_ENV = "_PYI_"
 
 
-async def start_dialog(
-    module: str, request: dict[str, Any], target: DisplayTarget, *, argv: list[str] | None = None
+async def launch_dialog(
+    module: str, target: DisplayTarget, *, argv: list[str] | None = None
 ) -> DialogProcess:
-    """Start ``python -m module`` on ``target``'s display and send it ``request``.
+    """Start ``python -m module`` on ``target``'s display, not yet told what to show: it
+    loads Python and Tk and then waits for its request on stdin (:meth:`DialogProcess.send`).
 
-    ``argv`` replaces the command (tests use it to stand in a broken dialog).
+    ``argv`` replaces the command (the Support client's own windows; tests use it to stand
+    in a broken dialog).
     """
     switch = (
         os.geteuid() == 0 and target.uid is not None and target.uid != 0 and target.gid is not None
@@ -262,11 +264,30 @@ async def start_dialog(
         limit=MAX_EVENT,
         start_new_session=True,  # the agent's signals (^C in a foreground run) are not theirs
     )
-    assert process.stdin is not None
-    process.stdin.write(json.dumps(request).encode() + b"\n")
-    with contextlib.suppress(ConnectionError):
-        await process.stdin.drain()
     return DialogProcess(process)
+
+
+async def start_dialog(
+    module: str,
+    request: dict[str, Any],
+    target: DisplayTarget,
+    *,
+    argv: list[str] | None = None,
+    prestarted: DialogProcess | None = None,
+) -> DialogProcess:
+    """Start ``python -m module`` on ``target``'s display and send it ``request``.
+
+    ``prestarted`` is the same program launched ahead (:func:`launch_dialog`), already
+    loaded: it gets the request, and a fresh one is started only if it has gone away.
+    ``argv`` replaces the command (tests use it to stand in a broken dialog).
+    """
+    if prestarted is not None:
+        if await prestarted.send(request):
+            return prestarted
+        await prestarted.stop()
+    dialog = await launch_dialog(module, target, argv=argv)
+    await dialog.send(request)  # a program that is already gone says so on its stdout
+    return dialog
 
 
 @dataclass(frozen=True)

@@ -82,8 +82,10 @@ class SessionIndicator:
         permissions: Sequence[str] = (),
         language: str | None = None,
         _argv: list[str] | None = None,
+        _prestarted: DialogProcess | None = None,
     ) -> None:
         t = Translator(language or display.language or "nb")
+        self._prestarted = _prestarted  # launched ahead (the Support client), or None
         self._texts = indicator_texts(technician, organisation, permissions, t)
         self._display = display
         self._argv = _argv
@@ -104,8 +106,13 @@ class SessionIndicator:
 
     async def start(self) -> None:
         """Show the indicator; raises IndicatorUnavailable if it cannot be shown."""
+        prestarted, self._prestarted = self._prestarted, None
         self._dialog = await start_dialog(
-            WINDOW_PROGRAM, {"texts": self._texts}, self._display, argv=self._argv
+            WINDOW_PROGRAM,
+            {"texts": self._texts},
+            self._display,
+            argv=self._argv,
+            prestarted=prestarted,
         )
         first = await self._dialog.next_event(within=STARTUP_TIMEOUT)
         shown = ShownWindow.from_event(first) if first and first["event"] == "shown" else None

@@ -25,7 +25,12 @@ import websockets
 from fjernhjelp.agent import services, sysinfo
 from fjernhjelp.agent.config import AgentConfig
 from fjernhjelp.agent.consent import ConsentAnswer, ConsentRequest, ask_consent_ticked
-from fjernhjelp.agent.display import DisplayTarget, ShownWindow, find_active_display
+from fjernhjelp.agent.display import (
+    DialogProcess,
+    DisplayTarget,
+    ShownWindow,
+    find_active_display,
+)
 from fjernhjelp.agent.identity import AgentIdentity
 from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator
 from fjernhjelp.agent.inputhold import HOLD
@@ -73,10 +78,13 @@ class SupportTerms:
       by default: without the tick the session drops the shell permission, so a
       ticket that carries it still opens no shell;
     - the dialog and the indicator are started by ``window_argv`` (the one-file client
-      runs them as itself, support.platform.window_command)."""
+      runs them as itself, support.platform.window_command), or taken from ``ready``:
+      launched ahead while the client waited, so they show without a program's start-up
+      (support.session.ReadyWindows)."""
 
     subject: str
     window_argv: Callable[[str], list[str] | None] = lambda _program: None
+    ready: Callable[[str], DialogProcess | None] = lambda _program: None
     reveal_timeout: float = 30.0
 
 
@@ -322,6 +330,7 @@ class Session:
                 "consent dialog", shown, sas=words[0] if words else None
             ),
             _argv=support.window_argv("consent") if support is not None else None,
+            _prestarted=support.ready("consent") if support is not None else None,
         )
         answer = outcome.answer
         if answer.allowed and support is not None:
@@ -362,6 +371,9 @@ class Session:
                 self.owner.support.window_argv("indicator")
                 if self.owner.support is not None
                 else None
+            ),
+            _prestarted=(
+                self.owner.support.ready("indicator") if self.owner.support is not None else None
             ),
         )
         try:

@@ -37,6 +37,7 @@ from fjernhjelp.agent.remote_session import AgentSessions, SupportTerms
 from fjernhjelp.agent.runner import control_url
 from fjernhjelp.control.messages import Cut, Dial, MachineInfo, MalformedMessage, SessionEvent
 from fjernhjelp.control.package import b64e
+from fjernhjelp.support.ready_windows import ReadyWindows
 
 _log = logging.getLogger(__name__)
 
@@ -107,6 +108,9 @@ class ClientSession:
             assert link is not None
             link.report_event(event)
 
+        # The consent dialog and the indicator, loaded while the technician connects.
+        ready = ReadyWindows()
+        await ready.launch(await asyncio.to_thread(self.find_display), self.window_argv)
         sessions = AgentSessions(
             config=config,
             identity=AgentIdentity(self.identity),
@@ -114,7 +118,9 @@ class ClientSession:
             report=report,
             find_display=self.find_display,
             support=SupportTerms(
-                subject=f"support:{self.session_id}", window_argv=self.window_argv
+                subject=f"support:{self.session_id}",
+                window_argv=self.window_argv,
+                ready=ready.take,
             ),
         )
         dialled = False
@@ -188,6 +194,7 @@ class ClientSession:
             for task in (runner, waiter, seen):
                 with contextlib.suppress(BaseException):
                     await task
+            await ready.close()
         return outcome[0]
 
 
