@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -44,7 +45,8 @@ from fjernhjelp.support.platform import (
     guard_extraction,
     window_command,
 )
-from fjernhjelp.support.session import ClientSession
+from fjernhjelp.support.ready_windows import ReadyWindows
+from fjernhjelp.support.session import ClientSession, Outcome
 from fjernhjelp.support.stamp import Stamp, StampRefused, read_stamp
 
 EXIT_ENDED = 0
@@ -249,35 +251,57 @@ def main(argv: Sequence[str] | None = None, *, platform: SupportPlatform | None 
     with platform.private_dir() as private:
         say("server", url=target.server_url)
         say("key_pinned", fingerprint=fingerprint(target.server_key))
-        if target.code is None:
-            # The code was entered on the start page; the download carries its session.
-            assert handover is not None
-            joined = Joined(
-                session_id=handover.session_id,
-                technician=handover.technician,
-                vendor=handover.vendor,
-                customer=handover.customer,
-                token=handover.client_token,
-            )
-        else:
-            say("code", code=grouped(target.code))
+        window_argv = functools.partial(window_command, cache_dir=private.path)
+
+        async def run_session() -> Outcome | JoinRefused:
+            # The consent dialog and the indicator load while the code goes to the server
+            # and the technician connects (support/ready_windows.py): one event loop for
+            # both, since the window processes belong to the loop that started them.
+            ready = ReadyWindows()
             try:
-                joined = join(target)
-            except JoinRefused as exc:
-                return refuse(exc.key, EXIT_REFUSED, **exc.values)
-        say("who", technician=joined.technician, vendor=joined.vendor, customer=joined.customer)
-        say("waiting")
-        session = ClientSession(
-            server_url=target.server_url,
-            server_key=Ed25519PublicKey.from_public_bytes(target.server_key),
-            session_id=joined.session_id,
-            token=joined.token,
-            private_dir=private.path,
-            find_display=platform.display,
-            window_argv=lambda program: window_command(program, private.path),
-            language=args.language or _language(args_in),
-        )
-        outcome = asyncio.run(session.run())
+                await ready.launch(await asyncio.to_thread(platform.display), window_argv)
+                if target.code is None:
+                    # The code was entered on the start page; the download carries its session.
+                    assert handover is not None
+                    joined = Joined(
+                        session_id=handover.session_id,
+                        technician=handover.technician,
+                        vendor=handover.vendor,
+                        customer=handover.customer,
+                        token=handover.client_token,
+                    )
+                else:
+                    say("code", code=grouped(target.code))
+                    try:
+                        joined = await asyncio.to_thread(join, target)
+                    except JoinRefused as exc:
+                        return exc
+                say(
+                    "who",
+                    technician=joined.technician,
+                    vendor=joined.vendor,
+                    customer=joined.customer,
+                )
+                say("waiting")
+                session = ClientSession(
+                    server_url=target.server_url,
+                    server_key=Ed25519PublicKey.from_public_bytes(target.server_key),
+                    session_id=joined.session_id,
+                    token=joined.token,
+                    private_dir=private.path,
+                    find_display=platform.display,
+                    window_argv=window_argv,
+                    language=args.language or _language(args_in),
+                    ready=ready,
+                )
+                return await session.run()
+            finally:
+                await ready.close()
+
+        result = asyncio.run(run_session())
+        if isinstance(result, JoinRefused):
+            return refuse(result.key, EXIT_REFUSED, **result.values)
+        outcome = result
         if outcome.kind == "sas_failed":
             # The technician's end could not prove the check words: someone may be in
             # the middle (docs/tunnel.md §18.3).

@@ -71,6 +71,8 @@ class ClientSession:
     language: str | None = None
     consent_timeout: float = 60.0
     wait_for_technician: float = WAIT_FOR_TECHNICIAN
+    # The windows launched ahead by the caller (support.client), or None: launched here.
+    ready: ReadyWindows | None = None
 
     def __post_init__(self) -> None:
         # Made here, never written anywhere: the server records its public half when the
@@ -109,7 +111,7 @@ class ClientSession:
             link.report_event(event)
 
         # The consent dialog and the indicator, loaded while the technician connects.
-        ready = ReadyWindows()
+        ready = self.ready or ReadyWindows()
         await ready.launch(await asyncio.to_thread(self.find_display), self.window_argv)
         sessions = AgentSessions(
             config=config,
