@@ -27,6 +27,7 @@ from fjernhjelp.audit.verify import verify_chain
 from fjernhjelp.remote.models import RemoteSession, SessionStatus
 from fjernhjelp.technician.api import Api
 from fjernhjelp.technician.tunnel import OpenedSession, open_session
+from tests.asyncrun import LoopThread
 from tests.e2e.conftest import free_port
 from tests.live.conftest import FULL
 from tests.live.live import LiveSite, web
@@ -73,43 +74,42 @@ def test_the_server_killed_during_twenty_sessions(site: LiveSite) -> None:
     token, machines = start_agents(site)
     assert site.server is not None
     api = Api(site.server.url, token, timeout=60)
-    loop = asyncio.new_event_loop()
     opened: list[OpenedSession] = []
-    try:
-        opened = loop.run_until_complete(open_many(api, machines))
-        assert len(opened) == AGENTS * SESSIONS_PER_AGENT
-        wait_for(
-            "twenty active sessions",
-            lambda: [s.status for s in sessions(site)].count(SessionStatus.ACTIVE) == 20,
-        )
+    with LoopThread() as loop:
+        try:
+            opened = loop.run(open_many(api, machines))
+            assert len(opened) == AGENTS * SESSIONS_PER_AGENT
+            wait_for(
+                "twenty active sessions",
+                lambda: [s.status for s in sessions(site)].count(SessionStatus.ACTIVE) == 20,
+            )
 
-        # No shutdown of any kind: the process is gone between two instructions.
-        site.server.proc.send_signal(signal.SIGKILL)
-        site.server.proc.wait(30)
-        site.restart_server()
+            # No shutdown of any kind: the process is gone between two instructions.
+            site.server.proc.send_signal(signal.SIGKILL)
+            site.server.proc.wait(30)
+            site.restart_server()
 
-        def all_ended() -> list[RemoteSession] | None:
-            found = sessions(site)
-            done = all(s.status == SessionStatus.ENDED and s.end_reason for s in found)
-            return found if done else None
+            def all_ended() -> list[RemoteSession] | None:
+                found = sessions(site)
+                done = all(s.status == SessionStatus.ENDED and s.end_reason for s in found)
+                return found if done else None
 
-        ended = wait_for("every session ended with a reason", all_ended)
-        assert len(ended) == 20
-        assert {s.end_reason for s in ended} <= {"server_restart", "agent_closed"}, {
-            s.end_reason for s in ended
-        }
-        assert all(s.ended_at is not None for s in ended)
-        recorded = {json.loads(e.details)["session"] for e in site.events("session.ended")}
-        assert {str(s.id) for s in ended} <= recorded
-        site.world.db.rollback()
-        assert verify_chain(site.world.db).ok
-        site.wait_online(token, {m["hostname"] for m in machines}, timeout=90)
-        assert "Exception in ASGI application" not in site.server.log.read_text()
-    finally:
-        for session in opened:
-            loop.run_until_complete(_quietly(session.close()))
-        loop.close()
-        api.close()
+            ended = wait_for("every session ended with a reason", all_ended)
+            assert len(ended) == 20
+            assert {s.end_reason for s in ended} <= {"server_restart", "agent_closed"}, {
+                s.end_reason for s in ended
+            }
+            assert all(s.ended_at is not None for s in ended)
+            recorded = {json.loads(e.details)["session"] for e in site.events("session.ended")}
+            assert {str(s.id) for s in ended} <= recorded
+            site.world.db.rollback()
+            assert verify_chain(site.world.db).ok
+            site.wait_online(token, {m["hostname"] for m in machines}, timeout=90)
+            assert "Exception in ASGI application" not in site.server.log.read_text()
+        finally:
+            for session in opened:
+                loop.run(_quietly(session.close()), timeout=60)
+            api.close()
 
 
 async def _quietly(done: Any) -> None:
@@ -273,7 +273,8 @@ def test_the_database_unreachable_for_thirty_seconds(outage_site: LiveSite) -> N
     # And the service works again: a session opens.
     api = Api(site.server.url, token, timeout=60)
     try:
-        opened = asyncio.run(open_session(api, machines[0]["id"]))
-        asyncio.run(_quietly(opened.close()))
+        with LoopThread() as loop:
+            opened = loop.run(open_session(api, machines[0]["id"]))
+            loop.run(_quietly(opened.close()), timeout=60)
     finally:
         api.close()
