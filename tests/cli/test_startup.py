@@ -34,6 +34,9 @@ RUNNER = textwrap.dedent(
     class Watch(logging.Handler):
         def emit(self, record):
             if "retrying" in record.getMessage():
+                # Said here, not left to the CLI's own handler: that one runs after this
+                # one, and the report below may leave the process before it writes.
+                os.write(2, b"watch: the agent is retrying\\n")
                 done.set()
 
     def run():

@@ -16,6 +16,7 @@ from fjernhjelp.support.handover import Handover
 from fjernhjelp.support.platform import LinuxPlatform
 from fjernhjelp.support.session import Outcome
 from fjernhjelp.support.stamp import StampRefused, read_stamp, stamp
+from tests.asyncrun import in_thread
 
 
 @pytest.mark.parametrize(
@@ -74,7 +75,7 @@ def test_the_stamped_client_names_its_server_and_key_and_enters_the_code(
     tmp_path: Path,
     no_join: list[client.Target],
 ) -> None:
-    code = client.main(["482", "193", "775", "--language", "en"], platform=platform)
+    code = in_thread(client.main, ["482", "193", "775", "--language", "en"], platform=platform)
     out, err = capsys.readouterr()
     assert code == client.EXIT_REFUSED
     assert out.splitlines() == [
@@ -94,11 +95,11 @@ def test_the_stamped_client_goes_nowhere_else(
     stamped: str, platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["482193775", "--server", "https://evil.example", "--language", "en"]
-    assert client.main(argv, platform=platform) == client.EXIT_UNTRUSTED
+    assert in_thread(client.main, argv, platform=platform) == client.EXIT_UNTRUSTED
     assert "made for https://hjelp.example.no" in capsys.readouterr().err
     # The same server, spelt with a trailing slash, is the same server.
     argv = ["482193775", "--server", "https://hjelp.example.no/", "--language", "en"]
-    assert client.main(argv, platform=platform) == client.EXIT_REFUSED
+    assert in_thread(client.main, argv, platform=platform) == client.EXIT_REFUSED
 
 
 def test_a_damaged_client_file_does_not_run(
@@ -108,7 +109,7 @@ def test_a_damaged_client_file_does_not_run(
         raise StampRefused("altered", "the stamp's signature does not match")
 
     monkeypatch.setattr(client, "own_stamp", refused)
-    assert client.main(["482193775", "--language", "en"], platform=platform) == 1
+    assert in_thread(client.main, ["482193775", "--language", "en"], platform=platform) == 1
     assert "cannot be used" in capsys.readouterr().err
     assert platform.private_dir().removed is False  # never made
 
@@ -116,26 +117,35 @@ def test_a_damaged_client_file_does_not_run(
 def test_from_the_package_the_server_and_its_key_must_be_given(
     platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert client.main(["482193775", "--language", "en"], platform=platform) == 2
+    assert in_thread(client.main, ["482193775", "--language", "en"], platform=platform) == 2
     assert "--server" in capsys.readouterr().err
-    assert client.main(["482193775", "--server", "http://h.example"], platform=platform) == 2
+    assert (
+        in_thread(client.main, ["482193775", "--server", "http://h.example"], platform=platform)
+        == 2
+    )
     argv = ["482193775", "--server", "https://h.example/", "--language", "en"]
-    assert client.main(argv, platform=platform) == 2
+    assert in_thread(client.main, argv, platform=platform) == 2
     assert "--server-key" in capsys.readouterr().err
-    assert client.main([*argv, "--server-key", "short"], platform=platform) == 2
+    assert in_thread(client.main, [*argv, "--server-key", "short"], platform=platform) == 2
     assert "32 bytes" in capsys.readouterr().err
-    assert client.main([*argv, "--server-key", KEY], platform=platform) == client.EXIT_REFUSED
+    assert (
+        in_thread(client.main, [*argv, "--server-key", KEY], platform=platform)
+        == client.EXIT_REFUSED
+    )
 
 
 def test_a_bad_code_stops_before_anything_is_made(
     platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert client.main(["12345", "--server", "https://h.example"], platform=platform) == 2
+    assert (
+        in_thread(client.main, ["12345", "--server", "https://h.example"], platform=platform) == 2
+    )
     assert "minst 9" in capsys.readouterr().err
 
 
 def test_fjernhjelp_support_runs_the_same_client() -> None:
-    result = CliRunner().invoke(
+    result = in_thread(
+        CliRunner().invoke,
         app,
         [
             "support",
@@ -174,11 +184,11 @@ def test_a_key_that_begins_with_a_dash_is_taken_as_the_key(
 
     assert len(b64d(key)) == 32
     argv = ["482193775", "--server", "https://h.example", "--server-key", key, "--language", "en"]
-    assert client.main(argv, platform=platform) == client.EXIT_REFUSED
+    assert in_thread(client.main, argv, platform=platform) == client.EXIT_REFUSED
     assert no_join[-1].server_key == b64d(key)
     # The old spelling in one word goes on working.
     argv = ["482193775", "--server", "https://h.example", f"--server-key={key}"]
-    assert client.main(argv, platform=platform) == client.EXIT_REFUSED
+    assert in_thread(client.main, argv, platform=platform) == client.EXIT_REFUSED
     assert no_join[-1].server_key == b64d(key)
 
 
@@ -188,7 +198,8 @@ def test_fjernhjelp_support_takes_a_key_that_begins_with_a_dash(
 ) -> None:
     from fjernhjelp.control.package import b64d
 
-    result = CliRunner().invoke(
+    result = in_thread(
+        CliRunner().invoke,
         app,
         ["support", "482193775", "--server", "https://h.example", "--server-key", key],
     )
@@ -201,7 +212,7 @@ def test_a_missing_key_after_the_option_is_still_a_usage_error(
 ) -> None:
     argv = ["482193775", "--server", "https://h.example", "--server-key"]
     with pytest.raises(SystemExit) as exited:
-        client.main(argv, platform=platform)
+        in_thread(client.main, argv, platform=platform)
     assert exited.value.code == 2
 
 
@@ -237,11 +248,14 @@ def test_a_downloaded_client_joins_the_session_its_page_joined_without_a_code(
     out = capsys.readouterr().out
     assert "Kari Tekniker" in out and "Code:" not in out
     # Given a code after all, the client enters it as before.
-    assert client.main(["482193775", "--language", "en"], platform=platform) == client.EXIT_REFUSED
+    assert (
+        in_thread(client.main, ["482193775", "--language", "en"], platform=platform)
+        == client.EXIT_REFUSED
+    )
     assert [t.code for t in no_join] == ["482193775"]
 
 
 def test_without_a_code_or_a_session_to_join_the_client_says_so(
     stamped: str, platform: LinuxPlatform, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert client.main(["--language", "en"], platform=platform) == client.EXIT_USAGE
+    assert in_thread(client.main, ["--language", "en"], platform=platform) == client.EXIT_USAGE
