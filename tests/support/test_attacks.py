@@ -19,7 +19,7 @@ from fjernhjelp.portal import agreements, grants, terms
 from fjernhjelp.portal.access import DenyReason
 from fjernhjelp.portal.models import AgreementKind, OrgKind
 from fjernhjelp.refusals import NotFound
-from fjernhjelp.remote import support
+from fjernhjelp.remote import support, support_codes
 from fjernhjelp.remote.models import RemoteSession, SessionStatus
 from fjernhjelp.remote.support import CodeInvalid, CodeThrottled, SupportRefused
 from tests.helpers import make_org, make_user
@@ -294,7 +294,7 @@ def test_the_code_is_never_in_the_audit_log_nor_in_a_log_line(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     created = make_code(world)
-    typed = support.grouped(created.code)
+    typed = support_codes.grouped(created.code)
     _join(world, typed)
     with pytest.raises(CodeInvalid):
         _join(world, created.code)

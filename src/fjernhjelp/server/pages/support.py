@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from fjernhjelp.i18n import Translator
 from fjernhjelp.portal.support import support_customers
-from fjernhjelp.remote import history, support, support_download
+from fjernhjelp.remote import history, support, support_codes, support_download
 from fjernhjelp.remote.models import RemoteSession
 from fjernhjelp.remote.support import CodeInvalid, CodeThrottled
 from fjernhjelp.server.deps import DB, Client, State, T, require
@@ -61,8 +61,8 @@ def from_link(request: Request, t: T, code: str) -> Response:
     """The link the technician sent: the form, filled in. Opening the link does not
     spend the code: link previews in mail and chat programs fetch links on their own,
     and would use it up before the person does. Pressing Continue spends it."""
-    shown = support.normalise(code)
-    return start_page(request, t, code=support.grouped(shown) if shown else "")
+    shown = support_codes.normalise(code)
+    return start_page(request, t, code=support_codes.grouped(shown) if shown else "")
 
 
 @router.post("/s", response_class=HTMLResponse)
