@@ -100,3 +100,20 @@ def settings_from(
     if database_url is not None:
         overrides["database_url"] = database_url
     return Settings(**overrides)
+
+
+# The options every session command offers the same way (connect, support-session connect).
+GetOption = Annotated[
+    tuple[str, Path] | None, typer.Option("--get", help="REMOTE LOCAL: copy a file here.")
+]
+PutOption = Annotated[
+    tuple[Path, str] | None,
+    typer.Option("--put", help="LOCAL REMOTE: copy a file there (REMOTE may be a folder)."),
+]
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="--put: replace an existing file without asking.")
+]
+VncOption = Annotated[
+    str | None,
+    typer.Option("--vnc", help="HOST:PORT (loopback): a local VNC port for any viewer."),
+]

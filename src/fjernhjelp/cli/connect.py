@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from fjernhjelp.cli.common import console, err, real
+from fjernhjelp.cli.common import (
+    GetOption,
+    OverwriteOption,
+    PutOption,
+    VncOption,
+    console,
+    err,
+    real,
+)
 
 if TYPE_CHECKING:
     from fjernhjelp.technician.credentials import Credentials
@@ -40,20 +48,10 @@ def connect(
             "the user first.",
         ),
     ] = None,
-    get: Annotated[
-        tuple[str, Path] | None, typer.Option("--get", help="REMOTE LOCAL: copy a file here.")
-    ] = None,
-    put: Annotated[
-        tuple[Path, str] | None,
-        typer.Option("--put", help="LOCAL REMOTE: copy a file there (REMOTE may be a folder)."),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="--put: replace an existing file without asking.")
-    ] = False,
-    vnc: Annotated[
-        str | None,
-        typer.Option("--vnc", help="HOST:PORT (loopback): a local VNC port for any viewer."),
-    ] = None,
+    get: GetOption = None,
+    put: PutOption = None,
+    overwrite: OverwriteOption = False,
+    vnc: VncOption = None,
     chat: Annotated[
         bool, typer.Option("--chat", help="Chat with the user at the machine, line by line.")
     ] = False,

@@ -5,13 +5,21 @@ Thin over the API (technician/support.py); what connecting offers is `connect`'s
 """
 
 import asyncio
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fjernhjelp.cli import connect as access
-from fjernhjelp.cli.common import console, err, real, sub_app
+from fjernhjelp.cli.common import (
+    GetOption,
+    OverwriteOption,
+    PutOption,
+    VncOption,
+    console,
+    err,
+    real,
+    sub_app,
+)
 
 if TYPE_CHECKING:
     from fjernhjelp.technician.api import Api
@@ -186,20 +194,10 @@ def connect(
     shell: Annotated[
         bool, typer.Option("--shell", help="A shell, if the end user ticked it.")
     ] = False,
-    get: Annotated[
-        tuple[str, Path] | None, typer.Option("--get", help="REMOTE LOCAL: copy a file here.")
-    ] = None,
-    put: Annotated[
-        tuple[Path, str] | None,
-        typer.Option("--put", help="LOCAL REMOTE: copy a file there (REMOTE may be a folder)."),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="--put: replace an existing file without asking.")
-    ] = False,
-    vnc: Annotated[
-        str | None,
-        typer.Option("--vnc", help="HOST:PORT (loopback): a local VNC port for any viewer."),
-    ] = None,
+    get: GetOption = None,
+    put: PutOption = None,
+    overwrite: OverwriteOption = False,
+    vnc: VncOption = None,
     chat: Annotated[
         bool, typer.Option("--chat", help="Chat with the end user, line by line.")
     ] = False,
