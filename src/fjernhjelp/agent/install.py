@@ -8,6 +8,9 @@ What an install writes (paths below the install root, ``/`` on a real machine):
 - ``var/lib/fjernhjelp-agent/`` (0700): the data folder; the identity key is made there
   by the agent on first start;
 - ``etc/systemd/system/fjernhjelp-agent.service``: the unit;
+- from the one-file installer only (``agent.onefile``): ``opt/fjernhjelp-agent/fjernhjelp-agent``
+  (0755, root's), a copy of the one-file build without the package it carried, which the
+  unit runs, so the machine needs no Python;
 - unprivileged installs only: ``etc/xdg/autostart/fjernhjelp-agent-display.desktop``,
   which at each desktop login runs ``xhost +si:localuser:fjernhjelp-agent`` so the agent
   can show the consent dialog and indicator on that user's display without being root.
@@ -108,12 +111,30 @@ class Layout:
         return self.at(f"/var/lib/{SERVICE}")
 
     @property
+    def program_dir(self) -> Path:
+        return self.at(f"/opt/{SERVICE}")
+
+    @property
+    def program_file(self) -> Path:
+        return self.program_dir / SERVICE
+
+    @property
     def unit_file(self) -> Path:
         return self.at(f"/etc/systemd/system/{UNIT_NAME}")
 
     @property
     def autostart_file(self) -> Path:
         return self.at(f"/etc/xdg/autostart/{SERVICE}-display.desktop")
+
+
+@dataclass(frozen=True)
+class ProgramCopy:
+    """The one-file build to run the agent from: the first ``size`` bytes of ``source``
+    (the downloaded file without the package appended to it, whose enrolment token stays
+    in the 0600 config alone)."""
+
+    source: Path
+    size: int
 
 
 @dataclass
@@ -126,8 +147,10 @@ class InstallReport:
 
 
 def unit_text(
-    *, group: str, python: str, account: str, privileged: bool, file_roots: Sequence[Path]
+    *, group: str, program: str, account: str, privileged: bool, file_roots: Sequence[Path]
 ) -> str:
+    """``program`` is the command that has ``run`` (``python -m fjernhjelp agent``, or the
+    one-file copy)."""
     hardening = [
         "NoNewPrivileges=yes",
         "UMask=0077",
@@ -146,7 +169,7 @@ def unit_text(
             "",
             "[Service]",
             "Type=simple",
-            f"ExecStart={python} -m fjernhjelp agent run --config /etc/{SERVICE}/agent.toml",
+            f"ExecStart={program} run --config /etc/{SERVICE}/agent.toml",
             f"User={account}",
             f"Group={account}",
             "Restart=always",
@@ -189,6 +212,19 @@ def _write(path: Path, text: str, mode: int) -> None:
         fh.write(text)
 
 
+def _copy_program(program: ProgramCopy, target: Path) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+    with os.fdopen(fd, "wb") as out, program.source.open("rb") as source:
+        os.fchmod(fd, 0o755)
+        remaining = program.size
+        while remaining:
+            chunk = source.read(min(remaining, 1 << 20))
+            if not chunk:
+                raise InstallError(f"{program.source} ended early")
+            out.write(chunk)
+            remaining -= len(chunk)
+
+
 def _run(ops: SystemOps, argv: list[str], report: InstallReport) -> None:
     report.commands.append(argv)
     status = ops.run(argv)
@@ -204,12 +240,16 @@ def install(
     privileged: bool = False,
     file_roots: Sequence[Path] = (),
     python: str = sys.executable,
+    program: ProgramCopy | None = None,
 ) -> InstallReport:
-    """Install from a checked package (see ``package.read_package``)."""
+    """Install from a checked package (see ``package.read_package``); the unit runs
+    ``python -m fjernhjelp agent``, or with ``program`` a copy of the one-file build."""
     layout = layout or Layout()
     ops = ops or HostSystem()
     if layout.config_file.exists() or layout.unit_file.exists() or layout.manifest.exists():
         raise InstallError("the agent is already installed; uninstall it first")
+    if program is not None and layout.program_dir.exists():
+        raise InstallError(f"{layout.program_dir} exists; uninstall the agent first")
     account = "root" if privileged else SERVICE_USER
     report = InstallReport(layout.config_file, layout.unit_file, account, created_user=False)
     if not privileged and ops.lookup_user(SERVICE_USER) is None:
@@ -240,6 +280,14 @@ def install(
     _mkdirs(layout.unit_file.parent, created_dirs, layout)
     if not privileged:
         _mkdirs(layout.autostart_file.parent, created_dirs, layout)
+    folders = [layout.data_dir]
+    command = f"{python} -m fjernhjelp agent"
+    if program is not None:
+        _mkdirs(layout.program_dir.parent, created_dirs, layout)
+        layout.program_dir.mkdir(mode=0o755)
+        folders.append(layout.program_dir)
+        _copy_program(program, layout.program_file)
+        command = f"/opt/{SERVICE}/{SERVICE}"
     layout.config_dir.mkdir(mode=0o700)
     layout.data_dir.mkdir(mode=0o700)
     config = AgentConfig.from_package(
@@ -251,7 +299,7 @@ def install(
         layout.unit_file,
         unit_text(
             group=package.group,
-            python=python,
+            program=command,
             account=account,
             privileged=privileged,
             file_roots=file_roots,
@@ -265,7 +313,7 @@ def install(
         "created_user": report.created_user,
         "account": account,
         "files": [str(p.relative_to(layout.root)) for p in files],
-        "folders": [str(p.relative_to(layout.root)) for p in (layout.data_dir,)],
+        "folders": [str(p.relative_to(layout.root)) for p in folders],
         "created_parents": created_dirs,
     }
     _write(layout.manifest, json.dumps(manifest, indent=2) + "\n", 0o600)
@@ -297,7 +345,7 @@ def uninstall(*, layout: Layout | None = None, ops: SystemOps | None = None) -> 
 
     run(["systemctl", "disable", "--now", UNIT_NAME])
     files = [layout.unit_file, layout.autostart_file]
-    folders = [layout.config_dir, layout.data_dir]
+    folders = [layout.config_dir, layout.data_dir, layout.program_dir]
     if manifest:
         files += [layout.root / p for p in manifest.get("files", [])]
         folders += [layout.root / p for p in manifest.get("folders", [])]

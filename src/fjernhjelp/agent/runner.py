@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fjernhjelp import __version__
 from fjernhjelp.agent.backoff import Backoff
-from fjernhjelp.agent.config import AgentConfig, load_config, save_config
+from fjernhjelp.agent.config import AgentConfig, ConfigError, load_config, save_config
 from fjernhjelp.agent.display import DisplayTarget, find_active_display
 from fjernhjelp.agent.enrol import EnrolmentFailed, enrol
 from fjernhjelp.agent.identity import load_or_create_identity
@@ -130,3 +130,22 @@ async def run_agent(path: Path, *, hostname: str | None = None) -> None:
         await link.run_forever()
     finally:
         watcher.cancel()
+
+
+def run_in_foreground(config: Path, *, hostname: str | None, verbose: bool) -> str | None:
+    """Run the agent until stopped (what the systemd unit runs, through ``fjernhjelp agent
+    run`` or the one-file copy); returns why it cannot run, or None when stopped."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # websockets logs the start of every frame at DEBUG: control messages carry relay
+    # tokens and tickets, which never go to a log, whatever the verbosity.
+    logging.getLogger("websockets").setLevel(logging.INFO)
+    try:
+        asyncio.run(run_agent(config, hostname=hostname))
+    except (ConfigError, FatalAgentError) as exc:
+        return str(exc)
+    except KeyboardInterrupt:
+        pass
+    return None

@@ -199,23 +199,9 @@ def run_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the agent in the foreground (the systemd unit runs this)."""
-    import asyncio
-    import logging
+    from fjernhjelp.agent.runner import run_in_foreground
 
-    from fjernhjelp.agent.config import ConfigError
-    from fjernhjelp.agent.runner import FatalAgentError, run_agent
-
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # websockets logs the start of every frame at DEBUG: control messages carry relay
-    # tokens and tickets, which never go to a log, whatever the verbosity.
-    logging.getLogger("websockets").setLevel(logging.INFO)
-    try:
-        asyncio.run(run_agent(config, hostname=hostname))
-    except (ConfigError, FatalAgentError) as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-    except KeyboardInterrupt:
-        pass
+    problem = run_in_foreground(config, hostname=hostname, verbose=verbose)
+    if problem is not None:
+        err.print(f"[red]{problem}[/red]")
+        raise typer.Exit(2)

@@ -8,22 +8,26 @@ the page only offers. A technician sees and revokes only the packages it made.""
 from __future__ import annotations
 
 import base64
+import binascii
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from fjernhjelp.caller import Caller
 from fjernhjelp.control.package import fingerprint
-from fjernhjelp.machines import packages
+from fjernhjelp.machines import agent_download, packages
 from fjernhjelp.machines.models import InstallerPackage
 from fjernhjelp.refusals import PackageRefused
 from fjernhjelp.server.deps import DB, State, T, require
 from fjernhjelp.server.pages.portal_view import done, notice_text
 from fjernhjelp.server.pages.render import render
 from fjernhjelp.server.portal_caller import PageCaller
+from fjernhjelp.support.build import target_name
 
 router = APIRouter(prefix="/portal/packages")
 
@@ -129,7 +133,60 @@ def create(
         # The token is stored as a hash only, so this answer is the one chance to save the
         # file: it is offered as a download link and shown as text to copy.
         download_href="data:application/json;base64," + base64.b64encode(made.file_bytes).decode(),
+        # Posted back for the one-file installer (machines/agent_download.py): base64, so
+        # the bytes arrive as made (a form field would change the file's line ends).
+        package_b64=base64.b64encode(made.file_bytes).decode(),
+        executable_name=agent_download.file_name(made.package.group.name),
         fingerprint=_server_fingerprint(state),
+    )
+
+
+def generic_build(state: State) -> Path:
+    """The one-file build the Support client is made from (``make support-client``)."""
+    from fjernhjelp.remote.support_download import DEFAULT_CLIENT_DIR
+
+    return (state.settings.support_client_dir or DEFAULT_CLIENT_DIR) / target_name()
+
+
+@router.post("/{package_id}/agent.run")
+def download_executable(
+    state: State,
+    db: DB,
+    caller: PageCaller,
+    package_id: uuid.UUID,
+    package: Annotated[str, Form(max_length=200_000)],
+) -> Response:
+    """The one-file agent installer for a package just made, whose file the page posts
+    back; refusals are recorded by the service and answered by server/problems.py."""
+    _allowed(caller)
+    try:
+        package_file = base64.b64decode(package, validate=True)
+    except binascii.Error:
+        package_file = b""
+    sent = agent_download.executable_download(
+        db, caller, package_id, package_file, generic_build(state), state.keys.signing
+    )
+    db.commit()
+    executable = sent.executable.open("rb")
+    size = sent.executable_size + len(sent.block)
+
+    def body() -> Iterator[bytes]:
+        with executable:
+            remaining = sent.executable_size
+            while remaining and (chunk := executable.read(min(remaining, 1 << 20))):
+                remaining -= len(chunk)
+                yield chunk
+        yield sent.block
+
+    return StreamingResponse(
+        body(),
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{sent.file_name}"',
+            "Content-Length": str(size),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 
