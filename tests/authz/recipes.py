@@ -10,6 +10,7 @@ organisation or account runs as a caller made for it (``caller="fresh_org"`` or
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -290,6 +291,10 @@ def _package(w: AuthzWorld, cell: Cell) -> dict[str, Any]:
     return {"group_id": str(w.side(cell.scope).group.id)}
 
 
+def _package_file(w: AuthzWorld, cell: Cell) -> dict[str, Any]:
+    return {"package": base64.b64encode(w.package_files[uuid.UUID(cell.target)]).decode()}
+
+
 def _session(w: AuthzWorld, cell: Cell) -> dict[str, Any]:
     return {"machine_id": str(w.side(cell.scope).machine.id), "technician_key": technician_key()}
 
@@ -462,6 +467,7 @@ ROUTES: dict[tuple[str, str], Recipe] = {
     ("POST", "/portal/packages"): R(body=_package),
     ("GET", "/portal/packages/{package_id}/revoke"): R("package"),
     ("POST", "/portal/packages/{package_id}/revoke"): R("package"),
+    ("POST", "/portal/packages/{package_id}/agent.run"): R("package", body=_package_file),
     # -- Support
     ("POST", "/api/v1/support-sessions"): R(body=_customer),
     ("GET", "/api/v1/support-sessions"): R(),

@@ -247,6 +247,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/portal/packages"): ("303|201/404|404|201/404|404", ""),
     ("GET", "/portal/packages/{package_id}/revoke"): ("303|200/404|404|200/404|404", ""),
     ("POST", "/portal/packages/{package_id}/revoke"): ("303|303/404|404|303/404|404", ""),
+    ("POST", "/portal/packages/{package_id}/agent.run"): (
+        "303|503/404|404|503/404|404",
+        "own: the package just made, posted back (503: no one-file build here)",
+    ),
     ("POST", "/api/v1/support-sessions"): (
         "401|201/403|403|403|403",
         "other: a customer without an agreement covering Support (403, audited)",

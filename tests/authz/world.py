@@ -92,6 +92,7 @@ class AuthzWorld:
     a: Side
     b: Side
     logins: dict[str, Login] = field(default_factory=dict)
+    package_files: dict[uuid.UUID, bytes] = field(default_factory=dict)
 
     # -- who --------------------------------------------------------------------
 
@@ -249,6 +250,8 @@ class AuthzWorld:
             signing_key=self.state.keys.signing,
         )
         self.commit()
+        # The file is handed out once; the one-file download posts it back.
+        self.package_files[made.package.id] = made.file_bytes
         return made.package.id
 
     def support_config(self) -> support.SupportConfig:
