@@ -17,10 +17,12 @@ without it this fails, saying what to do; FJERNHJELP_SKIP_SUPPORT_STORY=1 skips 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pwd
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -45,7 +47,8 @@ LOCK = Path("/run/lock/fjernhjelp-onefile-agent-story.lock")
 ACCOUNT_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")
 # What systemd gives a unit: a bare environment. PATH holds the stand-in first.
 SYSTEMCTL = """#!/bin/sh
-# Stands in for systemd, which does not run here: starts and stops the unit as it says.
+# Stands in for systemd, which does not run here: starts and stops the unit as it says
+# (dash's own kill takes no "--": procps' kill signals the process group).
 state={state}
 unit=/etc/systemd/system/fjernhjelp-agent.service
 echo "$*" >> "$state/calls"
@@ -54,13 +57,24 @@ case "$1" in
   enable)
     program=$(sed -n 's/^ExecStart=//p' "$unit")
     account=$(sed -n 's/^User=//p' "$unit")
-    setsid setpriv --reuid="$account" --regid="$account" --init-groups \\
+    # A session of its own, whose id (its leader's pid) the leader writes down itself.
+    setsid sh -c 'echo $$ > "$0/pid.new" && mv "$0/pid.new" "$0/pid" && exec "$@"' \\
+      "$state" setpriv --reuid="$account" --regid="$account" --init-groups \\
       env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 $program \\
       >> "$state/agent.log" 2>&1 < /dev/null &
-    echo $! > "$state/pid"
+    while [ ! -s "$state/pid" ]; do sleep 0.05; done
     exit 0 ;;
   disable)
-    [ -f "$state/pid" ] && kill -TERM -- "-$(cat "$state/pid")" 2>/dev/null
+    [ -s "$state/pid" ] || exit 0
+    pid=$(cat "$state/pid")
+    /bin/kill -s TERM -- "-$pid" 2>/dev/null
+    # As systemd stops a unit: wait for all its processes, SIGKILL after 30 s.
+    i=0
+    while /bin/kill -s 0 -- "-$pid" 2>/dev/null; do
+      i=$((i + 1))
+      [ "$i" -gt 300 ] && /bin/kill -s KILL -- "-$pid" 2>/dev/null
+      sleep 0.1
+    done
     rm -f "$state/pid"
     exit 0 ;;
 esac
@@ -201,5 +215,12 @@ def test_customer_admin_downloads_one_file_runs_it_as_root_and_the_agent_runs_en
         assert not any(_traces(layout).values()), _traces(layout)
         assert _accounts() == accounts_before
     finally:
+        # Whatever failed above, this machine is left as it was found.
+        subprocess.run([str(bin_dir / "systemctl"), "disable", "--now"], timeout=60, check=False)
+        for pid in _processes_running(layout.program_file):  # ours: the lock is held
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         if program is not None and any(_traces(layout).values()):
             subprocess.run([str(program), "uninstall", "--yes"], env=env, timeout=180, check=False)
+        if "fjernhjelp-agent" not in accounts_before.get("/etc/passwd", ""):
+            subprocess.run(["userdel", "fjernhjelp-agent"], capture_output=True, check=False)
