@@ -98,7 +98,9 @@ bench-desktop: $(STAMP) system-deps npm-deps
 bench-support: $(STAMP) system-deps
 	$(BIN)/python bench/support.py
 
-# The end user's one-time Support client, one executable file (docs/support-client.md):
+# The end user's one-time Support client, one executable file (docs/support-client.md),
+# which is also the agent's one-file installer once the portal appends a package to it
+# (docs/agent.md, "One file from the portal"):
 # PyInstaller from the `build` extra; binutils' objcopy puts the archive in an ELF section.
 # About a minute on a 2-core machine. The file is generic: the server stamps it when served.
 support-client: $(STAMP)

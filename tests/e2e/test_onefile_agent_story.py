@@ -33,7 +33,7 @@ import pytest
 
 from fjernhjelp.agent.install import Layout
 from fjernhjelp.audit.log import Outcome
-from fjernhjelp.control.agent_file import carries_package
+from fjernhjelp.control.agent_file import SIGNATURE_SIZE, TRAILER, carries_package
 from fjernhjelp.machines.agent_download import file_name
 from tests.conftest import BACKENDS
 from tests.e2e.test_support_story import _build, _processes_running
@@ -104,14 +104,19 @@ def machine_lock() -> Iterator[None]:
 
 
 @pytest.fixture
-def site(  # type: ignore[no-untyped-def]
-    db, state, backend, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[LiveSite]:
+def one_run(backend) -> None:  # type: ignore[no-untyped-def]
+    """Asked for before ``site``, so a skip costs no database and no server."""
     if backend.name != BACKENDS[-1]:
         # The database is not what this tests (the portal's pages are tested on each).
         pytest.skip(f"the one-file story runs on one backend ({BACKENDS[-1]})")
     if os.geteuid() != 0:
         pytest.skip("installs the agent into this machine: needs root")
+
+
+@pytest.fixture
+def site(  # type: ignore[no-untyped-def]
+    one_run, db, state, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LiveSite]:
     build = _build()
     monkeypatch.setenv("FJERNHJELP_SUPPORT_CLIENT_DIR", str(build.parent))
     live = LiveSite(build_world(db, state), tmp_path, database_url)
@@ -123,7 +128,7 @@ def site(  # type: ignore[no-untyped-def]
 
 
 def test_customer_admin_downloads_one_file_runs_it_as_root_and_the_agent_runs_enrolled(  # type: ignore[no-untyped-def]
-    browser, site: LiveSite, machine_lock: None, tmp_path: Path
+    one_run: None, browser, site: LiveSite, machine_lock: None, tmp_path: Path
 ) -> None:
     assert site.server is not None
     url = site.server.url
@@ -166,6 +171,22 @@ def test_customer_admin_downloads_one_file_runs_it_as_root_and_the_agent_runs_en
         program.chmod(0o700)
         event = site.wait_event("package.executable_downloaded", outcome=Outcome.SUCCESS)
         assert name in event.details and shown in event.details
+
+        # The same file with one byte of its package changed refuses, says why, installs nothing.
+        data = bytearray(program.read_bytes())
+        data[-TRAILER.size - SIGNATURE_SIZE - 40] ^= 0x01  # inside the package's signature
+        altered = program.with_name("endret.run")
+        altered.write_bytes(bytes(data))
+        altered.chmod(0o700)
+        refused = subprocess.run(
+            [str(altered), "install", "--yes"], env=env, capture_output=True, text=True,
+            timeout=180,
+        )  # fmt: skip
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "Denne filen kan ikke brukes, ingenting er installert" in refused.stderr
+        assert "altered" in refused.stderr or "endret" in refused.stderr
+        assert not any(_traces(layout).values()) and not (state_dir / "calls").exists()
+        altered.unlink()
 
         # Run as root: it shows the key's fingerprint and asks; the answer comes on stdin.
         done = subprocess.run(

@@ -58,9 +58,7 @@ def _parser(t: Translator) -> argparse.ArgumentParser:
     parser.add_argument("--language", choices=LANGUAGES, help=t("support.client.language_help"))
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     install = commands.add_parser("install", help=t("agent.onefile.install_help"))
-    install.add_argument(
-        "--expect-fingerprint", metavar="FP", help=t("agent.onefile.expect_help")
-    )
+    install.add_argument("--expect-fingerprint", metavar="FP", help=t("agent.onefile.expect_help"))
     install.add_argument("--yes", action="store_true", help=t("agent.onefile.yes_help"))
     install.add_argument("--privileged", action="store_true", help=t("agent.onefile.root_help"))
     install.add_argument(

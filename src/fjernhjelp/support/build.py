@@ -4,6 +4,10 @@
 extra (PyInstaller). The result, ``dist/fjernhjelp-support-linux-x86_64``, is unstamped:
 the server appends its stamp when it hands the file out (``support.stamp``), and an
 unstamped one-file client refuses to run. Why PyInstaller: docs/support-client.md.
+
+The same file is the agent's installer (agent/onefile.py): the portal appends an installer
+package to it (control/agent_file.py) and the file then installs and runs the agent. One
+build for both, so ``make test`` builds once.
 """
 
 from __future__ import annotations
