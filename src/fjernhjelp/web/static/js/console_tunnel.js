@@ -19,7 +19,7 @@ import {
   toBase64,
 } from "./tunnel/index.js";
 import { codeText, hasText, keyOf, text } from "./console_text.js";
-import { showSysinfo, startChat, startDesktop, startFiles, startTerminal } from "./console_panels.js";
+import { showSysinfo, startChat, startDesktop, startFiles, startScreen, startTerminal } from "./console_panels.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -126,6 +126,10 @@ export function endText(why) {
     const key = `cut.${keyOf(kind)}`;
     return hasText(key) ? text(key) : text("cut.generic");
   }
+  // A screen shared from the browser says how the end user ended it (static/js/share.js).
+  if (why.code === CloseCode.ENDED_BY_USER && (why.text === "share-stopped" || why.text === "tab-closed")) {
+    return text(`share.${keyOf(why.text)}`);
+  }
   return codeText("close", why.slug, why.code);
 }
 
@@ -189,7 +193,7 @@ export async function readControl(tunnel, consent) {
  * permissions allow. `terminalAfterConsent`: the terminal waits for the consent message
  * and opens only if the permissions it names (the end user's choice) contain it.
  */
-export function runSession(tunnel, info, { fromRecord = null, terminalAfterConsent = false } = {}) {
+export function runSession(tunnel, info, { fromRecord = null, terminalAfterConsent = false, browserShare = false } = {}) {
   let waiting = Boolean(info.consent_required);
   const permissions = new Set(Array.isArray(info.permissions) ? info.permissions : []);
   let terminalShown = false;
@@ -214,7 +218,10 @@ export function runSession(tunnel, info, { fromRecord = null, terminalAfterConse
   $("session-body").hidden = false;
   readControl(tunnel, consent);
 
-  if (permissions.has("view") || permissions.has("control")) {
+  if (browserShare) {
+    // The end user shares the screen from the browser: video, view only (screen.js).
+    startScreen(tunnel, { onConnect: () => waiting && consent.given(null) });
+  } else if (permissions.has("view") || permissions.has("control")) {
     // The agent holds the stream until the end user has answered; its acceptance is
     // the consent as far as the desktop is concerned.
     startDesktop(tunnel, {
