@@ -71,14 +71,17 @@ def _pixel(page, x: float, y: float) -> list[int] | None:  # type: ignore[no-unt
         """([x, y]) => {
           const canvas = document.querySelector('[data-testid="screen-canvas"]');
           if (!canvas || !canvas.width) return null;
-          const d = canvas.getContext('2d').getImageData(Math.floor(x * canvas.width), Math.floor(y * canvas.height), 1, 1).data;
+          const [px, py] = [Math.floor(x * canvas.width), Math.floor(y * canvas.height)];
+          const d = canvas.getContext('2d').getImageData(px, py, 1, 1).data;
           return [d[0], d[1], d[2]];
         }""",
         [x, y],
     )
 
 
-def _wait_pixel(page, x: float, y: float, colour: tuple[int, int, int], timeout: float = 60) -> list[int] | None:  # type: ignore[no-untyped-def]
+def _wait_pixel(
+    page, x: float, y: float, colour: tuple[int, int, int], timeout: float = 60
+) -> list[int] | None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     seen = None
     while time.monotonic() < deadline:
@@ -106,10 +109,6 @@ def test_end_user_shares_the_screen_from_the_browser_end_to_end(  # type: ignore
 
     end_user = sharer.new_context(locale="nb-NO", no_viewport=True).new_page()
     end_user.add_init_script(RECORD_VIOLATIONS)
-    end_user.on("console", lambda m: print("EU:", m.text))
-    end_user.on("pageerror", lambda e: print("EU ERR:", e))
-    console.on("console", lambda m: print("TECH:", m.text))
-    console.on("pageerror", lambda e: print("TECH ERR:", e))
     end_user.goto(url + "/")
     end_user.get_by_label("Koden du har fått").fill(code)
     end_user.get_by_test_id("support-continue").click()
@@ -118,10 +117,7 @@ def test_end_user_shares_the_screen_from_the_browser_end_to_end(  # type: ignore
 
     # Both ends show the same three words; the end user says they match.
     words = console.get_by_test_id("sas-words")
-    try:
-        words.wait_for(timeout=20_000)
-    finally:
-        print("STATUS", end_user.inner_text("#share-status"), console.inner_text("#state"), console.inner_text("#state-detail"))
+    words.wait_for(timeout=60_000)
     shown = end_user.get_by_test_id("share-words")
     shown.wait_for(timeout=30_000)
     assert shown.inner_text() == words.inner_text()
@@ -152,7 +148,9 @@ def test_end_user_shares_the_screen_from_the_browser_end_to_end(  # type: ignore
     # The end user stops sharing: the session ends on both sides, and the technician is
     # told it was the sharing that stopped.
     end_user.get_by_test_id("share-stop").click()
-    assert session_state(console, "ended") == "Brukeren sluttet å dele skjermen. Økten er avsluttet."
+    assert (
+        session_state(console, "ended") == "Brukeren sluttet å dele skjermen. Økten er avsluttet."
+    )
     end_user.wait_for_selector('#share-status[data-state="ended_stopped"]', timeout=30_000)
     assert end_user.get_by_test_id("share-banner").is_hidden()
     assert console.evaluate("window.cspViolations") == []

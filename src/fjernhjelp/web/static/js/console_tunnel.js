@@ -127,9 +127,8 @@ export function endText(why) {
     return hasText(key) ? text(key) : text("cut.generic");
   }
   // A screen shared from the browser says how the end user ended it (static/js/share.js).
-  if (why.code === CloseCode.ENDED_BY_USER && (why.text === "share-stopped" || why.text === "tab-closed")) {
-    return text(`share.${keyOf(why.text)}`);
-  }
+  const shareEnd = { "share-stopped": "share.stopped", "tab-closed": "share.tab_closed" }[why.text];
+  if (why.code === CloseCode.ENDED_BY_USER && shareEnd) return text(shareEnd);
   return codeText("close", why.slug, why.code);
 }
 
