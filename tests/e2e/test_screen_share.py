@@ -145,6 +145,36 @@ def test_end_user_shares_the_screen_from_the_browser_end_to_end(  # type: ignore
     end_user.get_by_test_id("share-chat-send").click()
     console.wait_for_selector(f'#chat-log li.theirs:has-text("{ANSWER}")', timeout=30_000)
 
+    # A file each way: the technician's arrives as a download in the page; the one the
+    # end user picks is offered by name and fetched by the console.
+    to_user = tmp_path / "til-brukeren.txt"
+    to_user.write_text("Oppskrift på blåbærsyltetøy\n" * 100)
+    console.set_input_files("#upload-file", str(to_user))
+    console.click("#upload-form button[type=submit]")
+    received = end_user.get_by_test_id("share-received")
+    received.wait_for(timeout=30_000)
+    with end_user.expect_download() as saving:
+        received.click()
+    assert saving.value.suggested_filename == to_user.name
+    assert Path(saving.value.path()).read_bytes() == to_user.read_bytes()
+    from_user = tmp_path / "skjermbilde.bin"
+    from_user.write_bytes(bytes(range(256)) * 700)  # more than one 64 KiB chunk
+    end_user.set_input_files("#share-file-pick", str(from_user))
+    console.wait_for_selector(f'#files-status:has-text("{from_user.name}")', timeout=30_000)
+    assert console.input_value("#download-path") == from_user.name
+    with console.expect_download() as fetching:
+        console.click("#download-form button[type=submit]")
+    assert Path(fetching.value.path()).read_bytes() == from_user.read_bytes()
+
+    # Pointing: the whole screen is shared, not the page, so the end user sees where in
+    # the chat.
+    box = console.locator('[data-testid="screen-canvas"]').bounding_box()
+    assert box is not None
+    console.mouse.click(box["x"] + box["width"] / 4, box["y"] + box["height"] / 2)
+    pointed = end_user.locator("#share-chat-log li.pointed")
+    pointed.wait_for(timeout=30_000)
+    assert "25 % fra venstre" in pointed.inner_text()
+
     # The end user stops sharing: the session ends on both sides, and the technician is
     # told it was the sharing that stopped.
     end_user.get_by_test_id("share-stop").click()
@@ -160,5 +190,7 @@ def test_end_user_shares_the_screen_from_the_browser_end_to_end(  # type: ignore
     assert started["way"] == "browser"
     chatted = json.loads(site.wait_event("chat.ended").details)
     assert (chatted["to_user"], chatted["from_user"]) == (1, 1)
+    moved = [json.loads(e.details)["direction"] for e in site.events("file.moved")]
+    assert sorted(moved) == ["from_user", "to_user"]
     over = json.loads(site.wait_event("session.ended").details)
     assert over["support"] is True

@@ -73,7 +73,12 @@ export async function startScreen(tunnel, { onConnect }) {
   const status = $("desktop-status");
   status.textContent = text("share.view_only");
   try {
-    await openScreen(tunnel, $("desktop"), { onFrame: (count) => count === 1 && onConnect() });
+    const screen = await openScreen(tunnel, $("desktop"), { onFrame: (count) => count === 1 && onConnect() });
+    // Pointing: a click on the picture shows the end user where (share.js).
+    screen.canvas.addEventListener("click", (event) => {
+      const box = screen.canvas.getBoundingClientRect();
+      screen.point((event.clientX - box.left) / box.width, (event.clientY - box.top) / box.height);
+    });
   } catch (error) {
     status.textContent = error?.message === "no-decoder" ? text("share.no_decoder") : streamFailure(error);
   }

@@ -183,6 +183,11 @@ export async function readControl(tunnel, consent) {
       $("state-detail").textContent = text(key);
     } else if (message?.type === "sysinfo") {
       showSysinfo(message);
+    } else if (message?.type === "file-offered" && typeof message.name === "string") {
+      // The browser share's end user picked a file for us (static/js/share.js).
+      const name = message.name.slice(0, 255);
+      $("download-path").value = name;
+      $("files-status").textContent = text("share.file_offered", { name, size: Number(message.size) || 0 });
     }
   }
 }

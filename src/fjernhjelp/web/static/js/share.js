@@ -30,6 +30,7 @@ import {
 } from "./tunnel/index.js";
 import { concat, equalBytes, fromHex } from "./tunnel/bytes.js";
 import { SERVICE } from "./screenwire.js";
+import { serveFiles } from "./share_files.js";
 import { shareScreen } from "./share_video.js";
 
 const $ = (id) => document.getElementById(id);
@@ -232,20 +233,61 @@ function runChat(stream, link) {
       }
       if (typeof message?.text !== "string" || !message.text.trim()) continue;
       toUser += 1;
-      if (message.point) showPointed(message.point);
       showChat(message, false);
     }
     link.event("chat.ended", null, { to_user: toUser, from_user: fromUser });
   })();
 }
 
-/** The technician's pointing: a marker on the page when the page itself is what is shared,
- *  otherwise a line in the chat naming the position. */
-function showPointed({ x, y }) {
-  const marker = $("share-pointer");
-  marker.hidden = false;
-  marker.style.left = `${(x * 100).toFixed(1)}%`;
-  marker.style.top = `${(y * 100).toFixed(1)}%`;
+/** The technician's pointing: a marker on the page when this page (a tab) is what is
+ *  shared, otherwise a highlighted line in the chat naming the position. */
+function showPointed({ x, y }, surface) {
+  if (surface === "browser") {
+    const marker = $("share-pointer");
+    marker.hidden = false;
+    marker.style.left = `${(x * 100).toFixed(1)}%`;
+    marker.style.top = `${(y * 100).toFixed(1)}%`;
+    return;
+  }
+  const item = document.createElement("li");
+  item.className = "pointed";
+  item.textContent = text("support.share.pointed", { x: Math.round(x * 100), y: Math.round(y * 100) });
+  $("share-chat").hidden = false;
+  $("share-chat-log").append(item);
+}
+
+/** Files: what the technician sends becomes a download link; what the end user picks is
+ *  offered to the technician by name (the console fills its download form with it). */
+function filesPanel(tunnel) {
+  const offered = new Map();
+  $("share-files").hidden = false;
+  $("share-file-pick").addEventListener("change", () => {
+    for (const file of $("share-file-pick").files) {
+      offered.set(file.name, file);
+      tunnel.control.sendJSON({ type: "file-offered", name: file.name, size: file.size }).catch(() => {});
+      const item = document.createElement("li");
+      item.textContent = text("support.share.file_offered", { name: file.name, size: file.size });
+      $("share-file-list").append(item);
+    }
+  });
+  return {
+    offered,
+    onReceived({ blob, name, size }) {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = name;
+      link.dataset.testid = "share-received";
+      link.textContent = text("support.share.file_received", { name, size });
+      item.append(link);
+      $("share-file-list").append(item);
+    },
+    onSent({ name, size }) {
+      const item = document.createElement("li");
+      item.textContent = text("support.share.file_sent", { name, size });
+      $("share-file-list").append(item);
+    },
+  };
 }
 
 async function session(media, link, serverKey, identity) {
@@ -333,6 +375,8 @@ async function session(media, link, serverKey, identity) {
   status("support.share.sharing");
   document.body.dataset.sharing = "on";
 
+  const surface = track.getSettings().displaySurface;
+  const files = filesPanel(tunnel);
   const stats = {};
   window.fjernhjelpShare = { stats, tunnel }; // read by the tests and the benchmark
   (async () => {
@@ -346,12 +390,25 @@ async function session(media, link, serverKey, identity) {
       if (stream.service === SERVICE) {
         await tunnel.acceptStream(stream);
         link.event("stream.opened", null, { service: SERVICE });
-        shareScreen(stream, track, { onPoint: (x, y) => showPointed({ x, y }), stats }).catch(() =>
+        shareScreen(stream, track, { onPoint: (x, y) => showPointed({ x, y }, surface), stats }).catch(() =>
           stream.close("error"),
         );
       } else if (stream.service === "chat") {
         await tunnel.acceptStream(stream);
         runChat(stream, link);
+      } else if (stream.service === "files") {
+        await tunnel.acceptStream(stream);
+        serveFiles(stream, {
+          offered: files.offered,
+          onReceived: (file) => {
+            files.onReceived(file);
+            link.event("file.moved", null, { direction: "to_user", size: file.size });
+          },
+          onSent: (file) => {
+            files.onSent(file);
+            link.event("file.moved", null, { direction: "from_user", size: file.size });
+          },
+        });
       } else {
         // No remote control from a browser: the desktop, the shell and the rest are the
         // one-time client's.
@@ -370,7 +427,6 @@ async function start() {
   try {
     media = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 30 }, audio: false });
   } catch (error) {
-    console.warn(`getDisplayMedia: ${error?.name}: ${error?.message}`);
     $("share-start").disabled = false;
     status("support.share.declined");
     return;
