@@ -206,11 +206,17 @@ def main() -> None:
         )
         try:
             with support_site() as site, relay_path(screen.display) as open_agent:
-                share_context = headless.new_context(viewport={"width": 1280, "height": 800})
+                share_context = headless.new_context(
+                    viewport={"width": 1280, "height": 800}, locale="nb-NO"
+                )
                 share_context.add_init_script(PAGE_PROBE)
                 share_context.add_init_script(WATCH)
                 share_page = share_context.new_page()
-                open_share(site, share_page, sharer.new_context(no_viewport=True).new_page())
+                open_share(
+                    site,
+                    share_page,
+                    sharer.new_context(no_viewport=True, locale="nb-NO").new_page(),
+                )
                 agent_context = headless.new_context(viewport={"width": 1280, "height": 800})
                 agent_context.add_init_script(PAGE_PROBE)
                 agent_context.add_init_script(WATCH)
