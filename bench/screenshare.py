@@ -221,18 +221,7 @@ def main() -> None:
                 agent_context.add_init_script(PAGE_PROBE)
                 agent_context.add_init_script(WATCH)
                 agent_page = agent_context.new_page()
-                try:
-                    open_agent(agent_page)
-                except AssertionError:
-                    # The API token's TOTP code can collide with the browser's login in
-                    # one 30 s step (bench/_relay_path.py); the next step takes it.
-                    time.sleep(31)
-                    agent_context.close()
-                    agent_context = headless.new_context(viewport={"width": 1280, "height": 800})
-                    agent_context.add_init_script(PAGE_PROBE)
-                    agent_context.add_init_script(WATCH)
-                    agent_page = agent_context.new_page()
-                    open_agent(agent_page)
+                open_agent(agent_page)
                 pages = {"agent": (agent_page, AGENT_CANVAS), "share": (share_page, SHARE_CANVAS)}
                 for name in names:
                     for path, (page, _canvas) in pages.items():  # taking turns, scene by scene
