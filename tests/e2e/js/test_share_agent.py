@@ -63,10 +63,18 @@ async def _technician(
 
 
 def _session(
-    harness: Harness, page: Any, server_key: Ed25519PublicKey, world: World
-) -> tuple[Any, dict[str, Any]]:
+    harness: Harness,
+    page: Any,
+    server_key: Ed25519PublicKey,
+    world: World,
+    tamper: tuple[str, Tamper] | None,
+) -> dict[str, Any]:
     identity = base64.b64decode(page.evaluate("window.fjh.agentKey()"))
     session_id = "sess-" + secrets.token_hex(6)
+    if tamper is not None:
+        # In place before either end joins the relay (an end takes it when it joins).
+        towards, change = tamper
+        (harness.agent_tampers if towards == "agent" else harness.tampers)[session_id] = change
     technician_token, agent_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
     harness.allow(technician_token, session_id, Role.TECHNICIAN)
     harness.allow(agent_token, session_id, Role.AGENT)
@@ -77,7 +85,7 @@ def _session(
         grant_id="",
         technician_key_sha256=technician_key_hash(raw_public(ephemeral)),
     )
-    return session_id, {
+    return {
         "technician": harness.spawn(
             _technician(harness, technician_token, ticket, identity, ephemeral)
         ),
@@ -97,10 +105,7 @@ def _run(
     world: World,
     tamper: tuple[str, Tamper] | None = None,
 ) -> tuple[Any, Any]:
-    session_id, started = _session(harness, page, key, world)
-    if tamper is not None:
-        towards, change = tamper
-        (harness.agent_tampers if towards == "agent" else harness.tampers)[session_id] = change
+    started = _session(harness, page, key, world, tamper)
     agent = page.evaluate("(a) => window.fjh.acceptAs(...a)", started["agent_args"])
     return agent, started["technician"].result(60)
 
