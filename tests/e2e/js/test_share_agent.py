@@ -5,8 +5,8 @@ no stream); a relay that flips one byte of a record, in either direction, ends t
 session (record-error) at both ends. The technician here is the Python one
 (``fjernhjelp.tunnel.connect``), so the two implementations also meet the other way
 round. A technician without the Support agreement cannot make a Support session at all:
-tests/remote/test_support.py and tests/live/test_live_support.py assert that refusal
-and its audit event.
+tests/support/test_attacks.py (test_support_where_the_agreement_covers_only_access_is_refused,
+test_a_stranger_id_is_refused_like_no_agreement) asserts that refusal and its audit event.
 """
 
 from __future__ import annotations
