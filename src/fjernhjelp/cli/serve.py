@@ -40,6 +40,7 @@ class UvicornOptions(TypedDict):
     proxy_headers: bool
     server_header: bool
     ws_max_size: int
+    ws_per_message_deflate: bool
     log_config: dict[str, object]
 
 
@@ -57,6 +58,11 @@ def uvicorn_options(settings: "Settings") -> UvicornOptions:
         # No WebSocket message larger than a tunnel record is ever buffered; the
         # endpoints lower it to a few KiB until the socket authenticates (ws_guard.py).
         ws_max_size=PROTOCOL_MAX_MESSAGE,
+        # Tunnel records are ciphertext (docs/tunnel.md §4): compressing them only costs
+        # CPU, and with it a browser's full-size record (65 560 bytes, exactly the limit)
+        # was refused on the way in and the connection dropped (1006): the screen share's
+        # page sending a file to the technician hit it.
+        ws_per_message_deflate=False,
         log_config=logs.uvicorn_log_config(),
     )
 

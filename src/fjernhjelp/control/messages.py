@@ -83,6 +83,9 @@ class SupportHello(_Msg):
     public_key: str = Field(max_length=64)  # base64, 32 bytes
     signature: str = Field(max_length=128)
     client_version: str = Field(max_length=32)
+    # "browser": the start page's screen share (docs/tunnel.md §19), which offers no
+    # remote control; absent from the one-time client, which predates the field.
+    way: Literal["client", "browser"] = "client"
 
 
 class Report(_Msg):

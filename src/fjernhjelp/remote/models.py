@@ -80,6 +80,9 @@ class RemoteSession(Base):
     # The client's in-memory Ed25519 key, recorded at its first control-link login
     # (migration 0011): the token opens the link only for this key from then on.
     client_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), default=None)
+    # How the end user's end joined (migration 0014): "client", the one-time client, or
+    # "browser", the start page sharing its screen (no remote control then).
+    client_way: Mapped[str | None] = mapped_column(String(16), default=None)
     # When the technician asked for the tunnel: the relay tokens expire from then.
     tunnel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 

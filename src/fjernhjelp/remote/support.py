@@ -316,6 +316,9 @@ class Summary:
     # The end user's client has logged in with its key: the technician may ask for the
     # tunnel now (asking before is refused and audited, so the console waits for this).
     client_ready: bool
+    # "client" or "browser" once it has logged in (the console opens the screen share's
+    # video stream instead of the desktop for "browser"), else None.
+    client_way: str | None
 
 
 def summaries(db: Session, rows: list[RemoteSession], now: datetime) -> list[Summary]:
@@ -335,6 +338,7 @@ def summaries(db: Session, rows: list[RemoteSession], now: datetime) -> list[Sum
             expires_at=r.code_expires_at,
             joined_at=r.code_used_at,
             client_ready=r.client_public_key is not None,
+            client_way=r.client_way if r.client_public_key is not None else None,
         )
         for r in rows
     ]

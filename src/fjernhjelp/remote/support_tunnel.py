@@ -71,6 +71,7 @@ def client_login(
     now: datetime,
     source_address: str | None,
     client_version: str,
+    way: str = "client",
 ) -> RemoteSession:
     """The end user's one-time client logs in on the control link: its end-user token
     and its in-memory key, which signed the server's fresh nonce. The first login
@@ -119,6 +120,7 @@ def client_login(
     first = row.client_public_key is None
     if first:
         row.client_public_key = public_key
+        row.client_way = way
         db.flush()
     record(
         db,
@@ -131,6 +133,7 @@ def client_login(
             "session": str(row.id),
             "technician": row.technician.username,
             "client_version": client_version[:32],
+            "way": way,
             "client_key_sha256": hashlib.sha256(public_key).hexdigest(),
         },
     )

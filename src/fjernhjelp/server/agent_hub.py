@@ -302,6 +302,7 @@ class AgentHub:
                     now=state.now(),
                     source_address=source,
                     client_version=hello.client_version,
+                    way=hello.way,
                 )
             db.commit()
             return row

@@ -78,6 +78,7 @@ class Harness:
         self.relay = Relay(pair_timeout=30)
         self.tokens: dict[str, tuple[str, Role]] = {}  # relay token -> (session, role)
         self.tampers: dict[str, Tamper] = {}  # session -> rewrites towards the technician
+        self.agent_tampers: dict[str, Tamper] = {}  # session -> rewrites towards the agent
         self.ends: dict[tuple[str, Role], _End] = {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -147,7 +148,7 @@ class Harness:
         except (KeyError, TypeError, ValueError, WebSocketDisconnect):
             await ws.close(4001, "bad join")
             return
-        tamper = self.tampers.get(session_id) if role is Role.TECHNICIAN else None
+        tamper = (self.tampers if role is Role.TECHNICIAN else self.agent_tampers).get(session_id)
         end = _End(ws, tamper)
         self.ends[(session_id, role)] = end
         await self.relay.join(session_id, role, end)

@@ -43,6 +43,11 @@ class SupportOut(BaseModel):
     client_ready: bool = Field(
         description="the end user's client has logged in: the tunnel may be asked for"
     )
+    client_way: str | None = Field(
+        default=None,
+        description='how the end user joined: "client" (one-time client) or "browser" '
+        "(screen shared from the start page, view only)",
+    )
 
 
 class SupportCreated(SupportOut):

@@ -16,7 +16,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from fjernhjelp.i18n import Translator
+from fjernhjelp.control.package import b64e
+from fjernhjelp.i18n import Translator, catalogue
 from fjernhjelp.portal.support import support_customers
 from fjernhjelp.remote import history, support, support_codes, support_download
 from fjernhjelp.remote.models import RemoteSession
@@ -94,7 +95,10 @@ def join(
         joined=joined,
         client_available=build.available,
         fingerprint=build.fingerprint,
+        share_config=share_config(t, state, joined),
     )
+    # The page carries the end-user token for sharing from the browser: never cached.
+    response.headers["Cache-Control"] = "no-store"
     # The end-user token rides in a cookie, not in the download link: a link with the
     # token in it would be a bearer URL that ends up in browser history, access logs,
     # proxies and whatever the end user pastes it into, and anyone holding it could fetch
@@ -110,6 +114,22 @@ def join(
         secure=state.settings.secure_cookies,
     )
     return response
+
+
+SHARE_TEXT_PREFIXES = ("support.share.", "support.sas.")
+
+
+def share_config(t: Translator, state: AppState, joined: support.Joined) -> dict[str, object]:
+    """What static/js/share.js needs to be the end user's end of the tunnel: the session,
+    the end-user token (the same the cookie holds, for the control link's login), the
+    server key it checks the challenge and the ticket against, and its texts."""
+    return {
+        "session_id": str(joined.session_id),
+        "token": joined.client_token,
+        "server_key": b64e(state.keys.signing.public_key().public_bytes_raw()),
+        "control_url": "/agent/control",
+        "texts": {key: t(key) for key in catalogue() if key.startswith(SHARE_TEXT_PREFIXES)},
+    }
 
 
 def client_build(state: AppState) -> support_download.ClientBuild:

@@ -279,8 +279,42 @@ async function ended() {
   return describe(await window.tun.done);
 }
 
+// The agent's end in the page (tunnel/agent.js, the end user's screen share): an identity
+// made here, then accept() behind the relay; every stream the technician opens echoes.
+let agentIdentity = null;
+
+async function agentKey() {
+  agentIdentity = await tunnel.generateIdentity();
+  return bytes.toBase64(agentIdentity.publicKey);
+}
+
+async function acceptAs(relayUrl, token, serverKeyB64, machineId) {
+  const serverKey = await crypto.subtle.importKey("raw", bytes.fromBase64(serverKeyB64), { name: "Ed25519" }, false, ["verify"]);
+  const transport = await tunnel.WebSocketTransport.open(relayUrl, { firstMessage: JSON.stringify({ role: "agent", token }) });
+  let opened;
+  try {
+    opened = await tunnel.accept(transport, { serverKey, identity: agentIdentity, machineId });
+  } catch (error) {
+    return { error: error.name, code: error.code ?? null };
+  }
+  const t = opened.tunnel;
+  const confirmed = await t.confirmed;
+  (async () => {
+    for (;;) {
+      const stream = await t.accept();
+      await t.acceptStream(stream);
+      (async () => {
+        for (;;) await stream.send(await stream.recv());
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  const why = await t.done;
+  return { confirmed, code: why.code, by: why.by };
+}
+
 window.fjh = {
   tunnel, frames, records, bytes, handshake, computeVectors, negativeVectors,
   newEphemeral, connectTo, upload, download, echoRound, openResult, controlMessages, ended, describe,
+  agentKey, acceptAs,
 };
 document.getElementById("status").textContent = "ready";

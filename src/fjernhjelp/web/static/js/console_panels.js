@@ -4,6 +4,7 @@
 
 import { Chat } from "./chat.js";
 import { openDesktop } from "./desktop.js";
+import { openScreen } from "./screen.js";
 import { TransferError, download, upload } from "./files.js";
 import { sendCombo } from "./keys.js";
 import { ShellRefused, openTerminal } from "./terminal.js";
@@ -62,6 +63,25 @@ export async function startDesktop(tunnel, { control, clipboard, onConnect }) {
     $("desktop").requestFullscreen?.().catch(() => {});
   });
   return rfb;
+}
+
+/** A screen shared from the end user's browser (screen.js): video where the desktop
+ *  usually is, view only, no desktop toolbar. */
+export async function startScreen(tunnel, { onConnect }) {
+  $("desktop-panel").hidden = false;
+  $("desktop-panel").querySelector(".toolbar").hidden = true;
+  const status = $("desktop-status");
+  status.textContent = text("share.view_only");
+  try {
+    const screen = await openScreen(tunnel, $("desktop"), { onFrame: (count) => count === 1 && onConnect() });
+    // Pointing: a click on the picture shows the end user where (share.js).
+    screen.canvas.addEventListener("click", (event) => {
+      const box = screen.canvas.getBoundingClientRect();
+      screen.point((event.clientX - box.left) / box.width, (event.clientY - box.top) / box.height);
+    });
+  } catch (error) {
+    status.textContent = error?.message === "no-decoder" ? text("share.no_decoder") : streamFailure(error);
+  }
 }
 
 export async function startChat(tunnel, { endText }) {

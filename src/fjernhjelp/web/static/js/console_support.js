@@ -26,8 +26,8 @@ function showWaiting(state) {
   if (typeof short === "string") $("support-state").textContent = short;
 }
 
-/** Polls the session until the end user's client has logged in; resolves true then, or
- *  false when the session can no longer be opened here (expired, cancelled, …). */
+/** Polls the session until the end user's client has logged in; resolves to how it joined
+ *  then ("client", or "browser": the screen shared from the start page), or false when the session can no longer be opened here (expired, cancelled, …). */
 async function waitForClient() {
   for (;;) {
     const session = await fetch(config.support_url, { credentials: "same-origin", cache: "no-store" })
@@ -40,7 +40,7 @@ async function waitForClient() {
     if (typeof session?.state === "string") {
       const state = session.state === "joined" && session.client_ready ? "client_ready" : session.state.slice(0, 20);
       showWaiting(state);
-      if (state === "client_ready") return true;
+      if (state === "client_ready") return session.client_way === "browser" ? "browser" : "client";
       if (FINAL.has(state)) {
         $("support-cancel-form")?.remove();
         return false;
@@ -63,7 +63,8 @@ async function showCheckWords(tunnel, nonce) {
 }
 
 async function run() {
-  if (!(await waitForClient())) return;
+  const way = await waitForClient();
+  if (!way) return;
   $("support-waiting").hidden = true; // the code is spent; the session itself follows
   setState("connecting", "");
   const ephemeral = await generateEphemeral();
@@ -86,7 +87,7 @@ async function run() {
   }
   // Support's shell is the end user's to give in the consent dialog: the terminal waits
   // for the consent message and the permissions it names.
-  runSession(tunnel, info, { terminalAfterConsent: true });
+  runSession(tunnel, info, { terminalAfterConsent: true, browserShare: way === "browser" });
 }
 
 run().catch((error) => setState("failed", String(error?.message ?? error)));

@@ -19,7 +19,7 @@ import {
   toBase64,
 } from "./tunnel/index.js";
 import { codeText, hasText, keyOf, text } from "./console_text.js";
-import { showSysinfo, startChat, startDesktop, startFiles, startTerminal } from "./console_panels.js";
+import { showSysinfo, startChat, startDesktop, startFiles, startScreen, startTerminal } from "./console_panels.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -126,6 +126,9 @@ export function endText(why) {
     const key = `cut.${keyOf(kind)}`;
     return hasText(key) ? text(key) : text("cut.generic");
   }
+  // A screen shared from the browser says how the end user ended it (static/js/share.js).
+  const shareEnd = { "share-stopped": "share.stopped", "tab-closed": "share.tab_closed" }[why.text];
+  if (why.code === CloseCode.ENDED_BY_USER && shareEnd) return text(shareEnd);
   return codeText("close", why.slug, why.code);
 }
 
@@ -180,6 +183,11 @@ export async function readControl(tunnel, consent) {
       $("state-detail").textContent = text(key);
     } else if (message?.type === "sysinfo") {
       showSysinfo(message);
+    } else if (message?.type === "file-offered" && typeof message.name === "string") {
+      // The browser share's end user picked a file for us (static/js/share.js).
+      const name = message.name.slice(0, 255);
+      $("download-path").value = name;
+      $("files-status").textContent = text("share.file_offered", { name, size: Number(message.size) || 0 });
     }
   }
 }
@@ -189,7 +197,7 @@ export async function readControl(tunnel, consent) {
  * permissions allow. `terminalAfterConsent`: the terminal waits for the consent message
  * and opens only if the permissions it names (the end user's choice) contain it.
  */
-export function runSession(tunnel, info, { fromRecord = null, terminalAfterConsent = false } = {}) {
+export function runSession(tunnel, info, { fromRecord = null, terminalAfterConsent = false, browserShare = false } = {}) {
   let waiting = Boolean(info.consent_required);
   const permissions = new Set(Array.isArray(info.permissions) ? info.permissions : []);
   let terminalShown = false;
@@ -214,7 +222,10 @@ export function runSession(tunnel, info, { fromRecord = null, terminalAfterConse
   $("session-body").hidden = false;
   readControl(tunnel, consent);
 
-  if (permissions.has("view") || permissions.has("control")) {
+  if (browserShare) {
+    // The end user shares the screen from the browser: video, view only (screen.js).
+    startScreen(tunnel, { onConnect: () => waiting && consent.given(null) });
+  } else if (permissions.has("view") || permissions.has("control")) {
     // The agent holds the stream until the end user has answered; its acceptance is
     // the consent as far as the desktop is concerned.
     startDesktop(tunnel, {

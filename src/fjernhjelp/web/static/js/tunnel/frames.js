@@ -20,7 +20,7 @@ export const FrameType = Object.freeze({
 
 export const FLAG_END = 0x01;
 export const CONTROL_STREAM = 0;
-const SERVICE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,31}$/;
 
 // [payload minimum, payload maximum, stream rule]: 0 = only the control stream,
 // 1 = never the control stream, null = any.

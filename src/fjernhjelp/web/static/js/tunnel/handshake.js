@@ -22,8 +22,8 @@ export const AGENT_HELLO_SIGNED = 102;
 export const AGENT_HELLO_SIZE = AGENT_HELLO_SIGNED + SIGNATURE_SIZE;
 export const REFUSE_SIZE = 8;
 
-const TRANSCRIPT_LABEL = utf8("fjernhjelp tunnel v1 transcript\x00");
-const SIGNATURE_LABEL = utf8("fjernhjelp tunnel v1 agent signature\x00");
+export const TRANSCRIPT_LABEL = utf8("fjernhjelp tunnel v1 transcript\x00");
+export const SIGNATURE_LABEL = utf8("fjernhjelp tunnel v1 agent signature\x00");
 const INFO_T2A = utf8("fjernhjelp tunnel v1 technician to agent");
 const INFO_A2T = utf8("fjernhjelp tunnel v1 agent to technician");
 
@@ -58,7 +58,7 @@ export async function transcriptHash(hello, agentHelloSigned) {
 /** The key schedule of §5.4 for the technician: {sendKey, receiveKey} as AES-GCM
  *  CryptoKeys. `extractable` exists for the test-vector page only, which must compare
  *  key bytes; a session never sets it. WebCrypto throws on an all-zero X25519 result. */
-export async function keySchedule(privateKey, peerPublic, transcript, { extractable = false } = {}) {
+export async function keySchedule(privateKey, peerPublic, transcript, { extractable = false, role = "technician" } = {}) {
   const peer = await crypto.subtle.importKey("raw", asBytes(peerPublic), { name: "X25519" }, false, []);
   const ikm = await crypto.subtle.deriveKey({ name: "X25519", public: peer }, privateKey, "HKDF", false, ["deriveKey"]);
   const derive = (info, usage) =>
@@ -69,7 +69,9 @@ export async function keySchedule(privateKey, peerPublic, transcript, { extracta
       extractable,
       [usage],
     );
-  const [sendKey, receiveKey] = await Promise.all([derive(INFO_T2A, "encrypt"), derive(INFO_A2T, "decrypt")]);
+  // The agent's end (the end user's page sharing its screen, agent.js) seals the other way.
+  const [sendInfo, receiveInfo] = role === "agent" ? [INFO_A2T, INFO_T2A] : [INFO_T2A, INFO_A2T];
+  const [sendKey, receiveKey] = await Promise.all([derive(sendInfo, "encrypt"), derive(receiveInfo, "decrypt")]);
   return { sendKey, receiveKey };
 }
 

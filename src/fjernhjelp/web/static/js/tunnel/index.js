@@ -1,4 +1,6 @@
-// The technician side of the fjernhjelp tunnel (docs/tunnel.md) in WebCrypto.
+// The fjernhjelp tunnel (docs/tunnel.md) in WebCrypto: the technician's side, and the
+// agent's side for the end user's page that shares its screen (agent.js).
+export { accept, AgentHandshake, TicketRefused, verifyTicket, generateIdentity, fromBase64Url } from "./agent.js";
 export { connect } from "./connect.js";
 export { generateEphemeral, ephemeralOf, TechnicianHandshake, keySchedule, ticketPayload } from "./handshake.js";
 export { WebSocketTransport } from "./transport.js";

@@ -1,5 +1,7 @@
-// A running tunnel, technician side (docs/tunnel.md §6–§11): records over a transport,
-// streams over records. The reader opens records strictly one after the other (an await
+// A running tunnel (docs/tunnel.md §6–§11): records over a transport, streams over
+// records. Technician side by default; with `role: "agent"` (the end user's page sharing
+// its screen, agent.js) it waits for the technician's PING as key confirmation and takes
+// the technician's OPENs (accept()) instead of sending its own. The reader opens records strictly one after the other (an await
 // loop, never racing decrypts) and never waits for an application, so PING and CREDIT
 // are always answered. Writers take their counter synchronously and records leave in
 // counter order. Any failure closes the whole tunnel and every stream rejects.
@@ -14,11 +16,12 @@ import {
   parseFrame,
   reasonFrame,
   reasonOf,
+  SERVICE_NAME,
 } from "./frames.js";
 import { DEFAULT_OPTIONS, MAX_STREAMS } from "./limits.js";
 import { RecordOpener, RecordSealer } from "./records.js";
 import { Stream } from "./stream.js";
-import { readU32 } from "./bytes.js";
+import { fromUtf8, readU32 } from "./bytes.js";
 
 const now = () => performance.now() / 1000;
 
@@ -45,6 +48,11 @@ export class Tunnel {
   #closed = null;
   #done;
   #resolveDone;
+  #role;
+  #confirmed = false;
+  #resolveConfirmed;
+  #pending = [];
+  #acceptors = [];
 
   /** Made by connect(), not directly. */
   constructor(transport, keys, options = {}) {
@@ -52,7 +60,14 @@ export class Tunnel {
     this.#sealer = new RecordSealer(keys.sendKey);
     this.#opener = new RecordOpener(keys.receiveKey);
     this.#options = { ...DEFAULT_OPTIONS, ...options };
+    this.#role = options.role === "agent" ? "agent" : "technician";
     this.transcriptHash = keys.transcriptHash;
+    /** Resolves once the technician's first record (a PING) opened: the agent side's key
+     *  confirmation (§5.5). The technician side is confirmed from the start. */
+    this.confirmed = new Promise((resolve) => {
+      this.#resolveConfirmed = resolve;
+    });
+    if (this.#role === "technician") this.#confirm();
     this.stats = { recordsSent: 0, recordsReceived: 0, bytesSent: 0, bytesReceived: 0 };
     this.#done = new Promise((resolve) => {
       this.#resolveDone = resolve;
@@ -63,7 +78,8 @@ export class Tunnel {
   }
 
   start() {
-    this.#writePing(); // the first record: proves to the agent that we hold the keys
+    // The technician's first record proves to the agent that it holds the keys.
+    if (this.#role === "technician") this.#writePing();
     this.#readLoop();
     const o = this.#options;
     const tick = (Math.min(o.pingInterval, o.pingTimeout) / 4) * 1000;
@@ -89,6 +105,27 @@ export class Tunnel {
       signal?.removeEventListener("abort", abandon);
     }
     return stream;
+  }
+
+  /** Agent side: the next stream the technician opened, in state "pending": answer it
+   *  with acceptStream(stream) or refuseStream(stream, code). Rejects with TunnelClosed. */
+  accept() {
+    if (this.#pending.length) return Promise.resolve(this.#pending.shift());
+    if (this.#closed) return Promise.reject(this.#closed);
+    return new Promise((resolve, reject) => this.#acceptors.push({ resolve, reject }));
+  }
+
+  acceptStream(stream) {
+    if (stream.state !== "pending") return Promise.resolve();
+    stream.onAccept();
+    return this.writeFrame(encodeFrame(FrameType.ACCEPT, stream.id));
+  }
+
+  refuseStream(stream, code = StreamCode.REFUSED, text = "") {
+    if (stream.state !== "pending") return Promise.resolve();
+    stream.onTunnelClosed(new StreamRefused(code, text, "local"));
+    this.#streams.delete(stream.id);
+    return this.writeFrame(reasonFrame(FrameType.CLOSE, stream.id, code, text)).catch(() => {});
   }
 
   /** Ends the tunnel: GOODBYE(code) to the peer (best effort within closeTimeout), every
@@ -168,6 +205,11 @@ export class Tunnel {
         const frame = parseFrame(await this.#opener.open(record));
         if (this.#closed) return;
         this.#lastReceived = now();
+        if (!this.#confirmed) {
+          // Agent side: the first record must be the technician's PING (§5.5).
+          if (frame.type !== FrameType.PING) throw new ProtocolError("the first record is not a PING");
+          this.#confirm();
+        }
         if (frame.type === FrameType.GOODBYE) {
           const { code, text } = reasonOf(frame.payload);
           this.#fail(new TunnelClosed(code, text, "peer"));
@@ -196,7 +238,11 @@ export class Tunnel {
       return;
     }
     if (type === FrameType.PONG) return; // liveness is any record
-    if (type === FrameType.OPEN) throw new ProtocolError("OPEN sent to the technician side");
+    if (type === FrameType.OPEN) {
+      if (this.#role !== "agent") throw new ProtocolError("OPEN sent to the technician side");
+      this.#onOpen(id, payload);
+      return;
+    }
     const stream = this.#streams.get(id);
     if (!stream) {
       if (id > this.#lastStreamId) throw new ProtocolError(`frame on stream ${id}, never opened`);
@@ -208,9 +254,41 @@ export class Tunnel {
       const { code, text } = reasonOf(payload);
       stream.onPeerClose(code, text);
     } else if (type === FrameType.ACCEPT) {
+      if (this.#role === "agent") throw new ProtocolError("ACCEPT sent to the agent side");
       if (stream.state !== "opening") throw new ProtocolError(`unexpected ACCEPT on stream ${id}`);
       stream.onAccept();
     }
+  }
+
+  #onOpen(id, payload) {
+    if (id !== this.#lastStreamId + 1) throw new ProtocolError(`OPEN of stream ${id} after ${this.#lastStreamId}`);
+    this.#lastStreamId = id;
+    let request;
+    try {
+      request = JSON.parse(fromUtf8(payload));
+    } catch {
+      request = null;
+    }
+    const shaped =
+      request !== null &&
+      typeof request === "object" &&
+      Object.keys(request).length === 2 &&
+      typeof request.service === "string" &&
+      SERVICE_NAME.test(request.service) &&
+      request.params !== null &&
+      typeof request.params === "object" &&
+      !Array.isArray(request.params);
+    const stream = new Stream(this, id, shaped ? request.service : "", shaped ? request.params : {}, "pending");
+    this.#streams.set(id, stream);
+    if (!shaped) this.refuseStream(stream, StreamCode.BAD_REQUEST);
+    else if (this.#streams.size > MAX_STREAMS) this.refuseStream(stream, StreamCode.TOO_MANY_STREAMS);
+    else if (this.#acceptors.length) this.#acceptors.shift().resolve(stream);
+    else this.#pending.push(stream);
+  }
+
+  #confirm() {
+    this.#confirmed = true;
+    this.#resolveConfirmed(true);
   }
 
   #keepAlive() {
@@ -240,6 +318,9 @@ export class Tunnel {
 
   #markClosed(error) {
     this.#closed = error;
+    if (!this.#confirmed) this.#resolveConfirmed(false);
+    for (const acceptor of this.#acceptors.splice(0)) acceptor.reject(error);
+    this.#pending = [];
     for (const stream of this.#streams.values()) stream.onTunnelClosed(error);
     this.#streams.clear();
   }
