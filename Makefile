@@ -36,6 +36,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/pip check || { echo "requirements/dev.lock lacks what pyproject.toml asks for: make lock"; exit 1; }
 	touch $@
 
 # Refreshes the lock from pyproject.toml's ranges (after changing a dependency, or to take

@@ -181,3 +181,24 @@ def test_npm_audit_report_when_one_answers() -> None:
     assert live.findings[0].ids == ("GHSA-aaaa-bbbb-cccc", "1099999")
     refused = audit.read_npm_audit({"message": "405 Method Not Allowed"}, [novnc])
     assert refused.covered == set() and "405" in refused.notes[0]
+
+
+def test_the_lock_holds_every_declared_dependency_at_a_version_it_allows() -> None:
+    """The Makefile installs the lock only (then the checkout with --no-deps): a
+    dependency added to pyproject.toml without `make lock` would simply be missing."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    declared = [*project["dependencies"], *extras["dev"], *extras["desktop"], *extras["build"]]
+    locked = {p.name: p.version for p in audit.read_python_lock(audit.LOCK)}
+    wrong = []
+    for line in declared:
+        requirement = Requirement(line)
+        name = audit._name("pypi", requirement.name)
+        version = locked.get(name)
+        if version is None or not requirement.specifier.contains(version, prereleases=True):
+            wrong.append(f"{line}: locked {version}")
+    assert not wrong, f"run `make lock` (then `make advisories`): {wrong}"
