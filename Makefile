@@ -39,14 +39,18 @@ $(STAMP): pyproject.toml $(LOCK)
 	@$(BIN)/pip check || { echo "requirements/dev.lock lacks what pyproject.toml asks for: make lock"; exit 1; }
 	touch $@
 
-# Refreshes the lock from pyproject.toml's ranges (after changing a dependency, or to take
-# newer releases), then the advisory snapshot's list of packages must follow: see
-# `make advisories`. pip-tools is the maintainers' tool, not the suite's: not in the lock.
-lock: $(STAMP)
-	$(BIN)/pip install --quiet 'pip-tools>=7.4'
-	$(BIN)/pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras \
-	  --no-emit-index-url --no-emit-find-links --extra dev --extra desktop --extra build \
-	  -o $(LOCK) pyproject.toml
+# Refreshes the lock from pyproject.toml (after changing a dependency: the pins it can keep
+# stay; LOCK_FLAGS=--upgrade takes the newest of everything), then the advisory snapshot's
+# list of packages must follow: see `make advisories`. pip-tools runs from a venv of its
+# own, not .venv: .venv is installed from the lock, which is what is out of date here.
+LOCK_VENV := .cache/lock-venv
+LOCK_FLAGS ?=
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet 'pip-tools>=7.4'
+	$(LOCK_VENV)/bin/pip-compile --quiet $(LOCK_FLAGS) --generate-hashes --allow-unsafe \
+	  --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --extra dev --extra desktop --extra build -o $(LOCK) pyproject.toml
 
 # The advisory snapshot `make audit` reads offline (security/advisories/, docs/SECURITY.md
 # "Dependencies"): records for exactly the packages of the two lock files, from a checkout
