@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+LOCK   := requirements/dev.lock
 SYSTEM_STAMP := .cache/system-deps-stamp
 
 # Debian packages the tests need: a real browser, a real X server and tools to drive it.
@@ -19,7 +20,7 @@ SUPPORT_CLIENT_SOURCES := pyproject.toml $(shell find src/fjernhjelp \
 	   -o -path src/fjernhjelp/portal -o -path src/fjernhjelp/cli \) -prune \
 	-o -type f \( -name '*.py' -o -name '*.toml' -o -name '*.txt' \) -print)
 
-.PHONY: run serve test test-sqlite lint audit security-doc fuzz bench bench-desktop bench-support system-deps npm-deps clean support-client
+.PHONY: run serve test test-sqlite lint lock advisories audit security-doc fuzz bench bench-desktop bench-support system-deps npm-deps clean support-client
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -27,11 +28,36 @@ run: $(STAMP) npm-deps
 serve: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp serve
 
-$(STAMP): pyproject.toml
+# Exactly the audited versions: every package of requirements/dev.lock (the server's
+# dependencies and the dev, desktop and build extras, pip and setuptools too), each file
+# checked against its hash; then this checkout itself, editable, adding nothing (setuptools
+# from the lock builds it, so no unlocked build environment is fetched either).
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,desktop]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/pip check || { echo "requirements/dev.lock lacks what pyproject.toml asks for: make lock"; exit 1; }
 	touch $@
+
+# Refreshes the lock from pyproject.toml (after changing a dependency: the pins it can keep
+# stay; LOCK_FLAGS=--upgrade takes the newest of everything), then the advisory snapshot's
+# list of packages must follow: see `make advisories`. pip-tools runs from a venv of its
+# own, not .venv: .venv is installed from the lock, which is what is out of date here.
+LOCK_VENV := .cache/lock-venv
+LOCK_FLAGS ?=
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet 'pip-tools>=7.4'
+	$(LOCK_VENV)/bin/pip-compile --quiet $(LOCK_FLAGS) --generate-hashes --allow-unsafe \
+	  --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --extra dev --extra desktop --extra build -o $(LOCK) pyproject.toml
+
+# The advisory snapshot `make audit` reads offline (security/advisories/, docs/SECURITY.md
+# "Dependencies"): records for exactly the packages of the two lock files, from a checkout
+# of the PyPA advisory database (ADVISORY_DB=path) and PyPI's JSON API.
+ADVISORY_DB ?=
+advisories: $(STAMP)
+	$(BIN)/python scripts/advisory_snapshot.py --pypa-db "$(ADVISORY_DB)"
 
 system-deps: $(SYSTEM_STAMP)
 
@@ -67,10 +93,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-# Known vulnerabilities in .venv's Python packages (pip-audit; there is no lock file) and in
-# package-lock.json (npm audit). Fails on a finding not in security/audit-allow.toml (exit 1),
-# and on a run that could not check everything (exit 3: no vulnerability service answering;
-# .ci/run warns on that unless FJERNHJELP_AUDIT_REQUIRED=1).
+# Known vulnerabilities in requirements/dev.lock and package-lock.json: the committed
+# advisory snapshot offline, and PyPI, pip-audit and npm audit wherever they answer. Fails on
+# a finding not in security/audit-allow.toml (exit 1); a package no fresh source covered is
+# exit 3, "not audited" (.ci/run warns on that unless FJERNHJELP_AUDIT_REQUIRED=1).
 audit: $(STAMP)
 	$(BIN)/python scripts/audit.py
 
@@ -106,7 +132,6 @@ bench-support: $(STAMP) system-deps
 support-client: $(STAMP)
 	@command -v objcopy >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils >/dev/null; }
-	$(BIN)/pip install --quiet -e '.[build]'
 	$(BIN)/python -m fjernhjelp.support.build --out dist
 
 $(SUPPORT_CLIENT_STAMP): $(STAMP) $(SUPPORT_CLIENT_SOURCES)

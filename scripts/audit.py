@@ -1,180 +1,423 @@
-"""`make audit`: known vulnerabilities in the Python packages the virtual environment
-holds and in the browser libraries package-lock.json pins.
+"""`make audit`: known vulnerabilities in the locked dependencies.
 
-There is no Python lock file: the project installs from pyproject.toml's ranges, so
-pip-audit looks at what .venv actually holds (the server's dependencies, the desktop
-extra and the dev tools: more than production ships, never less). npm audit reads
-package-lock.json.
+What is checked is what is installed: requirements/dev.lock (the Makefile installs exactly
+it, hash by hash) and package-lock.json (`npm ci`). Sources, each for what it can see:
 
-A finding fails the run (exit 1) unless security/audit-allow.toml lists it with a reason.
-A package the vulnerability service could not look up is never read as clean: pip-audit
-itself reports such a package as skipped and exits 0, which would read as "no known
-vulnerabilities" when nothing was checked. Such a run exits 3 ("not audited") and says so
-loudly. .ci/run fails on 1 and, on a network without the vulnerability services (this
-project's CI machines reach PyPI's package index but not its vulnerability data, OSV or
-npm's advisory endpoint), only warns on 3 unless FJERNHJELP_AUDIT_REQUIRED=1.
+- the advisory snapshot, security/advisories/snapshot.json: OSV records for exactly the
+  packages of the two lock files, taken from public advisory databases and committed as
+  data (docs/SECURITY.md, "Dependencies", says from where and what it cannot see). Read
+  offline, every run; version ranges matched with `packaging`. A snapshot older than
+  MAX_SNAPSHOT_AGE_DAYS no longer counts as having audited anything, and says so loudly.
+- PyPI's JSON API for each project, live: the advisories of the project's newest release,
+  which are exactly ours for a package locked at its newest release.
+- pip-audit (OSV) on the lock, and npm audit on package-lock.json, live, where they answer.
+
+A finding from any source fails the run (exit 1) unless security/audit-allow.toml lists it
+with a reason; an entry without a reason is refused (exit 2). A package that no fresh
+source covered is "not audited" (exit 3), never read as clean; .ci/run warns on 3 unless
+FJERNHJELP_AUDIT_REQUIRED=1. Tests run it with --offline: they never reach the network.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
 import tomllib
-from dataclasses import dataclass
+import urllib.request
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
 ROOT = Path(__file__).resolve().parents[1]
+LOCK = ROOT / "requirements" / "dev.lock"
+NPM_LOCK = ROOT / "package-lock.json"
+SNAPSHOT = ROOT / "security" / "advisories" / "snapshot.json"
 ALLOW_FILE = ROOT / "security" / "audit-allow.toml"
-OWN_DISTRIBUTION = "fjernhjelp"  # installed editable from this checkout: nothing to look up
+MAX_SNAPSHOT_AGE_DAYS = 30
+
+EXIT_FINDINGS = 1
+EXIT_REFUSED = 2  # the allow list itself is wrong
+EXIT_NOT_AUDITED = 3
+
+ECOSYSTEMS = {"pypi": "PyPI", "npm": "npm"}  # ours (the allow file's) → OSV's spelling
+
+
+@dataclass(frozen=True, order=True)
+class Package:
+    ecosystem: str  # "pypi" or "npm"
+    name: str  # canonical for PyPI (PEP 503); as written for npm
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.ecosystem} {self.name} {self.version}"
 
 
 @dataclass(frozen=True)
 class Finding:
-    ecosystem: str  # "pypi" or "npm"
-    package: str
-    version: str
+    package: Package
     ids: tuple[str, ...]  # the advisory's id and its aliases (GHSA-…, CVE-…, PYSEC-…)
     summary: str
+    source: str
 
     def line(self) -> str:
-        return (
-            f"{self.ecosystem} {self.package} {self.version}: {', '.join(self.ids)} {self.summary}"
-        )
+        return f"{self.package}: {', '.join(self.ids)} {self.summary[:100]} [{self.source}]"
+
+
+class AllowListRefused(Exception):
+    """An entry of security/audit-allow.toml that lets a finding pass without saying why."""
+
+
+def _name(ecosystem: str, name: str) -> str:
+    return canonicalize_name(name) if ecosystem == "pypi" else name
+
+
+def read_python_lock(path: Path) -> list[Package]:
+    """`name==version` lines of a pip-compile lock (hash and comment lines skipped)."""
+    pins = re.findall(r"(?m)^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", path.read_text())
+    return sorted(Package("pypi", _name("pypi", n), v) for n, v in pins)
+
+
+def read_npm_lock(path: Path) -> list[Package]:
+    data = json.loads(path.read_text())
+    return sorted(
+        Package("npm", key.rsplit("node_modules/", 1)[1], str(entry["version"]))
+        for key, entry in data.get("packages", {}).items()
+        if "node_modules/" in key and not entry.get("dev")
+    )
 
 
 def load_allowed(path: Path = ALLOW_FILE) -> dict[tuple[str, str, str], str]:
-    """(ecosystem, package, id) → reason. An entry without a reason is itself an error."""
+    """(ecosystem, package, id) → reason."""
     data = tomllib.loads(path.read_text()) if path.exists() else {}
     allowed: dict[tuple[str, str, str], str] = {}
     for entry in data.get("allow", []):
         reason = str(entry.get("reason", "")).strip()
         if not reason:
-            raise SystemExit(f"{path}: {entry} has no reason")
-        key = (str(entry["ecosystem"]), str(entry["package"]).lower(), str(entry["id"]))
+            raise AllowListRefused(f"{path.name}: {entry} has no reason")
+        ecosystem = str(entry["ecosystem"]).lower()
+        key = (ecosystem, _name(ecosystem, str(entry["package"])), str(entry["id"]))
         allowed[key] = reason
     return allowed
 
 
-def is_allowed(finding: Finding, allowed: dict[tuple[str, str, str], str]) -> bool:
-    return any((finding.ecosystem, finding.package.lower(), i) in allowed for i in finding.ids)
+def allowed_reason(finding: Finding, allowed: dict[tuple[str, str, str], str]) -> str | None:
+    pkg = finding.package
+    for advisory_id in finding.ids:
+        reason = allowed.get((pkg.ecosystem, pkg.name, advisory_id))
+        if reason:
+            return reason
+    return None
 
 
-def read_pip_audit(report: dict[str, Any]) -> tuple[list[Finding], list[str]]:
-    """Findings and the packages that were not checked (with pip-audit's reason)."""
-    findings, unchecked = [], []
-    for dep in report.get("dependencies", []):
-        name, version = dep["name"], dep.get("version", "?")
-        if dep.get("skip_reason"):
-            if name.lower() != OWN_DISTRIBUTION:
-                unchecked.append(f"{name}: {dep['skip_reason']}")
+# --- the snapshot -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    taken: date
+    covered: dict[str, frozenset[str]]  # ecosystem → package names records were taken for
+    vulns: list[dict[str, Any]]  # OSV records
+
+    def age_days(self, today: date) -> int:
+        return (today - self.taken).days
+
+
+def load_snapshot(path: Path = SNAPSHOT) -> Snapshot:
+    data = json.loads(path.read_text())
+    covered = {
+        eco: frozenset(_name(eco, n) for n in names)
+        for eco, names in ((e.lower(), ns) for e, ns in data["covered"].items())
+    }
+    return Snapshot(date.fromisoformat(data["taken"]), covered, list(data["vulns"]))
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def _in_range(version: Version, events: list[dict[str, str]]) -> bool:
+    """OSV's ECOSYSTEM/SEMVER range: events sorted by version, introduced opens,
+    fixed (exclusive) or last_affected (inclusive) closes."""
+    zero = Version("0")
+    keyed = []
+    for event in events:
+        kind, value = next(iter(event.items()))
+        at = zero if value == "0" else _version(value)
+        if at is not None and kind in ("introduced", "fixed", "last_affected"):
+            keyed.append((at, kind))
+    keyed.sort(key=lambda item: (item[0], item[1] != "introduced"))
+    affected = False
+    for at, kind in keyed:
+        if kind == "introduced" and version >= at:
+            affected = True
+        elif (kind == "fixed" and version >= at) or (kind == "last_affected" and version > at):
+            affected = False
+    return affected
+
+
+def affects(record: dict[str, Any], package: Package) -> bool:
+    version = _version(package.version)
+    for entry in record.get("affected", []):
+        target = entry.get("package", {})
+        if str(target.get("ecosystem", "")).lower() != package.ecosystem:
             continue
-        for vuln in dep.get("vulns", []):
-            ids = (vuln["id"], *vuln.get("aliases", []))
-            findings.append(Finding("pypi", name, version, ids, vuln.get("description", "")[:100]))
-    return findings, unchecked
+        if _name(package.ecosystem, str(target.get("name", ""))) != package.name:
+            continue
+        listed = entry.get("versions", [])
+        if package.version in listed or (
+            version is not None and any(_version(v) == version for v in listed)
+        ):
+            return True
+        for span in entry.get("ranges", []):
+            kind = span.get("type")
+            if (
+                kind in ("ECOSYSTEM", "SEMVER")
+                and version is not None
+                and _in_range(version, span.get("events", []))
+            ):
+                return True
+    return False
 
 
-def read_npm_audit(report: dict[str, Any]) -> tuple[list[Finding], list[str]]:
-    """Findings, or why npm could not audit at all (npm prints its error as JSON too)."""
-    if "error" in report or "vulnerabilities" not in report:
-        why = report.get("message") or report.get("error", {}).get("summary") or "no report"
-        return [], [f"npm audit gave no report: {why}"]
+def check_snapshot(packages: Iterable[Package], snapshot: Snapshot) -> list[Finding]:
     findings = []
-    for name, entry in report["vulnerabilities"].items():
-        for via in entry.get("via", []):
-            if not isinstance(via, dict):
-                continue  # a package that is vulnerable through another: that one is listed
-            url = str(via.get("url", ""))
-            ids = tuple(i for i in (url.rsplit("/", 1)[-1], str(via.get("source", ""))) if i)
-            findings.append(
-                Finding("npm", name, str(via.get("range", "?")), ids, str(via.get("title", "")))
-            )
-    return findings, []
+    for package in packages:
+        for record in snapshot.vulns:
+            if not record.get("withdrawn") and affects(record, package):
+                ids = (str(record["id"]), *map(str, record.get("aliases", [])))
+                findings.append(Finding(package, ids, str(record.get("summary", "")), "snapshot"))
+    return findings
 
 
-def run_pip_audit() -> dict[str, Any]:
+# --- live sources -----------------------------------------------------------------------
+
+
+@dataclass
+class Live:
+    findings: list[Finding] = field(default_factory=list)
+    covered: set[Package] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+
+
+def _http_json(url: str) -> Any:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 (https, fixed host)
+        return json.load(response)
+
+
+def pypi_live(packages: list[Package], fetch: Callable[[str], Any] = _http_json) -> Live:
+    """PyPI's project JSON lists the advisories of the project's newest release: exactly
+    ours where the lock holds that release; for an older pin it says nothing."""
+    live = Live()
+
+    def one(package: Package) -> tuple[Package, Any]:
+        try:
+            return package, fetch(f"https://pypi.org/pypi/{package.name}/json")
+        except Exception as exc:
+            return package, exc
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(one, packages))
+    answered = older = 0
+    for package, data in answers:
+        if isinstance(data, BaseException) or not isinstance(data, dict):
+            continue
+        answered += 1
+        newest = _version(str(data.get("info", {}).get("version", "")))
+        if newest is None or newest != _version(package.version):
+            older += 1
+            continue
+        live.covered.add(package)
+        for vuln in data.get("vulnerabilities") or []:
+            ids = (str(vuln["id"]), *map(str, vuln.get("aliases") or []))
+            summary = str(vuln.get("summary") or vuln.get("details") or "")
+            live.findings.append(Finding(package, ids, summary, "PyPI JSON API"))
+    live.notes.append(
+        f"PyPI JSON API: answered for {answered} of {len(packages)} packages; "
+        f"{len(live.covered)} are locked at their newest release (their advisories checked "
+        f"live), {older} have a newer release (for those the snapshot alone speaks)"
+    )
+    return live
+
+
+def pip_audit_live(lock: Path, packages: list[Package]) -> Live:
+    """pip-audit against OSV: all of the lock, at any version, where OSV answers."""
+    live = Live()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pip-audit.json"
-        # pip-audit exits 1 when it finds something; the report says what, so the exit
-        # status is not what decides here. Anything else (no network) leaves no report.
-        done = subprocess.run(  # noqa: S603 (fixed arguments, no input from outside)
-            [sys.executable, "-m", "pip_audit", "--skip-editable", "--progress-spinner", "off",
-             "-f", "json", "-o", str(out)],
+        done = subprocess.run(  # noqa: S603 (fixed arguments)
+            [sys.executable, "-m", "pip_audit", "-r", str(lock), "--disable-pip", "--no-deps",
+             "-s", "osv", "--progress-spinner", "off", "-f", "json", "-o", str(out)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if not out.exists():
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return {"dependencies": [], "error": tail}
-        return json.loads(out.read_text())
+            live.notes.append(f"pip-audit (OSV): no answer: {tail[:160]}")
+            return live
+        report = json.loads(out.read_text())
+    by_name = {p.name: p for p in packages}
+    for dep in report.get("dependencies", []):
+        package = by_name.get(_name("pypi", dep["name"]))
+        if package is None or dep.get("skip_reason"):
+            continue
+        live.covered.add(package)
+        for vuln in dep.get("vulns", []):
+            ids = (vuln["id"], *vuln.get("aliases", []))
+            live.findings.append(Finding(package, ids, vuln.get("description", ""), "pip-audit"))
+    live.notes.append(f"pip-audit (OSV): checked {len(live.covered)} of {len(packages)}")
+    return live
 
 
-def run_npm_audit() -> dict[str, Any]:
-    # npm from PATH, as `make npm-deps` runs it.
+def read_npm_audit(report: dict[str, Any], packages: list[Package]) -> Live:
+    live = Live()
+    if "error" in report or "vulnerabilities" not in report:
+        why = report.get("message") or report.get("error", {}).get("summary") or "no report"
+        live.notes.append(f"npm audit: no answer: {str(why)[:160]}")
+        return live
+    live.covered.update(packages)
+    by_name = {p.name: p for p in packages}
+    for name, entry in report["vulnerabilities"].items():
+        for via in entry.get("via", []):
+            if not isinstance(via, dict):
+                continue  # vulnerable through another package: that one is listed
+            url = str(via.get("url", ""))
+            ids = tuple(i for i in (url.rsplit("/", 1)[-1], str(via.get("source", ""))) if i)
+            package = by_name.get(name, Package("npm", name, str(via.get("range", "?"))))
+            live.findings.append(Finding(package, ids, str(via.get("title", "")), "npm audit"))
+    live.notes.append(f"npm audit: checked {len(packages)} packages")
+    return live
+
+
+def npm_audit_live(npm_lock: Path, packages: list[Package]) -> Live:
     command = ["npm", "audit", "--package-lock-only", "--omit=dev", "--json"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603
     try:
-        return json.loads(done.stdout)
-    except json.JSONDecodeError:
-        return {"error": {"summary": (done.stderr.strip().splitlines() or ["no output"])[-1]}}
+        done = subprocess.run(  # noqa: S603 (npm from PATH, as `make npm-deps` runs it)
+            command, cwd=npm_lock.parent, capture_output=True, text=True, check=False
+        )
+        report = json.loads(done.stdout)
+    except (OSError, json.JSONDecodeError) as exc:
+        report = {"error": {"summary": str(exc)}}
+    return read_npm_audit(report, packages)
 
 
-EXIT_FINDINGS = 1
-EXIT_NOT_AUDITED = 3
+# --- the verdict ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Verdict:
-    findings: list[str]  # known vulnerabilities nobody has accepted: the run fails
-    unchecked: list[str]  # what could not be looked up: the run proves nothing
-
-    @property
-    def problems(self) -> list[str]:
-        return self.findings + self.unchecked
+    findings: list[str]  # known vulnerabilities nobody accepted: the run fails
+    accepted: list[str]  # listed in the allow file, with its reason
+    unaudited: list[str]  # packages no fresh source covered: the run proves nothing of them
+    notes: list[str]
 
     @property
     def exit_code(self) -> int:
         if self.findings:
             return EXIT_FINDINGS
-        return EXIT_NOT_AUDITED if self.unchecked else 0
+        return EXIT_NOT_AUDITED if self.unaudited else 0
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    """One finding per package and advisory, whichever sources reported it."""
+    kept: list[Finding] = []
+    seen: dict[Package, list[set[str]]] = {}
+    for finding in findings:
+        known = seen.setdefault(finding.package, [])
+        if any(ids & set(finding.ids) for ids in known):
+            continue
+        known.append(set(finding.ids))
+        kept.append(finding)
+    return kept
 
 
 def judge(
-    python: dict[str, Any], npm: dict[str, Any], allowed: dict[tuple[str, str, str], str]
+    packages: list[Package],
+    snapshot: Snapshot,
+    live: list[Live],
+    allowed: dict[tuple[str, str, str], str],
+    today: date,
 ) -> Verdict:
-    """Every reason the run fails, one line each: findings and what went unchecked."""
-    unchecked_lines: list[str] = []
-    if "error" in python:
-        unchecked_lines.append(f"pip-audit could not run: {python['error']}")
-    findings, unchecked = read_pip_audit(python)
-    total = sum(d["name"].lower() != OWN_DISTRIBUTION for d in python.get("dependencies", []))
-    if unchecked:
-        unchecked_lines.append(
-            f"pip-audit could not check {len(unchecked)} of {total} packages"
-            f" (the vulnerability service had no answer for them), e.g. {unchecked[0]}"
+    notes = [note for source in live for note in source.notes]
+    fresh = snapshot.age_days(today) <= MAX_SNAPSHOT_AGE_DAYS
+    if not fresh:
+        notes.insert(
+            0,
+            f"SNAPSHOT STALE: security/advisories/snapshot.json was taken {snapshot.taken}, "
+            f"{snapshot.age_days(today)} days ago (more than {MAX_SNAPSHOT_AGE_DAYS}): it "
+            "still fails the run on what it knows, but audits nothing alone; refresh it "
+            "(make advisories)",
         )
-    npm_findings, npm_problems = read_npm_audit(npm)
-    unchecked_lines += npm_problems
-    finding_lines = [
-        f"not in {ALLOW_FILE.relative_to(ROOT)}: {finding.line()}"
-        for finding in findings + npm_findings
-        if not is_allowed(finding, allowed)
-    ]
-    return Verdict(finding_lines, unchecked_lines)
+    findings = check_snapshot(packages, snapshot)
+    for source in live:
+        findings += source.findings
+    covered_live: set[Package] = set().union(*(source.covered for source in live))
+    unaudited = []
+    for package in packages:
+        in_snapshot = package.name in snapshot.covered.get(package.ecosystem, frozenset())
+        if package in covered_live or (fresh and in_snapshot):
+            continue
+        if in_snapshot:
+            why = "the snapshot is stale and no live source answered"
+        else:
+            why = "not in the advisory snapshot and no live source answered"
+        unaudited.append(f"{package}: {why}")
+    finding_lines, accepted = [], []
+    for finding in _dedupe(findings):
+        reason = allowed_reason(finding, allowed)
+        if reason:
+            accepted.append(f"{finding.line()} (allowed: {reason})")
+        else:
+            finding_lines.append(f"not in security/audit-allow.toml: {finding.line()}")
+    return Verdict(finding_lines, accepted, unaudited, notes)
 
 
-def main() -> int:
-    allowed = load_allowed()
-    python, npm = run_pip_audit(), run_npm_audit()
-    verdict = judge(python, npm, allowed)
-    audited = len(python.get("dependencies", []))
-    print(f"pip-audit: {audited} Python packages in .venv; npm audit: package-lock.json")
-    for problem in verdict.findings:
-        print(f"AUDIT FAILED: {problem}")
-    for problem in verdict.unchecked:
-        print(f"NOT AUDITED: {problem}")
+def main(argv: list[str] | None = None, today: date | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/audit.py")
+    parser.add_argument("--lock", type=Path, default=LOCK)
+    parser.add_argument("--npm-lock", type=Path, default=NPM_LOCK)
+    parser.add_argument("--snapshot", type=Path, default=SNAPSHOT)
+    parser.add_argument("--allow", type=Path, default=ALLOW_FILE)
+    parser.add_argument("--offline", action="store_true", help="the snapshot only")
+    args = parser.parse_args(argv)
+    today = today or datetime.now(UTC).date()
+    try:
+        allowed = load_allowed(args.allow)
+    except AllowListRefused as exc:
+        print(f"AUDIT REFUSED: {exc}: every accepted finding needs its reason")
+        return EXIT_REFUSED
+    python, npm = read_python_lock(args.lock), read_npm_lock(args.npm_lock)
+    snapshot = load_snapshot(args.snapshot)
+    live: list[Live] = []
+    if not args.offline:
+        live = [pypi_live(python), pip_audit_live(args.lock, python)]
+        live.append(npm_audit_live(args.npm_lock, npm))
+    verdict = judge(python + npm, snapshot, live, allowed, today)
+    print(
+        f"audit: {len(python)} Python packages ({args.lock.name}), {len(npm)} npm packages "
+        f"({args.npm_lock.name}); advisory snapshot of {snapshot.taken} "
+        f"({len(snapshot.vulns)} records){'; offline' if args.offline else ''}"
+    )
+    for note in verdict.notes:
+        print(("#### " if note.startswith("SNAPSHOT STALE") else "") + note)
+    for line in verdict.accepted:
+        print(f"accepted: {line}")
+    for line in verdict.findings:
+        print(f"AUDIT FAILED: {line}")
+    for line in verdict.unaudited:
+        print(f"NOT AUDITED: {line}")
     if verdict.exit_code == 0:
         print("audit: no known vulnerabilities outside security/audit-allow.toml")
     return verdict.exit_code

@@ -1,12 +1,17 @@
-"""`make audit` (scripts/audit.py) fails on a finding nobody has accepted, and on a run
-that checked nothing: pip-audit reports packages its service could not look up as
-skipped and still says "No known vulnerabilities found"."""
+"""`make audit` (scripts/audit.py) against real advisory data, offline: a real advisory for
+a real old release fails the run, an allow entry with a reason lets it pass, one without
+a reason is refused, a stale snapshot says so, and a package nobody could check is never
+read as clean. The committed lock is checked against the committed snapshot too."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
+from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("audit_script", ROOT / "scripts" / "audit.py")
@@ -15,52 +20,147 @@ audit = importlib.util.module_from_spec(_spec)
 sys.modules["audit_script"] = audit  # dataclasses look their module up there
 _spec.loader.exec_module(audit)
 
-CLEAN_NPM = {"vulnerabilities": {}, "metadata": {}}
-JINJA_VULN = {
-    "id": "GHSA-h75v-3vvj-5mfj",
-    "aliases": ["CVE-2024-56326"],
-    "description": "sandbox breakout through format",
-}
+DATA = ROOT / "tests" / "data" / "audit"
+OLD_LOCK = DATA / "old.lock"  # jinja2 2.7.1
+CURRENT_LOCK = DATA / "current.lock"  # jinja2 3.1.6
+NO_NPM = DATA / "package-lock.json"
+# Jinja2 before 2.7.2: FileSystemBytecodeCache's temporary files in /tmp (PyPA database).
+OLD_JINJA = {"PYSEC-2014-8", "CVE-2014-1402", "GHSA-8r7q-cvjq-x353"}
 
 
-def _pip(*deps: dict) -> dict:
-    return {"dependencies": [{"name": "fjernhjelp", "skip_reason": "editable"}, *deps]}
+def _run(tmp_path: Path, lock: Path, allow: str = "", days_later: int = 0) -> int:
+    allow_file = tmp_path / "allow.toml"
+    allow_file.write_text(allow)
+    today = audit.load_snapshot().taken + timedelta(days=days_later)
+    argv = ["--offline", "--lock", str(lock), "--npm-lock", str(NO_NPM)]
+    return audit.main([*argv, "--allow", str(allow_file)], today=today)  # type: ignore[no-any-return]
 
 
-def test_a_clean_run_passes() -> None:
-    report = _pip({"name": "jinja2", "version": "3.1.6", "vulns": []})
-    assert audit.judge(report, CLEAN_NPM, {}).problems == []
+def test_a_real_advisory_fails_until_each_is_accepted_with_its_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(tmp_path, OLD_LOCK) == audit.EXIT_FINDINGS
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith("AUDIT FAILED")]
+    assert any(all(i in line for i in OLD_JINJA) for line in failed), out
+    assert all("pypi jinja2 2.7.1" in line for line in failed)  # markupsafe 3.0.4: clean
 
-
-def test_packages_nobody_could_check_fail_the_run() -> None:
-    report = _pip(
-        {"name": "jinja2", "skip_reason": "Dependency not found on PyPI and could not be audited"},
-        {"name": "sqlalchemy", "version": "2.1.9", "vulns": []},
+    # Every advisory listed with a reason, one by an alias (CVE) instead of its own id.
+    ids = [line.split("2.7.1: ", 1)[1].split(",")[0] for line in failed]
+    entries = [
+        f'[[allow]]\necosystem = "pypi"\npackage = "Jinja2"\nid = "{i}"\n'
+        f'reason = "a test: {i} is accepted"\n'
+        for i in ids
+        if i != "PYSEC-2014-8"
+    ]
+    entries.append(
+        '[[allow]]\necosystem = "pypi"\npackage = "jinja2"\nid = "CVE-2014-1402"\n'
+        'reason = "the bytecode cache is never used"\n'
     )
-    verdict = audit.judge(report, CLEAN_NPM, {})
-    assert verdict.findings == []
-    assert len(verdict.unchecked) == 1 and "could not check 1 of 2 packages" in verdict.unchecked[0]
-    assert verdict.exit_code == audit.EXIT_NOT_AUDITED  # never read as clean
+    assert _run(tmp_path, OLD_LOCK, "\n".join(entries)) == 0
+    out = capsys.readouterr().out
+    assert "AUDIT FAILED" not in out and "NOT AUDITED" not in out
+    assert "(allowed: the bytecode cache is never used)" in out
+
+    # Accepted for another package: still a finding.
+    other = "\n".join(entries).replace('package = "jinja2"', 'package = "markupsafe"')
+    assert _run(tmp_path, OLD_LOCK, other) == audit.EXIT_FINDINGS
 
 
-def test_pip_audit_that_could_not_run_fails() -> None:
-    verdict = audit.judge({"dependencies": [], "error": "ConnectionError"}, CLEAN_NPM, {})
-    assert verdict.unchecked == ["pip-audit could not run: ConnectionError"]
+def test_an_allow_entry_without_a_reason_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = '[[allow]]\necosystem = "pypi"\npackage = "jinja2"\nid = "PYSEC-2014-8"\n'
+    for reason in ("", 'reason = "  "\n'):
+        assert _run(tmp_path, OLD_LOCK, entry + reason) == audit.EXIT_REFUSED
+        assert "AUDIT REFUSED" in capsys.readouterr().out
+    audit.load_allowed()  # the real file loads
+
+
+def test_a_stale_snapshot_warns_loudly_and_audits_nothing_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(tmp_path, CURRENT_LOCK) == 0
+    assert "SNAPSHOT STALE" not in capsys.readouterr().out
+    later = audit.MAX_SNAPSHOT_AGE_DAYS + 1
+    assert _run(tmp_path, CURRENT_LOCK, days_later=later) == audit.EXIT_NOT_AUDITED
+    out = capsys.readouterr().out
+    assert "#### SNAPSHOT STALE" in out and f"{later} days ago" in out
+    assert "NOT AUDITED: pypi jinja2 3.1.6: the snapshot is stale" in out
+    # What it knows still fails the run.
+    assert _run(tmp_path, OLD_LOCK, days_later=later) == audit.EXIT_FINDINGS
+
+
+def test_a_package_outside_the_snapshot_is_not_audited(tmp_path: Path) -> None:
+    lock = tmp_path / "new.lock"
+    lock.write_text("jinja2==3.1.6\nsome-new-package==1.0\n")
+    verdict = audit.judge(
+        audit.read_python_lock(lock), audit.load_snapshot(), [], {}, audit.load_snapshot().taken
+    )
+    assert verdict.unaudited == [
+        "pypi some-new-package 1.0: not in the advisory snapshot and no live source answered"
+    ]
     assert verdict.exit_code == audit.EXIT_NOT_AUDITED
 
 
-def test_a_finding_fails_until_it_is_listed_with_its_reason_by_any_of_its_ids() -> None:
-    report = _pip({"name": "Jinja2", "version": "3.1.4", "vulns": [JINJA_VULN]})
-    verdict = audit.judge(report, CLEAN_NPM, {})
-    assert len(verdict.findings) == 1 and "GHSA-h75v-3vvj-5mfj" in verdict.findings[0]
-    assert verdict.exit_code == audit.EXIT_FINDINGS
-    allowed = {("pypi", "jinja2", "CVE-2024-56326"): "templates are ours, never users'"}
-    assert audit.judge(report, CLEAN_NPM, allowed).problems == []
-    elsewhere = {("pypi", "markupsafe", "CVE-2024-56326"): "a different package"}
-    assert audit.judge(report, CLEAN_NPM, elsewhere).problems != []
+def test_the_committed_lock_and_snapshot_agree_and_nothing_is_known_against_it() -> None:
+    python = audit.read_python_lock(audit.LOCK)
+    snapshot = audit.load_snapshot()
+    assert {p.name for p in python} == snapshot.covered["pypi"], "make advisories after make lock"
+    verdict = audit.judge(python, snapshot, [], audit.load_allowed(), snapshot.taken)
+    assert verdict.findings == [] and verdict.unaudited == []
+    sources = json.loads(audit.SNAPSHOT.read_text())["sources"]
+    assert all(s["licence"] and s["data_as_of"] and s["url"] for s in sources)
 
 
-def test_npm_findings_and_npm_failures() -> None:
+def test_osv_ranges() -> None:
+    def hit(version: str, *events: dict[str, str], versions: tuple[str, ...] = ()) -> bool:
+        record = {
+            "affected": [
+                {
+                    "package": {"ecosystem": "PyPI", "name": "Some_Package"},
+                    "ranges": [{"type": "ECOSYSTEM", "events": list(events)}],
+                    "versions": list(versions),
+                }
+            ]
+        }
+        return audit.affects(record, audit.Package("pypi", "some-package", version))  # type: ignore[no-any-return]
+
+    two_spans = ({"introduced": "1.0"}, {"fixed": "1.2"}, {"introduced": "2.0"}, {"fixed": "2.0.3"})
+    assert [hit(v, *two_spans) for v in ("0.9", "1.0", "1.1.9", "1.2", "2.0.2", "2.0.3")] == [
+        False, True, True, False, True, False,
+    ]  # fmt: skip
+    assert hit("5.0", {"fixed": "3"}, {"introduced": "4"})  # unsorted, open-ended
+    assert hit("1.4", {"introduced": "0"}, {"last_affected": "1.4"})
+    assert not hit("1.4.1", {"introduced": "0"}, {"last_affected": "1.4"})
+    assert hit("1.0rc1", versions=("1.0rc1",)) and not hit("1.0", versions=("1.0rc1",))
+    assert not hit("not-a-version", {"introduced": "0"})
+
+
+def test_pypi_live_speaks_only_for_a_package_at_its_newest_release() -> None:
+    answers = {
+        "jinja2": {
+            "info": {"version": "3.1.6"},
+            "vulnerabilities": [{"id": "GHSA-test", "aliases": ["CVE-0000-1"], "details": "x"}],
+        },
+        "markupsafe": {"info": {"version": "9.0"}, "vulnerabilities": []},
+    }
+
+    def fetch(url: str) -> object:
+        name = url.split("/")[-2]
+        if name not in answers:
+            raise OSError("no answer")
+        return answers[name]
+
+    packages = [audit.Package("pypi", n, "3.1.6") for n in ("jinja2", "markupsafe", "other")]
+    live = audit.pypi_live(packages, fetch)
+    assert live.covered == {packages[0]}
+    assert [f.ids for f in live.findings] == [("GHSA-test", "CVE-0000-1")]
+    assert "answered for 2 of 3" in live.notes[0]
+
+
+def test_npm_audit_report_when_one_answers() -> None:
+    novnc = audit.Package("npm", "@novnc/novnc", "1.7.0")
     vulnerable = {
         "vulnerabilities": {
             "@novnc/novnc": {
@@ -76,24 +176,29 @@ def test_npm_findings_and_npm_failures() -> None:
             "some-parent": {"via": ["@novnc/novnc"]},
         }
     }
-    report = _pip()
-    verdict = audit.judge(report, vulnerable, {})
-    assert len(verdict.findings) == 1 and "@novnc/novnc" in verdict.findings[0]
-    allowed = {("npm", "@novnc/novnc", "GHSA-aaaa-bbbb-cccc"): "the decoder is not used"}
-    assert audit.judge(report, vulnerable, allowed).problems == []
-    refused = {"message": "405 Method Not Allowed - POST https://registry.npmjs.org/-/npm/v1/…"}
-    assert audit.judge(report, refused, {}).unchecked == [
-        "npm audit gave no report: 405 Method Not Allowed - POST https://registry.npmjs.org/-/npm/v1/…"
-    ]
+    live = audit.read_npm_audit(vulnerable, [novnc])
+    assert live.covered == {novnc} and len(live.findings) == 1
+    assert live.findings[0].ids == ("GHSA-aaaa-bbbb-cccc", "1099999")
+    refused = audit.read_npm_audit({"message": "405 Method Not Allowed"}, [novnc])
+    assert refused.covered == set() and "405" in refused.notes[0]
 
 
-def test_the_allow_file_loads_and_every_entry_has_a_reason(tmp_path: Path) -> None:
-    audit.load_allowed()  # the real file
-    bad = tmp_path / "allow.toml"
-    bad.write_text('[[allow]]\necosystem = "npm"\npackage = "x"\nid = "GHSA-1"\nreason = " "\n')
-    try:
-        audit.load_allowed(bad)
-    except SystemExit as exc:
-        assert "has no reason" in str(exc)
-    else:
-        raise AssertionError("an entry without a reason was accepted")
+def test_the_lock_holds_every_declared_dependency_at_a_version_it_allows() -> None:
+    """The Makefile installs the lock only (then the checkout with --no-deps): a
+    dependency added to pyproject.toml without `make lock` would simply be missing."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    declared = [*project["dependencies"], *extras["dev"], *extras["desktop"], *extras["build"]]
+    locked = {p.name: p.version for p in audit.read_python_lock(audit.LOCK)}
+    wrong = []
+    for line in declared:
+        requirement = Requirement(line)
+        name = audit._name("pypi", requirement.name)
+        version = locked.get(name)
+        if version is None or not requirement.specifier.contains(version, prereleases=True):
+            wrong.append(f"{line}: locked {version}")
+    assert not wrong, f"run `make lock` (then `make advisories`): {wrong}"

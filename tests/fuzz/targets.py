@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from tests.fuzz import targets_control, targets_mux, targets_streams, targets_tunnel
+from tests.fuzz import (
+    targets_control,
+    targets_mux,
+    targets_streams,
+    targets_support,
+    targets_tunnel,
+)
 from tests.fuzz.harness import Target
 
 TARGETS: dict[str, Target] = {
@@ -12,5 +18,6 @@ TARGETS: dict[str, Target] = {
         targets_mux.TARGET,
         *targets_control.TARGETS,
         *targets_streams.TARGETS,
+        *targets_support.TARGETS,
     )
 }

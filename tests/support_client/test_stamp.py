@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fjernhjelp.control.package import fingerprint
+from fjernhjelp.support import handover
 from fjernhjelp.support.handover import Handover, HandoverRefused, handover_block, read_handover
 from fjernhjelp.support.stamp import (
     MAGIC,
@@ -170,3 +171,17 @@ def test_a_download_carries_its_session_after_the_stamp(
         read_stamp(write(tmp_path / "garbled", garbled))
     with write(tmp_path / "garbled", garbled).open("rb") as fh, pytest.raises(HandoverRefused):
         read_handover(fh)
+
+
+def test_a_deeply_nested_session_block_is_refused(tmp_path: Path, key: Ed25519PrivateKey) -> None:
+    """Found by the `handover` fuzz target: a block of `[` x 2000 (it fits the 2048 bytes a
+    block may have) raised RecursionError, which read_stamp does not turn into a refusal:
+    the client crashed at start instead of saying the file was altered."""
+    stamped = stamp(b"\x7fELF stand-in " * 100, URL, key)
+    nested = b"[" * 2000
+    data = stamped + nested + handover.TRAILER.pack(len(nested), handover.MAGIC)
+    with write(tmp_path / "nested", data).open("rb") as fh, pytest.raises(HandoverRefused):
+        read_handover(fh)
+    with pytest.raises(StampRefused) as caught:
+        read_stamp(write(tmp_path / "nested", data))
+    assert caught.value.reason == "altered"

@@ -95,6 +95,8 @@ def read_handover(fh: BinaryIO) -> tuple[int, Handover | None]:
             vendor=body["vendor"],
             customer=body["customer"],
         )
-    except ValueError as exc:
+    # RecursionError: JSON nested deeper than the interpreter's limit fits in MAX_PAYLOAD,
+    # and would escape read_stamp's HandoverRefused handling (found by tests/fuzz).
+    except (ValueError, RecursionError) as exc:
         raise HandoverRefused("the session block is not well-formed") from exc
     return start, handover
