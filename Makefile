@@ -20,7 +20,17 @@ SUPPORT_CLIENT_SOURCES := pyproject.toml $(shell find src/fjernhjelp \
 	   -o -path src/fjernhjelp/portal -o -path src/fjernhjelp/cli \) -prune \
 	-o -type f \( -name '*.py' -o -name '*.toml' -o -name '*.txt' \) -print)
 
-.PHONY: run serve test test-sqlite lint lock advisories audit security-doc fuzz bench bench-desktop bench-support system-deps npm-deps clean support-client
+# `make deb`: the fjernhjelp-server and fjernhjelp-agent .deb files (docs/packaging.md),
+# rebuilt when what they are made of changed. Debian's packaging tools come from apt-get;
+# debootstrap makes the throwaway Debian (.cache/deb-root) that tests/packaging installs
+# them into (once: a few minutes).
+DEB_TOOLS := debhelper dpkg-dev fakeroot lintian debootstrap
+DEB_STAMP := dist/deb/.stamp
+DEB_ROOT := .cache/deb-root/.complete
+DEB_SOURCES := pyproject.toml scripts/deb.sh $(shell find src/fjernhjelp packaging -type f \
+	! -name '*.pyc' -print)
+
+.PHONY: run serve test test-sqlite lint lock advisories audit security-doc fuzz bench bench-desktop bench-support system-deps npm-deps clean support-client deb deb-tools deb-root
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -81,10 +91,10 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: $(STAMP) system-deps npm-deps $(SUPPORT_CLIENT_STAMP)
+test: $(STAMP) system-deps npm-deps $(SUPPORT_CLIENT_STAMP) $(DEB_STAMP) $(DEB_ROOT)
 	scripts/test.sh
 
-test-sqlite: $(STAMP) system-deps npm-deps $(SUPPORT_CLIENT_STAMP)
+test-sqlite: $(STAMP) system-deps npm-deps $(SUPPORT_CLIENT_STAMP) $(DEB_STAMP) $(DEB_ROOT)
 	FJERNHJELP_TEST_BACKENDS=sqlite scripts/test.sh
 
 # mypy's settings (which files, how strict) live in pyproject.toml; its incremental cache
@@ -137,6 +147,27 @@ support-client: $(STAMP)
 $(SUPPORT_CLIENT_STAMP): $(STAMP) $(SUPPORT_CLIENT_SOURCES)
 	$(MAKE) support-client
 	touch $@
+
+deb-tools:
+	@missing=""; \
+	for p in $(DEB_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+deb: $(STAMP) deb-tools npm-deps $(SUPPORT_CLIENT_STAMP)
+	scripts/deb.sh
+
+$(DEB_STAMP): $(STAMP) $(SUPPORT_CLIENT_STAMP) $(NPM_STAMP) $(DEB_SOURCES)
+	$(MAKE) deb
+	touch $@
+
+deb-root: $(DEB_ROOT)
+
+$(DEB_ROOT):
+	$(MAKE) deb-tools
+	scripts/deb-root.sh .cache/deb-root
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache node_modules dist

@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 from fjernhjelp.agent import sysinfo
 from fjernhjelp.agent.config import load_config
 from fjernhjelp.agent.identity import fingerprint, load_identity
-from fjernhjelp.agent.install import InstallError, Layout, install, install_local, uninstall
+from fjernhjelp.agent.install import (
+    HostSystem,
+    InstallError,
+    Layout,
+    install,
+    install_local,
+    uninstall,
+)
 from fjernhjelp.cli import agent as agent_cli
 from fjernhjelp.cli import app
 from fjernhjelp.control.package import build_package, read_package
@@ -316,3 +323,9 @@ def test_no_service_and_config_dir_go_together(tmp_path: Path, cli_system: Recor
     )  # fmt: skip
     assert privileged.exit_code == 2 and not (tmp_path / "a").exists()
     assert cli_system.commands == []
+
+
+def test_a_missing_system_program_is_a_failed_command_not_a_crash() -> None:
+    # No systemctl in a container or chroot: install stops naming the command, and
+    # uninstall (the agent package's prerm) goes on past it.
+    assert HostSystem().run(["fjernhjelp-no-such-program-here", "daemon-reload"]) == 127

@@ -75,7 +75,13 @@ class HostSystem:
     """The real machine."""
 
     def run(self, argv: Sequence[str]) -> int:
-        return subprocess.run(list(argv), check=False).returncode  # noqa: S603 - fixed argv
+        try:
+            return subprocess.run(list(argv), check=False).returncode  # noqa: S603 - fixed argv
+        except FileNotFoundError:
+            # No such program (systemctl in a container or chroot without systemd): a failed
+            # command, as a shell reports it, so install stops naming it and uninstall (the
+            # agent package's prerm runs it) goes on removing the rest.
+            return 127
 
     def lookup_user(self, name: str) -> tuple[int, int] | None:
         try:
