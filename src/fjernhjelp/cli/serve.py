@@ -73,6 +73,9 @@ def demo(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind 
     from fjernhjelp.server.state import build_state
 
     settings = settings_from(data_dir, database_url, bind=bind)
+    if "metrics_allow" not in settings.model_fields_set:
+        # The demo's metrics are for whoever sits at this machine (docs/metrics.md).
+        settings = settings.model_copy(update={"metrics_allow": ["127.0.0.0/8", "::1/128"]})
     state = build_state(settings)
     migrate.upgrade(state.engine)
     with state.db_sessions() as db:

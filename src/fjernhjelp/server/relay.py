@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fjernhjelp import metrics
 from fjernhjelp.tunnel.limits import MAX_RECORD
 
 _log = logging.getLogger(__name__)
@@ -101,6 +102,14 @@ class Relay:
     def live_sessions(self) -> list[str]:
         return list(self._pairs)
 
+    def live_bytes(self) -> dict[str, int]:
+        """Bytes passed so far by the sessions still here, by the end that sent them."""
+        totals = {str(role): 0 for role in Role}
+        for pair in self._pairs.values():
+            for role, count in pair.counts.items():
+                totals[str(role)] += count
+        return totals
+
     async def join(self, session_id: str, role: Role, end: RelayEnd) -> Outcome | None:
         """Hold ``end`` until the session is over. Returns the outcome to the end that
         closes the session (exactly one of the two calls); the other gets None."""
@@ -165,6 +174,9 @@ class Relay:
             reason=reason,
             bytes_from_technician=pair.counts[Role.TECHNICIAN],
             bytes_from_agent=pair.counts[Role.AGENT],
+        )
+        metrics.relay_ended(
+            outcome.paired, reason, outcome.bytes_from_technician, outcome.bytes_from_agent
         )
         if self._on_end is not None:
             await self._on_end(outcome)
