@@ -40,6 +40,7 @@ class UvicornOptions(TypedDict):
     proxy_headers: bool
     server_header: bool
     ws_max_size: int
+    ws_per_message_deflate: bool
     log_config: dict[str, object]
 
 
@@ -57,6 +58,10 @@ def uvicorn_options(settings: "Settings") -> UvicornOptions:
         # No WebSocket message larger than a tunnel record is ever buffered; the
         # endpoints lower it to a few KiB until the socket authenticates (ws_guard.py).
         ws_max_size=PROTOCOL_MAX_MESSAGE,
+        # What crosses our sockets is ciphertext (the relay) or small JSON (control
+        # links): deflate cannot shrink the first and would cost the relay a compression
+        # and a decompression of every byte a browser sends or receives.
+        ws_per_message_deflate=False,
         log_config=logs.uvicorn_log_config(),
     )
 
