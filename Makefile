@@ -19,7 +19,7 @@ SUPPORT_CLIENT_SOURCES := pyproject.toml $(shell find src/fjernhjelp \
 	   -o -path src/fjernhjelp/portal -o -path src/fjernhjelp/cli \) -prune \
 	-o -type f \( -name '*.py' -o -name '*.toml' -o -name '*.txt' \) -print)
 
-.PHONY: run serve test test-sqlite lint audit security-doc fuzz bench bench-desktop bench-support system-deps npm-deps clean support-client
+.PHONY: run serve test test-sqlite lint audit security-doc fuzz bench bench-desktop bench-support bench-relay bench-relay-cost system-deps npm-deps clean support-client
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -92,6 +92,14 @@ bench: $(STAMP)
 
 bench-desktop: $(STAMP) system-deps npm-deps
 	$(BIN)/python bench/desktop.py
+
+# The relay under load: 50 desktop sessions, then with 2 bulk copies through the same
+# node; and its CPU per GB against a bare websockets relay (docs/BENCHMARKS.md, "Relay").
+bench-relay: $(STAMP)
+	$(BIN)/python bench/relay_load.py
+
+bench-relay-cost: $(STAMP)
+	$(BIN)/python bench/relay_cost.py
 
 # A Support session's start (code entered to first frame) against an Access session's,
 # real server, agent and one-time client on Xvfb (docs/BENCHMARKS.md, "Support").

@@ -5,6 +5,7 @@ The numbers moving with real agents, sessions and logins: tests/live/test_metric
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -52,6 +53,11 @@ def test_metrics_for_allowed_addresses_only(tmp_path: Path, database_url: str) -
             ):
                 assert name in names, name
             assert 'fjernhjelp_sessions{kind="access",state="active"} 0.0' in r.text
+            # The dashboard in docs/ asks only for series that exist.
+            served = {s.name for f in text_string_to_metric_families(r.text) for s in f.samples}
+            dashboard = (Path(__file__).parents[2] / "docs" / "grafana-fjernhjelp.json").read_text()
+            asked = set(re.findall(r"fjernhjelp_[a-z_]+", dashboard)) - {"fjernhjelp_"}
+            assert asked and asked <= served, asked - served
 
         # Elsewhere: 404 like any unknown path, whether it asks directly or through the
         # trusted proxy (whose X-Forwarded-For names the real caller)...

@@ -108,7 +108,12 @@ async def test_oversized_message_ends_the_session() -> None:
 async def test_neither_end_is_let_go_before_it_is_told_why() -> None:
     # Whichever join returns first, its socket has had its close (here 4003 for a cut):
     # an ASGI handler that returns before that drops the socket and its peer sees 1006.
-    relay = Relay()
+    paired = asyncio.Event()
+
+    async def on_paired(_: str) -> None:
+        paired.set()
+
+    relay = Relay(on_paired=on_paired)
     tech, agent = FakeEnd(), FakeEnd()
     closed_at_return: dict[str, tuple[int, str] | None] = {}
 
@@ -118,9 +123,7 @@ async def test_neither_end_is_let_go_before_it_is_told_why() -> None:
 
     t1 = asyncio.create_task(held(Role.TECHNICIAN, tech))
     t2 = asyncio.create_task(held(Role.AGENT, agent))
-    while len(relay.live_sessions()) != 1 or not agent.inbox.empty():
-        await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await paired.wait()
     relay.cut("s6", "grant_revoked")
     await asyncio.gather(t1, t2)
     assert closed_at_return == {
@@ -136,11 +139,16 @@ class StuckEnd(FakeEnd):
         super().__init__()
         self.release = asyncio.Event()
         self.offered = 0
+        self.first_offered = asyncio.Event()
+        self.took_all = asyncio.Event()
 
     async def send(self, data: bytes) -> None:
         self.offered += 1
+        self.first_offered.set()
         await self.release.wait()
         await super().send(data)
+        if len(self.sent) == 50:
+            self.took_all.set()
 
 
 async def test_a_stuck_receiver_holds_one_message_of_its_sender() -> None:
@@ -152,17 +160,14 @@ async def test_a_stuck_receiver_holds_one_message_of_its_sender() -> None:
         tech.inbox.put_nowait(b"r" * 16384)
     t1 = asyncio.create_task(relay.join("s7", Role.TECHNICIAN, tech))
     t2 = asyncio.create_task(relay.join("s7", Role.AGENT, agent))
-    while agent.offered == 0:
-        await asyncio.sleep(0)
+    await agent.first_offered.wait()
     for _ in range(100):  # every turn the pipe could want
         await asyncio.sleep(0)
     assert agent.offered == 1 and tech.inbox.qsize() == 49
     agent.release.set()
-    while tech.inbox.qsize():
-        await asyncio.sleep(0)
+    await agent.took_all.wait()
     relay.cut("s7", "test")
     await asyncio.gather(t1, t2)
-    assert len(agent.sent) >= 49
 
 
 async def test_a_bulk_copy_gives_way_to_the_other_sessions() -> None:
@@ -171,6 +176,7 @@ async def test_a_bulk_copy_gives_way_to_the_other_sessions() -> None:
     from fjernhjelp.server import relay as relay_module
 
     order: list[str] = []
+    seen = {"bulk": asyncio.Event(), "desktop": asyncio.Event()}
 
     class Logged(FakeEnd):
         def __init__(self, name: str) -> None:
@@ -179,6 +185,7 @@ async def test_a_bulk_copy_gives_way_to_the_other_sessions() -> None:
 
         async def send(self, data: bytes) -> None:
             order.append(self.name)
+            seen[self.name].set()
             await super().send(data)
 
     relay = Relay()
@@ -193,11 +200,9 @@ async def test_a_bulk_copy_gives_way_to_the_other_sessions() -> None:
         asyncio.create_task(relay.join("desk", Role.TECHNICIAN, desk_tech)),
         asyncio.create_task(relay.join("desk", Role.AGENT, desk_agent)),
     ]
-    while "bulk" not in order:
-        await asyncio.sleep(0)
+    await seen["bulk"].wait()
     desk_tech.inbox.put_nowait(b"key press")
-    while "desktop" not in order:
-        await asyncio.sleep(0)
+    await seen["desktop"].wait()
     bulk_before = order.index("desktop")
     # Sent by the bulk pipe between the desktop message being ready and it passing: at
     # most one quantum's worth (and the records already in flight at that moment).
