@@ -180,19 +180,20 @@ class Relay:
             await pair.closed.wait()
             return None
         del self._pairs[pair.session_id]
-        for task in pair.tasks:
-            task.cancel()
-        for task in pair.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         reason = pair.reason or "closed"
-        code = _close_code(reason)
         try:
+            for task in pair.tasks:
+                task.cancel()
+            for task in pair.tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            reason = pair.reason or "closed"
+            code = _close_code(reason)
             for end in pair.ends.values():
                 with contextlib.suppress(Exception):
                     await end.close(code, reason[:120])
         finally:
-            pair.closed.set()
+            pair.closed.set()  # also if this caller is cancelled: the other must not hang
         outcome = Outcome(
             session_id=pair.session_id,
             paired=pair.paired.is_set(),
