@@ -30,7 +30,7 @@ DEB_ROOT := .cache/deb-root/.complete
 DEB_SOURCES := pyproject.toml scripts/deb.sh $(shell find src/fjernhjelp packaging -type f \
 	! -name '*.pyc' -print)
 
-.PHONY: run serve test test-sqlite lint lock advisories audit security-doc fuzz bench bench-desktop bench-support system-deps npm-deps clean support-client deb deb-tools deb-root
+.PHONY: run serve test test-sqlite lint lock advisories audit security-doc fuzz bench bench-desktop bench-support bench-relay bench-relay-cost system-deps npm-deps clean support-client deb deb-tools deb-root
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -128,6 +128,14 @@ bench: $(STAMP)
 
 bench-desktop: $(STAMP) system-deps npm-deps
 	$(BIN)/python bench/desktop.py
+
+# The relay under load: 50 desktop sessions, then with 2 bulk copies through the same
+# node; and its CPU per GB against a bare websockets relay (docs/BENCHMARKS.md, "Relay").
+bench-relay: $(STAMP)
+	$(BIN)/python bench/relay_load.py
+
+bench-relay-cost: $(STAMP)
+	$(BIN)/python bench/relay_cost.py
 
 # A Support session's start (code entered to first frame) against an Access session's,
 # real server, agent and one-time client on Xvfb (docs/BENCHMARKS.md, "Support").

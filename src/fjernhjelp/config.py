@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     node_url: str | None = None
     relay_pair_seconds: float = 30.0
 
+    # Prometheus text at /metrics (docs/metrics.md), answered only to callers whose
+    # address (X-Forwarded-For through trusted_proxies, as everywhere) is in one of these
+    # networks; everyone else gets 404. Empty, the default: nobody (`fjernhjelp demo`
+    # allows loopback when this is not set). A scraper on another host is named here,
+    # e.g. ["10.0.5.7/32"]; keep the proxy from forwarding /metrics at all if it can.
+    metrics_allow: list[str] = Field(
+        default_factory=list,
+        description="networks whose callers may read /metrics (CIDR); empty: nobody",
+    )
+
     # Unauthenticated traffic (README, "Security"). Sockets that have not authenticated
     # yet, per source address (agents behind one NAT reconnecting together share it;
     # a refused one retries with its backoff). Probes (unknown endpoints, oversized
@@ -182,6 +192,10 @@ class Settings(BaseSettings):
     @cached_property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies]
+
+    @cached_property
+    def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(p, strict=False) for p in self.metrics_allow]
 
     @property
     def keys_dir(self) -> Path:

@@ -309,6 +309,7 @@ PERSON_FLAGS = const(admin="true")
 ROUTES: dict[tuple[str, str], Recipe] = {
     # -- public and the login steps
     ("GET", "/healthz"): R(),
+    ("GET", "/metrics"): R(),
     ("GET", "/api/v1/openapi.json"): R(),
     ("GET", "/api/v1/docs"): R(),
     ("GET", "/docs/oauth2-redirect"): R(),

@@ -26,6 +26,10 @@ END = "<!-- authz-matrix:end -->"
 # (method, path): (answers, why, where an answer needs a word)
 EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/healthz"): ("200|200|200|200|200", ""),
+    ("GET", "/metrics"): (
+        "404|404|404|404|404",
+        "for addresses in metrics_allow only, whoever is logged in; the matrix's client is in none",
+    ),
     ("GET", "/api/v1/openapi.json"): ("200|200|200|200|200", ""),
     ("GET", "/api/v1/docs"): ("200|200|200|200|200", ""),
     ("GET", "/docs/oauth2-redirect"): ("200|200|200|200|200", ""),

@@ -7,6 +7,7 @@ rolls back, so does its event, and no change commits without one.
 from __future__ import annotations
 
 import enum
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fjernhjelp import metrics
 from fjernhjelp.audit.chain import canonical_details, event_hash, fields_of
 from fjernhjelp.audit.models import AuditEvent, AuditHead
 from fjernhjelp.db.base import utcnow
@@ -110,6 +112,7 @@ def record(
     the actor (Support's end user, the system acting on a vendor's session)."""
     if details:
         _check_details(details)
+    started = time.perf_counter()
     # Locking the head row serialises appenders on PostgreSQL; on SQLite the
     # transaction already holds the write lock (BEGIN IMMEDIATE, db/engine.py).
     # The head row is created by the first migration; its absence is a broken database.
@@ -137,6 +140,7 @@ def record(
     head.hash = event.hash
     db.add(event)
     db.flush()
+    metrics.audited(action, str(outcome), reason, time.perf_counter() - started)
     if db.info.get("audit_forwarding"):
         db.info.setdefault("audit_pending", []).append(event)
     return event

@@ -61,7 +61,8 @@ def uvicorn_options(settings: "Settings") -> UvicornOptions:
         # Tunnel records are ciphertext (docs/tunnel.md §4): compressing them only costs
         # CPU, and with it a browser's full-size record (65 560 bytes, exactly the limit)
         # was refused on the way in and the connection dropped (1006): the screen share's
-        # page sending a file to the technician hit it.
+        # page sending a file to the technician hit it. The relay would also spend a
+        # compression and a decompression on every byte a browser sends or receives.
         ws_per_message_deflate=False,
         log_config=logs.uvicorn_log_config(),
     )
@@ -79,6 +80,9 @@ def demo(data_dir: DataDir = None, database_url: DatabaseUrl = None, bind: Bind 
     from fjernhjelp.server.state import build_state
 
     settings = settings_from(data_dir, database_url, bind=bind)
+    if "metrics_allow" not in settings.model_fields_set:
+        # The demo's metrics are for whoever sits at this machine (docs/metrics.md).
+        settings = settings.model_copy(update={"metrics_allow": ["127.0.0.0/8", "::1/128"]})
     state = build_state(settings)
     migrate.upgrade(state.engine)
     with state.db_sessions() as db:

@@ -41,6 +41,8 @@ from fjernhjelp.server.deps import (
 )
 from fjernhjelp.server.health import router as health_router
 from fjernhjelp.server.housekeeping import Housekeeping, Scheduled, support_expiry_job
+from fjernhjelp.server.metrics_endpoint import LoopLag
+from fjernhjelp.server.metrics_endpoint import router as metrics_router
 from fjernhjelp.server.no_nul import refuse_nul
 from fjernhjelp.server.pages import (
     account,
@@ -118,6 +120,7 @@ def create_app(
         )
     )
     runtime = AccessRuntime(state)
+    loop_lag = LoopLag()
     housekeeping.add(
         Scheduled(
             "support_expiry",
@@ -144,9 +147,11 @@ def create_app(
             )
         await runtime.start()
         await housekeeping.start()
+        loop_lag.start()
         try:
             yield
         finally:
+            await loop_lag.stop()
             await housekeeping.stop()
             await runtime.stop()
             await run_in_threadpool(_flush_all_probes, state)
@@ -171,6 +176,7 @@ def create_app(
     app.state.fjh = state
     app.state.housekeeping = housekeeping
     app.state.access = runtime
+    app.state.loop_lag = loop_lag
     if settings.audit_syslog:
         forward.install(
             state.db_sessions,
@@ -179,6 +185,7 @@ def create_app(
         )
 
     app.include_router(health_router)
+    app.include_router(metrics_router)
     for module in API_MODULES:
         app.include_router(module.router, prefix="/api/v1", responses=REFUSALS)
     for page in PAGE_MODULES:

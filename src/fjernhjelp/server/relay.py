@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fjernhjelp import metrics
 from fjernhjelp.tunnel.limits import MAX_RECORD
 
 _log = logging.getLogger(__name__)
@@ -24,6 +25,16 @@ _log = logging.getLogger(__name__)
 # Every message after the join is a tunnel record or a handshake message, which is
 # smaller; anything bigger is not ours (docs/tunnel.md, "Limits").
 MAX_MESSAGE = MAX_RECORD
+
+# Fairness between sessions (docs/BENCHMARKS.md, "The relay under load"). A pipe whose
+# source always has a message ready (a bulk copy) would otherwise copy everything the
+# server has read for it without ever giving the event loop back: a pipe yields after
+# passing this many bytes in one turn, so every other session's next message waits for
+# at most one quantum per busy session. Buffering stays bounded per session: a pipe holds
+# one message at a time and reads the next only once the other end took it (the server
+# stops reading a socket whose messages are not being taken, and a send waits while the
+# other end's socket buffer is full).
+QUANTUM = 64 * 1024
 
 
 class Role(enum.StrEnum):
@@ -74,6 +85,10 @@ class _Pair:
     counts: dict[Role, int] = field(default_factory=lambda: {Role.TECHNICIAN: 0, Role.AGENT: 0})
     reason: str | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Set once both ends have been told how the session ended: neither caller of join
+    # returns before (its socket would otherwise be dropped without a close frame, which
+    # its peer sees as 1006 instead of the code, e.g. 4003 for a cut).
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def finish(self, reason: str) -> None:
         if self.reason is None:
@@ -101,6 +116,14 @@ class Relay:
     def live_sessions(self) -> list[str]:
         return list(self._pairs)
 
+    def live_bytes(self) -> dict[str, int]:
+        """Bytes passed so far by the sessions still here, by the end that sent them."""
+        totals = {str(role): 0 for role in Role}
+        for pair in self._pairs.values():
+            for role, count in pair.counts.items():
+                totals[str(role)] += count
+        return totals
+
     async def join(self, session_id: str, role: Role, end: RelayEnd) -> Outcome | None:
         """Hold ``end`` until the session is over. Returns the outcome to the end that
         closes the session (exactly one of the two calls); the other gets None."""
@@ -127,14 +150,21 @@ class Relay:
 
     async def _pipe(self, pair: _Pair, source: Role) -> None:
         src, dst = pair.ends[source], pair.ends[source.other]
+        counts = pair.counts
+        turn = 0
         try:
             while True:
                 data = await src.recv()
-                if len(data) > MAX_MESSAGE:
+                size = len(data)
+                if size > MAX_MESSAGE:
                     pair.finish(f"{source}_message_too_big")
                     return
-                pair.counts[source] += len(data)
+                counts[source] += size
                 await dst.send(data)
+                turn += size
+                if turn >= QUANTUM:
+                    turn = 0
+                    await asyncio.sleep(0)  # the others' turn (QUANTUM above)
         except EndClosed:
             pair.finish(f"{source}_closed")
         except asyncio.CancelledError:
@@ -147,24 +177,32 @@ class Relay:
         # Whichever caller gets here first closes both ends and reports; the other
         # returns None. The event loop is single-threaded, so the pop is the lock.
         if self._pairs.get(pair.session_id) is not pair:
+            await pair.closed.wait()
             return None
         del self._pairs[pair.session_id]
-        for task in pair.tasks:
-            task.cancel()
-        for task in pair.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         reason = pair.reason or "closed"
-        code = _close_code(reason)
-        for end in pair.ends.values():
-            with contextlib.suppress(Exception):
-                await end.close(code, reason[:120])
+        try:
+            for task in pair.tasks:
+                task.cancel()
+            for task in pair.tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            reason = pair.reason or "closed"
+            code = _close_code(reason)
+            for end in pair.ends.values():
+                with contextlib.suppress(Exception):
+                    await end.close(code, reason[:120])
+        finally:
+            pair.closed.set()  # also if this caller is cancelled: the other must not hang
         outcome = Outcome(
             session_id=pair.session_id,
             paired=pair.paired.is_set(),
             reason=reason,
             bytes_from_technician=pair.counts[Role.TECHNICIAN],
             bytes_from_agent=pair.counts[Role.AGENT],
+        )
+        metrics.relay_ended(
+            outcome.paired, reason, outcome.bytes_from_technician, outcome.bytes_from_agent
         )
         if self._on_end is not None:
             await self._on_end(outcome)

@@ -1,0 +1,220 @@
+"""The relay under load: 50 desktop sessions at once, then the same with 2 bulk file
+copies through the same node; the desktop sessions' frame latency against the quiet run.
+
+Each desktop session is the RFB-through-tunnel pattern (docs/BENCHMARKS.md, "Desktop
+stream"): the agent's end sends frame updates 30 times a second, each split into tunnel
+records of at most 16 KiB (default 19.5 KB an update, the moving-window scene's size),
+and the technician's end sends 64-byte input messages 20 times a second. Latency is from
+the agent's end starting a frame to the technician's end holding all of it, both ends in
+this process (one clock). The bulk copies push 16 KiB records one way as fast as the relay
+takes them, from a process of their own (so they compete for the server, not for this
+process's event loop). Server: a real ``fjernhjelp serve`` (bench/_relay_rig.py).
+
+Run: make bench-relay
+     (= .venv/bin/python bench/relay_load.py [--sessions 50] [--seconds 10] [--bulk 2])
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import websockets
+
+from bench._relay_rig import Server, Ticket, bench_site, join, start_ours, tickets
+
+RECORD = 16 * 1024
+FPS = 30
+INPUT_HZ = 20
+# No keepalive pings: on a loaded machine a late pong would end a session mid-run.
+OPTIONS = {"compression": None, "max_size": 1 << 20, "ping_interval": None}
+
+
+@dataclass
+class Samples:
+    phase: str = "warmup"
+    latencies: dict[str, list[list[float]]] = field(default_factory=dict)  # phase -> per session
+
+    def add(self, session: int, seconds: float) -> None:
+        per = self.latencies.setdefault(self.phase, [])
+        while len(per) <= session:
+            per.append([])
+        per[session].append(seconds)
+
+
+async def desktop(
+    server: Server, ticket: Ticket, index: int, frame: int, samples: Samples, stop: asyncio.Event
+) -> None:
+    url = server.url(ticket.session_id)
+    async with (
+        websockets.connect(url, **OPTIONS) as tech,
+        websockets.connect(url, **OPTIONS) as agent,
+    ):
+        await tech.send(join("technician", ticket.technician))
+        await agent.send(join("agent", ticket.agent))
+        body = os.urandom(frame)
+        records = [body[i : i + RECORD] for i in range(0, frame, RECORD)]
+
+        async def frames() -> None:
+            tick = time.perf_counter()
+            while not stop.is_set():
+                stamp = struct.pack("!d", time.perf_counter())
+                await agent.send(stamp + records[0][8:])
+                for record in records[1:]:
+                    await agent.send(record)
+                tick += 1 / FPS
+                await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+
+        async def inputs() -> None:
+            while not stop.is_set():
+                await tech.send(b"i" * 64)
+                await asyncio.sleep(1 / INPUT_HZ)
+
+        async def screen() -> None:
+            while True:
+                first = await tech.recv()
+                assert isinstance(first, bytes)
+                for _ in records[1:]:
+                    await tech.recv()
+                (sent,) = struct.unpack("!d", first[:8])
+                samples.add(index, time.perf_counter() - sent)
+
+        async def input_sink() -> None:
+            while True:
+                await agent.recv()
+
+        readers = [asyncio.create_task(screen()), asyncio.create_task(input_sink())]
+        await asyncio.gather(frames(), inputs())
+        for task in readers:
+            task.cancel()
+
+
+async def bulk_copy(url: str, ticket: Ticket, seconds: float) -> int:
+    async with (
+        websockets.connect(url, **OPTIONS) as tech,
+        websockets.connect(url, **OPTIONS) as agent,
+    ):
+        await tech.send(join("technician", ticket.technician))
+        await agent.send(join("agent", ticket.agent))
+        record = os.urandom(RECORD)
+        moved = 0
+
+        async def sink() -> None:
+            nonlocal moved
+            while True:
+                moved += len(await agent.recv())
+
+        task = asyncio.create_task(sink())
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            await tech.send(record)
+        task.cancel()
+        return moved
+
+
+async def _bulk_child(spec: dict[str, object]) -> None:
+    base = str(spec["base"])
+    raw = spec["tickets"]
+    assert isinstance(raw, list)
+    seconds = float(str(spec["seconds"]))
+    done = await asyncio.gather(
+        *(bulk_copy(f"{base}/relay/{t[0]}", Ticket(*t), seconds) for t in raw)
+    )
+    print(json.dumps({"bytes": sum(done), "seconds": seconds}), flush=True)
+
+
+def _summary(samples: list[list[float]]) -> dict[str, float]:
+    everything = sorted(x for per in samples for x in per)
+    medians = sorted(statistics.median(per) for per in samples if per)
+    return {
+        "median_ms": 1000 * statistics.median(everything),
+        "p95_ms": 1000 * everything[int(0.95 * (len(everything) - 1))],
+        "worst_session_median_ms": 1000 * medians[-1],
+        "frames": len(everything),
+    }
+
+
+async def _run(args: argparse.Namespace, server: Server, site: object, machine_id: str) -> None:
+    desk = tickets(site, machine_id, args.sessions)
+    heavy = tickets(site, machine_id, args.bulk)
+    samples = Samples()
+    stop = asyncio.Event()
+    sessions = [
+        asyncio.create_task(desktop(server, t, i, args.frame, samples, stop))
+        for i, t in enumerate(desk)
+    ]
+    await asyncio.sleep(2)  # every session connected and at its pace
+    samples.phase = "quiet"
+    await asyncio.sleep(args.seconds)
+    samples.phase = "loaded-start"
+    spec = {
+        "base": server.ws_base,
+        "tickets": [[t.session_id, t.technician, t.agent] for t in heavy],
+        "seconds": args.seconds + 2,
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--bulk-child", json.dumps(spec), stdout=subprocess.PIPE
+    )
+    await asyncio.sleep(1)  # the copies under way
+    samples.phase = "loaded"
+    await asyncio.sleep(args.seconds)
+    samples.phase = "after"
+    out, _ = await child.communicate()
+    stop.set()
+    await asyncio.gather(*sessions)
+    bulk = json.loads(out)
+    quiet = _summary(samples.latencies["quiet"])
+    loaded = _summary(samples.latencies["loaded"])
+    print(
+        f"{args.sessions} desktop sessions ({args.frame} B frames at {FPS} fps, "
+        f"64 B input at {INPUT_HZ}/s) through one node; frame latency, agent end to technician end:"
+    )
+    for name, s in (("quiet relay", quiet), (f"with {args.bulk} bulk copies", loaded)):
+        print(
+            f"  {name:22s} median {s['median_ms']:6.2f} ms   p95 {s['p95_ms']:6.2f} ms   "
+            f"worst session's median {s['worst_session_median_ms']:6.2f} ms   "
+            f"({s['frames']} frames)"
+        )
+    print(
+        f"  ratio loaded/quiet: median {loaded['median_ms'] / quiet['median_ms']:.2f}   "
+        f"p95 {loaded['p95_ms'] / quiet['p95_ms']:.2f}   worst session "
+        f"{loaded['worst_session_median_ms'] / quiet['worst_session_median_ms']:.2f}"
+    )
+    print(
+        f"  bulk copies moved {bulk['bytes'] / 1e6 / bulk['seconds']:.1f} MB/s together "
+        f"while the desktops ran"
+    )
+    print(json.dumps({"quiet": quiet, "loaded": loaded, "bulk": bulk}))
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--bulk-child"]:
+        asyncio.run(_bulk_child(json.loads(sys.argv[2])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--bulk", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--frame", type=int, default=19_500, help="bytes per frame update")
+    args = parser.parse_args()
+    with bench_site() as (site, machine_id):
+        server = start_ours(site, "load")
+        try:
+            asyncio.run(_run(args, server, site, machine_id))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
