@@ -33,4 +33,5 @@ fi
 echo "support client: $FJERNHJELP_SUPPORT_CLIENT"
 
 $BIN/ruff check src tests bench
-$BIN/python -m pytest -n 2 --dist loadgroup "$@"
+# The slowest tests are named at the end, so that the 20-minute bar can be watched.
+$BIN/python -m pytest -n 2 --dist loadgroup --durations=25 "$@"
