@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fjernhjelp.audit.log import appending
 from fjernhjelp.control.messages import MachineInfo
 from fjernhjelp.machines import registry
 from fjernhjelp.machines.models import Machine
@@ -53,42 +54,46 @@ def log_in(
     """Each attempt's machine, or its audited refusal, in the attempts' order. The caller
     commits: refusals and connections alike are only kept by that commit."""
     _load(db, [a.machine_id for a in attempts])
-    results: list[Machine | AgentRefused] = []
-    for attempt in attempts:
-        try:
-            machine = registry.authenticate(
-                db,
-                machine_id=attempt.machine_id,
-                nonce=attempt.nonce,
-                signature=attempt.signature,
-                now=now,
-                source_address=attempt.source_address,
-            )
-        except AgentRefused as refusal:
-            results.append(refusal)
-            continue
-        # Proved: from here on the agent acts as itself. A new host name in the hello is
-        # audited under the name it had; its connection under the new one.
-        registry.update_info(
-            db, registry.agent_caller(machine, now, attempt.source_address), machine, attempt.info
-        )
-        registry.connected(
+    with appending(db):
+        return [_log_in_one(db, attempt, node_id, now) for attempt in attempts]
+
+
+def _log_in_one(
+    db: Session, attempt: LoginAttempt, node_id: str, now: datetime
+) -> Machine | AgentRefused:
+    try:
+        machine = registry.authenticate(
             db,
-            registry.agent_caller(machine, now, attempt.source_address),
-            machine,
-            node_id=node_id,
-            agent_version=attempt.info.agent_version,
+            machine_id=attempt.machine_id,
+            nonce=attempt.nonce,
+            signature=attempt.signature,
+            now=now,
+            source_address=attempt.source_address,
         )
-        results.append(machine)
-    return results
+    except AgentRefused as refusal:
+        return refusal
+    # Proved: from here on the agent acts as itself. A new host name in the hello is
+    # audited under the name it had; its connection under the new one.
+    registry.update_info(
+        db, registry.agent_caller(machine, now, attempt.source_address), machine, attempt.info
+    )
+    registry.connected(
+        db,
+        registry.agent_caller(machine, now, attempt.source_address),
+        machine,
+        node_id=node_id,
+        agent_version=attempt.info.agent_version,
+    )
+    return machine
 
 
 def depart(db: Session, departures: Sequence[Departure], *, now: datetime) -> None:
     """The control links ended: each machine last seen now, each end its own event."""
     _load(db, [d.machine_id for d in departures])
-    for departure in departures:
-        machine = db.get(Machine, departure.machine_id)
-        if machine is not None:
-            registry.disconnected(
-                db, registry.agent_caller(machine, now, departure.source_address), machine
-            )
+    with appending(db):
+        for departure in departures:
+            machine = db.get(Machine, departure.machine_id)
+            if machine is not None:
+                registry.disconnected(
+                    db, registry.agent_caller(machine, now, departure.source_address), machine
+                )
