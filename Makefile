@@ -19,7 +19,7 @@ SUPPORT_CLIENT_SOURCES := pyproject.toml $(shell find src/fjernhjelp \
 	   -o -path src/fjernhjelp/portal -o -path src/fjernhjelp/cli \) -prune \
 	-o -type f \( -name '*.py' -o -name '*.toml' -o -name '*.txt' \) -print)
 
-.PHONY: run serve test test-sqlite lint audit security-doc fuzz bench bench-desktop bench-support system-deps npm-deps clean support-client
+.PHONY: run serve test test-sqlite lint audit security-doc fuzz bench bench-desktop bench-support bench-fleet system-deps npm-deps clean support-client
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -89,6 +89,12 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/login.py
+
+# 20,000 simulated agents across 2 nodes behind HAProxy (Debian's), PostgreSQL and Redis
+# on 127.0.0.1 as for the tests; ratios to bare websockets servers in the same run.
+bench-fleet: $(STAMP)
+	@dpkg -s haproxy >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null)
+	$(BIN)/python bench/fleet.py
 
 bench-desktop: $(STAMP) system-deps npm-deps
 	$(BIN)/python bench/desktop.py
