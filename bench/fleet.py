@@ -202,14 +202,27 @@ class Swarm:
     def wait_for(self, test: Callable[[], bool], timeout: float) -> float:
         start = time.perf_counter()
         with self.changed:
-            if not self.changed.wait_for(test, timeout):
+            if not self.changed.wait_for(lambda: test() or self._progress(start), timeout):
                 raise TimeoutError(f"{self.up} agents up after {timeout} s")
         return time.perf_counter() - start
+
+    _said = 0.0
+
+    def _progress(self, start: float) -> bool:
+        now = time.perf_counter()
+        if now - self._said > 10:
+            self._said = now
+            progress(f"{self.up} up, {self.drops} links lost so far, {now - start:.0f} s")
+        return False
 
     def stop(self) -> None:
         for proc in self.procs:
             proc.kill()
             proc.wait()
+
+
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def cpu(pids: list[int]) -> float:
@@ -272,9 +285,12 @@ def measure(
         time.sleep(settle)
         rss_before, cpu_before = rss(pids), cpu(pids)
         urls = [f"ws://127.0.0.1:{proxy.port}/agent/control" for proxy in proxies]
-        swarm = Swarm(urls, server_key, agents, max(swarms, len(proxies)))
+        # Each proxy takes whole swarms, as many as the others (its maxconn holds them).
+        per_proxy = -(-max(swarms, len(proxies)) // len(proxies))
+        swarm = Swarm(urls, server_key, agents, per_proxy * len(proxies))
         try:
             connect_all = swarm.wait(lambda up: up >= n, timeout=1800)
+            progress(f"all {n} connected in {connect_all:.1f} s")
             cpu_per_connect = (cpu(pids) - cpu_before) / n
             time.sleep(settle)  # writes behind the logins (batches) and garbage settle
             per_agent = (rss(pids) - rss_before) / n
@@ -290,6 +306,7 @@ def measure(
             # other node while it was away, or to it once HAProxy sees it back).
             swarm.wait_for(lambda: swarm.drops - drops >= held and swarm.up >= n, timeout=1800)
             back = time.perf_counter() - restarted
+            progress(f"{held} held by the restarted node, all back in {back:.1f} s")
             return Figures(per_agent, cpu_per_connect, connect_all, back, held)
         finally:
             swarm.stop()
@@ -381,6 +398,7 @@ def main() -> None:
             bare_key = Ed25519PrivateKey.generate()
             start_bare = bare_node(tmp, agents, bare_key.private_bytes_raw())
             bare_nodes = [Node(start_bare) for _ in range(args.nodes)]
+            progress("bare websockets nodes")
             try:
                 bare = measure(
                     bare_nodes,
@@ -394,6 +412,7 @@ def main() -> None:
                 for node in bare_nodes:
                     node.stop()
             ours_nodes = [Node(fjernhjelp_node(tmp, url, f"fleet-{i}")) for i in range(args.nodes)]
+            progress("fjernhjelp nodes")
             try:
                 ours = measure(ours_nodes, tmp, server_key, agents, args.swarms, args.settle)
             finally:

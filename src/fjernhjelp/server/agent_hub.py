@@ -263,28 +263,32 @@ class AgentHub:
         if isinstance(machine, RemoteSession):
             await self._serve_support(websocket, machine.id, source)
             return
-        link = AgentLink(machine.id, websocket)
-        previous = self.links.get(machine.id)
-        self.links[machine.id] = link
+        # The id, not the row: an idle link keeps nothing of the login's session (the
+        # detached row with its organisation and group, for as long as the link lives).
+        machine_id = machine.id
+        del machine
+        link = AgentLink(machine_id, websocket)
+        previous = self.links.get(machine_id)
+        self.links[machine_id] = link
         if previous is not None:
             with contextlib.suppress(Exception):
                 await previous.websocket.close(CloseCode.REPLACED, "replaced")
-        await self._presence.submit(str(machine.id))
+        await self._presence.submit(str(machine_id))
         try:
             await link.send(
                 Welcome(
-                    machine_id=machine.id, heartbeat_seconds=HEARTBEAT_SECONDS
+                    machine_id=machine_id, heartbeat_seconds=HEARTBEAT_SECONDS
                 ).model_dump_json()
             )
-            await self._receive(link, machine, source)
+            await self._receive(link, machine_id, source)
         except (WebSocketDisconnect, MalformedMessage):
             pass
         finally:
-            if self.links.get(machine.id) is link:
-                del self.links[machine.id]
-                await self._absence.submit(str(machine.id))
+            if self.links.get(machine_id) is link:
+                del self.links[machine_id]
+                await self._absence.submit(str(machine_id))
                 # Kept until written (retried): the link is gone, its record must not be.
-                self._departures.submit_nowait(connections.Departure(machine.id, source))
+                self._departures.submit_nowait(connections.Departure(machine_id, source))
             with contextlib.suppress(Exception):
                 await websocket.close()
 
@@ -416,24 +420,24 @@ class AgentHub:
             ):
                 db.commit()
 
-    async def _receive(self, link: AgentLink, machine: Machine, source: str | None) -> None:
+    async def _receive(self, link: AgentLink, machine_id: uuid.UUID, source: str | None) -> None:
         while True:
             raw = await link.websocket.receive_text()
             message = parse_agent_message(raw)
             if isinstance(message, Report):
-                if not await run_in_threadpool(self._report, machine.id, message, source):
+                if not await run_in_threadpool(self._report, machine_id, message, source):
                     # Removed while connected (a disconnect that crossed this link's
                     # login): the link ends here at the latest.
                     await link.websocket.close(CloseCode.REFUSED, "machine_revoked")
                     return
             elif isinstance(message, SessionEvent) and message.action == "dial.refused":
-                own = await run_in_threadpool(self._dial_refused, machine.id, message, source)
+                own = await run_in_threadpool(self._dial_refused, machine_id, message, source)
                 if own:
                     # The technician's end waits at the relay for an agent that will not
                     # come: end the session now, with the reason.
-                    await self.cut(message.session_id, machine.id, "relay_refused")
+                    await self.cut(message.session_id, machine_id, "relay_refused")
             elif isinstance(message, SessionEvent):
-                await run_in_threadpool(self._event, machine.id, message, source)
+                await run_in_threadpool(self._event, machine_id, message, source)
             else:
                 raise MalformedMessage("hello twice")
 
