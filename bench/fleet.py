@@ -265,8 +265,13 @@ class Node:
         if isinstance(h, ServerProcess):
             h.stop()
         else:
+            # As ServerProcess.stop: a graceful stop, killed if it takes over 10 s.
             h.send_signal(signal.SIGTERM)
-            h.wait(30)
+            try:
+                h.wait(10)
+            except subprocess.TimeoutExpired:
+                h.kill()
+                h.wait()
 
     def restart(self) -> None:
         self.stop()
