@@ -287,8 +287,9 @@ class AgentHub:
             if self.links.get(machine_id) is link:
                 del self.links[machine_id]
                 await self._absence.submit(str(machine_id))
-                # Kept until written (retried): the link is gone, its record must not be.
-                self._departures.submit_nowait(connections.Departure(machine_id, source))
+                # Written before the handler ends (a node stopping waits for it), retried
+                # until it is: the link is gone, its record must not be.
+                await self._departures.submit(connections.Departure(machine_id, source))
             with contextlib.suppress(Exception):
                 await websocket.close()
 

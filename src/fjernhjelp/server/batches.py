@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 _log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class GroupCommit(Generic[T, R]):
     ``write`` takes the batch and returns one result per item (in order) after its commit.
     When it raises, ``retry`` decides: False fails every caller of the batch with
     BatchFailed (they refuse and are retried by their peer); True keeps the batch and
-    writes it again, waiting ``retry_delay`` (the caller was already answered, e.g. a link
+    writes it again, waiting ``retry_delay`` (for what has happened already, e.g. a link
     that ended: its record must not be dropped).
     """
 
@@ -54,17 +54,17 @@ class GroupCommit(Generic[T, R]):
 
     async def submit(self, item: T) -> R:
         """Write ``item`` with whatever else is pending; its result after the commit."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        if self._runner is None or self._runner.done() or self._runner.get_loop() is not loop:
+            # First use, or an app served again on a new event loop (tests): the event and
+            # the runner belong to the loop they were made on.
+            self._wake = asyncio.Event()
+            self._pending = [(i, f) for i, f in self._pending if f.get_loop() is loop]
+            self._runner = asyncio.create_task(self._run())
         self._pending.append((item, future))
         self._wake.set()
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._run())
         return await future
-
-    def submit_nowait(self, item: T) -> None:
-        """Queue ``item`` without waiting for its write (its result is not needed)."""
-        task = asyncio.ensure_future(self.submit(item))
-        task.add_done_callback(_quietly)
 
     @property
     def pending(self) -> int:
@@ -102,8 +102,3 @@ class GroupCommit(Generic[T, R]):
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-
-
-def _quietly(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved: a failure was already logged by the writer
