@@ -30,7 +30,7 @@ DEB_ROOT := .cache/deb-root/.complete
 DEB_SOURCES := pyproject.toml scripts/deb.sh $(shell find src/fjernhjelp packaging -type f \
 	! -name '*.pyc' -print)
 
-.PHONY: run serve test test-sqlite lint lock advisories audit security-doc fuzz bench bench-desktop bench-support bench-relay bench-relay-cost system-deps npm-deps clean support-client deb deb-tools deb-root
+.PHONY: run serve test test-sqlite lint lock advisories audit security-doc fuzz bench bench-desktop bench-support bench-relay bench-relay-cost bench-fleet system-deps npm-deps clean support-client deb deb-tools deb-root
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -125,6 +125,12 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/login.py
+
+# 20,000 simulated agents across 2 nodes behind HAProxy (Debian's), PostgreSQL and Redis
+# on 127.0.0.1 as for the tests; ratios to bare websockets servers in the same run.
+bench-fleet: $(STAMP)
+	@dpkg -s haproxy >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null)
+	$(BIN)/python bench/fleet.py
 
 bench-desktop: $(STAMP) system-deps npm-deps
 	$(BIN)/python bench/desktop.py

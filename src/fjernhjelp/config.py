@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = None
     bind: str = "127.0.0.1:8080"
+    agent_bind: str | None = Field(
+        default=None,
+        description=(
+            "host:port of a lean listener for agents' control links only (the load balancer "
+            "sends /agent/control there); default: agents use the main port"
+        ),
+    )
     public_url: str | None = Field(
         default=None, description="URL users reach the server on; default http://<bind>"
     )

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +36,14 @@ from fjernhjelp.control.messages import (
     parse_agent_message,
     unb64,
 )
+from fjernhjelp.machines import connections
 from fjernhjelp.machines import registry as machines
 from fjernhjelp.machines.models import Machine, MachineStatus
 from fjernhjelp.refusals import AgentRefused
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.remote import support_tunnel
 from fjernhjelp.remote.models import RemoteSession
+from fjernhjelp.server.batches import BatchFailed, GroupCommit
 from fjernhjelp.server.cluster import Cluster, Message
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.recorded import refusals_kept
@@ -68,9 +71,12 @@ class CloseCode:
     # A Support client's session is over and the client did not close its link within
     # the grace time (support_link_grace_seconds).
     SESSION_OVER = 4410
+    # The login's batch did not commit (the database is away): nothing was kept, the
+    # agent comes back with its back-off.
+    TRY_AGAIN = 1013
 
 
-@dataclass
+@dataclass(slots=True)
 class AgentLink:
     machine_id: uuid.UUID
     websocket: WebSocket
@@ -98,6 +104,54 @@ class AgentHub:
         self.relay = relay
         self.links: dict[uuid.UUID, AgentLink] = {}
         cluster.on_message(self._on_cluster_message)
+        # Logins, presence and departures are written in group commits (batches.py): a
+        # node's agents coming back at once cost a few transactions, not one each.
+        self._logins: GroupCommit[connections.LoginAttempt, Machine | AgentRefused] = GroupCommit(
+            self._write_logins, name="agent logins"
+        )
+        self._departures: GroupCommit[connections.Departure, None] = GroupCommit(
+            self._write_departures, name="agent departures", retry=True
+        )
+        self._presence: GroupCommit[str, None] = GroupCommit(
+            self._write_presence, name="agent presence"
+        )
+        # One at a time, from one task: a storm of links ending at once asked Redis's
+        # pool for more connections than it has (MaxConnectionsError).
+        self._absence: GroupCommit[str, None] = GroupCommit(
+            self._write_absence, name="agent absence"
+        )
+
+    async def _write_logins(
+        self, attempts: Sequence[connections.LoginAttempt]
+    ) -> list[Machine | AgentRefused]:
+        def write() -> list[Machine | AgentRefused]:
+            state = self._state
+            with state.db_sessions() as db:
+                results = connections.log_in(
+                    db, attempts, node_id=self.cluster.node_id, now=state.now()
+                )
+                db.commit()
+                return results
+
+        return await run_in_threadpool(write)
+
+    async def _write_departures(self, departures: Sequence[connections.Departure]) -> list[None]:
+        def write() -> None:
+            with self._state.db_sessions() as db:
+                connections.depart(db, departures, now=self._state.now())
+                db.commit()
+
+        await run_in_threadpool(write)
+        return [None] * len(departures)
+
+    async def _write_presence(self, machine_ids: Sequence[str]) -> list[None]:
+        await self.cluster.refresh(machine_ids)
+        return [None] * len(machine_ids)
+
+    async def _write_absence(self, machine_ids: Sequence[str]) -> list[None]:
+        for machine_id in machine_ids:
+            await self.cluster.mark_offline(machine_id)
+        return [None] * len(machine_ids)
 
     # -- commands ------------------------------------------------------------------
 
@@ -184,6 +238,7 @@ class AgentHub:
             machine = await self._login(websocket, source)
         except (
             AgentRefused,
+            BatchFailed,
             MessageTooBig,
             ValueError,
             TimeoutError,
@@ -192,6 +247,8 @@ class AgentHub:
             code = (
                 CloseCode.REFUSED
                 if isinstance(exc, AgentRefused)
+                else CloseCode.TRY_AGAIN
+                if isinstance(exc, BatchFailed)
                 else TOO_BIG
                 if isinstance(exc, MessageTooBig)
                 else CloseCode.MALFORMED
@@ -206,27 +263,33 @@ class AgentHub:
         if isinstance(machine, RemoteSession):
             await self._serve_support(websocket, machine.id, source)
             return
-        link = AgentLink(machine.id, websocket)
-        previous = self.links.get(machine.id)
-        self.links[machine.id] = link
+        # The id, not the row: an idle link keeps nothing of the login's session (the
+        # detached row with its organisation and group, for as long as the link lives).
+        machine_id = machine.id
+        del machine
+        link = AgentLink(machine_id, websocket)
+        previous = self.links.get(machine_id)
+        self.links[machine_id] = link
         if previous is not None:
             with contextlib.suppress(Exception):
                 await previous.websocket.close(CloseCode.REPLACED, "replaced")
-        await self.cluster.mark_online(str(machine.id))
+        await self._presence.submit(str(machine_id))
         try:
             await link.send(
                 Welcome(
-                    machine_id=machine.id, heartbeat_seconds=HEARTBEAT_SECONDS
+                    machine_id=machine_id, heartbeat_seconds=HEARTBEAT_SECONDS
                 ).model_dump_json()
             )
-            await self._receive(link, machine, source)
+            await self._receive(link, machine_id, source)
         except (WebSocketDisconnect, MalformedMessage):
             pass
         finally:
-            if self.links.get(machine.id) is link:
-                del self.links[machine.id]
-                await self.cluster.mark_offline(str(machine.id))
-                await run_in_threadpool(self._disconnected, machine.id, source)
+            if self.links.get(machine_id) is link:
+                del self.links[machine_id]
+                await self._absence.submit(str(machine_id))
+                # Written before the handler ends (a node stopping waits for it), retried
+                # until it is: the link is gone, its record must not be.
+                await self._departures.submit(connections.Departure(machine_id, source))
             with contextlib.suppress(Exception):
                 await websocket.close()
 
@@ -245,40 +308,15 @@ class AgentHub:
         if not isinstance(hello, Hello):
             raise MalformedMessage("expected hello")
         proof = unb64(hello.signature, 64)
-        return await run_in_threadpool(self._authenticate, hello, nonce, proof, source)
+        result = await self._logins.submit(
+            connections.LoginAttempt(hello.machine_id, nonce, proof, hello.info, source)
+        )
+        if isinstance(result, AgentRefused):
+            raise result
+        return result
 
     def _probe(self, source: str | None, kind: str, websocket: WebSocket) -> None:
         self._state.probes.note(source, kind, "WEBSOCKET", websocket.url.path, self._state.now())
-
-    def _authenticate(
-        self, hello: Hello, nonce: bytes, proof: bytes, source: str | None
-    ) -> Machine:
-        state = self._state
-        with state.db_sessions() as db:
-            with refusals_kept(db):
-                machine = machines.authenticate(
-                    db,
-                    machine_id=hello.machine_id,
-                    nonce=nonce,
-                    signature=proof,
-                    now=state.now(),
-                    source_address=source,
-                )
-            # Proved: from here on the agent acts as itself. A new host name in the hello
-            # is audited under the name it had; its connection under the new one.
-            now = state.now()
-            machines.update_info(
-                db, machines.agent_caller(machine, now, source), machine, hello.info
-            )
-            machines.connected(
-                db,
-                machines.agent_caller(machine, now, source),
-                machine,
-                node_id=self.cluster.node_id,
-                agent_version=hello.info.agent_version,
-            )
-            db.commit()
-            return machine
 
     # -- the one-time Support client --------------------------------------------------
     #
@@ -384,24 +422,24 @@ class AgentHub:
             ):
                 db.commit()
 
-    async def _receive(self, link: AgentLink, machine: Machine, source: str | None) -> None:
+    async def _receive(self, link: AgentLink, machine_id: uuid.UUID, source: str | None) -> None:
         while True:
             raw = await link.websocket.receive_text()
             message = parse_agent_message(raw)
             if isinstance(message, Report):
-                if not await run_in_threadpool(self._report, machine.id, message, source):
+                if not await run_in_threadpool(self._report, machine_id, message, source):
                     # Removed while connected (a disconnect that crossed this link's
                     # login): the link ends here at the latest.
                     await link.websocket.close(CloseCode.REFUSED, "machine_revoked")
                     return
             elif isinstance(message, SessionEvent) and message.action == "dial.refused":
-                own = await run_in_threadpool(self._dial_refused, machine.id, message, source)
+                own = await run_in_threadpool(self._dial_refused, machine_id, message, source)
                 if own:
                     # The technician's end waits at the relay for an agent that will not
                     # come: end the session now, with the reason.
-                    await self.cut(message.session_id, machine.id, "relay_refused")
+                    await self.cut(message.session_id, machine_id, "relay_refused")
             elif isinstance(message, SessionEvent):
-                await run_in_threadpool(self._event, machine.id, message, source)
+                await run_in_threadpool(self._event, machine_id, message, source)
             else:
                 raise MalformedMessage("hello twice")
 
@@ -453,16 +491,6 @@ class AgentHub:
             )
             db.commit()
             return own
-
-    def _disconnected(self, machine_id: uuid.UUID, source: str | None) -> None:
-        with self._state.db_sessions() as db:
-            machine = db.get(Machine, machine_id)
-            if machine is None:
-                return
-            machines.disconnected(
-                db, machines.agent_caller(machine, self._state.now(), source), machine
-            )
-            db.commit()
 
     async def refresh_presence(self) -> None:
         await self.cluster.refresh(str(m) for m in list(self.links))

@@ -19,7 +19,7 @@ from fjernhjelp.audit import forward
 from fjernhjelp.config import Settings
 from fjernhjelp.control.package import fingerprint
 from fjernhjelp.portal import revocations, sweep
-from fjernhjelp.server import browser_libs, probes, problems
+from fjernhjelp.server import agent_listener, browser_libs, probes, problems
 from fjernhjelp.server.api import accounts as api_accounts
 from fjernhjelp.server.api import agents as api_agents
 from fjernhjelp.server.api import agreements as api_agreements
@@ -147,11 +147,18 @@ def create_app(
             )
         await runtime.start()
         await housekeeping.start()
+        lean = None
+        if state.settings.agent_bind:
+            host, port = state.settings.agent_bind.rsplit(":", 1)
+            lean = await agent_listener.start(runtime.hub, host.strip("[]"), int(port))
         loop_lag.start()
         try:
             yield
         finally:
             await loop_lag.stop()
+            if lean is not None:
+                lean.close()
+                await lean.wait_closed()
             await housekeeping.stop()
             await runtime.stop()
             await run_in_threadpool(_flush_all_probes, state)

@@ -67,7 +67,8 @@ class LocalCluster:
         self._present.discard(machine_id)
 
     async def refresh(self, machine_ids: Iterable[str]) -> None:
-        return None
+        # As on Redis: these are here now (the hub marks a batch of logins online so).
+        self._present.update(machine_ids)
 
     async def locate(self, machine_id: str) -> str | None:
         return self.node_id if machine_id in self._present else None

@@ -1,0 +1,141 @@
+"""A compact swarm of simulated agents: raw `websockets` clients doing the agent's real
+control-link login (the server's challenge checked against the pinned key, the nonce
+signed with the agent's identity key), then idling; on a drop they come back with the
+agent's own back-off (fjernhjelp.agent.backoff), jitter included.
+
+Run by bench/fleet.py, one process per slice of the agents: a full ControlLink per agent
+would cost the client side more than the server being measured.
+
+stdin: one JSON object {"url", "server_key" (hex), "agents": [[machine_id, seed hex], ...],
+"pace": concurrent first logins}. stdout: "up N attempts A drops D" whenever one of
+them changed (at most every 0.2 s): agents logged in now, connection attempts and links
+lost so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import websockets
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from fjernhjelp.agent.backoff import Backoff
+from fjernhjelp.control import statements
+from fjernhjelp.control.messages import b64, unb64
+
+HELLO_INFO = {"hostname": "", "os": "bench", "agent_version": "0"}
+
+
+class Swarm:
+    def __init__(self, url: str, server_key: Ed25519PublicKey, pace: int) -> None:
+        self.url = url
+        self.server_key = server_key
+        self.up = 0
+        self.attempts = 0
+        self.failures = 0
+        self.drops = 0
+        self.first = asyncio.Semaphore(pace)
+
+    async def login(
+        self, ws: websockets.ClientConnection, mid: uuid.UUID, key: Ed25519PrivateKey, name: str
+    ) -> None:
+        challenge = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        nonce = unb64(challenge["nonce"], statements.NONCE_BYTES)
+        # The pinned key's proof, as the real agent checks it (raises InvalidSignature).
+        self.server_key.verify(
+            unb64(challenge["signature"], 64), statements.server_challenge_statement(nonce)
+        )
+        proof = key.sign(statements.agent_proof_statement(nonce, mid))
+        hello = {
+            "type": "hello",
+            "machine_id": str(mid),
+            "signature": b64(proof),
+            "info": {**HELLO_INFO, "hostname": name},
+        }
+        await ws.send(json.dumps(hello))
+        welcome = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        if welcome.get("type") != "welcome":
+            raise ConnectionError(f"no welcome: {welcome}")
+
+    async def agent(self, mid: uuid.UUID, key: Ed25519PrivateKey, name: str) -> None:
+        backoff = Backoff()
+        first = True
+        while True:
+            try:
+                self.attempts += 1
+                if first:
+                    await self.first.acquire()
+                try:
+                    ws = await websockets.connect(
+                        self.url,
+                        compression=None,
+                        open_timeout=60,
+                        ping_interval=None,
+                        max_size=64 * 1024,
+                    )
+                    try:
+                        await self.login(ws, mid, key, name)
+                    except BaseException:
+                        await ws.close()
+                        raise
+                finally:
+                    if first:
+                        self.first.release()
+                        first = False
+                self.up += 1
+                backoff.reset()
+                try:
+                    await ws.wait_closed()
+                finally:
+                    self.up -= 1
+                    self.drops += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Any failure is a retry, as for the agent; counted, not printed.
+                self.failures += 1
+            await asyncio.sleep(backoff.next_delay())
+
+
+async def report(swarm: Swarm) -> None:
+    last = (-1, -1, -1)
+    while True:
+        now = (swarm.up, swarm.attempts, swarm.drops)
+        if now != last:
+            print(f"up {now[0]} attempts {now[1]} drops {now[2]}", flush=True)
+            last = now
+        await asyncio.sleep(0.2)
+
+
+async def main() -> None:
+    config = json.loads(sys.stdin.readline())
+    server_key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(config["server_key"]))
+    swarm = Swarm(config["url"], server_key, config.get("pace", 200))
+    agents = [
+        (uuid.UUID(mid), Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed)))
+        for mid, seed in config["agents"]
+    ]
+    tasks = [
+        asyncio.create_task(swarm.agent(mid, key, f"pc-{str(mid)[:8]}")) for mid, key in agents
+    ]
+    await report(swarm)
+    del tasks
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main())

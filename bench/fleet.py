@@ -1,0 +1,432 @@
+"""A fleet of simulated agents across nodes behind HAProxy: memory per idle agent, server
+CPU per (re)connect, and time back after a node restart, each as a ratio to bare
+`websockets` servers run the same way in the same run.
+
+- The fjernhjelp nodes are real `fjernhjelp serve` processes sharing PostgreSQL and Redis.
+- The agents are real control-link logins (challenge checked against the pinned server key,
+  nonce signed with each agent's own Ed25519 key), made by a compact swarm
+  (bench/_swarm.py, raw websockets clients, a few processes), with the agent's back-off.
+- The baseline: bare `websockets` servers (bench/_bare_node.py) doing the same handshake's
+  crypto (sign the challenge, verify the proof) with no database, no Redis, no audit.
+- HAProxy (Debian's) in front of both, configured by bench/fleet-haproxy.cfg.
+
+Run: make bench-fleet   (or .venv/bin/python bench/fleet.py --agents 20000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psutil
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from tests.e2e.conftest import ServerProcess, free_port, start_server
+from tests.portal.world import build_world
+
+from fjernhjelp.config import Settings
+from fjernhjelp.db import migrate
+from fjernhjelp.db.engine import make_engine
+from fjernhjelp.machines.models import Machine
+from fjernhjelp.server.state import build_state
+
+BENCH = Path(__file__).resolve().parent
+PG_ADMIN_URL = os.environ.get(
+    "FJERNHJELP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+PER_PROXY = 8000
+REDIS_URL = os.environ.get("FJERNHJELP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+@dataclass
+class Agents:
+    ids: list[uuid.UUID]
+    seeds: list[bytes]
+    public: dict[str, str] = field(default_factory=dict)
+
+
+def make_agents(n: int) -> Agents:
+    ids, seeds, public = [], [], {}
+    for _ in range(n):
+        key = Ed25519PrivateKey.generate()
+        mid = uuid.uuid4()
+        ids.append(mid)
+        seeds.append(key.private_bytes_raw())
+        public[str(mid)] = key.public_key().public_bytes_raw().hex()
+    return Agents(ids, seeds, public)
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    name = f"fjh_fleet_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_ADMIN_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def enrol_directly(settings: Settings, agents: Agents) -> bytes:
+    """The machines as enrolment leaves them, written in bulk (enrolment is not what is
+    measured); returns the server's public signing key the agents pin."""
+    state = build_state(settings)
+    migrate.upgrade(state.engine)
+    with state.readers() as db:
+        world = build_world(db, state, agreement=False, grant=False)
+        org, group = world.gp.id, world.group.id
+        db.commit()
+    rows = [
+        {
+            "id": mid,
+            "organisation_id": org,
+            "group_id": group,
+            "identity_public_key": bytes.fromhex(agents.public[str(mid)]),
+            "hostname": f"pc-{str(mid)[:8]}",
+            "os": "bench",
+            "agent_version": "0",
+        }
+        for mid in agents.ids
+    ]
+    with state.engine.begin() as conn:
+        for start in range(0, len(rows), 2000):
+            conn.execute(insert(Machine), rows[start : start + 2000])
+    public = state.keys.signing.public_key().public_bytes_raw()
+    state.engine.dispose()
+    return public
+
+
+class HAProxy:
+    def __init__(self, tmp: Path, backends: list[int], index: int) -> None:
+        self.port = free_port()
+        template = (BENCH / "fleet-haproxy.cfg").read_text()
+        servers = "\n".join(
+            f"    server node{i} 127.0.0.1:{port} check inter 1s fall 1 rise 1"
+            for i, port in enumerate(backends)
+        )
+        self.cfg = tmp / f"haproxy-{index}.cfg"
+        self.cfg.write_text(
+            template.replace("@PORT@", str(self.port)).replace("@SERVERS@", servers)
+        )
+        self.proc = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(self.cfg)], stdout=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("haproxy exited")
+            if _listening(self.port):
+                return
+            time.sleep(0.1)
+        raise TimeoutError("haproxy did not listen")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Swarm:
+    """The swarm processes and their running count of logged-in agents."""
+
+    def __init__(self, urls: list[str], server_key: bytes, agents: Agents, processes: int) -> None:
+        self.counts = [0] * processes
+        self.drop_counts = [0] * processes
+        self.procs: list[subprocess.Popen[str]] = []
+        self.changed = threading.Condition()
+        pairs = [[str(m), s.hex()] for m, s in zip(agents.ids, agents.seeds, strict=True)]
+        for i in range(processes):
+            proc = subprocess.Popen(
+                [sys.executable, str(BENCH / "_swarm.py")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stdin is not None
+            config = {
+                "url": urls[i % len(urls)],
+                "server_key": server_key.hex(),
+                "agents": pairs[i::processes],
+            }
+            proc.stdin.write(json.dumps(config) + "\n")
+            proc.stdin.flush()
+            self.procs.append(proc)
+            threading.Thread(target=self._read, args=(i, proc), daemon=True).start()
+
+    def _read(self, i: int, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            parts = line.split()
+            with self.changed:
+                self.counts[i] = int(parts[1])
+                self.drop_counts[i] = int(parts[5])
+                self.changed.notify_all()
+
+    @property
+    def up(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def drops(self) -> int:
+        return sum(self.drop_counts)
+
+    def wait(self, test: Callable[[int], bool], timeout: float) -> float:
+        return self.wait_for(lambda: test(self.up), timeout)
+
+    def wait_for(self, test: Callable[[], bool], timeout: float) -> float:
+        start = time.perf_counter()
+        with self.changed:
+            if not self.changed.wait_for(lambda: test() or self._progress(start), timeout):
+                raise TimeoutError(f"{self.up} agents up after {timeout} s")
+        return time.perf_counter() - start
+
+    _said = 0.0
+
+    def _progress(self, start: float) -> bool:
+        now = time.perf_counter()
+        if now - self._said > 10:
+            self._said = now
+            progress(f"{self.up} up, {self.drops} links lost so far, {now - start:.0f} s")
+        return False
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        t = psutil.Process(pid).cpu_times()
+        total += t.user + t.system
+    return total
+
+
+def rss(pids: list[int]) -> int:
+    return sum(psutil.Process(pid).memory_info().rss for pid in pids)
+
+
+@dataclass
+class Figures:
+    per_agent: float  # bytes
+    cpu_per_connect: float  # seconds
+    connect_all: float  # seconds, wall
+    back_after_restart: float  # seconds, wall
+    restarted_held: int
+
+
+class Node:
+    """One server process (fjernhjelp or bare), restartable on its port."""
+
+    def __init__(
+        self, start: Callable[[int | None], tuple[subprocess.Popen[bytes] | ServerProcess, int]]
+    ) -> None:
+        self._start = start
+        self.handle, self.port = start(None)
+
+    @property
+    def pid(self) -> int:
+        h = self.handle
+        return h.proc.pid if isinstance(h, ServerProcess) else h.pid
+
+    def stop(self) -> None:
+        h = self.handle
+        if isinstance(h, ServerProcess):
+            h.stop()
+        else:
+            # As ServerProcess.stop: a graceful stop, killed if it takes over 10 s.
+            h.send_signal(signal.SIGTERM)
+            try:
+                h.wait(10)
+            except subprocess.TimeoutExpired:
+                h.kill()
+                h.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.handle, self.port = self._start(self.port)
+
+
+def measure(
+    nodes: list[Node], tmp: Path, server_key: bytes, agents: Agents, swarms: int, settle: float
+) -> Figures:
+    n = len(agents.ids)
+    # This machine's hard limit is 20,000 open files per process and HAProxy holds two per
+    # agent: one HAProxy per PER_PROXY agents, the swarms spread over them.
+    proxies = [HAProxy(tmp, [node.port for node in nodes], i) for i in range(-(-n // PER_PROXY))]
+    try:
+        pids = [node.pid for node in nodes]
+        time.sleep(settle)
+        rss_before, cpu_before = rss(pids), cpu(pids)
+        urls = [f"ws://127.0.0.1:{proxy.port}/agent/control" for proxy in proxies]
+        # Each proxy takes whole swarms, as many as the others (its maxconn holds them).
+        per_proxy = -(-max(swarms, len(proxies)) // len(proxies))
+        swarm = Swarm(urls, server_key, agents, per_proxy * len(proxies))
+        try:
+            connect_all = swarm.wait(lambda up: up >= n, timeout=1800)
+            progress(f"all {n} connected in {connect_all:.1f} s")
+            cpu_per_connect = (cpu(pids) - cpu_before) / n
+            time.sleep(settle)  # writes behind the logins (batches) and garbage settle
+            per_agent = (rss(pids) - rss_before) / n
+            held = sum(
+                1
+                for c in psutil.Process(nodes[0].pid).net_connections("tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == nodes[0].port
+            )
+            drops = swarm.drops
+            restarted = time.perf_counter()
+            nodes[0].restart()
+            # From the node's stop to every agent it held logged in again (through the
+            # other node while it was away, or to it once HAProxy sees it back).
+            swarm.wait_for(lambda: swarm.drops - drops >= held and swarm.up >= n, timeout=1800)
+            back = time.perf_counter() - restarted
+            progress(f"{held} held by the restarted node, all back in {back:.1f} s")
+            return Figures(per_agent, cpu_per_connect, connect_all, back, held)
+        finally:
+            swarm.stop()
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+
+
+def bare_node(
+    tmp: Path, agents: Agents, server_seed: bytes
+) -> Callable[[int | None], tuple[subprocess.Popen[bytes], int]]:
+    keys = tmp / "bare-keys.json"
+    keys.write_text(json.dumps({"server_seed": server_seed.hex(), "agents": agents.public}))
+
+    def start(port: int | None) -> tuple[subprocess.Popen[bytes], int]:
+        port = port or free_port()
+        proc = subprocess.Popen(
+            [sys.executable, str(BENCH / "_bare_node.py"), str(port), str(keys)]
+        )
+        deadline = time.monotonic() + 60
+        while not _listening(port):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("bare node did not start")
+            time.sleep(0.1)
+        return proc, port
+
+    return start
+
+
+def fjernhjelp_node(
+    tmp: Path, database_url: str, name: str
+) -> Callable[[int | None], tuple[ServerProcess, int]]:
+    """A node whose agents' links go to its lean listener (server/agent_listener.py):
+    returns that port, the one HAProxy sends /agent/control to."""
+    data = tmp / "data"
+    main_port = free_port()
+
+    def start(agent_port: int | None) -> tuple[ServerProcess, int]:
+        agent_port = agent_port or free_port()
+        server = start_server(
+            "serve",
+            data,
+            database_url,
+            extra_env={
+                "FJERNHJELP_NODE_ID": name,
+                "FJERNHJELP_REDIS_URL": REDIS_URL,
+                "FJERNHJELP_AGENT_BIND": f"127.0.0.1:{agent_port}",
+                # The swarm is a country's agents from one address (through HAProxy).
+                "FJERNHJELP_WS_UNAUTHENTICATED_PER_ADDRESS": "1000000",
+                "FJERNHJELP_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+            },
+            port=main_port,
+        )
+        return server, agent_port
+
+    return start
+
+
+def report(n: int, nodes: int, bare: Figures, ours: Figures) -> None:
+    def row(label: str, b: float, o: float, unit: str, scale: float = 1.0) -> None:
+        print(f"{label:<44} {b * scale:9.2f} {o * scale:9.2f} {unit:<5} ratio {o / b:5.2f}")
+
+    print(f"agents: {n} across {nodes} nodes behind HAProxy; load average {os.getloadavg()}")
+    print(f"{'':<44} {'bare':>9} {'ours':>9}")
+    row("server memory per idle agent", bare.per_agent, ours.per_agent, "KiB", 1 / 1024)
+    row("server CPU per connect", bare.cpu_per_connect, ours.cpu_per_connect, "ms", 1000)
+    row(f"all {n} connected (wall)", bare.connect_all, ours.connect_all, "s")
+    row(
+        f"back after a node restart ({ours.restarted_held} held)",
+        bare.back_after_restart,
+        ours.back_after_restart,
+        "s",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=20000)
+    parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--swarms", type=int, default=4)
+    parser.add_argument("--settle", type=float, default=5.0)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="fjh-fleet-"))
+    try:
+        agents = make_agents(args.agents)
+        with database() as url:
+            settings = Settings(data_dir=tmp / "data", database_url=url)
+            server_key = enrol_directly(settings, agents)
+            bare_key = Ed25519PrivateKey.generate()
+            start_bare = bare_node(tmp, agents, bare_key.private_bytes_raw())
+            bare_nodes = [Node(start_bare) for _ in range(args.nodes)]
+            progress("bare websockets nodes")
+            try:
+                bare = measure(
+                    bare_nodes,
+                    tmp,
+                    bare_key.public_key().public_bytes_raw(),
+                    agents,
+                    args.swarms,
+                    args.settle,
+                )
+            finally:
+                for node in bare_nodes:
+                    node.stop()
+            ours_nodes = [Node(fjernhjelp_node(tmp, url, f"fleet-{i}")) for i in range(args.nodes)]
+            progress("fjernhjelp nodes")
+            try:
+                ours = measure(ours_nodes, tmp, server_key, agents, args.swarms, args.settle)
+            finally:
+                for node in ours_nodes:
+                    node.stop()
+        report(args.agents, args.nodes, bare, ours)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

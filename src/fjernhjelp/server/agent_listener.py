@@ -1,0 +1,116 @@
+"""A lean listener for agents' control links: `websockets`' own server in the node's
+process, next to the ASGI app.
+
+Why: tens of thousands of agents idle on their links. Under uvicorn each idle link keeps
+the ASGI scope, uvicorn's protocol and its queues, the middleware stack's frames and the
+router's work on every (re)connect: ~50 KiB and ~10 ms of CPU per agent on this machine
+(docs/BENCHMARKS.md), against ~18 KiB and ~1 ms for a bare `websockets` server doing the
+same handshake. This listener serves the same endpoint (AgentHub.serve: the challenge
+signed with the pinned key, the agent's signed proof, one link per agent) without the
+ASGI stack. The load balancer routes the path /agent/control to it; the main port keeps
+serving /agent/control too (a single node without a load balancer, the tests).
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+import websockets
+from starlette.websockets import WebSocketDisconnect
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.http11 import Request, Response
+
+from fjernhjelp.server.ws_guard import PROTOCOL_MAX_MESSAGE
+
+if TYPE_CHECKING:
+    from fjernhjelp.server.agent_hub import AgentHub
+
+PATH = "/agent/control"
+
+# websockets logs every connection at INFO: 20,000 agents coming back would write 40,000
+# lines that the audit log already holds as events.
+_log = logging.getLogger("fjernhjelp.agent_listener")
+_log.setLevel(logging.WARNING)
+
+
+class _Address(NamedTuple):
+    host: str
+    port: int
+
+
+class _Url(NamedTuple):
+    path: str
+
+
+class LeanSocket:
+    """A `websockets` connection with the few methods of Starlette's WebSocket that
+    AgentHub uses, so the hub has one endpoint for both listeners."""
+
+    __slots__ = ("_conn", "client", "headers")
+
+    # No ASGI extensions: a refusal closes the socket (ws_guard.refuse_upgrade).
+    scope: ClassVar[dict[str, Any]] = {}
+    url = _Url(PATH)
+
+    def __init__(self, conn: ServerConnection) -> None:
+        self._conn = conn
+        host, port = conn.remote_address[:2]
+        self.client = _Address(host, port)
+        assert conn.request is not None  # the handler runs after the handshake
+        self.headers = conn.request.headers
+
+    async def accept(self) -> None:
+        """Accepted by the handshake already."""
+
+    async def send_text(self, text: str) -> None:
+        try:
+            await self._conn.send(text)
+        except websockets.ConnectionClosed as exc:
+            raise WebSocketDisconnect(exc.rcvd.code if exc.rcvd else 1006) from exc
+
+    async def receive(self) -> dict[str, Any]:
+        try:
+            data = await self._conn.recv()
+        except websockets.ConnectionClosed as exc:
+            return {"type": "websocket.disconnect", "code": exc.rcvd.code if exc.rcvd else 1006}
+        if isinstance(data, bytes):
+            return {"type": "websocket.receive", "bytes": data}
+        return {"type": "websocket.receive", "text": data}
+
+    async def receive_text(self) -> str:
+        message = await self.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message["code"])
+        text = message.get("text")
+        if text is None:
+            raise ValueError("expected a text message")
+        return str(text)
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        await self._conn.close(code, reason or "")
+
+
+def _only_the_control_path(conn: ServerConnection, request: Request) -> Response | None:
+    if request.path != PATH:
+        return conn.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+    return None
+
+
+async def start(hub: AgentHub, host: str, port: int) -> Server:
+    async def handler(conn: ServerConnection) -> None:
+        # LeanSocket has what the hub uses of Starlette's WebSocket (duck-typed).
+        await hub.serve(LeanSocket(conn))  # type: ignore[arg-type]
+
+    return await websockets.serve(
+        handler,
+        host,
+        port,
+        process_request=_only_the_control_path,
+        # Agents never offer it; a server that accepted it would keep a compressor per link.
+        compression=None,
+        max_size=PROTOCOL_MAX_MESSAGE,
+        logger=_log,
+        server_header=None,
+    )

@@ -1,0 +1,100 @@
+"""The lean listener for agents' control links (server/agent_listener.py): the same
+login as on the main port (the pinned server key's challenge, the agent's signed proof),
+written through the batched logins, and the same refusals, audited."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from fjernhjelp.audit.models import AuditEvent
+from fjernhjelp.audit.verify import verify_chain
+from fjernhjelp.control import statements
+from fjernhjelp.control.messages import b64, unb64
+from fjernhjelp.machines.models import Machine
+from fjernhjelp.server.app import create_app
+from fjernhjelp.server.state import build_state
+from tests.conftest import test_settings as settings_for
+from tests.server.test_login_batches import _machines
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def lean(tmp_path, database_url) -> Iterator[tuple[object, str]]:  # type: ignore[no-untyped-def]
+    port = _port()
+    state = build_state(settings_for(tmp_path, database_url, agent_bind=f"127.0.0.1:{port}"))
+    with TestClient(create_app(state=state)):  # the lifespan starts the listener
+        yield state, f"ws://127.0.0.1:{port}"
+    state.engine.dispose()
+
+
+def _login(ws: ClientConnection, state, machine_id: uuid.UUID, key: Ed25519PrivateKey) -> dict:  # type: ignore[no-untyped-def]
+    challenge = json.loads(ws.recv(timeout=30))
+    nonce = unb64(challenge["nonce"], statements.NONCE_BYTES)
+    # The pinned key's proof, checked as the agent checks it.
+    state.keys.signing.public_key().verify(
+        unb64(challenge["signature"], 64), statements.server_challenge_statement(nonce)
+    )
+    proof = key.sign(statements.agent_proof_statement(nonce, machine_id))
+    info = {"hostname": "lege-pc", "os": "bench", "agent_version": "1"}
+    hello = {"type": "hello", "machine_id": str(machine_id), "signature": b64(proof), "info": info}
+    ws.send(json.dumps(hello))
+    return dict(json.loads(ws.recv(timeout=30)))
+
+
+def test_an_agent_logs_in_on_the_lean_listener_and_a_forged_proof_is_refused(lean) -> None:  # type: ignore[no-untyped-def]
+    state, url = lean
+    with state.readers() as db:
+        (machine, key), (victim, _) = _machines(db, 2)
+        victim_seen = victim.last_seen_at
+
+    with connect(f"{url}/agent/control", compression=None) as ws:
+        welcome = _login(ws, state, machine.id, key)
+        assert welcome == {
+            "type": "welcome",
+            "machine_id": str(machine.id),
+            "heartbeat_seconds": welcome["heartbeat_seconds"],
+        }
+
+    # The attack: the other machine's id with a key that is not its own.
+    with (
+        connect(f"{url}/agent/control", compression=None) as ws,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        _login(ws, state, victim.id, Ed25519PrivateKey.generate())
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+    # Nothing but the control link is served there.
+    with pytest.raises(InvalidStatus) as status:
+        connect(f"{url}/api/v1/machines", compression=None)
+    assert status.value.response.status_code == 404
+
+    with state.readers() as db:
+        events = list(
+            db.execute(
+                select(AuditEvent)
+                .where(AuditEvent.action == "agent.connect")
+                .order_by(AuditEvent.seq)
+            ).scalars()
+        )
+        assert [(e.machine_id, e.outcome, e.reason) for e in events] == [
+            (str(machine.id), "success", None),
+            (str(victim.id), "denied", "bad_signature"),
+        ]
+        # The victim's record is as it was; the chain holds.
+        assert db.get(Machine, victim.id).last_seen_at == victim_seen  # type: ignore[union-attr]
+        assert verify_chain(db).ok

@@ -1,0 +1,168 @@
+"""Agents' logins and departures in group commits: every attempt still its own audit
+event, the chain linear and verified, and a batch that fails loses nothing unsaid
+(logins are refused and retried by the agent; departures are written again)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+
+from fjernhjelp.audit.log import Actor
+from fjernhjelp.audit.models import AuditEvent
+from fjernhjelp.audit.verify import verify_chain
+from fjernhjelp.control import statements
+from fjernhjelp.control.messages import MachineInfo
+from fjernhjelp.machines import connections
+from fjernhjelp.machines.models import Machine
+from fjernhjelp.portal import groups
+from fjernhjelp.refusals import AgentRefused
+from fjernhjelp.server.batches import BatchFailed, GroupCommit
+from tests.helpers import make_org
+
+INFO = MachineInfo(hostname="lege-pc", os="bench", agent_version="1")
+
+
+def _machines(db, n: int) -> list[tuple[Machine, Ed25519PrivateKey]]:  # type: ignore[no-untyped-def]
+    org = make_org(db)
+    group = groups.ensure_default(db, org, Actor.system())
+    made = []
+    for _ in range(n):
+        key = Ed25519PrivateKey.generate()
+        machine = Machine(
+            organisation_id=org.id,
+            group_id=group.id,
+            identity_public_key=key.public_key().public_bytes_raw(),
+            hostname="lege-pc",
+        )
+        db.add(machine)
+        made.append((machine, key))
+    db.commit()
+    return made
+
+
+def _attempt(machine_id: uuid.UUID, key: Ed25519PrivateKey) -> connections.LoginAttempt:
+    nonce = uuid.uuid4().bytes * 2
+    proof = key.sign(statements.agent_proof_statement(nonce, machine_id))
+    return connections.LoginAttempt(machine_id, nonce, proof, INFO, "192.0.2.7")
+
+
+def _events(db) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+    db.rollback()
+    return list(
+        db.execute(
+            select(AuditEvent)
+            .where(AuditEvent.action.in_(("agent.connect", "agent.disconnect")))
+            .order_by(AuditEvent.seq)
+        ).scalars()
+    )
+
+
+async def test_batched_logins_keep_every_attempt_in_a_chain_that_verifies(state, db) -> None:
+    made = _machines(db, 40)
+    stranger = Ed25519PrivateKey.generate()
+    attempts = [_attempt(m.id, k) for m, k in made]
+    # The attack in the storm: a forged proof for a real machine, and an unknown machine.
+    attempts[7] = _attempt(made[7][0].id, stranger)
+    attempts.append(_attempt(uuid.uuid4(), stranger))
+    writes: list[int] = []
+
+    async def write(batch: Sequence[connections.LoginAttempt]) -> list[Machine | AgentRefused]:
+        writes.append(len(batch))
+
+        def run() -> list[Machine | AgentRefused]:
+            with state.db_sessions() as session:
+                out = connections.log_in(session, batch, node_id="n1", now=state.now())
+                session.commit()
+                return out
+
+        return await asyncio.to_thread(run)
+
+    logins = GroupCommit(write, name="test logins", max_batch=16)
+    results = await asyncio.gather(*(logins.submit(a) for a in attempts))
+    await logins.close()
+
+    # Batched: fewer writes than logins, and none over its bound.
+    assert len(writes) < len(attempts) and max(writes) <= 16 and sum(writes) == len(attempts)
+    refused = [i for i, r in enumerate(results) if isinstance(r, AgentRefused)]
+    assert refused == [7, 40]
+    assert {r.reason for r in results if isinstance(r, AgentRefused)} == {
+        "bad_signature",
+        "unknown_machine",
+    }
+    events = _events(db)
+    # One event per attempt, in the order they were written, none merged.
+    assert len(events) == len(attempts)
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + len(events)))
+    assert sorted(e.outcome for e in events).count("denied") == 2
+    by_machine = {e.machine_id for e in events if e.outcome == "success"}
+    assert by_machine == {str(m.id) for i, (m, _) in enumerate(made) if i != 7}
+    assert verify_chain(db).ok
+
+
+async def test_a_failed_login_batch_refuses_its_logins_and_keeps_nothing_of_them(state, db) -> None:
+    made = _machines(db, 6)
+    failing = {"left": 1}
+
+    async def write(batch: Sequence[connections.LoginAttempt]) -> list[Machine | AgentRefused]:
+        def run() -> list[Machine | AgentRefused]:
+            with state.db_sessions() as session:
+                out = connections.log_in(session, batch, node_id="n1", now=state.now())
+                if failing["left"]:
+                    failing["left"] -= 1
+                    # The commit never happens: the database went away mid-batch.
+                    raise ConnectionError("database gone")
+                session.commit()
+                return out
+
+        return await asyncio.to_thread(run)
+
+    logins = GroupCommit(write, name="test logins")
+    first = await asyncio.gather(
+        *(logins.submit(_attempt(m.id, k)) for m, k in made[:3]), return_exceptions=True
+    )
+    # Refused, every one: no agent is told it is connected without its event.
+    assert all(isinstance(r, BatchFailed) for r in first)
+    assert _events(db) == []
+    # The agents come back (their back-off) and are written then, the chain intact.
+    again = await asyncio.gather(*(logins.submit(_attempt(m.id, k)) for m, k in made))
+    await logins.close()
+    assert all(isinstance(r, Machine) for r in again)
+    assert len(_events(db)) == len(made)
+    assert verify_chain(db).ok
+
+
+async def test_departures_survive_a_failed_batch_and_are_written_once(state, db) -> None:
+    made = _machines(db, 5)
+    failures = {"left": 2}
+    written = asyncio.Event()
+
+    async def write(batch: Sequence[connections.Departure]) -> list[None]:
+        def run() -> None:
+            with state.db_sessions() as session:
+                connections.depart(session, batch, now=state.now())
+                if failures["left"]:
+                    failures["left"] -= 1
+                    raise ConnectionError("database gone")
+                session.commit()
+
+        await asyncio.to_thread(run)
+        if sum(1 for _ in batch):
+            written.set()
+        return [None] * len(batch)
+
+    departures = GroupCommit(write, name="test departures", retry=True, retry_delay=0.01)
+    results = await asyncio.gather(
+        *(departures.submit(connections.Departure(m.id, None)) for m, _ in made)
+    )
+    await departures.close()
+    assert results == [None] * len(made)
+    events = _events(db)
+    assert [e.action for e in events] == ["agent.disconnect"] * len(made)
+    assert {e.machine_id for e in events} == {str(m.id) for m, _ in made}
+    db.rollback()
+    assert all(db.get(Machine, m.id).last_seen_at is not None for m, _ in made)  # type: ignore[union-attr]
+    assert verify_chain(db).ok
