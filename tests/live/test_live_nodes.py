@@ -282,6 +282,7 @@ def test_two_nodes_behind_haproxy_through_their_faults(cluster: Cluster) -> None
     machines = site.wait_online(token, names, timeout=90)
     ids = [m["id"] for m in machines]
     wait_for("every agent's presence", lambda: all(cluster.presence(m) for m in ids))
+    bearer = {"Authorization": f"Bearer {token}"}
     apis = {letter: Api(node.url, token, timeout=60) for letter, node in cluster.nodes.items()}
     through_front = Api(front.url, token, timeout=60)
     opened: list[OpenedSession] = []
@@ -347,6 +348,11 @@ def test_two_nodes_behind_haproxy_through_their_faults(cluster: Cluster) -> None
             opened.append(running)
             connects = len(site.events("agent.connect"))
             cluster.redis.stop()
+            # Meanwhile nobody can tell where an agent is: a clear 503, not a 500.
+            down = web.get(front.url + "/api/v1/machines", headers=bearer)
+            assert down.status_code == 503, down.text
+            assert down.json()["reason"] == "cluster_unavailable"
+            assert int(down.headers["retry-after"]) > 0
             cluster.redis.start()
             bus = cluster.redis.client()
             wait_for("presence rebuilt", lambda: all(cluster.presence(m) for m in ids))
@@ -372,7 +378,6 @@ def test_two_nodes_behind_haproxy_through_their_faults(cluster: Cluster) -> None
             # e) PostgreSQL unreachable: every answer through the front is the nodes' own
             #    clear 503 (HAProxy's checks fail on both, the unchecked backups answer),
             #    an agent started meanwhile keeps trying, and the nodes recover unrestarted.
-            bearer = {"Authorization": f"Bearer {token}"}
             cluster.proxy.cut()
             site.agents[0].stop()
             site.agents[0].start()

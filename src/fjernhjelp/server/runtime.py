@@ -199,25 +199,29 @@ class AccessRuntime:
         ``offline_reason``."""
         settings = self.state.settings
         relay_url = f"{settings.relay_base_url}/relay/{issued.session.id}"
-        dialled = await self.hub.dial(
-            end_id,
-            make_dial(
-                self.state.keys.signing,
-                session_id=issued.session.id,
-                relay_url=relay_url,
-                relay_token=issued.agent_token,
-                public_url=settings.effective_public_url,
-            ),
-        )
+
+        def ended(reason: str) -> None:
+            remote_sessions.end(db, issued.session.id, now=self.state.now(), reason=reason)
+            db.commit()
+
+        try:
+            dialled = await self.hub.dial(
+                end_id,
+                make_dial(
+                    self.state.keys.signing,
+                    session_id=issued.session.id,
+                    relay_url=relay_url,
+                    relay_token=issued.agent_token,
+                    public_url=settings.effective_public_url,
+                ),
+            )
+        except RedisError:
+            # The cluster cannot say where the end is: the session ends here, recorded,
+            # and the request is answered with a 503 (server/unavailable.py).
+            await run_in_threadpool(ended, "cluster_unavailable")
+            raise
         if not dialled:
-
-            def offline() -> None:
-                remote_sessions.end(
-                    db, issued.session.id, now=self.state.now(), reason=offline_reason
-                )
-                db.commit()
-
-            await run_in_threadpool(offline)
+            await run_in_threadpool(ended, offline_reason)
             raise SessionRefused(offline_reason)
         return relay_url
 
