@@ -72,7 +72,7 @@ def free_port() -> int:
         return port
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 90) -> Any:
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         answer = check()
