@@ -323,8 +323,13 @@ def test_two_nodes_behind_haproxy_through_their_faults(cluster: Cluster) -> None
             assert loop.run(info(session))
             for session in opened:
                 loop.run(closed_quietly(session))
-            for session in opened:
-                wait_for("the session's end", lambda s=session: ended(site, s.session_id))
+            try:
+                for session in opened:
+                    wait_for("the session's end", lambda s=session: ended(site, s.session_id))
+            except TimeoutError as exc:
+                rows = [(r.id, r.status, r.node_id, r.end_reason) for r in sessions(site)]
+                log = cluster.nodes["a"].log.read_text()[-6000:]
+                raise AssertionError(f"{rows}\n{log}") from exc
             opened.clear()
 
             # b) A revocation made on node b cuts the sessions relayed on a and on b.
