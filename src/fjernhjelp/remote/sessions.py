@@ -236,7 +236,10 @@ def _machine(session: RemoteSession) -> str | None:
 
 
 def mark_active(db: Session, session_id: uuid.UUID, now: datetime) -> None:
-    session = db.get(RemoteSession, session_id)
+    # Locked: a short session can end (its relay on another thread, or a cut) while this
+    # waits its turn; read unlocked, the row's ended status would be overwritten with
+    # "active" and the session left open for ever.
+    session = db.get(RemoteSession, session_id, with_for_update={"of": RemoteSession})
     if session is not None and session.status == SessionStatus.REQUESTED:
         session.status = SessionStatus.ACTIVE
         session.started_at = now
