@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 LOCK   := requirements/dev.lock
 SYSTEM_STAMP := .cache/system-deps-stamp
 
-# Debian packages the tests need: a real browser, a real X server and tools to drive it.
-DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils x11-xkb-utils xauth x11vnc x11-xserver-utils imagemagick
+# Debian packages the tests need: a real browser, a real X server and tools to drive it;
+# HAProxy and a redis-server of their own for the several-node tests (tests/live).
+DEBIAN_PACKAGES := chromium xvfb xdotool x11-utils x11-xkb-utils xauth x11vnc x11-xserver-utils imagemagick \
+	haproxy redis-server openssl
 
 NPM_STAMP := node_modules/.installed-stamp
 

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     node_id: str = Field(default_factory=lambda: socket.gethostname()[:64])
     node_url: str | None = None
     relay_pair_seconds: float = 30.0
+    # With Redis: how often this node says it is alive. A node silent for three beats
+    # is taken for dead, and the others end the sessions it was relaying ("node_lost");
+    # a Redis restarted empty is noticed at the next beat and presence written again.
+    node_heartbeat_seconds: float = Field(default=10.0, gt=0, le=60)
 
     # Prometheus text at /metrics (docs/metrics.md), answered only to callers whose
     # address (X-Forwarded-For through trusted_proxies, as everywhere) is in one of these

@@ -104,3 +104,28 @@ async def test_local_cluster() -> None:
     await c.send_to_node("other", {"n": 2})
     await c.broadcast({"n": 3})
     assert seen == [{"n": 1}, {"n": 3}]
+
+
+async def test_a_node_beats_and_a_store_that_lost_it_is_noticed(redis_prefix: str) -> None:
+    import redis.asyncio as redis
+
+    async with two_nodes(redis_prefix) as (a, b):
+        assert await a.beat() is True  # nothing of a's was there yet
+        assert await a.beat() is False
+        assert await b.alive_nodes(["a", "b", "c"]) == {"a"}
+        # Redis restarted empty (its keys gone): a notices at its next beat, to write
+        # its presence again.
+        store = redis.from_url(REDIS_URL)
+        try:
+            await store.delete(f"{redis_prefix}:alive:a")
+        finally:
+            await store.aclose()
+        assert await b.alive_nodes(["a"]) == set()
+        assert await a.beat() is True
+        assert await b.alive_nodes(["a"]) == {"a"}
+
+
+async def test_a_single_node_never_takes_another_for_dead() -> None:
+    c = LocalCluster("solo")
+    assert await c.beat() is False
+    assert await c.alive_nodes(["solo", "gone"]) == {"solo", "gone"}

@@ -7,6 +7,9 @@ import sqlite3
 
 import pytest
 from fastapi.testclient import TestClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -28,6 +31,10 @@ def test_what_counts_as_an_outage() -> None:
     unique.sqlite_errorcode = sqlite3.SQLITE_CONSTRAINT  # type: ignore[attr-defined]
     assert classify(IntegrityError("INSERT", {}, unique)) is None
     assert classify(ValueError("not the database")) is None
+    # Several nodes: Redis away is an outage too; a Redis answer refusing a command is not.
+    assert classify(RedisConnectionError("Connection refused")) is Unavailable.CLUSTER
+    assert classify(RedisTimeout("Timeout reading from socket")) is Unavailable.CLUSTER
+    assert classify(ResponseError("WRONGTYPE")) is None
 
 
 @pytest.fixture

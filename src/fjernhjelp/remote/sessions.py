@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -235,7 +236,10 @@ def _machine(session: RemoteSession) -> str | None:
 
 
 def mark_active(db: Session, session_id: uuid.UUID, now: datetime) -> None:
-    session = db.get(RemoteSession, session_id)
+    # Locked: a short session can end (its relay on another thread, or a cut) while this
+    # waits its turn; read unlocked, the row's ended status would be overwritten with
+    # "active" and the session left open for ever.
+    session = db.get(RemoteSession, session_id, with_for_update={"of": RemoteSession})
     if session is not None and session.status == SessionStatus.REQUESTED:
         session.status = SessionStatus.ACTIVE
         session.started_at = now
@@ -324,6 +328,36 @@ def end_orphans(db: Session, *, node_id: str, now: datetime) -> int:
             end(db, session.id, now=now, reason="server_restart")
             count += 1
     return count
+
+
+def nodes_with_live_sessions(db: Session) -> set[str]:
+    """The nodes recorded for sessions asked for or running (each relays its own)."""
+    rows = db.execute(
+        select(RemoteSession.node_id).where(RemoteSession.status.in_(LIVE)).distinct()
+    ).scalars()
+    return {node for node in rows if node}
+
+
+def end_sessions_of_lost_nodes(
+    db: Session, node_ids: Iterable[str], *, now: datetime
+) -> list[RemoteSession]:
+    """Another node died and will not say so (killed, its machine gone): the sessions it
+    was relaying are over, recorded by whichever survivor noticed first. The rows are
+    locked first so two survivors sweeping at once record each end once."""
+    nodes = sorted(set(node_ids))
+    if not nodes:
+        return []
+    rows = db.execute(
+        select(RemoteSession)
+        .where(RemoteSession.status.in_(LIVE), RemoteSession.node_id.in_(nodes))
+        .order_by(RemoteSession.id)
+        .with_for_update(of=RemoteSession)
+    ).scalars()
+    ended = []
+    for session in list(rows):
+        if end(db, session.id, now=now, reason="node_lost") is not None:
+            ended.append(session)
+    return ended
 
 
 def record_agent_event(

@@ -4,6 +4,12 @@ One node (the embedded default) keeps this in memory. Several nodes share Redis:
 agent's presence is a key naming the node that holds its control link, refreshed by
 heartbeats and expiring on its own if that node dies; nodes talk over pub/sub, e.g. "have
 machine M dial the relay on node N" or "cut session S wherever it runs".
+
+Each node also keeps a key of its own alive with a short time to live (``beat``): a node
+whose key is gone has died, and another node ends the sessions it was relaying
+(server/runtime.py). Redis holds nothing that cannot be rebuilt: when it restarts empty,
+every node notices at its next beat (its own key is missing) and writes its presence
+again, and the pub/sub listener subscribes again on its own.
 """
 
 from __future__ import annotations
@@ -44,6 +50,15 @@ class Cluster(Protocol):
     async def broadcast(self, message: Message) -> None: ...
 
     def on_message(self, handler: Handler) -> None: ...
+
+    async def beat(self) -> bool:
+        """Say this node is alive. True when the shared store had lost this node's state
+        (Redis restarted empty): the caller writes its presence again."""
+        ...
+
+    async def alive_nodes(self, node_ids: Iterable[str]) -> set[str]:
+        """Which of ``node_ids`` have beaten recently."""
+        ...
 
 
 class LocalCluster:
@@ -86,6 +101,14 @@ class LocalCluster:
     def on_message(self, handler: Handler) -> None:
         self._handlers.append(handler)
 
+    async def beat(self) -> bool:
+        return False
+
+    async def alive_nodes(self, node_ids: Iterable[str]) -> set[str]:
+        # One node alone cannot tell another's death from its own absence of news: its
+        # own restart ends what it relayed (remote.sessions.end_orphans).
+        return set(node_ids)
+
     async def _deliver(self, message: Message) -> None:
         for handler in self._handlers:
             await handler(message)
@@ -95,7 +118,13 @@ class RedisCluster:
     """Presence keys with a time to live, and pub/sub channels per node and for all."""
 
     def __init__(
-        self, url: str, *, node_id: str | None = None, prefix: str = "fjh", ttl_seconds: int = 90
+        self,
+        url: str,
+        *,
+        node_id: str | None = None,
+        prefix: str = "fjh",
+        ttl_seconds: int = 90,
+        heartbeat_seconds: float = 10.0,
     ) -> None:
         import redis.asyncio as redis
 
@@ -103,12 +132,18 @@ class RedisCluster:
         self._redis = redis.from_url(url, decode_responses=True)
         self._prefix = prefix
         self._ttl = ttl_seconds
+        self._heartbeat = heartbeat_seconds
+        # Three beats missed, not one: a loaded machine may be late once.
+        self.alive_ttl_seconds = 3 * heartbeat_seconds
         self._handlers: list[Handler] = []
         self._listener: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     def _key(self, machine_id: str) -> str:
         return f"{self._prefix}:presence:{machine_id}"
+
+    def _alive_key(self, node_id: str) -> str:
+        return f"{self._prefix}:alive:{node_id}"
 
     def _node_channel(self, node_id: str) -> str:
         return f"{self._prefix}:node:{node_id}"
@@ -129,34 +164,81 @@ class RedisCluster:
         await self._redis.aclose()
 
     async def _listen(self) -> None:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self._node_channel(self.node_id), self._all_channel)
-        self._ready.set()
+        from redis.exceptions import RedisError
+
+        delay = 0.1
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._node_channel(self.node_id), self._all_channel)
+                if self._ready.is_set():
+                    _log.info("cluster bus: subscribed again")
+                self._ready.set()
+                delay = 0.1
+                async for item in pubsub.listen():
+                    if item.get("type") == "message":
+                        await self._dispatch(item["data"])
+            except (RedisError, OSError) as exc:
+                # Redis restarting or unreachable: the node keeps serving what it holds
+                # and subscribes again as soon as Redis answers (within one heartbeat).
+                _log.warning("cluster bus lost (%s); subscribing again", type(exc).__name__)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._heartbeat / 2)
+
+    async def _dispatch(self, data: str) -> None:
         try:
-            async for item in pubsub.listen():
-                if item.get("type") != "message":
-                    continue
-                try:
-                    message = json.loads(item["data"])
-                except (TypeError, ValueError):
-                    _log.warning("ignoring a malformed cluster message")
-                    continue
-                for handler in self._handlers:
-                    try:
-                        await handler(message)
-                    except Exception:
-                        _log.exception("cluster message handler failed")
-        finally:
-            await pubsub.aclose()
+            message = json.loads(data)
+        except (TypeError, ValueError):
+            _log.warning("ignoring a malformed cluster message")
+            return
+        for handler in self._handlers:
+            try:
+                await handler(message)
+            except Exception:
+                _log.exception("cluster message handler failed")
 
     async def mark_online(self, machine_id: str) -> None:
-        await self._redis.set(self._key(machine_id), self.node_id, ex=self._ttl)
+        from redis.exceptions import RedisError
+
+        try:
+            await self._redis.set(self._key(machine_id), self.node_id, ex=self._ttl)
+        except RedisError:
+            # The control link stays up; the next beat that finds Redis again writes
+            # every link's presence (``beat``).
+            _log.warning("presence of %s not written: Redis unavailable", machine_id)
 
     async def mark_offline(self, machine_id: str) -> None:
+        from redis.exceptions import RedisError
+
         # Only if it is still ours: the agent may already have reconnected elsewhere.
         key = self._key(machine_id)
-        if await self._redis.get(key) == self.node_id:
-            await self._redis.delete(key)
+        try:
+            if await self._redis.get(key) == self.node_id:
+                await self._redis.delete(key)
+        except RedisError:
+            _log.warning("presence of %s not removed: Redis unavailable", machine_id)
+
+    async def beat(self) -> bool:
+        # SET ... GET (Redis 6.2+) writes the key and says in the same round trip whether
+        # it was there: missing means Redis lost this node's keys (restarted empty), or
+        # the node was silent so long its key expired; either way presence is rewritten.
+        previous = await self._redis.set(
+            self._alive_key(self.node_id),
+            self.node_id,
+            px=int(self.alive_ttl_seconds * 1000),
+            get=True,
+        )
+        return previous is None
+
+    async def alive_nodes(self, node_ids: Iterable[str]) -> set[str]:
+        ids = list(node_ids)
+        if not ids:
+            return set()
+        found = await self._redis.mget([self._alive_key(n) for n in ids])
+        return {n for n, value in zip(ids, found, strict=True) if value}
 
     async def refresh(self, machine_ids: Iterable[str]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -187,7 +269,9 @@ class RedisCluster:
         self._handlers.append(handler)
 
 
-def make_cluster(redis_url: str | None, node_id: str | None = None) -> Cluster:
+def make_cluster(
+    redis_url: str | None, node_id: str | None = None, heartbeat_seconds: float = 10.0
+) -> Cluster:
     if redis_url:
-        return RedisCluster(redis_url, node_id=node_id)
+        return RedisCluster(redis_url, node_id=node_id, heartbeat_seconds=heartbeat_seconds)
     return LocalCluster(node_id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
@@ -16,6 +18,8 @@ from fjernhjelp.i18n import Translator, negotiate
 from fjernhjelp.refusals import Refusal
 from fjernhjelp.server.security import client_address, cookie_name, csrf_exemption, csrf_valid
 from fjernhjelp.server.state import AppState
+
+_log = logging.getLogger(__name__)
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -35,7 +39,14 @@ def get_db(request: Request) -> Iterator[Session]:
             db.commit()
         raise
     finally:
-        db.close()
+        try:
+            db.close()
+        except DBAPIError:
+            # The database went away after the answer was sent (or while a refusal of
+            # its absence was): closing rolls back on a dead connection, which the pool
+            # then discards. Nothing of this request is left to undo, and the answer has
+            # gone out; raising here would only turn into a server error after it.
+            _log.warning("a database connection was lost while closing a request's session")
 
 
 State = Annotated[AppState, Depends(get_state)]

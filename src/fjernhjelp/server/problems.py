@@ -21,6 +21,8 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -248,6 +250,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(DisconnectionError)
     @app.exception_handler(PoolTimeout)
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeout)
     async def _database_failed(request: Request | WebSocket, exc: Exception) -> Response | None:
         kind = unavailable.classify(exc)
         if kind is None:

@@ -1,5 +1,6 @@
 """What runs for Access while the server is up: the cluster link, the relay, the agent
-hub, and the task that turns revocations into cut sessions."""
+hub, the task that turns revocations into cut sessions, and the node's heartbeat, which
+also notices other nodes that died and ends the sessions they were relaying."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import logging
 import uuid
 
 from fastapi.concurrency import run_in_threadpool
+from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from fjernhjelp.caller import Caller
@@ -37,7 +40,11 @@ _UNPAIRED = (SessionStatus.REQUESTED, SessionStatus.JOINED, SessionStatus.WAITIN
 class AccessRuntime:
     def __init__(self, state: AppState, cluster: Cluster | None = None) -> None:
         self.state = state
-        self.cluster = cluster or make_cluster(state.settings.redis_url, state.settings.node_id)
+        self.cluster = cluster or make_cluster(
+            state.settings.redis_url,
+            state.settings.node_id,
+            heartbeat_seconds=state.settings.node_heartbeat_seconds,
+        )
         self.relay = Relay(
             pair_timeout=state.settings.relay_pair_seconds,
             on_paired=lambda sid: self.relay_endpoint.paired(sid),
@@ -65,9 +72,11 @@ class AccessRuntime:
         ended = await run_in_threadpool(self._end_orphans)
         if ended:
             _log.info("ended %d sessions left over from before the restart", ended)
+        # Other nodes see this one alive from the start, not a heartbeat later.
+        await self.cluster.beat()
         self._tasks = [
             asyncio.create_task(self._consume_revocations()),
-            asyncio.create_task(self._refresh_presence()),
+            asyncio.create_task(self._heartbeat()),
         ]
 
     async def stop(self) -> None:
@@ -88,13 +97,62 @@ class AccessRuntime:
             db.commit()
             return count
 
-    async def _refresh_presence(self) -> None:
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.state.settings.node_heartbeat_seconds
+        refreshed = loop.time()
+        missing_since: dict[str, float] = {}
         while True:
-            await asyncio.sleep(PRESENCE_REFRESH_SECONDS)
+            await asyncio.sleep(interval)
             try:
-                await self.hub.refresh_presence()
+                lost_state = await self.cluster.beat()
+                if lost_state or loop.time() - refreshed >= PRESENCE_REFRESH_SECONDS:
+                    if lost_state:
+                        _log.warning("the cluster store lost this node's state: rebuilding")
+                    await self.hub.refresh_presence()
+                    refreshed = loop.time()
+                await self._end_sessions_of_lost_nodes(missing_since, loop.time())
+            except (OperationalError, InterfaceError, RedisError) as exc:
+                # The database or Redis is away: the node serves what it can and tries
+                # again at the next beat (server/unavailable.py answers requests).
+                _log.warning("node heartbeat incomplete: %s", type(exc).__name__)
             except Exception:
-                _log.exception("presence refresh failed")
+                _log.exception("node heartbeat failed")
+
+    async def _end_sessions_of_lost_nodes(
+        self, missing_since: dict[str, float], now: float
+    ) -> None:
+        """End the sessions of nodes whose alive key has been gone for a whole alive
+        period. Not at the first miss: after a Redis restart every node's key is gone
+        until that node's next beat, which comes well within the period."""
+        others = await run_in_threadpool(self._session_nodes)
+        others.discard(self.cluster.node_id)
+        alive = await self.cluster.alive_nodes(others)
+        for node in list(missing_since):
+            if node not in others or node in alive:
+                del missing_since[node]
+        grace = 3 * self.state.settings.node_heartbeat_seconds
+        lost = []
+        for node in others - alive:
+            if now - missing_since.setdefault(node, now) >= grace:
+                lost.append(node)
+        if not lost:
+            return
+        ended = await run_in_threadpool(self._end_sessions_of, lost)
+        _log.warning("nodes %s lost: ended %d of their sessions", sorted(lost), len(ended))
+        for session_id, end_id in ended:
+            # Whatever end still waits for them (an agent that has not noticed) is told.
+            await self.hub.cut(session_id, end_id, "node_lost")
+
+    def _session_nodes(self) -> set[str]:
+        with self.state.readers() as reader:
+            return remote_sessions.nodes_with_live_sessions(reader)
+
+    def _end_sessions_of(self, nodes: list[str]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        with self.state.db_sessions() as db:
+            ended = remote_sessions.end_sessions_of_lost_nodes(db, nodes, now=self.state.now())
+            db.commit()
+            return [(s.id, s.machine_id or s.id) for s in ended]
 
     async def _consume_revocations(self) -> None:
         queue, unsubscribe = self.state.revocations.subscribe_queue(asyncio.get_running_loop())
@@ -141,25 +199,29 @@ class AccessRuntime:
         ``offline_reason``."""
         settings = self.state.settings
         relay_url = f"{settings.relay_base_url}/relay/{issued.session.id}"
-        dialled = await self.hub.dial(
-            end_id,
-            make_dial(
-                self.state.keys.signing,
-                session_id=issued.session.id,
-                relay_url=relay_url,
-                relay_token=issued.agent_token,
-                public_url=settings.effective_public_url,
-            ),
-        )
+
+        def ended(reason: str) -> None:
+            remote_sessions.end(db, issued.session.id, now=self.state.now(), reason=reason)
+            db.commit()
+
+        try:
+            dialled = await self.hub.dial(
+                end_id,
+                make_dial(
+                    self.state.keys.signing,
+                    session_id=issued.session.id,
+                    relay_url=relay_url,
+                    relay_token=issued.agent_token,
+                    public_url=settings.effective_public_url,
+                ),
+            )
+        except RedisError:
+            # The cluster cannot say where the end is: the session ends here, recorded,
+            # and the request is answered with a 503 (server/unavailable.py).
+            await run_in_threadpool(ended, "cluster_unavailable")
+            raise
         if not dialled:
-
-            def offline() -> None:
-                remote_sessions.end(
-                    db, issued.session.id, now=self.state.now(), reason=offline_reason
-                )
-                db.commit()
-
-            await run_in_threadpool(offline)
+            await run_in_threadpool(ended, offline_reason)
             raise SessionRefused(offline_reason)
         return relay_url
 

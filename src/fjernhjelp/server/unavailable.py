@@ -1,11 +1,13 @@
-"""When the database cannot take a request: a clear 503, never a 500.
+"""When the database (or, with several nodes, Redis) cannot take a request: a clear 503,
+never a 500.
 
 The database unreachable (a cut connection, a refused one, a pool that waits in vain) or
 out of room (a full disk while the audit event is written) ends the request's transaction
 without a commit: the change and its audit event are both undone, so nothing was done.
 The answer says that, with Retry-After, as a problem document or a message page; the log
 line names the kind of failure, never the statement or its parameters (they can hold a
-password hash or a token).
+password hash or a token). Redis unreachable means this node cannot tell where an agent
+is or reach the other nodes: the request is refused the same way until it is back.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import enum
 import logging
 import sqlite3
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -28,18 +32,23 @@ _PG_UNREACHABLE = ("08", "57P")  # connection exceptions; admin or crash shutdow
 class Unavailable(enum.StrEnum):
     DATABASE = "database_unavailable"
     STORAGE_FULL = "storage_full"
+    CLUSTER = "cluster_unavailable"
 
     @property
     def sentence_key(self) -> str:
-        if self is Unavailable.DATABASE:
-            return "unavailable.database"
-        return "unavailable.storage_full"
+        return {
+            Unavailable.DATABASE: "unavailable.database",
+            Unavailable.STORAGE_FULL: "unavailable.storage_full",
+            Unavailable.CLUSTER: "unavailable.cluster",
+        }[self]
 
 
 def classify(exc: BaseException) -> Unavailable | None:
     """Which outage ``exc`` shows, or None when it is a fault of the code (a 500)."""
     if isinstance(exc, PoolTimeout | DisconnectionError):
         return Unavailable.DATABASE
+    if isinstance(exc, RedisConnectionError | RedisTimeout):
+        return Unavailable.CLUSTER
     if not isinstance(exc, DBAPIError):
         return None
     orig = exc.orig
