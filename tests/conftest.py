@@ -68,6 +68,16 @@ def _truncate_postgres(url: str) -> None:
     engine.dispose()
 
 
+def only_on_one_backend(backend: Backend, which: int = -1) -> None:
+    """Skip unless ``backend`` is the run's ``which``-th (wrapping). For slow browser and
+    live stories whose subject is not the database: the services under them run on
+    every backend in their own tests, and the story runs once per run, not once per
+    database (the suite's 20-minute bar)."""
+    chosen = BACKENDS[which % len(BACKENDS)]
+    if backend.name != chosen:
+        pytest.skip(f"runs on one backend per run ({chosen}); its services run on each")
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

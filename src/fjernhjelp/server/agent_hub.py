@@ -97,6 +97,24 @@ def _dial_json(command: Dial) -> str:
     return command.model_dump_json(exclude_none=True)
 
 
+async def _next_text(websocket: WebSocket) -> str:
+    """The link's next text message.
+
+    Not ``receive_text()``: once a send of ours fails because the other end has begun to
+    close (a Cut crossing the client's own close), Starlette marks the socket closed on
+    our side and refuses every later ``receive_text()``, although what the other end
+    sent before its close is still queued. That lost a Support client's last report
+    (``session.ended_at_agent``): it is sent just before the client closes its link.
+    ``receive()`` hands over what is queued until the disconnect itself."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if not isinstance(text, str):
+        raise MalformedMessage("expected a text message")
+    return text
+
+
 class AgentHub:
     def __init__(self, state: AppState, cluster: Cluster, relay: Relay) -> None:
         self._state = state
@@ -382,7 +400,7 @@ class AgentHub:
                 ).model_dump_json()
             )
             while True:
-                message = parse_agent_message(await websocket.receive_text())
+                message = parse_agent_message(await _next_text(websocket))
                 if not isinstance(message, SessionEvent) or message.session_id != session_id:
                     # A client speaks for its own session only, and reports nothing else.
                     raise MalformedMessage("not an event of this Support session")
@@ -424,7 +442,7 @@ class AgentHub:
 
     async def _receive(self, link: AgentLink, machine_id: uuid.UUID, source: str | None) -> None:
         while True:
-            raw = await link.websocket.receive_text()
+            raw = await _next_text(link.websocket)
             message = parse_agent_message(raw)
             if isinstance(message, Report):
                 if not await run_in_threadpool(self._report, machine_id, message, source):
