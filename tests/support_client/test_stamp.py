@@ -185,3 +185,14 @@ def test_a_deeply_nested_session_block_is_refused(tmp_path: Path, key: Ed25519Pr
     with pytest.raises(StampRefused) as caught:
         read_stamp(write(tmp_path / "nested", data))
     assert caught.value.reason == "altered"
+
+
+def test_every_way_the_shared_layout_fails_has_words_in_both_kinds() -> None:
+    """control.appended reads the stamp and the one-file agent's package alike; each kind
+    words its faults for its own users, and none may be left without words."""
+    from fjernhjelp.control import agent_file, appended
+    from fjernhjelp.support import stamp as stamps
+
+    for table in (stamps._UNREADABLE, agent_file._UNREADABLE):
+        assert set(table) == set(appended.Fault)
+        assert table[appended.Fault.VERSION][1].format(version=2).endswith("version 2 is not 1")

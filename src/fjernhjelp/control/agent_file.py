@@ -7,18 +7,10 @@ server never builds anything. The executable picks its role from what it carries
 (``agent.onefile``); ELF loaders and PyInstaller's bootloader ignore the appended bytes,
 as they do a Support stamp (``support.stamp``).
 
-A downloaded file, byte for byte (integers unsigned, big-endian)::
-
-    offset 0         B bytes   the generic executable, unchanged
-    offset B         P bytes   the installer package file, exactly as the portal made it
-    offset B+P       64 bytes  Ed25519 signature by the package's server key over
-                               CONTEXT || SHA-256(executable) || package
-    offset B+P+64    32 bytes  trailer:
-                                 8  B, the executable's length
-                                 4  P, the package's length (1..MAX_PACKAGE)
-                                 2  VERSION (1)
-                                 2  zero
-                                16  MAGIC, b"fjernhjelp-agent"
+A downloaded file is the generic executable followed by a signed block as
+``control.appended`` lays it out: the payload is the installer package file, exactly as
+the portal made it (1..MAX_PACKAGE bytes), signed by the package's server key; MAGIC is
+b"fjernhjelp-agent".
 
 Two signatures by the same key: the package's own (which ``read_package`` checks, as
 ``fjernhjelp agent install`` does, against the key the package carries) and the outer one,
@@ -32,13 +24,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fjernhjelp.control import appended
+from fjernhjelp.control.appended import SIGNATURE_SIZE as SIGNATURE_SIZE  # named here for tests
+from fjernhjelp.control.appended import TRAILER as TRAILER
+from fjernhjelp.control.appended import VERSION
 from fjernhjelp.control.package import (
     MAX_PACKAGE,
     InstallerPackage,
@@ -47,10 +42,8 @@ from fjernhjelp.control.package import (
 )
 
 MAGIC = b"fjernhjelp-agent"
-VERSION = 1
 CONTEXT = b"fjernhjelp agent one-file v1\x00"
-TRAILER = struct.Struct(">QIHH16s")  # executable length, package length, version, zero, magic
-SIGNATURE_SIZE = 64
+FORMAT = appended.Format(magic=MAGIC, context=CONTEXT, max_payload=MAX_PACKAGE)
 
 
 class AgentFileRefused(Exception):
@@ -77,9 +70,7 @@ def block(executable_sha256: bytes, executable_size: int, package_file: bytes,
     given, so a cached digest spares hashing the build for every download)."""
     if not 0 < len(package_file) <= MAX_PACKAGE:
         raise ValueError("not an installer package")
-    signature = signing_key.sign(CONTEXT + executable_sha256 + package_file)
-    trailer = TRAILER.pack(executable_size, len(package_file), VERSION, 0, MAGIC)
-    return package_file + signature + trailer
+    return FORMAT.seal(executable_sha256, executable_size, package_file, signing_key)
 
 
 def attach(executable: bytes, package_file: bytes, signing_key: Ed25519PrivateKey) -> bytes:
@@ -98,52 +89,39 @@ def carries_package(path: str | os.PathLike[str]) -> bool:
         return fh.read(len(MAGIC)) == MAGIC
 
 
+# How each way the layout can fail reads to a customer admin.
+_UNREADABLE: Mapping[appended.Fault, tuple[str, str]] = {
+    appended.Fault.SHORT: ("missing", "the file is too short to carry a package"),
+    appended.Fault.NO_MAGIC: (
+        "missing",
+        "the file carries no installer package (cut short, or not downloaded "
+        "from the portal's package page)",
+    ),
+    appended.Fault.VERSION: ("version", "format version {version} is not " + str(VERSION)),
+    appended.Fault.LENGTHS: ("altered", "the package's lengths do not match the file"),
+    appended.Fault.ENDED_EARLY: ("altered", "the file ended early"),
+}
+
+
 def read_agent_file(
     path: str | os.PathLike[str], *, expected_fingerprint: str | None = None
 ) -> AgentFile:
     """The package the file at ``path`` carries, checked as ``agent install`` checks a
     package file and bound to this executable; raises AgentFileRefused saying why not."""
     with Path(path).open("rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        if size < TRAILER.size + SIGNATURE_SIZE:
-            raise AgentFileRefused("missing", "the file is too short to carry a package")
-        fh.seek(size - TRAILER.size)
-        exe_size, package_size, version, zero, magic = TRAILER.unpack(fh.read(TRAILER.size))
-        if magic != MAGIC:
-            raise AgentFileRefused(
-                "missing",
-                "the file carries no installer package (cut short, or not downloaded "
-                "from the portal's package page)",
-            )
-        if version != VERSION or zero != 0:
-            raise AgentFileRefused("version", f"format version {version} is not {VERSION}")
-        if not 0 < package_size <= MAX_PACKAGE or (
-            exe_size + package_size + SIGNATURE_SIZE + TRAILER.size != size
-        ):
-            raise AgentFileRefused("altered", "the package's lengths do not match the file")
-        fh.seek(0)
-        digest = hashlib.sha256()
-        remaining = exe_size
-        while remaining:
-            chunk = fh.read(min(remaining, 1 << 20))
-            if not chunk:
-                raise AgentFileRefused("altered", "the file ended early")
-            digest.update(chunk)
-            remaining -= len(chunk)
-        package_file = fh.read(package_size)
-        signature = fh.read(SIGNATURE_SIZE)
+        try:
+            found = FORMAT.read(fh, fh.seek(0, os.SEEK_END))
+        except appended.Unreadable as exc:
+            reason, message = _UNREADABLE[exc.fault]
+            raise AgentFileRefused(reason, message.format(version=exc.version)) from exc
     try:
-        package = read_package(package_file, expected_fingerprint=expected_fingerprint)
+        package = read_package(found.payload, expected_fingerprint=expected_fingerprint)
     except PackageRejected as exc:
         if exc.reason in ("fingerprint", "expired"):
             raise AgentFileRefused(exc.reason, exc.message) from exc
         raise AgentFileRefused("altered", f"the package inside was altered: {exc.message}") from exc
-    try:
-        Ed25519PublicKey.from_public_bytes(package.server_public_key).verify(
-            signature, CONTEXT + digest.digest() + package_file
-        )
-    except InvalidSignature as exc:
+    if not FORMAT.signed_by(found, package.server_public_key):
         raise AgentFileRefused(
             "altered", "the package's signature does not match this program file"
-        ) from exc
-    return AgentFile(package=package, executable_size=exe_size)
+        )
+    return AgentFile(package=package, executable_size=found.executable_size)

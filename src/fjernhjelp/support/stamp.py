@@ -7,24 +7,12 @@ learns it from the network. ELF loaders (and PyInstaller's bootloader, which fin
 archive through an ELF section) ignore bytes after the end of the file's sections, so the
 stamped file runs as before.
 
-A stamped file, byte for byte (integers unsigned, big-endian)::
-
-    offset 0         B bytes   the generic executable, unchanged
-    offset B         P bytes   payload: UTF-8 JSON {"server_url", "server_public_key"}
-                               (the key as base64url without padding, raw 32 bytes)
-    offset B+P       64 bytes  Ed25519 signature by the server's key over
-                               CONTEXT || SHA-256(executable) || payload
-    offset B+P+64    32 bytes  trailer:
-                                 8  B, the executable's length
-                                 4  P, the payload's length (1..MAX_PAYLOAD)
-                                 2  VERSION (1)
-                                 2  zero
-                                16  MAGIC, b"fjernhjelp-stamp"
-
-The reader starts from the end: the trailer's last 16 bytes must be MAGIC, and the lengths
-must add up to exactly the file's size, so there is one block, at the very end, and nothing
-after it. The signature covers the executable's digest: a block cut from one build and
-pasted onto another (an older one with a known flaw, say) is refused.
+A stamped file is the generic executable followed by a signed block as
+``control.appended`` lays it out (read from the end, its lengths adding up to exactly the
+file, bound to the executable's digest): the payload is UTF-8 JSON {"server_url",
+"server_public_key"} (the key as base64url without padding, raw 32 bytes), at most
+MAX_PAYLOAD bytes, signed by the server's key; MAGIC is b"fjernhjelp-stamp". A download
+may carry the session's block after it (``support.handover``).
 
 What the signature proves, and what it does not (the same as ``control.package``): it is
 checked against the key the block itself carries, so it shows the block is whole and was
@@ -39,23 +27,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fjernhjelp.control import appended
+from fjernhjelp.control.appended import SIGNATURE_SIZE as SIGNATURE_SIZE  # named here for tests
+from fjernhjelp.control.appended import TRAILER as TRAILER
+from fjernhjelp.control.appended import VERSION
 from fjernhjelp.control.package import b64d, b64e, check_server_url, fingerprint
 from fjernhjelp.support.handover import HandoverRefused, read_handover
 
 MAGIC = b"fjernhjelp-stamp"
-VERSION = 1
 CONTEXT = b"fjernhjelp support client stamp v1\x00"
-TRAILER = struct.Struct(">QIHH16s")  # executable length, payload length, version, zero, magic
-SIGNATURE_SIZE = 64
 MAX_PAYLOAD = 4096
+FORMAT = appended.Format(magic=MAGIC, context=CONTEXT, max_payload=MAX_PAYLOAD)
 
 
 class StampRefused(Exception):
@@ -90,9 +79,17 @@ def stamp(binary: bytes, server_url: str, signing_key: Ed25519PrivateKey) -> byt
     ).encode()
     if len(payload) > MAX_PAYLOAD:
         raise ValueError("the server URL is too long for a stamp")
-    signature = signing_key.sign(CONTEXT + hashlib.sha256(binary).digest() + payload)
-    trailer = TRAILER.pack(len(binary), len(payload), VERSION, 0, MAGIC)
-    return binary + payload + signature + trailer
+    return binary + FORMAT.seal(hashlib.sha256(binary).digest(), len(binary), payload, signing_key)
+
+
+# How each way the layout can fail reads to the end user (support.client shows it).
+_UNREADABLE: Mapping[appended.Fault, tuple[str, str]] = {
+    appended.Fault.SHORT: ("missing", "the file is too short to carry a stamp"),
+    appended.Fault.NO_MAGIC: ("missing", "the file carries no server stamp"),
+    appended.Fault.VERSION: ("version", "stamp version {version} is not " + str(VERSION)),
+    appended.Fault.LENGTHS: ("altered", "the stamp's lengths do not match the file"),
+    appended.Fault.ENDED_EARLY: ("altered", "the file ended early"),
+}
 
 
 def read_stamp(path: str | os.PathLike[str]) -> Stamp:
@@ -100,34 +97,16 @@ def read_stamp(path: str | os.PathLike[str]) -> Stamp:
     carries, support.handover); raises StampRefused saying why not."""
     with Path(path).open("rb") as fh:
         try:
-            size, _ = read_handover(fh)
+            end, _ = read_handover(fh)
         except HandoverRefused as exc:
             raise StampRefused("altered", str(exc)) from exc
-        if size < TRAILER.size + SIGNATURE_SIZE:
-            raise StampRefused("missing", "the file is too short to carry a stamp")
-        fh.seek(size - TRAILER.size)
-        binary_size, payload_size, version, zero, magic = TRAILER.unpack(fh.read(TRAILER.size))
-        if magic != MAGIC:
-            raise StampRefused("missing", "the file carries no server stamp")
-        if version != VERSION or zero != 0:
-            raise StampRefused("version", f"stamp version {version} is not {VERSION}")
-        if not 0 < payload_size <= MAX_PAYLOAD or (
-            binary_size + payload_size + SIGNATURE_SIZE + TRAILER.size != size
-        ):
-            raise StampRefused("altered", "the stamp's lengths do not match the file")
-        fh.seek(0)
-        digest = hashlib.sha256()
-        remaining = binary_size
-        while remaining:
-            chunk = fh.read(min(remaining, 1 << 20))
-            if not chunk:
-                raise StampRefused("altered", "the file ended early")
-            digest.update(chunk)
-            remaining -= len(chunk)
-        payload = fh.read(payload_size)
-        signature = fh.read(SIGNATURE_SIZE)
+        try:
+            found = FORMAT.read(fh, end)
+        except appended.Unreadable as exc:
+            reason, message = _UNREADABLE[exc.fault]
+            raise StampRefused(reason, message.format(version=exc.version)) from exc
     try:
-        body = json.loads(payload)
+        body = json.loads(found.payload)
         key = b64d(body["server_public_key"])
         url = body["server_url"]
         if (
@@ -144,16 +123,12 @@ def read_stamp(path: str | os.PathLike[str]) -> Stamp:
     # (and the payload is read before the signature is checked).
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise StampRefused("altered", "the stamp's payload is not well-formed") from exc
-    try:
-        Ed25519PublicKey.from_public_bytes(key).verify(
-            signature, CONTEXT + digest.digest() + payload
-        )
-    except InvalidSignature as exc:
+    if not FORMAT.signed_by(found, key):
         raise StampRefused(
             "altered", "the stamp's signature does not match the file and the key it carries"
-        ) from exc
+        )
     try:
         url = check_server_url(url)
     except ValueError as exc:
         raise StampRefused("server_url", str(exc)) from exc
-    return Stamp(server_url=url, server_public_key=key, executable_sha256=digest.digest())
+    return Stamp(server_url=url, server_public_key=key, executable_sha256=found.executable_sha256)
