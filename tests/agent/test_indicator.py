@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fjernhjelp.agent.display import DisplayTarget, find_active_display, language_of
+from fjernhjelp.agent.display import DisplayTarget, find_active_display
 from fjernhjelp.agent.indicator import IndicatorUnavailable, SessionIndicator, indicator_texts
-from fjernhjelp.i18n import Translator
+from fjernhjelp.i18n import Translator, language_of
 from tests.asyncrun import run_async
 from tests.x11 import click, screenshot, window_states
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fjernhjelp.i18n import language_of
+
 _LOCAL_DISPLAY = re.compile(r"(?:unix)?:(\d+)(?:\.\d+)?")
 MAX_EVENT = 64 * 1024
 
@@ -47,15 +49,6 @@ class DisplayTarget:
     def number(self) -> int | None:
         match = _LOCAL_DISPLAY.fullmatch(self.display)
         return int(match.group(1)) if match else None
-
-
-def language_of(lang: str | None) -> str | None:
-    if not lang:
-        return None
-    primary = lang.split(".")[0].split("_")[0].lower()
-    if primary in ("nb", "no", "nn"):
-        return "nb"
-    return "en" if primary == "en" else None
 
 
 def _environ(path: Path) -> dict[str, str]:

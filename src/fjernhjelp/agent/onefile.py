@@ -24,10 +24,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fjernhjelp.agent import install as installer
-from fjernhjelp.agent.display import language_of
 from fjernhjelp.control.agent_file import AgentFile, AgentFileRefused, carries_package
 from fjernhjelp.control.agent_file import read_agent_file as read_file
-from fjernhjelp.i18n import LANGUAGES, Translator
+from fjernhjelp.i18n import LANGUAGES, Translator, command_line_language
 
 COMMANDS = ("install", "uninstall", "inspect", "run")
 EXIT_FAILED = 1
@@ -75,15 +74,6 @@ def _parser(t: Translator) -> argparse.ArgumentParser:
     return parser
 
 
-def _language(argv: Sequence[str]) -> str:
-    for i, arg in enumerate(argv):
-        if arg.startswith("--language="):
-            return arg.split("=", 1)[1]
-        if arg == "--language" and i + 1 < len(argv):
-            return argv[i + 1]
-    return language_of(os.environ.get("LANG")) or "nb"
-
-
 def main(
     argv: Sequence[str],
     *,
@@ -94,7 +84,7 @@ def main(
 ) -> int:
     """``executable`` is the file this runs as (tests name one; the build is
     ``sys.executable``); ``layout`` and ``ops`` as for ``agent.install``."""
-    t = Translator(_language(argv))
+    t = Translator(command_line_language(argv))
     args = _parser(t).parse_args(list(argv))
     program = executable or Path(sys.executable)
 

@@ -6,7 +6,9 @@ next to the one that exists, and a test checks that none is missing.
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -63,3 +65,24 @@ def negotiate(
             if primary == "en":
                 return "en"
     return default
+
+
+def language_of(lang: str | None) -> str | None:
+    """The catalogue's language for a locale (``LANG``, ``LC_MESSAGES``), if it has one."""
+    if not lang:
+        return None
+    primary = lang.split(".")[0].split("_")[0].lower()
+    if primary in ("nb", "no", "nn"):
+        return "nb"
+    return "en" if primary == "en" else None
+
+
+def command_line_language(argv: Sequence[str]) -> str:
+    """The language a command-line program speaks: its ``--language`` option, else the
+    locale's. Read before parsing, so that even the help and usage errors speak it."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--language="):
+            return arg.split("=", 1)[1]
+        if arg == "--language" and i + 1 < len(argv):
+            return argv[i + 1]
+    return language_of(os.environ.get("LANG")) or DEFAULT_LANGUAGE

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import functools
 import logging
-import os
 import re
 import sys
 import uuid
@@ -34,9 +33,8 @@ from dataclasses import dataclass
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from fjernhjelp.agent.display import language_of
 from fjernhjelp.control.package import b64d, check_server_url, fingerprint
-from fjernhjelp.i18n import LANGUAGES, Translator
+from fjernhjelp.i18n import LANGUAGES, Translator, command_line_language
 from fjernhjelp.support.handover import Handover, HandoverRefused, read_handover
 from fjernhjelp.support.platform import (
     WINDOW_SWITCH,
@@ -159,16 +157,6 @@ def _parser(t: Translator) -> argparse.ArgumentParser:
     return parser
 
 
-def _language(argv: Sequence[str]) -> str:
-    # Read before parsing, so that even the help and usage errors speak the chosen language.
-    for i, arg in enumerate(argv):
-        if arg.startswith("--language="):
-            return arg.split("=", 1)[1]
-        if arg == "--language" and i + 1 < len(argv):
-            return argv[i + 1]
-    return language_of(os.environ.get("LANG")) or "nb"
-
-
 # Options whose value is a key: base64url may begin with "-", which argparse would take
 # for an option of its own and refuse ("expected one argument").
 _KEY_OPTIONS = ("--server-key",)
@@ -196,7 +184,7 @@ def main(argv: Sequence[str] | None = None, *, platform: SupportPlatform | None 
         from fjernhjelp.support import window
 
         return window.run(args_in[1:])
-    t = Translator(_language(args_in))
+    t = Translator(command_line_language(args_in))
     args = _parser(t).parse_args(args_in)
 
     def say(key: str, **values: object) -> None:
@@ -291,7 +279,7 @@ def main(argv: Sequence[str] | None = None, *, platform: SupportPlatform | None 
                     private_dir=private.path,
                     find_display=platform.display,
                     window_argv=window_argv,
-                    language=args.language or _language(args_in),
+                    language=args.language or command_line_language(args_in),
                     ready=ready,
                 )
                 return await session.run()

@@ -264,7 +264,8 @@ class LinuxPlatform:
         return self._dir
 
     def display(self) -> DisplayTarget | None:
-        from fjernhjelp.agent.display import DisplayTarget, language_of
+        from fjernhjelp.agent.display import DisplayTarget
+        from fjernhjelp.i18n import language_of
 
         # The client runs in the end user's own session, so its DISPLAY is theirs: no
         # searching for the active login as the agent (a service) must do.
