@@ -79,15 +79,6 @@ class LeanSocket:
             return {"type": "websocket.receive", "bytes": data}
         return {"type": "websocket.receive", "text": data}
 
-    async def receive_text(self) -> str:
-        message = await self.receive()
-        if message["type"] == "websocket.disconnect":
-            raise WebSocketDisconnect(message["code"])
-        text = message.get("text")
-        if text is None:
-            raise ValueError("expected a text message")
-        return str(text)
-
     async def close(self, code: int = 1000, reason: str | None = None) -> None:
         await self._conn.close(code, reason or "")
 
