@@ -28,17 +28,18 @@ MAX_REASONS = 200
 _REASON = re.compile(r"^[a-z0-9_.:-]{1,64}$")
 _REFUSED = frozenset({"failure", "denied"})
 
-LOGINS = Counter(
-    PREFIX + "logins",
-    "Login steps audited, by step (password, factor) and outcome.",
-    ["step", "outcome"],
-    registry=REGISTRY,
+
+def _counter(name: str, documentation: str, labels: list[str]) -> Counter:
+    return Counter(PREFIX + name, documentation, labels, registry=REGISTRY)
+
+
+LOGINS = _counter(
+    "logins", "Login steps audited, by step (password, factor) and outcome.", ["step", "outcome"]
 )
-REFUSALS = Counter(
-    PREFIX + "refusals",
+REFUSALS = _counter(
+    "refusals",
     "Refusals audited (outcome failure or denied), by action and reason.",
     ["action", "reason"],
-    registry=REGISTRY,
 )
 AUDIT_APPEND = Histogram(
     PREFIX + "audit_append_seconds",
@@ -46,18 +47,16 @@ AUDIT_APPEND = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=REGISTRY,
 )
-RELAY_BYTES = Counter(
-    PREFIX + "relay_bytes",
+RELAY_BYTES = _counter(
+    "relay_bytes",
     "Bytes the relay passed on, by the end that sent them; finished sessions only "
     "(fjernhjelp_relay_live_bytes has the running ones).",
     ["source"],
-    registry=REGISTRY,
 )
-RELAY_SESSIONS = Counter(
-    PREFIX + "relay_sessions_ended",
+RELAY_SESSIONS = _counter(
+    "relay_sessions_ended",
     "Relay sessions ended on this node, by whether both ends had met and how it ended.",
     ["paired", "ending"],
-    registry=REGISTRY,
 )
 
 _reasons: set[str] = set()

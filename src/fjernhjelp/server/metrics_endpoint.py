@@ -93,58 +93,60 @@ class Snapshot:
     sessions: dict[tuple[str, str], int]  # (kind, status) -> count, from the database
 
 
+def _gauge(
+    name: str, documentation: str, labels: list[str], rows: Iterable[tuple[list[str], float]]
+) -> GaugeMetricFamily:
+    """One series of gauges: ``rows`` are (label values, value)."""
+    family = GaugeMetricFamily(metrics.PREFIX + name, documentation, labels=labels)
+    for values, value in rows:
+        family.add_metric(values, value)
+    return family
+
+
 class _Now(Collector):
     def __init__(self, snap: Snapshot) -> None:
         self._snap = snap
 
     def collect(self) -> Iterable[Metric]:
         s = self._snap
-        p = metrics.PREFIX
-        agents = GaugeMetricFamily(
-            p + "agents_connected",
+        node = [s.node]
+        yield _gauge(
+            "agents_connected",
             "Control links (agents, Support clients) held by this node.",
-            labels=["node"],
+            ["node"],
+            [(node, s.agents_connected)],
         )
-        agents.add_metric([s.node], s.agents_connected)
-        yield agents
-        live = GaugeMetricFamily(
-            p + "relay_live_sessions",
+        yield _gauge(
+            "relay_live_sessions",
             "Relay sessions on this node now (waiting for the second end, or paired).",
-            labels=["node"],
+            ["node"],
+            [(node, s.relay_live_sessions)],
         )
-        live.add_metric([s.node], s.relay_live_sessions)
-        yield live
-        live_bytes = GaugeMetricFamily(
-            p + "relay_live_bytes",
+        yield _gauge(
+            "relay_live_bytes",
             "Bytes passed so far by the relay sessions still running on this node.",
-            labels=["node", "source"],
+            ["node", "source"],
+            [([s.node, source], count) for source, count in sorted(s.relay_live_bytes.items())],
         )
-        for source, count in sorted(s.relay_live_bytes.items()):
-            live_bytes.add_metric([s.node, source], count)
-        yield live_bytes
-        sessions = GaugeMetricFamily(
-            p + "sessions",
+        yield _gauge(
+            "sessions",
             "Remote sessions in the database by kind and state (the whole cluster's: "
             "take max(), not sum(), across nodes).",
-            labels=["kind", "state"],
+            ["kind", "state"],
+            [([kind, status], count) for (kind, status), count in sorted(s.sessions.items())],
         )
-        for (kind, status), count in sorted(s.sessions.items()):
-            sessions.add_metric([kind, status], count)
-        yield sessions
-        lag = GaugeMetricFamily(
-            p + "event_loop_lag_seconds",
+        yield _gauge(
+            "event_loop_lag_seconds",
             f"How late this node's event loop ran a {LAG_INTERVAL} s timer, last tick.",
-            labels=["node"],
+            ["node"],
+            [(node, s.loop_lag)],
         )
-        lag.add_metric([s.node], s.loop_lag)
-        yield lag
-        worst = GaugeMetricFamily(
-            p + "event_loop_lag_max_seconds",
+        yield _gauge(
+            "event_loop_lag_max_seconds",
             "The worst event-loop lag since the previous scrape.",
-            labels=["node"],
+            ["node"],
+            [(node, s.loop_lag_worst)],
         )
-        worst.add_metric([s.node], s.loop_lag_worst)
-        yield worst
 
 
 def _sessions(state: AppState) -> dict[tuple[str, str], int]:
