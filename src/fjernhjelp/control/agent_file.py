@@ -46,14 +46,8 @@ CONTEXT = b"fjernhjelp agent one-file v1\x00"
 FORMAT = appended.Format(magic=MAGIC, context=CONTEXT, max_payload=MAX_PACKAGE)
 
 
-class AgentFileRefused(Exception):
-    """The file carries no usable package; ``reason`` is machine-readable, ``message`` says
-    why in words a customer admin can act on."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
+class AgentFileRefused(appended.Refused):
+    """The file carries no usable package; the message is for a customer admin."""
 
 
 @dataclass(frozen=True)

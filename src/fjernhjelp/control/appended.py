@@ -58,6 +58,16 @@ class Fault(enum.Enum):
     ENDED_EARLY = "ended_early"  # the file gave fewer bytes than its lengths promised
 
 
+class Refused(Exception):
+    """A file whose block a kind will not use (each kind has its own subclass);
+    ``reason`` is machine-readable, ``message`` says why in words its user can act on."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
 class Unreadable(Exception):
     """No whole block where one was looked for; ``version`` is the trailer's (0 when the
     fault came before it was read)."""

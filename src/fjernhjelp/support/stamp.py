@@ -47,13 +47,8 @@ MAX_PAYLOAD = 4096
 FORMAT = appended.Format(magic=MAGIC, context=CONTEXT, max_payload=MAX_PAYLOAD)
 
 
-class StampRefused(Exception):
-    """The file carries no usable stamp; ``reason`` is machine-readable."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
+class StampRefused(appended.Refused):
+    """The file carries no usable stamp; the message is for the end user."""
 
 
 @dataclass(frozen=True)
