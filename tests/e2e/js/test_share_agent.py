@@ -12,6 +12,7 @@ test_a_stranger_id_is_refused_like_no_agreement) asserts that refusal and its au
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import secrets
 from typing import Any
@@ -223,11 +224,9 @@ def test_the_shared_screens_bitrate_falls_under_backpressure_and_recovers(
         assert lowest >= 100_000  # the floor
         # The tunnel frees up: the bitrate climbs back, a step at a time.
         tunnel_page.evaluate("window.sender.state.congested = false")
-        assert _until(
-            tunnel_page, f"window.sender.configured.at(-1) >= {lowest} * 1.15 * 1.15 - 1"
-        )
+        assert _until(tunnel_page, f"window.sender.configured.at(-1) >= {lowest} * 1.15 * 1.15 - 1")
         configured = tunnel_page.evaluate("window.sender.configured")
-        steps = [b / a for a, b in zip(configured, configured[1:], strict=False)]
+        steps = [b / a for a, b in itertools.pairwise(configured)]
         assert all(0.69 <= s <= 0.71 or 1.14 <= s <= 1.16 for s in steps), configured
         assert tunnel_page.evaluate("window.sender.stats.keyFrames") >= 1
     finally:

@@ -80,7 +80,9 @@ function even(n) {
   return Math.max(2, n - (n % 2));
 }
 
-async function pickCodec(wanted, width, height) {
+/** The first codec of `wanted` (best first) this browser's VideoEncoder takes at that
+ *  size, or null. */
+export async function pickCodec(wanted, width, height) {
   for (const codec of CODECS.filter((c) => wanted.includes(c))) {
     const config = encoderConfig(codec, width, height);
     try {
