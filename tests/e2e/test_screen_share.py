@@ -281,6 +281,21 @@ def test_end_user_shares_the_screen_from_the_browser_end_to_end(  # type: ignore
         "codecs": "codecs",
         "capture": "capture",
     }
+    # Pointing when the page itself is what is shared (a tab): a marker on the page at
+    # the position, where the chat line above is for a screen or a window. The same
+    # function the screen stream's "point" messages reach, on this already loaded page.
+    lacking.evaluate(
+        """async () => (await import("/static/js/share.js"))
+          .showPointed({ x: 0.25, y: 0.5 }, "browser")"""
+    )
+    marker = lacking.locator("#share-pointer")
+    assert marker.is_visible()
+    box = marker.bounding_box()
+    viewport = lacking.viewport_size
+    assert box is not None and viewport is not None
+    assert abs(box["x"] + box["width"] / 2 - viewport["width"] / 4) <= 2
+    assert abs(box["y"] + box["height"] / 2 - viewport["height"] / 2) <= 2
+    assert lacking.locator("#share-chat-log li.pointed").count() == 0
     lacking.context.close()
 
     # A ticket the page's server key did not sign (one character of its signature changed

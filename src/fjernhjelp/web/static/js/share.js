@@ -268,7 +268,7 @@ function runChat(stream, link) {
 
 /** The technician's pointing: a marker on the page when this page (a tab) is what is
  *  shared, otherwise a highlighted line in the chat naming the position. */
-function showPointed({ x, y }, surface) {
+export function showPointed({ x, y }, surface) {
   if (surface === "browser") {
     const marker = $("share-pointer");
     marker.hidden = false;
