@@ -326,7 +326,8 @@ def test_end_user_shares_the_screen_from_the_browser_end_to_end(  # type: ignore
     closing.close(run_before_unload=True)  # as a person closing it: pagehide runs
     # The page's GOODBYE ("tab-closed") when it got out before the page went, else the
     # relay's word that the end user's side closed: either way not "stopped sharing".
-    assert session_state(console, "ended") in (
+    told = session_state(console, "ended")
+    assert told in (
         "Brukeren lukket nettleserfanen. Økten er avsluttet.",
         "Brukerens nettleserside ble lukket eller mistet forbindelsen. Økten er avsluttet.",
     )
