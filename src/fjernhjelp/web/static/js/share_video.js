@@ -169,6 +169,9 @@ export async function shareScreen(stream, track, { onPoint = () => {}, stats = {
   let bitrates = null; // BitrateControl, from the first frame's size
   let configured = 0; // the bitrate the encoder runs at
   const inFlight = new Set(); // delta chunks on their way: {rate, stalled}
+  // The bitrate each frame was given to the encoder at, by timestamp: its chunk may come
+  // out after the next configure() was queued (a realtime encoder may also drop a frame).
+  const ratesAt = new Map();
   let announce = false; // a CONFIG goes before the next key frame
   let keyNext = true;
   let sending = 0;
@@ -189,9 +192,11 @@ export async function shareScreen(stream, track, { onPoint = () => {}, stats = {
         announce = false;
       }
       messages.push(chunkMessage(key, chunk.timestamp, data));
+      const rate = ratesAt.get(chunk.timestamp) ?? configured;
+      for (const timestamp of ratesAt.keys()) if (timestamp <= chunk.timestamp) ratesAt.delete(timestamp);
       // A key frame is far above the per-frame budget by design: a frame waiting for it
       // is no sign of a congested tunnel.
-      const tracked = key ? null : { rate: configured, stalled: false };
+      const tracked = key ? null : { rate, stalled: false };
       if (tracked) inFlight.add(tracked);
       messages.forEach((message, index) => {
         const last = index === messages.length - 1;
@@ -253,6 +258,7 @@ export async function shareScreen(stream, track, { onPoint = () => {}, stats = {
       encoder.configure(encoderConfig(codec, width, height, configured));
     }
     stats.bitrate = configured;
+    ratesAt.set(frame.timestamp, configured);
     encoder.encode(frame, { keyFrame: keyNext });
     keyNext = false;
     stats.framesEncoded += 1;
