@@ -6,6 +6,11 @@ against the server key with WebCrypto and answers the handshake as the agent; th
 console decodes the video stream with WebCodecs. A window of solid colour drawn on the
 Xvfb screen appears on the technician's canvas (checked by pixels); chat goes both ways;
 "Stop sharing" ends the session on both sides, and the technician is told which way.
+On the same server and browsers, three cheaper sessions follow: a browser lacking an API
+(taken away by an init script) is told which and offered the one-time client; a ticket
+whose signature was changed on its way is refused by the page and audited
+(``session.refused``); and closing the end user's tab ends the session, the technician
+told it was the page that closed, the server recording ``tab_closed``.
 """
 
 from __future__ import annotations
