@@ -160,16 +160,16 @@ CONGESTED_SENDER = """async () => {
     return configure.call(this, config);
   };
   const canvas = document.createElement("canvas");
-  [canvas.width, canvas.height] = [640, 480];
+  [canvas.width, canvas.height] = [480, 360];
   document.body.append(canvas);
   const context = canvas.getContext("2d");
   let n = 0;
   const paint = setInterval(() => {  // every frame differs: none is dropped as unchanged
     n += 1;
     context.fillStyle = `rgb(${(n * 37) % 256}, ${(n * 11) % 256}, ${(n * 91) % 256})`;
-    context.fillRect(0, 0, 640, 480);
+    context.fillRect(0, 0, 480, 360);
     context.fillStyle = "#fff";
-    context.fillRect((n * 17) % 300, (n * 7) % 220, 20, 20);
+    context.fillRect((n * 17) % 460, (n * 7) % 340, 20, 20);
   }, 15);
   const held = [];
   const state = { congested: true };
@@ -215,16 +215,16 @@ def test_the_shared_screens_bitrate_falls_under_backpressure_and_recovers(
     try:
         assert _until(tunnel_page, "window.sender.configured.length > 0")
         full = tunnel_page.evaluate("window.sender.configured[0]")
-        assert full == 640 * 480 * 2  # the screen's full bitrate to start with
+        assert full == 480 * 360 * 2  # the screen's full bitrate to start with
         # Held chunks make captured frames wait: the bitrate steps down, to below half.
         assert _until(tunnel_page, f"Math.min(...window.sender.configured) < {full * 0.5}"), (
             tunnel_page.evaluate("JSON.stringify(window.sender)")
         )
         lowest = tunnel_page.evaluate("Math.min(...window.sender.configured)")
         assert lowest >= 100_000  # the floor
-        # The tunnel frees up: the bitrate climbs back, a step at a time.
+        # The tunnel frees up: the bitrate climbs back, a step (of 1.15) at a time.
         tunnel_page.evaluate("window.sender.state.congested = false")
-        assert _until(tunnel_page, f"window.sender.configured.at(-1) >= {lowest} * 1.15 * 1.15 - 1")
+        assert _until(tunnel_page, f"window.sender.configured.at(-1) > {lowest}")
         configured = tunnel_page.evaluate("window.sender.configured")
         steps = [b / a for a, b in itertools.pairwise(configured)]
         assert all(0.69 <= s <= 0.71 or 1.14 <= s <= 1.16 for s in steps), configured
