@@ -15,7 +15,10 @@ updates; the share's decoded frames), bytes its WebSocket received per second; a
 time from a change drawn on the X screen (the latency target's square recoloured) to the
 changed pixel on the technician's canvas, polled in the page from the moment the change
 is made (the same polling for both, so its cost cancels in the ratio). The share's
-figures are printed as ratios to the agent's, with the still scene's bytes for both.
+figures are printed as ratios to the agent's, with the still scene's bytes for both;
+and the codec the page's VideoEncoder used (H.264, VP8 or VP9: the first of
+screenwire.js's list both ends' WebCodecs take), with the bitrate its backpressure
+control ended at, the date and the load average.
 
 The end user's Chromium window sits at the screen's bottom right, on top of part of the
 scenes, for both paths alike.
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import os
 import shutil
 import statistics
 import sys
@@ -60,6 +65,8 @@ CAPTURE_ARGS = [
     "--window-size=500,380",
 ]
 SHARE_CANVAS = '[data-testid="screen-canvas"]'
+# WebCodecs codec strings (static/js/screenwire.js CODECS) as people name them.
+CODEC_NAMES = {"avc1": "H.264", "vp8": "VP8", "vp09": "VP9"}
 AGENT_CANVAS = "#desktop canvas"
 # Polls one pixel of the technician's canvas from the moment it is called until it
 # differs from what it was when armed; resolves to the milliseconds that took.
@@ -131,6 +138,17 @@ def open_share(site: LiveSite, console: Any, end_user: Any) -> None:
     console.wait_for_selector(SHARE_CANVAS + "[data-frames]", timeout=60_000)
 
 
+def codec_name(codec: str | None) -> str:
+    if not codec:
+        return "unknown"
+    return f"{CODEC_NAMES.get(codec.split('.')[0], codec)} ({codec})"
+
+
+def share_stats(end_user: Any) -> dict[str, Any]:
+    """What the end user's page says it encoded with (share.js window.fjernhjelpShare)."""
+    return dict(end_user.evaluate("({ ...(window.fjernhjelpShare?.stats ?? {}) })"))
+
+
 def frames_of(page: Any, path: str) -> float:
     if path == "agent":
         return float(page.evaluate("window.__bench.updates"))
@@ -194,6 +212,7 @@ def main() -> None:
     names = args.scenes.split(",")
     results: dict[str, dict[str, dict[str, float]]] = {"agent": {}, "share": {}}
     latency: dict[str, list[float]] = {}
+    stats: dict[str, Any] = {}
     with xvfb(WIDTH, HEIGHT) as screen, sync_playwright() as pw:
         scenes = Scenes(screen.display, WIDTH, HEIGHT)
         scenes.desktop()
@@ -212,11 +231,8 @@ def main() -> None:
                 share_context.add_init_script(PAGE_PROBE)
                 share_context.add_init_script(WATCH)
                 share_page = share_context.new_page()
-                open_share(
-                    site,
-                    share_page,
-                    sharer.new_context(no_viewport=True, locale="nb-NO").new_page(),
-                )
+                end_user = sharer.new_context(no_viewport=True, locale="nb-NO").new_page()
+                open_share(site, share_page, end_user)
                 agent_context = headless.new_context(viewport={"width": 1280, "height": 800})
                 agent_context.add_init_script(PAGE_PROBE)
                 agent_context.add_init_script(WATCH)
@@ -228,13 +244,24 @@ def main() -> None:
                         results[path][name] = scene(page, path, scenes, name, args.seconds)
                 for path, (page, canvas) in pages.items():
                     latency[path] = change_latency(page, canvas, scenes, args.samples)
+                stats = share_stats(end_user)
         finally:
             sharer.close()
             headless.close()
 
+    load = os.getloadavg()
+    print(
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores"
+    )
     print(
         f"Screen {WIDTH}x{HEIGHT}, {args.seconds:.0f} s per scene, "
         f"{args.samples} changes for latency"
+    )
+    print(
+        f"share codec: {codec_name(stats.get('codec'))}; encoder bitrate at the end "
+        f"{stats.get('bitrate', 0) / 1e6:.2f} Mbit/s after {stats.get('bitrateChanges', 0)} "
+        f"changes; key frames {stats.get('keyFrames', 0)}"
     )
     print(
         f"{'scene':8} {'agent fps':>10} {'share fps':>10} {'fps ratio':>10} "

@@ -6,6 +6,11 @@ against the server key with WebCrypto and answers the handshake as the agent; th
 console decodes the video stream with WebCodecs. A window of solid colour drawn on the
 Xvfb screen appears on the technician's canvas (checked by pixels); chat goes both ways;
 "Stop sharing" ends the session on both sides, and the technician is told which way.
+On the same server and browsers, three cheaper sessions follow: a browser lacking an API
+(taken away by an init script) is told which and offered the one-time client; a ticket
+whose signature was changed on its way is refused by the page and audited
+(``session.refused``); and closing the end user's tab ends the session, the technician
+told it was the page that closed, the server recording ``tab_closed``.
 """
 
 from __future__ import annotations
@@ -90,6 +95,70 @@ def _wait_pixel(
             return seen
         page.wait_for_timeout(100)  # the next decoded frame; bounded by the deadline above
     return seen
+
+
+# The browser lacks X25519 in WebCrypto: it knows the name and refuses the algorithm, as
+# a browser without it does.
+NO_X25519 = """
+(() => {
+  const generateKey = SubtleCrypto.prototype.generateKey;
+  SubtleCrypto.prototype.generateKey = function (algorithm, ...rest) {
+    if ((algorithm?.name ?? algorithm) === "X25519") {
+      return Promise.reject(new DOMException("Algorithm: Unrecognized name", "NotSupportedError"));
+    }
+    return generateKey.call(this, algorithm, ...rest);
+  };
+  SubtleCrypto.prototype.generateKey.original = generateKey;
+})();
+"""
+# What the page's check (share.js missing()) says with one more API taken away each time.
+WITHOUT = """async () => {
+  const { missing } = await import("/static/js/share.js");
+  const out = {};
+  const subtle = SubtleCrypto.prototype;
+  const generateKey = subtle.generateKey.original;
+  subtle.generateKey = generateKey;
+  out.nothing = await missing();
+  subtle.generateKey = function (algorithm, ...rest) {
+    return algorithm?.name === "Ed25519"
+      ? Promise.reject(new DOMException("no", "NotSupportedError"))
+      : generateKey.call(this, algorithm, ...rest);
+  };
+  out.ed25519 = await missing();
+  const supported = VideoEncoder.isConfigSupported;
+  VideoEncoder.isConfigSupported = async (config) => ({ supported: false, config });
+  out.codec = await missing();
+  VideoEncoder.isConfigSupported = supported;
+  delete window.VideoEncoder;
+  out.codecs = await missing();
+  Object.defineProperty(navigator.mediaDevices, "getDisplayMedia", { value: undefined });
+  out.capture = await missing();
+  return out;
+}"""
+
+
+def _forged_ticket(route) -> None:  # type: ignore[no-untyped-def]
+    """The server's answer with one character of the ticket's signature changed."""
+    response = route.fetch()
+    body = response.json()
+    payload, signature = body["ticket"].split(".")
+    changed = "B" if signature[10] == "A" else "A"
+    body["ticket"] = f"{payload}.{signature[:10]}{changed}{signature[11:]}"
+    route.fulfill(response=response, json=body)
+
+
+def _new_code(console, url: str) -> str:  # type: ignore[no-untyped-def]
+    """A new Support session for the test customer; its code."""
+    console.goto(url + "/console/support/new")
+    console.get_by_test_id("support-customer-choice").select_option(label="Legekontoret Fjordbyen")
+    console.get_by_test_id("support-create").click()
+    return str(console.get_by_test_id("support-code-shown").inner_text())
+
+
+def _join(page, url: str, code: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(url + "/")
+    page.get_by_label("Koden du har fått").fill(code)
+    page.get_by_test_id("support-continue").click()
 
 
 def test_end_user_shares_the_screen_from_the_browser_end_to_end(  # type: ignore[no-untyped-def]
@@ -194,3 +263,82 @@ def test_end_user_shares_the_screen_from_the_browser_end_to_end(  # type: ignore
     assert sorted(moved) == ["from_user", "to_user"]
     over = json.loads(site.wait_event("session.ended").details)
     assert over["support"] is True
+
+    # A browser without one of the APIs: the page says which, plainly, and offers the
+    # one-time client instead; it shares nothing. (The technician's headless Chromium.)
+    lacking = browser.new_context(locale="nb-NO").new_page()
+    lacking.add_init_script(NO_X25519)
+    _join(lacking, url, _new_code(console, url))
+    unsupported = lacking.get_by_test_id("share-unsupported")
+    unsupported.wait_for(timeout=30_000)
+    assert "X25519" in unsupported.inner_text()
+    offer = lacking.get_by_test_id("share-offer-client")
+    assert offer.is_visible()
+    # The client's download, or (no build on this server) the sentence saying why not.
+    assert offer.inner_text().startswith(
+        ("Last ned programmet (Linux)", "Engangsprogrammet er ikke tilgjengelig")
+    ), offer.inner_text()
+    assert lacking.get_by_test_id("share-start").is_hidden()
+    assert lacking.evaluate(WITHOUT) == {
+        "nothing": None,
+        "ed25519": "ed25519",
+        "codec": "codec",
+        "codecs": "codecs",
+        "capture": "capture",
+    }
+    # Pointing when the page itself is what is shared (a tab): a marker on the page at
+    # the position, where the chat line above is for a screen or a window. The same
+    # function the screen stream's "point" messages reach, on this already loaded page.
+    lacking.evaluate(
+        """async () => (await import("/static/js/share.js"))
+          .showPointed({ x: 0.25, y: 0.5 }, "browser")"""
+    )
+    marker = lacking.locator("#share-pointer")
+    assert marker.is_visible()
+    box = marker.bounding_box()
+    viewport = lacking.viewport_size
+    assert box is not None and viewport is not None
+    assert abs(box["x"] + box["width"] / 2 - viewport["width"] / 4) <= 2
+    assert abs(box["y"] + box["height"] / 2 - viewport["height"] / 2) <= 2
+    assert lacking.locator("#share-chat-log li.pointed").count() == 0
+    lacking.context.close()
+
+    # A ticket the page's server key did not sign (one character of its signature changed
+    # on its way to the technician's console, who only copies it into HELLO): the page
+    # refuses it with WebCrypto, nothing is shared, and the server records the refusal.
+    console.route("**/api/v1/support-sessions/*/tunnel", _forged_ticket)
+    refusing = sharer.new_context(locale="nb-NO", no_viewport=True).new_page()
+    _join(refusing, url, _new_code(console, url))
+    refusing.get_by_test_id("share-start").click()
+    refusing.wait_for_selector('#share-status[data-state="ticket_refused"]', timeout=60_000)
+    assert refusing.get_by_test_id("share-check").is_hidden()
+    session_state(console, "refused")
+    refused = site.wait_event("session.refused")
+    assert (refused.outcome, refused.reason) == ("denied", "bad-ticket-signature")
+    assert json.loads(refused.details)["support"] is True
+    console.unroute("**/api/v1/support-sessions/*/tunnel")
+    refusing.context.close()
+
+    # The end user closes the tab mid-session: the session ends, and the technician is
+    # told it was the page that closed, not the sharing that stopped.
+    closing = sharer.new_context(locale="nb-NO", no_viewport=True).new_page()
+    _join(closing, url, _new_code(console, url))
+    closing.get_by_test_id("share-start").click()
+    closing.get_by_test_id("share-words").wait_for(timeout=60_000)
+    closing.get_by_test_id("share-match").click()
+    session_state(console, "connected")
+    ended_before = len(site.events("session.ended"))
+    closing.close(run_before_unload=True)  # as a person closing it: pagehide runs
+    # The page's GOODBYE ("tab-closed") when it got out before the page went, else the
+    # relay's word that the end user's side closed: either way not "stopped sharing".
+    told = session_state(console, "ended")
+    assert told in (
+        "Brukeren lukket nettleserfanen. Økten er avsluttet.",
+        "Brukerens nettleserside ble lukket eller mistet forbindelsen. Økten er avsluttet.",
+    )
+    gone = site.wait_event("session.ended_at_agent", reason="tab_closed")
+    assert json.loads(gone.details)["support"] is True
+    deadline = time.monotonic() + 30
+    while len(site.events("session.ended")) == ended_before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(site.events("session.ended")) > ended_before

@@ -85,3 +85,22 @@ def test_a_session_that_can_no_longer_be_opened_here_says_so(view, harness) -> N
     _, said, _ = wait_state(view, "support-running")
     assert "already been opened" in said
     assert harness.console.requests == [] and view.locator("#sas-panel").is_hidden()
+
+
+def test_a_browser_share_whose_page_went_without_a_word_is_told_as_such(view, harness) -> None:  # type: ignore[no-untyped-def]
+    """A tab closing may not live to seal its GOODBYE (share.js): the technician then has
+    only the relay's close of the end user's side, and reads that the page went, not a
+    lost connection of their own."""
+    agent = AgentSide(harness, services={"chat": chat_service}, allowed={"chat", "view"})
+    harness.console.support = {"state": "joined", "client_ready": True, "client_way": "browser"}
+    harness.console.answer = lambda body: (201, agent.issue(body["technician_key"]))
+    view.goto(f"{harness.url}/test/support/{SUPPORT_ID}?lang=en")
+    wait_until(view, "document.getElementById('sas-words').textContent.length > 0")
+    harness.run(agent.settled())
+    assert agent.tunnel is not None
+    wait_state(view, "connected")
+    harness.run(agent.tunnel._transport.close())  # the socket goes; no GOODBYE
+    _, _, said = wait_state(view, "ended")
+    assert said == (
+        "The user's browser page was closed or lost its connection. The session has ended."
+    )

@@ -12,6 +12,7 @@ test_a_stranger_id_is_refused_like_no_agreement) asserts that refusal and its au
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import secrets
 from typing import Any
@@ -144,3 +145,89 @@ def test_a_relay_that_flips_a_byte_ends_the_session(
     assert agent["code"] == CloseCode.RECORD_ERROR
     assert isinstance(technician, TunnelClosed) and technician.code == CloseCode.RECORD_ERROR
     assert agent["by"] == ("local" if towards == "agent" else "peer")
+
+
+# The page's video sender (share_video.js) on a canvas's capture, its stream a stand-in
+# that holds every message while "congested" and releases them a few frames later: the
+# tunnel's backpressure without a tunnel. The encoder's configure() is watched, so the
+# test sees the bitrate the encoder was actually given.
+CONGESTED_SENDER = """async () => {
+  const { shareScreen } = await import("/static/js/share_video.js");
+  const configured = [];
+  const configure = VideoEncoder.prototype.configure;
+  VideoEncoder.prototype.configure = function (config) {
+    configured.push(config.bitrate);
+    return configure.call(this, config);
+  };
+  const canvas = document.createElement("canvas");
+  [canvas.width, canvas.height] = [480, 360];
+  document.body.append(canvas);
+  const context = canvas.getContext("2d");
+  let n = 0;
+  const paint = setInterval(() => {  // every frame differs: none is dropped as unchanged
+    n += 1;
+    context.fillStyle = `rgb(${(n * 37) % 256}, ${(n * 11) % 256}, ${(n * 91) % 256})`;
+    context.fillRect(0, 0, 480, 360);
+    context.fillStyle = "#fff";
+    context.fillRect((n * 17) % 460, (n * 7) % 340, 20, 20);
+  }, 15);
+  const held = [];
+  const state = { congested: true };
+  const release = setInterval(() => { for (const resolve of held.splice(0)) resolve(); }, 200);
+  const stream = {
+    params: { codecs: ["vp8"] },
+    send() {
+      return state.congested ? new Promise((resolve) => held.push(resolve)) : Promise.resolve();
+    },
+    recv: () => new Promise(() => {}),
+    close() {},
+  };
+  const stats = {};
+  const track = canvas.captureStream(30).getVideoTracks()[0];
+  const stop = await shareScreen(stream, track, { stats });
+  window.sender = {
+    stats, configured, state,
+    stop() { stop(); clearInterval(paint); clearInterval(release); track.stop(); },
+  };
+}"""
+
+
+def _until(page: Any, condition: str, seconds: float = 30) -> bool:
+    """A condition on the page, waited for with a deadline."""
+    return bool(
+        page.evaluate(
+            f"""async () => {{
+              const end = performance.now() + {seconds * 1000};
+              while (performance.now() < end) {{
+                if ({condition}) return true;
+                await new Promise((r) => setTimeout(r, 20));
+              }}
+              return false;
+            }}"""
+        )
+    )
+
+
+def test_the_shared_screens_bitrate_falls_under_backpressure_and_recovers(
+    tunnel_page: Any,
+) -> None:
+    tunnel_page.evaluate(CONGESTED_SENDER)
+    try:
+        assert _until(tunnel_page, "window.sender.configured.length > 0")
+        full = tunnel_page.evaluate("window.sender.configured[0]")
+        assert full == 480 * 360 * 2  # the screen's full bitrate to start with
+        # Held chunks make captured frames wait: the bitrate steps down, to below half.
+        assert _until(tunnel_page, f"Math.min(...window.sender.configured) < {full * 0.5}"), (
+            tunnel_page.evaluate("JSON.stringify(window.sender)")
+        )
+        lowest = tunnel_page.evaluate("Math.min(...window.sender.configured)")
+        assert lowest >= 100_000  # the floor
+        # The tunnel frees up: the bitrate climbs back, a step (of 1.15) at a time.
+        tunnel_page.evaluate("window.sender.state.congested = false")
+        assert _until(tunnel_page, f"window.sender.configured.at(-1) > {lowest}")
+        configured = tunnel_page.evaluate("window.sender.configured")
+        steps = [b / a for a, b in itertools.pairwise(configured)]
+        assert all(0.69 <= s <= 0.71 or 1.14 <= s <= 1.16 for s in steps), configured
+        assert tunnel_page.evaluate("window.sender.stats.keyFrames") >= 1
+    finally:
+        tunnel_page.evaluate("window.sender.stop()")

@@ -110,6 +110,9 @@ export async function openTunnel(info, ephemeral, { random } = {}) {
 // The relay's close code when the server cut the session (revocation, suspension, the
 // machine removed, the server stopping); its reason is "cut:<kind>".
 export const RELAY_CUT = 4003;
+// The relay's close code when the other end's socket went without a word (reason
+// "agent_closed" for the end user's side).
+export const RELAY_PEER_GONE = 4000;
 
 /** The cut kind behind an end, or null: from the relay's close, or from the agent's
  *  GOODBYE(REVOKED), whose text is the kind the server told it. */
@@ -127,9 +130,19 @@ export function endText(why) {
     return hasText(key) ? text(key) : text("cut.generic");
   }
   // A screen shared from the browser says how the end user ended it (static/js/share.js).
-  const shareEnd = { "share-stopped": "share.stopped", "tab-closed": "share.tab_closed" }[why.text];
+  const shareEnd = { "share-stopped": "share.stopped", "tab-closed": "share.tab_closed", "page-gone": "share.page_gone" }[
+    why.text
+  ];
   if (why.code === CloseCode.ENDED_BY_USER && shareEnd) return text(shareEnd);
   return codeText("close", why.slug, why.code);
+}
+
+/** A screen shared from the browser whose page went without its GOODBYE (a tab closing
+ *  may not live to seal it, share.js): the relay's word that the end user's side closed
+ *  is as near as the technician gets, and it is said as such, not as a lost connection. */
+function pageGone(why) {
+  const gone = why.code === CloseCode.TRANSPORT_CLOSED && why.relayCode === RELAY_PEER_GONE && why.relayReason === "agent_closed";
+  return gone ? { code: CloseCode.ENDED_BY_USER, slug: "ended-by-user", text: "page-gone" } : why;
 }
 
 /** Once the session has ended nothing on the page can act on it any more. */
@@ -216,7 +229,7 @@ export function runSession(tunnel, info, { fromRecord = null, terminalAfterConse
     },
   };
   setState(waiting ? "waiting-consent" : "connected", "");
-  tunnel.done.then((why) => showEnd(why, info.session_id, fromRecord));
+  tunnel.done.then((why) => showEnd(browserShare ? pageGone(why) : why, info.session_id, fromRecord));
   $("end-session").hidden = false;
   $("end-session").addEventListener("click", () => tunnel.close(CloseCode.ENDED_BY_TECHNICIAN));
   $("session-body").hidden = false;

@@ -29,9 +29,9 @@ import {
   utf8,
 } from "./tunnel/index.js";
 import { concat, equalBytes, fromHex } from "./tunnel/bytes.js";
-import { SERVICE } from "./screenwire.js";
+import { CODECS, SERVICE } from "./screenwire.js";
 import { serveFiles } from "./share_files.js";
-import { shareScreen } from "./share_video.js";
+import { pickCodec, shareScreen } from "./share_video.js";
 
 const $ = (id) => document.getElementById(id);
 const config = JSON.parse($("share-config")?.textContent ?? "{}");
@@ -55,11 +55,38 @@ function status(key, values) {
   $("share-status").dataset.state = key.split(".").pop();
 }
 
-/** What this browser lacks for sharing, or null. */
-export function missing() {
+/** Resolves to whether `attempt` (a WebCrypto call) succeeds: a browser may know the
+ *  algorithm's name and still refuse it, so each is tried, not looked up. */
+async function works(attempt) {
+  try {
+    await attempt();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What this browser lacks for sharing, as the catalogue key's last part, or null. Only
+ *  standard APIs, each detected before use: where one is missing the page says which and
+ *  offers the one-time client, and nothing is shared or sent. */
+export async function missing() {
   if (!window.isSecureContext) return "secure";
   if (!navigator.mediaDevices?.getDisplayMedia) return "capture";
+  // Frames of the capture: MediaStreamTrackProcessor (Chromium) or a video element's
+  // requestVideoFrameCallback (Firefox); share_video.js takes whichever there is.
+  const frames =
+    typeof MediaStreamTrackProcessor !== "undefined" ||
+    (typeof HTMLVideoElement !== "undefined" && "requestVideoFrameCallback" in HTMLVideoElement.prototype);
+  if (!frames) return "capture";
   if (typeof VideoEncoder === "undefined" || typeof VideoFrame === "undefined") return "codecs";
+  if ((await pickCodec(CODECS, 1280, 720)) === null) return "codec";
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) return "secure";
+  if (!(await works(() => subtle.generateKey({ name: "X25519" }, false, ["deriveBits"])))) return "x25519";
+  const ed25519 =
+    (await works(() => subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]))) &&
+    (await works(() => subtle.importKey("raw", fromBase64Url(config.server_key), { name: "Ed25519" }, false, ["verify"])));
+  if (!ed25519) return "ed25519";
   return null;
 }
 
@@ -241,7 +268,7 @@ function runChat(stream, link) {
 
 /** The technician's pointing: a marker on the page when this page (a tab) is what is
  *  shared, otherwise a highlighted line in the chat naming the position. */
-function showPointed({ x, y }, surface) {
+export function showPointed({ x, y }, surface) {
   if (surface === "browser") {
     const marker = $("share-pointer");
     marker.hidden = false;
@@ -324,6 +351,7 @@ async function session(media, link, serverKey, identity) {
   const { tunnel, randomT } = opened;
   if (!(await tunnel.confirmed)) return { ended: "lost" };
   link.event("session.started");
+  let tabClosed = false;
   // Sharing ends the session whichever way it stops.
   const endWith = (why) => tunnel.close(CloseCode.ENDED_BY_USER, why);
   track.addEventListener("ended", () => endWith(STOPPED));
@@ -331,7 +359,21 @@ async function session(media, link, serverKey, identity) {
     track.stop();
     endWith(STOPPED);
   };
-  addEventListener("pagehide", () => endWith(TAB_CLOSED));
+  // beforeunload as well as pagehide: a tab being closed runs beforeunload a moment
+  // earlier, which gives WebCrypto time to seal the GOODBYE (nothing here asks the end
+  // user to stay, so beforeunload always goes on to the close).
+  const goingAway = () => {
+    if (tunnel.closed) return;
+    // A closing page may not live to seal the GOODBYE (WebCrypto answers later, and the
+    // page is gone by then): the control link's report is one synchronous send, which
+    // the browser puts out before the link's close, and the server records it. The
+    // GOODBYE is still tried; when it is lost the technician sees the relay's close.
+    link.event("session.ended_at_agent", "tab_closed", { code: CloseCode.ENDED_BY_USER, by: "local" });
+    tabClosed = true;
+    endWith(TAB_CLOSED);
+  };
+  addEventListener("beforeunload", goingAway);
+  addEventListener("pagehide", goingAway);
   (async () => {
     for (;;) {
       const message = await link.next();
@@ -418,6 +460,7 @@ async function session(media, link, serverKey, identity) {
     }
   })();
   const why = await tunnel.done;
+  if (tabClosed) return { ended: "tab_closed" }; // reported as the page went
   return { ended: why.text === STOPPED ? "stopped" : why.by === "peer" ? "technician" : "ended", why };
 }
 
@@ -459,11 +502,17 @@ async function start() {
   link.close();
 }
 
-const lacking = missing();
-if (lacking !== null) {
-  $("share-unsupported").textContent = text(`support.share.missing_${lacking}`);
-  $("share-unsupported").hidden = false;
-} else {
-  $("share-start").hidden = false;
-  $("share-start").addEventListener("click", () => start().catch(() => status("support.share.failed")));
-}
+missing().then(
+  (lacking) => {
+    if (lacking !== null) {
+      // Plainly which, and the other way in: the one-time client (or why there is none).
+      $("share-unsupported").textContent = text(`support.share.missing_${lacking}`);
+      $("share-unsupported").hidden = false;
+      $("share-offer-client").hidden = false;
+      return;
+    }
+    $("share-start").hidden = false;
+    $("share-start").addEventListener("click", () => start().catch(() => status("support.share.failed")));
+  },
+  () => status("support.share.failed"),
+);

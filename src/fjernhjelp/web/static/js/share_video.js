@@ -5,12 +5,62 @@
 // encoding, so a slow tunnel sees fewer frames, never a growing queue. A frame whose
 // pixels equal the last one sent is dropped before the encoder too: a still screen costs
 // nothing, whatever rate the browser's capture runs at.
+//
+// The same backpressure sets the bitrate (BitrateControl): a delta chunk that a captured
+// frame had to wait for lowers it, a run of chunks that left in time raises it again, a
+// step at a time; the encoder is reconfigured before its next frame (docs/tunnel.md §19).
 
 import { CODECS, MAX_CHUNK, chunkMessage, configMessage } from "./screenwire.js";
 import { fromUtf8 } from "./tunnel/bytes.js";
 
 const BITS_PER_PIXEL = 2; // per second, at 30 frames: about 2 Mbit/s for 1280×800
 const FRAME_RATE = 30;
+// Down fast, up slowly: a congested tunnel costs the technician latency at once, a
+// bitrate raised too early only congests it again.
+export const BITRATE_DOWN = 0.7;
+export const BITRATE_UP = 1.15;
+export const RECOVER_AFTER = 20; // delta chunks in a row that left without a frame waiting
+export const MIN_BITRATE_SHARE = 0.1; // of the screen's full bitrate
+const MIN_BITRATE = 100_000;
+
+/** The encoder's bitrate from the tunnel's backpressure, one chunk at a time. */
+export class BitrateControl {
+  constructor(max) {
+    this.max = max;
+    this.min = Math.min(max, Math.max(MIN_BITRATE, Math.round(max * MIN_BITRATE_SHARE)));
+    this.current = max;
+    this.clean = 0;
+  }
+
+  /** A new screen size: the same share of its full bitrate as before. */
+  resize(max) {
+    const share = this.current / this.max;
+    this.max = max;
+    this.min = Math.min(max, Math.max(MIN_BITRATE, Math.round(max * MIN_BITRATE_SHARE)));
+    this.current = Math.min(max, Math.max(this.min, Math.round(max * share)));
+    this.clean = 0;
+  }
+
+  /** A delta chunk encoded at `rate` has left; `stalled` if a captured frame was dropped
+   *  while it was on its way. A chunk encoded before the last change says nothing about
+   *  the current bitrate, so one congested moment lowers it once, not once per chunk
+   *  that was already queued. Returns the new bitrate, or null when it stays. */
+  sent(rate, stalled) {
+    if (rate !== this.current) return null;
+    if (stalled) {
+      this.clean = 0;
+      const lower = Math.max(this.min, Math.round(this.current * BITRATE_DOWN));
+      if (lower === this.current) return null;
+      this.current = lower;
+      return lower;
+    }
+    this.clean += 1;
+    if (this.clean < RECOVER_AFTER || this.current >= this.max) return null;
+    this.clean = 0;
+    this.current = Math.min(this.max, Math.round(this.current * BITRATE_UP));
+    return this.current;
+  }
+}
 
 /** Whole-buffer equality, four bytes at a time where the length allows. */
 function equalWords(a, b) {
@@ -30,7 +80,9 @@ function even(n) {
   return Math.max(2, n - (n % 2));
 }
 
-async function pickCodec(wanted, width, height) {
+/** The first codec of `wanted` (best first) this browser's VideoEncoder takes at that
+ *  size, or null. */
+export async function pickCodec(wanted, width, height) {
   for (const codec of CODECS.filter((c) => wanted.includes(c))) {
     const config = encoderConfig(codec, width, height);
     try {
@@ -42,12 +94,16 @@ async function pickCodec(wanted, width, height) {
   return null;
 }
 
-function encoderConfig(codec, width, height) {
+function fullBitrate(width, height) {
+  return Math.round(width * height * BITS_PER_PIXEL);
+}
+
+function encoderConfig(codec, width, height, bitrate = fullBitrate(width, height)) {
   const config = {
     codec,
     width,
     height,
-    bitrate: Math.round(width * height * BITS_PER_PIXEL),
+    bitrate,
     framerate: FRAME_RATE,
     latencyMode: "realtime",
   };
@@ -98,8 +154,24 @@ export async function shareScreen(stream, track, { onPoint = () => {}, stats = {
   const wanted = Array.isArray(stream.params?.codecs) ? stream.params.codecs.filter((c) => typeof c === "string") : [];
   const codec = await pickCodec(wanted, even(settings.width ?? 1280), even(settings.height ?? 800));
   if (codec === null) throw new Error("no-encoder");
-  Object.assign(stats, { codec, framesCaptured: 0, framesEncoded: 0, framesDropped: 0, framesUnchanged: 0, bytes: 0, keyFrames: 0 });
+  Object.assign(stats, {
+    codec,
+    framesCaptured: 0,
+    framesEncoded: 0,
+    framesDropped: 0,
+    framesUnchanged: 0,
+    bytes: 0,
+    keyFrames: 0,
+    bitrate: 0,
+    bitrateChanges: 0,
+  });
   let size = null; // [width, height] the encoder is configured for
+  let bitrates = null; // BitrateControl, from the first frame's size
+  let configured = 0; // the bitrate the encoder runs at
+  const inFlight = new Set(); // delta chunks on their way: {rate, stalled}
+  // The bitrate each frame was given to the encoder at, by timestamp: its chunk may come
+  // out after the next configure() was queued (a realtime encoder may also drop a frame).
+  const ratesAt = new Map();
   let announce = false; // a CONFIG goes before the next key frame
   let keyNext = true;
   let sending = 0;
@@ -120,13 +192,28 @@ export async function shareScreen(stream, track, { onPoint = () => {}, stats = {
         announce = false;
       }
       messages.push(chunkMessage(key, chunk.timestamp, data));
-      for (const message of messages) {
+      const rate = ratesAt.get(chunk.timestamp) ?? configured;
+      for (const timestamp of ratesAt.keys()) if (timestamp <= chunk.timestamp) ratesAt.delete(timestamp);
+      // A key frame is far above the per-frame budget by design: a frame waiting for it
+      // is no sign of a congested tunnel.
+      const tracked = key ? null : { rate, stalled: false };
+      if (tracked) inFlight.add(tracked);
+      messages.forEach((message, index) => {
+        const last = index === messages.length - 1;
         sending += 1;
         stats.bytes += message.length;
-        stream.send(message).finally(() => {
-          sending -= 1;
-        }).catch(() => stop());
-      }
+        stream
+          .send(message)
+          .finally(() => {
+            sending -= 1;
+          })
+          .then(() => {
+            if (!last || !tracked) return;
+            inFlight.delete(tracked);
+            if (bitrates.sent(tracked.rate, tracked.stalled) !== null) stats.bitrateChanges += 1;
+          })
+          .catch(() => stop());
+      });
       if (key) stats.keyFrames += 1;
     },
     error() {
@@ -157,10 +244,21 @@ export async function shareScreen(stream, track, { onPoint = () => {}, stats = {
     if (size === null || size[0] !== width || size[1] !== height) {
       // A resize (or the start): a new configuration and a key frame.
       size = [width, height];
-      encoder.configure(encoderConfig(codec, width, height));
+      if (bitrates === null) bitrates = new BitrateControl(fullBitrate(width, height));
+      else bitrates.resize(fullBitrate(width, height));
+      configured = bitrates.current;
+      encoder.configure(encoderConfig(codec, width, height, configured));
       announce = true;
       keyNext = true;
+    } else if (bitrates.current !== configured) {
+      // The same size at another bitrate: the decoder's configuration stands, and the
+      // encoder goes on from its references or, if it starts over, makes a key frame by
+      // itself (the chunk says so). The encoder is idle here, nothing is lost.
+      configured = bitrates.current;
+      encoder.configure(encoderConfig(codec, width, height, configured));
     }
+    stats.bitrate = configured;
+    ratesAt.set(frame.timestamp, configured);
     encoder.encode(frame, { keyFrame: keyNext });
     keyNext = false;
     stats.framesEncoded += 1;
@@ -168,6 +266,7 @@ export async function shareScreen(stream, track, { onPoint = () => {}, stats = {
 
   const onFrame = (frame) => {
     stats.framesCaptured += 1;
+    if (sending > 0) for (const chunk of inFlight) chunk.stalled = true;
     if (stopped || checking || sending > 0 || encoder.state === "closed" || encoder.encodeQueueSize > 0) {
       stats.framesDropped += 1;
       frame.close();
