@@ -2,6 +2,14 @@
 
 Nothing here ever formats a request body; handlers log ids and outcomes, not values,
 so a password or code cannot end up in a log line.
+
+A database error is the one exception whose text holds values: SQLAlchemy's adds the
+statement's parameters (the engine is told to hide them, db/engine.py) and the
+database's own message may quote a row ("Key (token_hash)=(...) already exists", a
+trigger's text). So code that logs a failure logs :func:`fault` (kinds and a place,
+never a message), and :class:`WithholdDatabaseErrors` keeps such text out of every
+line that still carries one (uvicorn's "Exception in ASGI application", a
+``_log.exception`` somewhere): the traceback's frames stay, the messages go.
 """
 
 from __future__ import annotations
@@ -9,7 +17,12 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import re
+import sqlite3
 import sys
+import traceback
+from pathlib import PurePath
+
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from fjernhjelp.config import Settings
 
@@ -33,6 +46,82 @@ class RedactEnrolmentLinks(logging.Filter):
         return True
 
 
+def _is_database_error(exc: BaseException) -> bool:
+    if isinstance(exc, SQLAlchemyError | sqlite3.Error):
+        return True
+    # psycopg's errors, without importing a driver a SQLite node does not have.
+    return type(exc).__module__.split(".")[0] in ("psycopg", "psycopg2")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it (or was being handled), outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _where(exc: BaseException) -> str | None:
+    """The innermost frame in this package: where our code met the failure."""
+    ours = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if "fjernhjelp" in PurePath(frame.filename).parts
+    ]
+    if not ours:
+        return None
+    frame = ours[-1]
+    parts = PurePath(frame.filename).parts
+    short = "/".join(parts[len(parts) - parts[::-1].index("fjernhjelp") :])
+    return f"{short}:{frame.lineno} in {frame.name}"
+
+
+def fault(exc: BaseException) -> str:
+    """A failure in one short line without its message: the exception's kind, the
+    driver's and the database's error code, and where in our code it surfaced. Safe to
+    log whatever the statement's parameters or the row were."""
+    kinds = [type(exc).__name__]
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    if orig is not None:
+        kinds.append(f"{type(orig).__module__}.{type(orig).__name__}")
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+        if code:
+            kinds.append(str(code))
+    where = _where(exc)
+    return " ".join(kinds) + (f" at {where}" if where else "")
+
+
+def _withheld_traceback(exc: BaseException) -> str:
+    """The traceback's frames (file, line, function, source line) with every
+    exception's message replaced by its kind."""
+    lines: list[str] = []
+    for link in reversed(_chain(exc)):
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.format_list(traceback.extract_tb(link.__traceback__)))
+        lines.append(f"{type(link).__module__}.{type(link).__name__}: [message withheld]\n")
+    return "".join(lines).rstrip("\n")
+
+
+class WithholdDatabaseErrors(logging.Filter):
+    """Lines that carry a database error, as their traceback or as an argument, keep its
+    kind and frames but not its text (see the module's docstring)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            if any(_is_database_error(link) for link in _chain(exc)):
+                record.exc_text = _withheld_traceback(exc)
+                record.exc_info = None
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                fault(a) if isinstance(a, BaseException) and _is_database_error(a) else a
+                for a in record.args
+            )
+        return True
+
+
 def configure(settings: Settings) -> None:
     handler: logging.Handler
     if settings.log_destination == "file":
@@ -45,6 +134,7 @@ def configure(settings: Settings) -> None:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RedactEnrolmentLinks())
+    handler.addFilter(WithholdDatabaseErrors())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -13,6 +13,9 @@ DEFERRED = "fjernhjelp_deferred_begin"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    # An error's text would otherwise carry the statement's parameters (a code's HMAC,
+    # a token's hash, a password hash) into whatever logs it (logs.py).
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)

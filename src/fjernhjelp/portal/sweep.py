@@ -26,6 +26,7 @@ from fjernhjelp.audit.log import Outcome, record
 from fjernhjelp.auth import logins
 from fjernhjelp.auth.models import User, UserStatus
 from fjernhjelp.caller import Caller
+from fjernhjelp.logs import fault
 from fjernhjelp.portal import agreements, grants, members, notifications
 from fjernhjelp.portal.models import Agreement, AgreementStatus, Grant, GrantStatus
 from fjernhjelp.portal.revocations import Revocation, RevocationKind, announce
@@ -236,5 +237,6 @@ async def every(
         await asyncio.sleep(interval)
         try:
             await asyncio.to_thread(run_once, factory, clock, inactive_after)
-        except Exception:
-            _log.exception("sweep failed")
+        except Exception as exc:
+            # One line without the error's text: it can quote parameters (logs.fault).
+            _log.error("sweep failed: %s", fault(exc))

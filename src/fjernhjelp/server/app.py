@@ -18,6 +18,7 @@ from fjernhjelp import __version__
 from fjernhjelp.audit import forward
 from fjernhjelp.config import Settings
 from fjernhjelp.control.package import fingerprint
+from fjernhjelp.logs import fault
 from fjernhjelp.portal import revocations, sweep
 from fjernhjelp.server import agent_listener, browser_libs, probes, problems
 from fjernhjelp.server.api import accounts as api_accounts
@@ -232,5 +233,5 @@ def _flush_all_probes(state: AppState) -> None:
     try:
         with state.db_sessions() as db:
             probes.flush(db, state.probes, state.now(), everything=True)
-    except Exception:  # stopping goes on; the counts are in the log line
-        _log.exception("could not write the last probe counts at shutdown")
+    except Exception as exc:  # stopping goes on
+        _log.error("could not write the last probe counts at shutdown: %s", fault(exc))
