@@ -108,8 +108,13 @@ class Settings(BaseSettings):
     # a refused one retries with its backoff). Probes (unknown endpoints, oversized
     # bodies, refused sockets, anonymous forms without a CSRF token) are audited as one
     # event per address per probe_audit_seconds, for at most probe_audit_max_addresses
-    # addresses at once (the rest are counted together).
+    # addresses at once (the rest are counted together). ws_unauthenticated_total bounds
+    # the node's sockets that have not authenticated, all addresses together (agent logins
+    # in progress on both listeners, relay joins): a fleet coming back after a restart
+    # holds a few hundred at once (each login takes milliseconds; agents back off), a flood
+    # from many addresses no more than this (~50 KiB each on the main port).
     ws_unauthenticated_per_address: int = Field(default=32, ge=1)
+    ws_unauthenticated_total: int = Field(default=2048, ge=1)
     probe_audit_seconds: int = Field(default=60, ge=1)
     probe_audit_max_addresses: int = Field(default=10_000, ge=1)
 

@@ -59,6 +59,14 @@ RELAY_SESSIONS = _counter(
     ["paired", "ending"],
 )
 
+SOCKETS_REFUSED = Counter(
+    PREFIX + "sockets_refused",
+    "WebSockets refused at the upgrade before authenticating, by the cap that refused "
+    "them: address (too many from one source) or node (too many logins in progress).",
+    ["cap"],
+    registry=REGISTRY,
+)
+
 _reasons: set[str] = set()
 _reasons_lock = threading.Lock()
 
@@ -85,6 +93,11 @@ def audited(action: str, outcome: str, reason: str | None, seconds: float) -> No
         LOGINS.labels(action.removeprefix("auth.login."), outcome).inc()
     if outcome in _REFUSED:
         REFUSALS.labels(action, bounded_reason(reason)).inc()
+
+
+def socket_refused(cap: str) -> None:
+    """An unauthenticated socket refused by a cap (called by server/ws_guard.py)."""
+    SOCKETS_REFUSED.labels(cap).inc()
 
 
 def relay_ended(paired: bool, reason: str, from_technician: int, from_agent: int) -> None:

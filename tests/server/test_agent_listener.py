@@ -4,10 +4,12 @@ written through the batched logins, and the same refusals, audited."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -16,11 +18,13 @@ from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from fjernhjelp import metrics
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.audit.verify import verify_chain
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import b64, unb64
 from fjernhjelp.machines.models import Machine
+from fjernhjelp.server import probes
 from fjernhjelp.server.app import create_app
 from fjernhjelp.server.state import build_state
 from tests.conftest import test_settings as settings_for
@@ -98,3 +102,83 @@ def test_an_agent_logs_in_on_the_lean_listener_and_a_forged_proof_is_refused(lea
         # The victim's record is as it was; the chain holds.
         assert db.get(Machine, victim.id).last_seen_at == victim_seen  # type: ignore[union-attr]
         assert verify_chain(db).ok
+
+
+def _until(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "waited in vain"
+        time.sleep(0.02)
+
+
+def _waiting(sockets: contextlib.ExitStack, url: str, source: str) -> None:
+    """An unauthenticated socket from ``source`` that the server has admitted: its
+    challenge arrived, and it says nothing more until ``sockets`` closes it."""
+    ws = sockets.enter_context(
+        connect(f"{url}/agent/control", compression=None, source_address=(source, 0))
+    )
+    json.loads(ws.recv(timeout=30))
+
+
+def _refused_with(url: str, source: str) -> tuple[int, str]:
+    with (
+        connect(f"{url}/agent/control", compression=None, source_address=(source, 0)) as ws,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        ws.recv(timeout=30)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+def test_logins_in_progress_are_capped_for_the_node_not_only_per_address(
+    tmp_path, database_url
+) -> None:  # type: ignore[no-untyped-def]
+    port = _port()
+    state = build_state(
+        settings_for(
+            tmp_path,
+            database_url,
+            agent_bind=f"127.0.0.1:{port}",
+            ws_unauthenticated_per_address=2,
+            ws_unauthenticated_total=4,
+        )
+    )
+    url = f"ws://127.0.0.1:{port}"
+    refused_before = (
+        metrics.REGISTRY.get_sample_value("fjernhjelp_sockets_refused_total", {"cap": "node"})
+        or 0.0
+    )
+    with TestClient(create_app(state=state)):
+        with state.readers() as db:
+            ((machine, key),) = _machines(db, 1)
+        # The attack: two addresses, each within its own cap, fill the node's.
+        with contextlib.ExitStack() as flood:
+            for source in ("127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"):
+                _waiting(flood, url, source)
+            assert state.unauthenticated_sockets.count_all() == 4
+            # A third address, within its own cap, is refused: try again later.
+            assert _refused_with(url, "127.0.0.4") == (1013, "too many logins in progress")
+            # One of the flooding addresses meets its own cap first.
+            assert _refused_with(url, "127.0.0.2") == (1013, "too many unauthenticated sockets")
+            assert state.unauthenticated_sockets.count_all() == 4
+        _until(lambda: state.unauthenticated_sockets.count_all() == 0)
+
+        # A real agent logs in once they are gone.
+        with connect(f"{url}/agent/control", compression=None) as ws:
+            assert _login(ws, state, machine.id, key)["type"] == "welcome"
+
+        refused = metrics.REGISTRY.get_sample_value(
+            "fjernhjelp_sockets_refused_total", {"cap": "node"}
+        )
+        assert refused == refused_before + 1
+        # Counted as probing of the refused address, like the per-address cap.
+        with state.db_sessions() as db:
+            probes.flush(db, state.probes, state.now(), everything=True)
+            noted = {
+                e.source_address: json.loads(e.details)["kinds"]
+                for e in db.execute(
+                    select(AuditEvent).where(AuditEvent.action == "security.probing")
+                ).scalars()
+            }
+        assert noted == {"127.0.0.4": {"node_socket_cap": 1}, "127.0.0.2": {"socket_cap": 1}}
+    state.engine.dispose()

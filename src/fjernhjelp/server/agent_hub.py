@@ -246,10 +246,11 @@ class AgentHub:
         # Until the agent has proved its key, the socket counts against its address's
         # cap and its hello must be small (ws_guard.py).
         pending = self._state.unauthenticated_sockets
-        if not pending.admit(source):
-            self._probe(source, Kind.SOCKET_CAP, websocket)
+        refused = pending.admit(source)
+        if refused is not None:
+            self._probe(source, refused.value, websocket)
             with contextlib.suppress(Exception):
-                await refuse_upgrade(websocket)
+                await refuse_upgrade(websocket, refused)
             return
         try:
             await websocket.accept()

@@ -1,11 +1,12 @@
 """Probing, counted instead of logged line by line.
 
 A request that cannot do anything (an unknown endpoint, an anonymous form without its
-CSRF token, a body over the limit, a socket over the per-address cap or with an oversized
-first message) is refused at once, but writing one audit event for each would let anyone
-fill the append-only log and queue every honest writer behind the chain-head lock. So
-these refusals are tallied in memory per source address, and each address gets ONE
-``security.probing`` event per interval carrying the count, the kinds and a few samples.
+CSRF token, a body over the limit, a socket over the per-address or the node's cap or
+with an oversized first message) is refused at once, but writing one audit event for
+each would let anyone fill the append-only log and queue every honest writer behind the
+chain-head lock. So these refusals are tallied in memory per source address, and each
+address gets ONE ``security.probing`` event per interval carrying the count, the kinds
+and a few samples.
 The tally is written when its interval ends (housekeeping) and when the server stops.
 
 Real attempts (logins, second factors, codes, tickets, agent proofs, a refused form of a
@@ -32,6 +33,7 @@ class Kind:
     CSRF_ANONYMOUS = "csrf_refused"  # noted as "csrf_refused:<reason>"
     BODY_TOO_LARGE = "body_too_large"
     SOCKET_CAP = "socket_cap"
+    NODE_SOCKET_CAP = "node_socket_cap"  # the node's cap on logins in progress
     MESSAGE_TOO_BIG = "ws_message_too_big"
 
 

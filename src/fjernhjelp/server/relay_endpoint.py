@@ -77,10 +77,11 @@ class RelayEndpoint:
             peer, websocket.headers.get("x-forwarded-for"), self._state.settings
         )
         pending = self._state.unauthenticated_sockets
-        if not pending.admit(source):
-            self._probe(source, Kind.SOCKET_CAP, websocket)
+        refused = pending.admit(source)
+        if refused is not None:
+            self._probe(source, refused.value, websocket)
             with contextlib.suppress(Exception):
-                await refuse_upgrade(websocket)
+                await refuse_upgrade(websocket, refused)
             return
         try:
             await websocket.accept()

@@ -45,7 +45,9 @@ class AppState:
             timedelta(seconds=self.settings.probe_audit_seconds),
             self.settings.probe_audit_max_addresses,
         )
-        self.unauthenticated_sockets = PendingSockets(self.settings.ws_unauthenticated_per_address)
+        self.unauthenticated_sockets = PendingSockets(
+            self.settings.ws_unauthenticated_per_address, self.settings.ws_unauthenticated_total
+        )
 
     def now(self) -> datetime:
         return self.clock()

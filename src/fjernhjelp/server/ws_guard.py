@@ -9,16 +9,24 @@ Three bounds, cheapest first:
   message, the agent's hello); a larger one closes it with 1009 before it is parsed.
 - Each source address may hold only so many sockets that have not authenticated yet
   (``Settings.ws_unauthenticated_per_address``); one more is refused at the upgrade.
+- The node as a whole may hold only so many (``Settings.ws_unauthenticated_total``):
+  logins in progress on both listeners and relay joins together. Per address alone, an
+  attacker with many addresses could keep any number of sockets, each holding memory and
+  a hello timeout, open; beyond the total every new one is refused at the upgrade and
+  comes back with its backoff, so a flood costs the node a bounded amount.
 """
 
 from __future__ import annotations
 
+import enum
 import threading
 
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.responses import Response
 
+from fjernhjelp import metrics
 from fjernhjelp.control.messages import MAX_MESSAGE_BYTES as CONTROL_MAX_MESSAGE
+from fjernhjelp.server.probes import Kind
 from fjernhjelp.tunnel.limits import MAX_RECORD
 
 PROTOCOL_MAX_MESSAGE = max(MAX_RECORD, CONTROL_MAX_MESSAGE)
@@ -48,25 +56,47 @@ async def receive_text_limited(websocket: WebSocket, limit: int) -> str:
     return text
 
 
-class PendingSockets:
-    """Counts, per source address, the sockets still waiting to authenticate."""
+class Cap(enum.StrEnum):
+    """Which bound refused a socket; the value is its probe kind."""
 
-    def __init__(self, per_address: int) -> None:
+    ADDRESS = Kind.SOCKET_CAP
+    NODE = Kind.NODE_SOCKET_CAP
+
+
+class PendingSockets:
+    """Counts the sockets still waiting to authenticate, per source address and in all."""
+
+    def __init__(self, per_address: int, total: int) -> None:
         self.per_address = per_address
+        self.total = total
         self._counts: dict[str | None, int] = {}
+        self._all = 0
         self._lock = threading.Lock()
 
-    def admit(self, address: str | None) -> bool:
+    def admit(self, address: str | None) -> Cap | None:
+        """Count one more for ``address``: None, or the cap that refuses it (counted
+        in the metrics; the caller notes the probe and refuses the upgrade)."""
         with self._lock:
             count = self._counts.get(address, 0)
-            if count >= self.per_address:
-                return False
-            self._counts[address] = count + 1
-            return True
+            refused = (
+                Cap.ADDRESS
+                if count >= self.per_address
+                else Cap.NODE
+                if self._all >= self.total
+                else None
+            )
+            if refused is None:
+                self._counts[address] = count + 1
+                self._all += 1
+        if refused is not None:
+            metrics.socket_refused(refused.name.lower())
+        return refused
 
     def release(self, address: str | None) -> None:
         with self._lock:
             count = self._counts.get(address, 0) - 1
+            if count >= 0:
+                self._all -= 1
             if count > 0:
                 self._counts[address] = count
             else:
@@ -76,12 +106,21 @@ class PendingSockets:
         with self._lock:
             return self._counts.get(address, 0)
 
+    def count_all(self) -> int:
+        with self._lock:
+            return self._all
 
-async def refuse_upgrade(websocket: WebSocket) -> None:
-    """Refuse a socket before accepting it: HTTP 429 where the server can send it."""
+
+async def refuse_upgrade(websocket: WebSocket, cap: Cap = Cap.ADDRESS) -> None:
+    """Refuse a socket before accepting it: HTTP 429 (this address has too many) or 503
+    (the node has) where the server can send it; else close code 1013, "try again
+    later", with the reason in words (the lean agent listener, server/agent_listener.py)."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        status = 429 if cap is Cap.ADDRESS else 503
         await websocket.send_denial_response(
-            Response(status_code=429, headers={"Retry-After": "5"})
+            Response(status_code=status, headers={"Retry-After": "5"})
         )
-    else:
+    elif cap is Cap.ADDRESS:
         await websocket.close(TRY_AGAIN_LATER, "too many unauthenticated sockets")
+    else:
+        await websocket.close(TRY_AGAIN_LATER, "too many logins in progress")
