@@ -140,15 +140,41 @@ def configure(settings: Settings) -> None:
     root.setLevel(settings.log_level.upper())
 
 
+# uvicorn (and the websockets protocol it runs, which logs to uvicorn.error) writes three
+# INFO lines for every WebSocket: accepted, open, closed. Twenty thousand agents coming
+# back would write sixty thousand lines the audit log already holds as events (the lean
+# listener is quiet the same way, server/agent_listener.py). Refusals, rejections and
+# errors keep their level.
+_CONNECTION_CHATTER = frozenset(
+    {'%s - "WebSocket %s" [accepted]', "connection open", "connection closed"}
+)
+
+
+class QuietConnections(logging.Filter):
+    """On uvicorn.error: each WebSocket's accepted/open/closed line at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.msg in _CONNECTION_CHATTER:
+            record.levelno = logging.DEBUG
+            record.levelname = logging.getLevelName(logging.DEBUG)
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def uvicorn_log_config() -> dict[str, object]:
     # Let uvicorn's loggers propagate to the root handler configured above. Its access
     # log prints the path and query string only; no handler puts secrets in a query.
     return {
         "version": 1,
         "disable_existing_loggers": False,
+        "filters": {"quiet_connections": {"()": QuietConnections}},
         "loggers": {
             "uvicorn": {"level": "INFO", "propagate": True},
-            "uvicorn.error": {"level": "INFO", "propagate": True},
+            "uvicorn.error": {
+                "level": "INFO",
+                "propagate": True,
+                "filters": ["quiet_connections"],
+            },
             "uvicorn.access": {"level": "INFO", "propagate": True},
         },
     }
