@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -232,49 +233,74 @@ def test_the_database_unreachable_for_thirty_seconds(outage_site: LiveSite) -> N
     bearer = {"Authorization": f"Bearer {token}"}
     names = {m["hostname"] for m in machines}
     site.world.db.rollback()
-    events_before = [e.seq for e in site.events("session.ticket_issued")]
-
-    proxy.cut()
-    cut_at = time.monotonic()
-    # An agent that starts while the database is away must keep trying, not give up.
-    site.agents[0].stop()
-    site.agents[0].start()
-    answers: list[httpx.Response] = []
-    while time.monotonic() - cut_at < OUTAGE_SECONDS:
-        answers.append(web.get(base + "/machines", headers=bearer))
-        # An action during the outage is refused: not done without its audit event.
-        answers.append(
-            web.post(
-                base + "/sessions",
-                headers=bearer,
-                json={"machine_id": machines[0]["id"], "technician_key": "A" * 43 + "="},
-            )
-        )
-        answers.append(
-            web.post(base + "/auth/login", json={"username": "tekniker", "password": "x" * 12})
-        )
-        health = web.get(site.server.url + "/healthz")
-        assert health.status_code == 503
-        time.sleep(1)  # pacing the requests, not waiting for anything
-    for answer in answers:
-        assert_unavailable(answer)
-    proxy.restore()
-
-    wait_for("the API to answer", lambda: web.get(base + "/machines", headers=bearer).is_success)
-    site.wait_online(token, names, timeout=90)
-    assert "reconnecting in" in site.agents[0].log.read_text()
-    # Every failure was one of the answers above, none an error of the server itself.
-    assert "Exception in ASGI application" not in site.server.log.read_text()
-    # Nothing asked for during the outage was done: no session, no event of one.
-    assert [s for s in sessions(site)] == []
-    assert [e.seq for e in site.events("session.ticket_issued")] == events_before
-    site.world.db.rollback()
-    assert verify_chain(site.world.db).ok
-    # And the service works again: a session opens.
+    # A session running when the database goes, that ends during the outage.
     api = Api(site.server.url, token, timeout=60)
-    try:
-        with LoopThread() as loop:
+    with LoopThread() as loop:
+        try:
+            running = loop.run(open_session(api, machines[1]["id"]))
+            wait_for(
+                "the session to run",
+                lambda: [s.status for s in sessions(site)] == [SessionStatus.ACTIVE],
+            )
+            events_before = [e.seq for e in site.events("session.ticket_issued")]
+
+            proxy.cut()
+            cut_at = time.monotonic()
+            cut_when = datetime.now(UTC)
+            loop.run(_quietly(running.close()), timeout=60)
+            # An agent that starts while the database is away must keep trying, not give up.
+            site.agents[0].stop()
+            site.agents[0].start()
+            answers: list[httpx.Response] = []
+            while time.monotonic() - cut_at < OUTAGE_SECONDS:
+                answers.append(web.get(base + "/machines", headers=bearer))
+                # An action during the outage is refused: not done without its audit event.
+                answers.append(
+                    web.post(
+                        base + "/sessions",
+                        headers=bearer,
+                        json={"machine_id": machines[0]["id"], "technician_key": "A" * 43 + "="},
+                    )
+                )
+                answers.append(
+                    web.post(
+                        base + "/auth/login", json={"username": "tekniker", "password": "x" * 12}
+                    )
+                )
+                health = web.get(site.server.url + "/healthz")
+                assert health.status_code == 503
+                time.sleep(1)  # pacing the requests, not waiting for anything
+            for answer in answers:
+                assert_unavailable(answer)
+            restored_when = datetime.now(UTC)
+            proxy.restore()
+
+            wait_for(
+                "the API to answer", lambda: web.get(base + "/machines", headers=bearer).is_success
+            )
+            site.wait_online(token, names, timeout=90)
+            assert "reconnecting in" in site.agents[0].log.read_text()
+            # Every failure was one of the answers above, none an error of the server itself.
+            assert "Exception in ASGI application" not in site.server.log.read_text()
+            # The session that ended during the outage is recorded as it ended once the
+            # database is back (server/late_ends.py), not left open until a restart.
+            (ended,) = wait_for(
+                "the late end to be recorded",
+                lambda: [s for s in sessions(site) if s.status == SessionStatus.ENDED],
+            )
+            # Whichever end the relay saw go first (the agent follows the tunnel's close).
+            assert ended.end_reason in ("technician_closed", "agent_closed")
+            assert ended.ended_at is not None
+            assert cut_when <= ended.ended_at <= restored_when
+            (late,) = [json.loads(e.details) for e in site.events("session.ended")]
+            assert late["recorded_late"] is True and late["session"] == str(ended.id)
+            # Nothing asked for during the outage was done: no session, no event of one.
+            assert len(sessions(site)) == 1
+            assert [e.seq for e in site.events("session.ticket_issued")] == events_before
+            site.world.db.rollback()
+            assert verify_chain(site.world.db).ok
+            # And the service works again: a session opens.
             opened = loop.run(open_session(api, machines[0]["id"]))
             loop.run(_quietly(opened.close()), timeout=60)
-    finally:
-        api.close()
+        finally:
+            api.close()

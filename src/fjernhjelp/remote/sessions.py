@@ -262,7 +262,11 @@ def end(
     reason: str,
     bytes_from_technician: int = 0,
     bytes_from_agent: int = 0,
+    late: bool = False,
 ) -> RemoteSession | None:
+    """End the session at ``now`` with ``session.ended``; None if it had ended already.
+    ``late``: it ended at ``now`` but is recorded only after the database came back
+    (server/late_ends.py); the event says so and when it ended."""
     session = db.get(RemoteSession, session_id)
     if session is None or session.status == SessionStatus.ENDED:
         return None
@@ -287,6 +291,7 @@ def end(
             "duration_seconds": int(
                 (now - (session.started_at or session.requested_at)).total_seconds()
             ),
+            **({"ended_at": now.isoformat(), "recorded_late": True} if late else {}),
         },
     )
     return session

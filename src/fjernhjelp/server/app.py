@@ -41,7 +41,13 @@ from fjernhjelp.server.deps import (
     csrf_protect,
 )
 from fjernhjelp.server.health import router as health_router
-from fjernhjelp.server.housekeeping import Housekeeping, Scheduled, support_expiry_job
+from fjernhjelp.server.housekeeping import (
+    LATE_ENDS_EVERY,
+    Housekeeping,
+    Scheduled,
+    late_ends_job,
+    support_expiry_job,
+)
 from fjernhjelp.server.metrics_endpoint import LoopLag
 from fjernhjelp.server.metrics_endpoint import router as metrics_router
 from fjernhjelp.server.no_nul import refuse_nul
@@ -132,6 +138,9 @@ def create_app(
         )
     )
 
+    late_ends = runtime.relay_endpoint.late_ends
+    housekeeping.add(Scheduled("late_session_ends", late_ends_job(late_ends), LATE_ENDS_EVERY))
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         unsubscribe = revocations.log_revocations(state.revocations)
@@ -162,6 +171,8 @@ def create_app(
                 await lean.wait_closed()
             await housekeeping.stop()
             await runtime.stop()
+            # A last try for the ends the database missed (server/late_ends.py).
+            await housekeeping.run_logged("late_session_ends")
             await run_in_threadpool(_flush_all_probes, state)
             unsubscribe()
             if sweeper is not None:

@@ -29,6 +29,7 @@ from fjernhjelp.auth.models import Throttle
 from fjernhjelp.auth.throttle import FORGET_AFTER
 from fjernhjelp.logs import fault
 from fjernhjelp.remote import support_expiry
+from fjernhjelp.server.late_ends import LateEnds
 from fjernhjelp.server.state import AppState
 
 _log = logging.getLogger(__name__)
@@ -96,6 +97,20 @@ def support_expiry_job(state: AppState, cut: Callable[[uuid.UUID, str], Awaitabl
 
     return expire
 
+
+def late_ends_job(late_ends: LateEnds) -> Job:
+    """Record the session ends the database could not take when they happened
+    (server/late_ends.py); nothing to do, nothing touches the database."""
+
+    def record(db: Session, _now: datetime) -> None:
+        if len(late_ends):
+            written = late_ends.record(db)
+            _log.info("recorded %d session ends that happened while the database was away", written)
+
+    return record
+
+
+LATE_ENDS_EVERY = timedelta(seconds=5)
 
 DEFAULT_JOBS = [
     Scheduled("purge_login_sessions", purge_login_sessions, timedelta(minutes=5)),

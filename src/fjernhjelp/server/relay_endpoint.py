@@ -20,12 +20,14 @@ from fastapi.concurrency import run_in_threadpool
 
 from fjernhjelp.refusals import RelayRefused
 from fjernhjelp.remote import sessions as remote_sessions
+from fjernhjelp.server.late_ends import LateEnd, LateEnds
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.recorded import refusals_kept
 from fjernhjelp.server.relay import DuplicateEnd, EndClosed, Relay, Role
 from fjernhjelp.server.relay import Outcome as RelayOutcome
 from fjernhjelp.server.security import client_address
 from fjernhjelp.server.state import AppState
+from fjernhjelp.server.unavailable import classify
 from fjernhjelp.server.ws_guard import (
     RELAY_JOIN_MAX,
     TOO_BIG,
@@ -70,6 +72,8 @@ class RelayEndpoint:
     def __init__(self, state: AppState, relay: Relay) -> None:
         self._state = state
         self.relay = relay
+        # Ends the database could not take when they happened (late_ends.py).
+        self.late_ends = LateEnds()
 
     async def serve(self, websocket: WebSocket, session_id: str) -> None:
         peer = websocket.client.host if websocket.client else None
@@ -142,16 +146,33 @@ class RelayEndpoint:
             db.commit()
 
     async def ended(self, outcome: RelayOutcome) -> None:
-        await run_in_threadpool(self._end, outcome)
+        end = LateEnd(
+            uuid.UUID(outcome.session_id),
+            self._state.now(),
+            outcome.reason,
+            outcome.bytes_from_technician,
+            outcome.bytes_from_agent,
+        )
+        try:
+            await run_in_threadpool(self._end, end)
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is None:
+                raise
+            # The database is away: the end is recorded when it is back, as it was.
+            self.late_ends.keep(end)
+            _log.warning(
+                "session %s ended during %s: recorded when it is back", end.session_id, kind
+            )
 
-    def _end(self, outcome: RelayOutcome) -> None:
+    def _end(self, end: LateEnd) -> None:
         with self._state.db_sessions() as db:
             remote_sessions.end(
                 db,
-                uuid.UUID(outcome.session_id),
-                now=self._state.now(),
-                reason=outcome.reason,
-                bytes_from_technician=outcome.bytes_from_technician,
-                bytes_from_agent=outcome.bytes_from_agent,
+                end.session_id,
+                now=end.ended_at,
+                reason=end.reason,
+                bytes_from_technician=end.bytes_from_technician,
+                bytes_from_agent=end.bytes_from_agent,
             )
             db.commit()
