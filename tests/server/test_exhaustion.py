@@ -282,6 +282,34 @@ def test_unauthenticated_sockets_per_address_are_capped(tmp_path, database_url, 
         state.engine.dispose()
 
 
+def test_the_nodes_cap_answers_503_on_the_main_port(tmp_path, database_url, clock) -> None:
+    """The node's cap on logins in progress covers the main port too (the lean
+    listener's side, from several addresses: tests/server/test_agent_listener.py)."""
+    from fastapi.testclient import TestClient
+
+    from fjernhjelp.server.state import build_state
+
+    settings = conftest.test_settings(tmp_path, database_url, ws_unauthenticated_total=1)
+    state = build_state(settings)
+    state.clock = clock
+    try:
+        with (
+            TestClient(create_app(state=state)) as client,
+            client.websocket_connect(f"/relay/{uuid.uuid4()}"),
+        ):
+            # Accepted, so counted: a relay socket waiting for its token.
+            assert state.unauthenticated_sockets.count_all() == 1
+            with (
+                pytest.raises(WebSocketDenialResponse) as refused,
+                client.websocket_connect("/agent/control"),
+            ):
+                pass
+            assert refused.value.status_code == 503
+            assert refused.value.headers["retry-after"] == "5"
+    finally:
+        state.engine.dispose()
+
+
 async def test_after_pairing_the_relay_takes_a_tunnel_record_and_no_more() -> None:
     from fjernhjelp.server.relay import CloseCode, Relay
     from fjernhjelp.tunnel.limits import MAX_RECORD
