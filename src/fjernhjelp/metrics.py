@@ -59,12 +59,11 @@ RELAY_SESSIONS = _counter(
     ["paired", "ending"],
 )
 
-SOCKETS_REFUSED = Counter(
-    PREFIX + "sockets_refused",
+SOCKETS_REFUSED = _counter(
+    "sockets_refused",
     "WebSockets refused at the upgrade before authenticating, by the cap that refused "
     "them: address (too many from one source) or node (too many logins in progress).",
     ["cap"],
-    registry=REGISTRY,
 )
 
 _reasons: set[str] = set()
