@@ -19,7 +19,7 @@ from fjernhjelp.audit import forward
 from fjernhjelp.config import Settings
 from fjernhjelp.control.package import fingerprint
 from fjernhjelp.portal import revocations, sweep
-from fjernhjelp.server import agent_listener, browser_libs, probes, problems
+from fjernhjelp.server import agent_listener, browser_libs, probes, problems, relay_listener
 from fjernhjelp.server.api import accounts as api_accounts
 from fjernhjelp.server.api import agents as api_agents
 from fjernhjelp.server.api import agreements as api_agreements
@@ -151,6 +151,12 @@ def create_app(
         if state.settings.agent_bind:
             host, port = state.settings.agent_bind.rsplit(":", 1)
             lean = await agent_listener.start(runtime.hub, host.strip("[]"), int(port))
+        relay_lean = None
+        if state.settings.relay_bind:
+            host, port = state.settings.relay_bind.rsplit(":", 1)
+            relay_lean = await relay_listener.start(
+                state, runtime.relay_endpoint, host.strip("[]"), int(port)
+            )
         loop_lag.start()
         try:
             yield
@@ -159,6 +165,8 @@ def create_app(
             if lean is not None:
                 lean.close()
                 await lean.wait_closed()
+            if relay_lean is not None:
+                relay_lean.close()  # running sessions end with the process, as on the main port
             await housekeeping.stop()
             await runtime.stop()
             await run_in_threadpool(_flush_all_probes, state)
