@@ -57,7 +57,9 @@ async def _session(server: Server, ticket: Ticket, count: int, payload: bytes) -
 
         async def receive() -> None:
             for _ in range(count):
-                await agent.recv()
+                # Whole and in order: the relay passes frames, it must not cut them.
+                if await agent.recv() != payload:
+                    raise AssertionError("the relay changed a message")
 
         receiver = asyncio.create_task(receive())
         for _ in range(count):

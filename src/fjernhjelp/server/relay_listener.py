@@ -171,8 +171,9 @@ class RelaySocket(asyncio.BufferedProtocol):
         held = len(self._buf)
         if self._stage is _Stage.SPLICED and held:
             # The partial frame the last read ended with goes first; the read follows it.
+            # Kept here too until the read arrives: a read that finds nothing (the loop
+            # asks for a buffer before it knows) never calls buffer_updated.
             reads.buf[:held] = self._buf
-            self._buf.clear()
             self._base = held
         else:
             self._base = 0
@@ -181,6 +182,7 @@ class RelaySocket(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         stage = self._stage
         if stage is _Stage.SPLICED and self._base + nbytes:
+            self._buf.clear()  # its bytes are at the start of the shared buffer
             self._pass(self._reads.buf, self._base + nbytes)
             return
         if stage is _Stage.CLOSED:
