@@ -38,7 +38,12 @@ def _port() -> int:
 
 @pytest.fixture
 def settings(tmp_path, database_url):  # type: ignore[no-untyped-def]
-    return settings_for(tmp_path, database_url, relay_bind=f"127.0.0.1:{_port()}")
+    return settings_for(
+        tmp_path,
+        database_url,
+        relay_bind=f"127.0.0.1:{_port()}",
+        ws_unauthenticated_per_address=2,
+    )
 
 
 @pytest.fixture
@@ -142,6 +147,17 @@ def test_refusals_close_before_anything_passes_and_are_audited(lean, db, state) 
     with connect(f"{url}/relay/{sid}", compression=None) as ws:
         ws.send("x" * 2000)
         assert _closed_with(ws) == 1009
+    # Two sockets that never join hold this address's cap: a third is refused at the
+    # upgrade, and noted as a probe.
+    with (
+        connect(f"{url}/relay/{sid}", compression=None),
+        connect(f"{url}/relay/{sid}", compression=None),
+        pytest.raises(InvalidStatus) as capped,
+    ):
+        connect(f"{url}/relay/{sid}", compression=None)
+    assert capped.value.response.status_code == 429
+    (window,) = [w for w in state.probes.take_all() if w.address == "127.0.0.1"]
+    assert window.kinds == {"ws_message_too_big": 1, "socket_cap": 1}
     # Nothing but the relay's path is served here.
     with pytest.raises(InvalidStatus) as status:
         connect(f"{url}/agent/control", compression=None)
