@@ -210,3 +210,32 @@ def test_an_end_on_the_main_port_meets_one_on_the_lean_listener(lean, db, state)
         tech.close()
     row = _ended(db, sid, written)
     assert (row.end_reason, row.bytes_from_technician) == ("technician_closed", 16)
+
+
+def test_pages_may_open_websockets_to_a_relay_on_a_port_of_its_own(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from fjernhjelp.config import Settings
+    from fjernhjelp.server.security import SecurityHeaders, relay_origin
+
+    def with_node_url(node_url: str | None) -> str | None:
+        return relay_origin(
+            Settings(data_dir=tmp_path, public_url="https://fjh.example.no", node_url=node_url)
+        )
+
+    # The relay on the pages' origin (one node, or a node path behind the front): nothing added.
+    assert with_node_url(None) is None
+    assert with_node_url("https://fjh.example.no/nodes/a") is None
+    assert with_node_url("https://fjh.example.no:443/nodes/a") is None
+    origin = with_node_url("https://fjh.example.no:8444")
+    assert origin == "wss://fjh.example.no:8444"
+
+    def page(_: object) -> PlainTextResponse:
+        return PlainTextResponse("page")
+
+    app = SecurityHeaders(Starlette(routes=[Route("/", page)]), hsts=True, relay_origin=origin)
+    policy = TestClient(app).get("/").headers["Content-Security-Policy"]
+    assert "connect-src 'self' wss://fjh.example.no:8444;" in policy
+    assert "default-src 'self';" in policy  # the rest of the policy as it was

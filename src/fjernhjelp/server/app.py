@@ -61,7 +61,7 @@ from fjernhjelp.server.pages import (
     support,
 )
 from fjernhjelp.server.runtime import AccessRuntime
-from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
+from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders, relay_origin
 from fjernhjelp.server.state import AppState, build_state
 
 _log = logging.getLogger(__name__)
@@ -228,7 +228,9 @@ def create_app(
     problems.install(app)
     app.add_middleware(CsrfSeedCookie, settings=settings)
     app.add_middleware(BodyLimit)  # outside the framework: nothing reads a body first
-    app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
+    app.add_middleware(
+        SecurityHeaders, hsts=settings.secure_cookies, relay_origin=relay_origin(settings)
+    )
     return app
 
 
