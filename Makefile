@@ -140,7 +140,7 @@ bench-desktop: $(STAMP) system-deps npm-deps
 # The relay under load: 50 desktop sessions, then with 2 bulk copies through the same
 # node; and its CPU per GB against a bare websockets relay (docs/BENCHMARKS.md, "Relay").
 bench-relay: $(STAMP)
-	$(BIN)/python bench/relay_load.py
+	$(BIN)/python bench/relay_load.py --relay all
 
 bench-relay-cost: $(STAMP)
 	$(BIN)/python bench/relay_cost.py

@@ -6,6 +6,7 @@ Built from the same pieces as the live tests (tests/live/live.py), outside pytes
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -53,7 +54,8 @@ def live_site(database_url: str | None = None) -> Iterator[LiveSite]:
             site.stop()
             state.engine.dispose()
             # Agent homes, logs and the database; a kept copy is of no use after the run.
-            shutil.rmtree(tmp, ignore_errors=True)
+            if not os.environ.get("FJH_BENCH_KEEP"):
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def package_for(site: LiveSite, uses: int) -> bytes:

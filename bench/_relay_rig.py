@@ -61,6 +61,11 @@ class Server:
         times = psutil.Process(self.proc.pid).cpu_times()
         return times.user + times.system
 
+    def cpu_split(self) -> tuple[float, float]:
+        """User and system CPU-seconds: the relay's own work against the kernel's copies."""
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user, times.system
+
     def url(self, session_id: str) -> str:
         return f"{self.ws_base}/relay/{session_id}"
 
@@ -118,12 +123,16 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], verify: Any, log: Path)
     raise TimeoutError(f"server not ready:\n{log.read_text()[-3000:]}")
 
 
-def start_ours(site: Any, name: str, tls: tuple[Path, Path] | None = None) -> Server:
+def start_ours(
+    site: Any, name: str, tls: tuple[Path, Path] | None = None, *, lean: bool = False
+) -> Server:
     """A second ``fjernhjelp serve`` on the site's database: the one measured (the site's
     own server keeps the agent's link). Every bench client comes from 127.0.0.1, where in
     use each comes from its own address: the per-address cap on sockets still joining is
-    raised accordingly."""
+    raised accordingly. ``lean``: the relay's sockets go to the node's lean relay
+    listener (FJERNHJELP_RELAY_BIND, server/relay_listener.py) instead of the main port."""
     port = free_port()
+    relay_port = free_port() if lean else port
     log = site.tmp / f"{name}.log"
     env = {
         **os.environ,
@@ -136,6 +145,8 @@ def start_ours(site: Any, name: str, tls: tuple[Path, Path] | None = None) -> Se
     }
     if tls:
         env["FJERNHJELP_TLS_CERT"], env["FJERNHJELP_TLS_KEY"] = str(tls[0]), str(tls[1])
+    if lean:
+        env["FJERNHJELP_RELAY_BIND"] = f"127.0.0.1:{relay_port}"
     scheme = "https" if tls else "http"
     proc = subprocess.Popen(
         [sys.executable, "-m", "fjernhjelp", "serve"],
@@ -147,7 +158,7 @@ def start_ours(site: Any, name: str, tls: tuple[Path, Path] | None = None) -> Se
     return Server(
         name,
         proc,
-        f"{'wss' if tls else 'ws'}://127.0.0.1:{port}",
+        f"{'wss' if tls else 'ws'}://127.0.0.1:{relay_port}",
         client_ssl(tls[0]) if tls else None,
     )
 
@@ -164,7 +175,7 @@ def start_bare(tmp: Path, tls: tuple[Path, Path] | None = None) -> Server:
     scheme = "https" if tls else "http"
     _wait_ready(f"{scheme}://127.0.0.1:{port}", proc, str(tls[0]) if tls else True, log)
     return Server(
-        "bare",
+        "bare+tls" if tls else "bare",
         proc,
         f"{'wss' if tls else 'ws'}://127.0.0.1:{port}",
         client_ssl(tls[0]) if tls else None,

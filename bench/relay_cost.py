@@ -57,7 +57,9 @@ async def _session(server: Server, ticket: Ticket, count: int, payload: bytes) -
 
         async def receive() -> None:
             for _ in range(count):
-                await agent.recv()
+                # Whole and in order: the relay passes frames, it must not cut them.
+                if await agent.recv() != payload:
+                    raise AssertionError("the relay changed a message")
 
         receiver = asyncio.create_task(receive())
         for _ in range(count):
@@ -65,15 +67,21 @@ async def _session(server: Server, ticket: Ticket, count: int, payload: bytes) -
         await receiver
 
 
+SYSTEM: dict[str, list[float]] = {}  # the kernel's share of each measurement
+
+
 async def _run(server: Server, batch: list[Ticket], count: int, size: int) -> float:
     payload = os.urandom(size)
-    before = server.cpu()
+    user, system = server.cpu_split()
     await asyncio.gather(*(_session(server, t, count, payload) for t in batch))
-    return server.cpu() - before
+    user_after, system_after = server.cpu_split()
+    spent = user_after - user + system_after - system
+    SYSTEM.setdefault(server.name, []).append((system_after - system) / spent if spent else 0)
+    return spent
 
 
 def measure(server: Server, batch: list[Ticket], count: int, size: int) -> float:
-    """CPU-seconds per GB (10^9 bytes) relayed."""
+    """CPU-seconds per GB (10^9 bytes) relayed, of the server process."""
     cpu = asyncio.run(_run(server, batch, count, size))
     return cpu / (len(batch) * count * size / 1e9)
 
@@ -85,6 +93,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=16 * 1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--no-tls", action="store_true", help="the plain case only")
     parser.add_argument(
         "--client-compression",
         choices=["none", "deflate"],
@@ -99,11 +108,18 @@ def main() -> None:
     tls = self_signed(tmp)
     results: dict[str, list[float]] = {}
     with bench_site() as (site, machine_id):
+        makers = {
+            "ours": lambda: start_ours(site, "plain"),
+            "lean": lambda: start_ours(site, "lean", lean=True),
+            "bare": lambda: start_bare(tmp),
+            "ours+tls": lambda: start_ours(site, "tls", tls),
+            "lean+tls": lambda: start_ours(site, "lean-tls", tls, lean=True),
+            "bare+tls": lambda: start_bare(tmp, tls),
+        }
         servers = {
-            "ours": start_ours(site, "plain"),
-            "bare": start_bare(tmp),
-            "ours+tls": start_ours(site, "tls", tls),
-            "bare+tls": start_bare(tmp, tls),
+            name: make()
+            for name, make in makers.items()
+            if args.no_tls is False or not name.endswith("+tls")
         }
         try:
             for _ in range(args.rounds):
@@ -127,19 +143,26 @@ def main() -> None:
         f"({total:.2f} GB a round), medians of {args.rounds} rounds, server CPU-s per GB:"
     )
     for mode in ("", "+tls"):
-        ours, bare = med["ours" + mode], med["bare" + mode]
+        if "bare" + mode not in med:
+            continue
+        ours, lean, bare = med["ours" + mode], med["lean" + mode], med["bare" + mode]
         label = "TLS at the node" if mode else "plain (or behind a TLS proxy)"
         print(
-            f"  {label:30s} ours {ours:5.2f}   bare websockets relay {bare:5.2f}   "
-            f"ratio {ours / bare:4.2f}"
+            f"  {label:30s} main port {ours:5.2f} (ratio {ours / bare:4.2f})   "
+            f"lean listener {lean:5.2f} (ratio {lean / bare:4.2f})   "
+            f"bare websockets relay {bare:5.2f}"
         )
     print(json.dumps({k: [round(x, 3) for x in v] for k, v in results.items()}))
+    shares = {k: f"{statistics.median(v):.0%}" for k, v in SYSTEM.items()}
+    print("system (kernel) share of the server's CPU:", json.dumps(shares))
 
 
 def _profile(args, site, machine_id, servers, count) -> None:  # type: ignore[no-untyped-def]
     args.profile.mkdir(parents=True, exist_ok=True)
-    for name in ("ours", "ours+tls"):
-        server = servers[name]
+    for name in ("ours", "lean", "ours+tls", "lean+tls"):
+        server = servers.get(name)
+        if server is None:
+            continue
         out = args.profile / f"{name.replace('+', '-')}.txt"
         spy = subprocess.Popen(
             [

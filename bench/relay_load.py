@@ -10,8 +10,16 @@ this process (one clock). The bulk copies push 16 KiB records one way as fast as
 takes them, from a process of their own (so they compete for the server, not for this
 process's event loop). Server: a real ``fjernhjelp serve`` (bench/_relay_rig.py).
 
+Which relay (``--relay``): the node's main port (uvicorn, Starlette), its lean relay
+listener (FJERNHJELP_RELAY_BIND), or a bare `websockets` relay (the baseline; ``all``
+runs the three one after the other). The CPU each process used in each phase is printed
+(the server, this process's desktop clients, the bulk copies' process, and the machine's
+idle share), so a latency that comes from the benchmark's own clients being starved of
+CPU is told apart from the relay's: the bare relay under the same load is the yardstick.
+
 Run: make bench-relay
-     (= .venv/bin/python bench/relay_load.py [--sessions 50] [--seconds 10] [--bulk 2])
+     (= .venv/bin/python bench/relay_load.py [--sessions 50] [--seconds 10] [--bulk 2]
+        [--relay main|lean|bare|all])
 """
 
 from __future__ import annotations
@@ -24,15 +32,26 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import psutil
 import websockets
 
-from bench._relay_rig import Server, Ticket, bench_site, join, start_ours, tickets
+from bench._relay_rig import (
+    Server,
+    Ticket,
+    bench_site,
+    fake_tickets,
+    join,
+    start_bare,
+    start_ours,
+    tickets,
+)
 
 RECORD = 16 * 1024
 FPS = 30
@@ -131,7 +150,42 @@ async def _bulk_child(spec: dict[str, object]) -> None:
     done = await asyncio.gather(
         *(bulk_copy(f"{base}/relay/{t[0]}", Ticket(*t), seconds) for t in raw)
     )
-    print(json.dumps({"bytes": sum(done), "seconds": seconds}), flush=True)
+    print(
+        json.dumps({"bytes": sum(done), "seconds": seconds, "cpu": time.process_time()}),
+        flush=True,
+    )
+
+
+class Cpu:
+    """CPU-seconds of the server and of this process (the desktop clients), and the
+    machine's idle time, between two marks."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = psutil.Process(server.proc.pid)
+        self.me = psutil.Process()
+        self.mark()
+
+    def _now(self) -> tuple[float, float, float, float]:
+        s, m = self.server.cpu_times(), self.me.cpu_times()
+        return (
+            time.perf_counter(),
+            s.user + s.system,
+            m.user + m.system,
+            psutil.cpu_times().idle,
+        )
+
+    def mark(self) -> None:
+        self._start = self._now()
+
+    def cores(self) -> dict[str, float]:
+        """Cores used on average since the mark (1.0 = one core all the time)."""
+        end = self._now()
+        wall = end[0] - self._start[0]
+        return {
+            "server": (end[1] - self._start[1]) / wall,
+            "desktop_clients": (end[2] - self._start[2]) / wall,
+            "machine_idle": (end[3] - self._start[3]) / wall,
+        }
 
 
 def _summary(samples: list[list[float]]) -> dict[str, float]:
@@ -145,9 +199,9 @@ def _summary(samples: list[list[float]]) -> dict[str, float]:
     }
 
 
-async def _run(args: argparse.Namespace, server: Server, site: object, machine_id: str) -> None:
-    desk = tickets(site, machine_id, args.sessions)
-    heavy = tickets(site, machine_id, args.bulk)
+async def _run(
+    args: argparse.Namespace, server: Server, desk: list[Ticket], heavy: list[Ticket]
+) -> dict[str, object]:
     samples = Samples()
     stop = asyncio.Event()
     sessions = [
@@ -156,7 +210,9 @@ async def _run(args: argparse.Namespace, server: Server, site: object, machine_i
     ]
     await asyncio.sleep(2)  # every session connected and at its pace
     samples.phase = "quiet"
+    cpu = Cpu(server)
     await asyncio.sleep(args.seconds)
+    quiet_cores = cpu.cores()
     samples.phase = "loaded-start"
     spec = {
         "base": server.ws_base,
@@ -168,7 +224,9 @@ async def _run(args: argparse.Namespace, server: Server, site: object, machine_i
     )
     await asyncio.sleep(1)  # the copies under way
     samples.phase = "loaded"
+    cpu.mark()
     await asyncio.sleep(args.seconds)
+    loaded_cores = cpu.cores()
     samples.phase = "after"
     out, _ = await child.communicate()
     stop.set()
@@ -176,15 +234,16 @@ async def _run(args: argparse.Namespace, server: Server, site: object, machine_i
     bulk = json.loads(out)
     quiet = _summary(samples.latencies["quiet"])
     loaded = _summary(samples.latencies["loaded"])
+    due = args.sessions * FPS * args.seconds
     print(
-        f"{args.sessions} desktop sessions ({args.frame} B frames at {FPS} fps, "
+        f"[{server.name}] {args.sessions} desktop sessions ({args.frame} B frames at {FPS} fps, "
         f"64 B input at {INPUT_HZ}/s) through one node; frame latency, agent end to technician end:"
     )
     for name, s in (("quiet relay", quiet), (f"with {args.bulk} bulk copies", loaded)):
         print(
             f"  {name:22s} median {s['median_ms']:6.2f} ms   p95 {s['p95_ms']:6.2f} ms   "
             f"worst session's median {s['worst_session_median_ms']:6.2f} ms   "
-            f"({s['frames']} frames)"
+            f"({s['frames']} of {due} frames due)"
         )
     print(
         f"  ratio loaded/quiet: median {loaded['median_ms'] / quiet['median_ms']:.2f}   "
@@ -193,9 +252,23 @@ async def _run(args: argparse.Namespace, server: Server, site: object, machine_i
     )
     print(
         f"  bulk copies moved {bulk['bytes'] / 1e6 / bulk['seconds']:.1f} MB/s together "
-        f"while the desktops ran"
+        f"while the desktops ran (their process: {bulk['cpu'] / bulk['seconds']:.2f} cores)"
     )
-    print(json.dumps({"quiet": quiet, "loaded": loaded, "bulk": bulk}))
+    for name, cores in (("quiet", quiet_cores), ("loaded", loaded_cores)):
+        print(
+            f"  cores used, {name:6s}: server {cores['server']:.2f}   desktop clients "
+            f"{cores['desktop_clients']:.2f}   machine idle {cores['machine_idle']:.2f} "
+            f"of {psutil.cpu_count()}   load average {os.getloadavg()[0]:.1f}"
+        )
+    result = {
+        "relay": server.name,
+        "quiet": quiet,
+        "loaded": loaded,
+        "bulk": bulk,
+        "cores": {"quiet": quiet_cores, "loaded": loaded_cores},
+    }
+    print(json.dumps(result))
+    return result
 
 
 def main() -> None:
@@ -207,13 +280,29 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--frame", type=int, default=19_500, help="bytes per frame update")
+    parser.add_argument("--relay", choices=["main", "lean", "bare", "all"], default="lean")
     args = parser.parse_args()
+    relays = ["main", "lean", "bare"] if args.relay == "all" else [args.relay]
+    results = []
     with bench_site() as (site, machine_id):
-        server = start_ours(site, "load")
-        try:
-            asyncio.run(_run(args, server, site, machine_id))
-        finally:
-            server.stop()
+        for relay in relays:
+            if relay == "bare":
+                server = start_bare(Path(tempfile.mkdtemp(prefix="fjh-relay-load-")))
+                desk, heavy = fake_tickets(args.sessions), fake_tickets(args.bulk)
+            else:
+                server = start_ours(site, relay, lean=relay == "lean")
+                desk = tickets(site, machine_id, args.sessions)
+                heavy = tickets(site, machine_id, args.bulk)
+            try:
+                results.append(asyncio.run(_run(args, server, desk, heavy)))
+            finally:
+                server.stop()
+    if len(results) > 1:
+        print("median frame latency with the bulk copies, as a ratio to the quiet relay:")
+        for r in results:
+            quiet, loaded = r["quiet"], r["loaded"]
+            assert isinstance(quiet, dict) and isinstance(loaded, dict)
+            print(f"  {r['relay']:6s} {loaded['median_ms'] / quiet['median_ms']:6.2f}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
             "sends /agent/control there); default: agents use the main port"
         ),
     )
+    relay_bind: str | None = Field(
+        default=None,
+        description=(
+            "host:port of a lean listener for relay sockets only (/relay/<session>), which "
+            "passes frames between the two ends without the ASGI stack; the load balancer "
+            "sends the relay path there, or FJERNHJELP_NODE_URL names it; default: the main port"
+        ),
+    )
     public_url: str | None = Field(
         default=None, description="URL users reach the server on; default http://<bind>"
     )

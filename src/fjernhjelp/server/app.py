@@ -20,7 +20,7 @@ from fjernhjelp.config import Settings
 from fjernhjelp.control.package import fingerprint
 from fjernhjelp.logs import fault
 from fjernhjelp.portal import revocations, sweep
-from fjernhjelp.server import agent_listener, browser_libs, probes, problems
+from fjernhjelp.server import agent_listener, browser_libs, probes, problems, relay_listener
 from fjernhjelp.server.api import accounts as api_accounts
 from fjernhjelp.server.api import agents as api_agents
 from fjernhjelp.server.api import agreements as api_agreements
@@ -68,7 +68,7 @@ from fjernhjelp.server.pages import (
     support,
 )
 from fjernhjelp.server.runtime import AccessRuntime
-from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders
+from fjernhjelp.server.security import CsrfSeedCookie, SecurityHeaders, relay_origin
 from fjernhjelp.server.state import AppState, build_state
 
 _log = logging.getLogger(__name__)
@@ -161,6 +161,12 @@ def create_app(
         if state.settings.agent_bind:
             host, port = state.settings.agent_bind.rsplit(":", 1)
             lean = await agent_listener.start(runtime.hub, host.strip("[]"), int(port))
+        relay_lean = None
+        if state.settings.relay_bind:
+            host, port = state.settings.relay_bind.rsplit(":", 1)
+            relay_lean = await relay_listener.start(
+                state, runtime.relay_endpoint, host.strip("[]"), int(port)
+            )
         loop_lag.start()
         try:
             yield
@@ -169,6 +175,8 @@ def create_app(
             if lean is not None:
                 lean.close()
                 await lean.wait_closed()
+            if relay_lean is not None:
+                relay_lean.close()  # running sessions end with the process, as on the main port
             await housekeeping.stop()
             await runtime.stop()
             # A last try for the ends the database missed (server/late_ends.py).
@@ -232,7 +240,9 @@ def create_app(
     problems.install(app)
     app.add_middleware(CsrfSeedCookie, settings=settings)
     app.add_middleware(BodyLimit)  # outside the framework: nothing reads a body first
-    app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
+    app.add_middleware(
+        SecurityHeaders, hsts=settings.secure_cookies, relay_origin=relay_origin(settings)
+    )
     return app
 
 

@@ -15,7 +15,7 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from fjernhjelp import metrics
 from fjernhjelp.tunnel.limits import MAX_RECORD
@@ -50,12 +50,27 @@ class EndClosed(Exception):
     """The socket behind a relay end closed."""
 
 
+class EndSentTooBig(EndClosed):
+    """The socket behind a relay end sent a message over ``MAX_MESSAGE`` (an end that
+    refuses it before buffering it says so this way, rather than handing it over)."""
+
+
 class RelayEnd(Protocol):
     async def recv(self) -> bytes: ...  # raises EndClosed
 
     async def send(self, data: bytes) -> None: ...  # raises EndClosed
 
     async def close(self, code: int, reason: str) -> None: ...
+
+
+@runtime_checkable
+class SplicingEnd(RelayEnd, Protocol):
+    """An end that can pass its frames straight to another end of its own kind, in the
+    socket's callbacks, without a task and a coroutine hop per message
+    (server/relay_listener.py). Both ends of a pair must be of this kind; otherwise the
+    relay copies through ``recv``/``send`` as for any end."""
+
+    def splice(self, to: SplicingEnd, direction: Direction) -> None: ...
 
 
 class CloseCode(enum.IntEnum):
@@ -96,6 +111,28 @@ class _Pair:
         self.done.set()
 
 
+class Direction:
+    """One direction of a spliced pair: what its source end reports to the relay."""
+
+    __slots__ = ("_pair", "source")
+
+    def __init__(self, pair: _Pair, source: Role) -> None:
+        self._pair = pair
+        self.source = source
+
+    @property
+    def live(self) -> bool:
+        """False once the session is ending (a cut, the other end gone): pass no more."""
+        return not self._pair.done.is_set()
+
+    def count(self, size: int) -> None:
+        self._pair.counts[self.source] += size
+
+    def end(self, why: str) -> None:
+        """``why``: closed, message_too_big or error, as the pipes below say it."""
+        self._pair.finish(f"{self.source}_{why}")
+
+
 class DuplicateEnd(Exception):
     """A second socket tried to take a role that is already taken in this session."""
 
@@ -134,10 +171,15 @@ class Relay:
         pair.ends[role] = end
         if role.other in pair.ends:
             pair.paired.set()
-            pair.tasks = [
-                asyncio.create_task(self._pipe(pair, Role.TECHNICIAN)),
-                asyncio.create_task(self._pipe(pair, Role.AGENT)),
-            ]
+            tech, agent = pair.ends[Role.TECHNICIAN], pair.ends[Role.AGENT]
+            if isinstance(tech, SplicingEnd) and isinstance(agent, SplicingEnd):
+                tech.splice(agent, Direction(pair, Role.TECHNICIAN))
+                agent.splice(tech, Direction(pair, Role.AGENT))
+            else:
+                pair.tasks = [
+                    asyncio.create_task(self._pipe(pair, Role.TECHNICIAN)),
+                    asyncio.create_task(self._pipe(pair, Role.AGENT)),
+                ]
             if self._on_paired is not None:
                 await self._on_paired(session_id)
         else:
@@ -165,6 +207,8 @@ class Relay:
                 if turn >= QUANTUM:
                     turn = 0
                     await asyncio.sleep(0)  # the others' turn (QUANTUM above)
+        except EndSentTooBig:
+            pair.finish(f"{source}_message_too_big")
         except EndClosed:
             pair.finish(f"{source}_closed")
         except asyncio.CancelledError:

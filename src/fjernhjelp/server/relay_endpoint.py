@@ -96,7 +96,7 @@ class RelayEndpoint:
             auth = json.loads(raw)
             role = Role(auth["role"])
             token = str(auth["token"])
-            await run_in_threadpool(self._check, sid, role, token, source)
+            await run_in_threadpool(self.check_join, sid, role, token, source)
         except MessageTooBig as exc:
             self._probe(source, Kind.MESSAGE_TOO_BIG, websocket)
             with contextlib.suppress(Exception):
@@ -121,9 +121,14 @@ class RelayEndpoint:
             await self.relay.join(str(sid), role, end)
 
     def _probe(self, source: str | None, kind: str, websocket: WebSocket) -> None:
-        self._state.probes.note(source, kind, "WEBSOCKET", websocket.url.path, self._state.now())
+        self.note_probe(source, kind, websocket.url.path)
 
-    def _check(self, sid: uuid.UUID, role: Role, token: str, source: str | None) -> None:
+    def note_probe(self, source: str | None, kind: str, path: str) -> None:
+        self._state.probes.note(source, kind, "WEBSOCKET", path, self._state.now())
+
+    def check_join(self, sid: uuid.UUID, role: Role, token: str, source: str | None) -> None:
+        """The end's one-time token, checked and audited (joined or refused); raises
+        RelayRefused. Runs in a worker thread: it is a database transaction."""
         state = self._state
         with state.db_sessions() as db:
             with refusals_kept(db):

@@ -9,6 +9,7 @@ import ipaddress
 import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,9 +46,12 @@ def csp_with_style_nonce(nonce: str) -> str:
 class SecurityHeaders:
     """Pure ASGI, so it adds no cost to WebSocket traffic (it only touches HTTP)."""
 
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool, relay_origin: str | None = None) -> None:
         self.app = app
         self.hsts = hsts
+        # A relay on an origin of its own (relay_origin below): the pages may open their
+        # WebSockets there too, and nowhere else.
+        self.connect = f"connect-src 'self' {relay_origin}" if relay_origin else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,6 +62,11 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("Content-Security-Policy", CSP)
+                if self.connect:
+                    policy = headers["Content-Security-Policy"]
+                    headers["Content-Security-Policy"] = policy.replace(
+                        "connect-src 'self'", self.connect
+                    )
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["X-Frame-Options"] = "DENY"
                 headers["Referrer-Policy"] = "no-referrer"
@@ -70,6 +79,24 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def relay_origin(settings: Settings) -> str | None:
+    """The relay's origin (``wss://host:port``) when it is not the pages' own: a node
+    that serves its relay on a lean listener of its own port (FJERNHJELP_RELAY_BIND)
+    with FJERNHJELP_NODE_URL naming it. None when the relay is on the pages' origin."""
+    relay = urlsplit(settings.relay_base_url)
+    pages = urlsplit(settings.effective_public_url)
+    secure = {"wss": "https", "ws": "http"}.get(relay.scheme, relay.scheme)
+    default = {"https": 443, "http": 80}
+    if (secure, relay.hostname, relay.port or default.get(secure)) == (
+        pages.scheme,
+        pages.hostname,
+        pages.port or default.get(pages.scheme),
+    ):
+        return None
+    host = f"[{relay.hostname}]" if relay.hostname and ":" in relay.hostname else relay.hostname
+    return f"{relay.scheme}://{host}" + (f":{relay.port}" if relay.port else "")
 
 
 def cookie_name(settings: Settings, name: str) -> str:

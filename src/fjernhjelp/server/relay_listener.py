@@ -1,0 +1,691 @@
+"""A lean listener for the relay (``FJERNHJELP_RELAY_BIND``): ``/relay/<session id>``
+served by an asyncio protocol of our own in the node's process, next to the ASGI app.
+
+Why: on the main port every relayed message crosses uvicorn's WebSocket protocol, the
+ASGI queue, Starlette's WebSocket and a coroutine hop in each direction, and is written
+with a system call of its own; that costs about twice what a bare `websockets` relay
+costs per byte (docs/BENCHMARKS.md, "The relay's cost per byte"). Here, once both ends
+of a session have joined, the frames one end's socket delivers are unmasked (the C
+``apply_mask`` of `websockets`) and written to the other end's socket as they are, in
+the read's callback: one write per read, not per message, and no task.
+
+What stays as on the main port: the upgrade is refused over the per-address cap of
+sockets that have not joined (a probe noted); the first message is the JSON join, at
+most ``RELAY_JOIN_MAX`` bytes, within ``AUTH_TIMEOUT``, its token checked and audited
+by the same service (RelayEndpoint.check_join); the Relay pairs the ends and holds the
+session: its pair timeout, the cut (revocation, the end user's button), the byte counts,
+the end reason and the close codes. Each frame's size is read from its header, so a
+message over a tunnel record ends the session before it is buffered. A text message
+ends it as on the main port. Buffering is bounded per direction: while the receiving
+socket's write buffer is over its high-water mark (64 KiB) the sending socket is not
+read, so one read (at most 256 KiB) and one partial frame is the most a session holds.
+
+The payload is never read: the tunnel inside is end-to-end encrypted; this only frames.
+No extension (permessage-deflate) and no subprotocol is negotiated. The node's TLS
+certificate, when it has one, is served here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import enum
+import hashlib
+import json
+import logging
+import re
+import ssl
+import struct
+import uuid
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from websockets.speedups import apply_mask
+
+from fjernhjelp.refusals import RelayRefused
+from fjernhjelp.server.probes import Kind
+from fjernhjelp.server.relay import (
+    MAX_MESSAGE,
+    QUANTUM,
+    Direction,
+    DuplicateEnd,
+    EndClosed,
+    EndSentTooBig,
+    Role,
+    SplicingEnd,
+)
+from fjernhjelp.server.relay_endpoint import AUTH_TIMEOUT, REFUSED
+from fjernhjelp.server.security import client_address
+from fjernhjelp.server.ws_guard import RELAY_JOIN_MAX, TOO_BIG
+
+if TYPE_CHECKING:
+    from fjernhjelp.server.relay_endpoint import RelayEndpoint
+    from fjernhjelp.server.state import AppState
+
+_log = logging.getLogger(__name__)
+
+_PATH = re.compile(r"/relay/([0-9a-fA-F-]{36})")
+_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+READ = QUANTUM  # the most one read takes from a socket (a session's turn, relay.QUANTUM)
+MAX_REQUEST = 8 * 1024  # the upgrade request's head; a browser's is well under 2 KiB
+CLOSE_GRACE = 2.0  # after our close frame, how long the peer has to answer it
+PROTOCOL_ERROR = 1002
+
+_CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0, 1, 2, 8, 9, 10
+_U16 = struct.Struct("!H")
+_U64 = struct.Struct("!Q")
+
+
+class _Stage(enum.Enum):
+    REQUEST = 1  # reading the HTTP upgrade request
+    JOIN = 2  # upgraded; waiting for the join message
+    CHECKING = 3  # the token is being checked; not read meanwhile
+    JOINED = 4  # with the relay, not read until it pairs the session
+    SPLICED = 5  # frames go straight to the other end (both ends are of this kind)
+    PIPED = 6  # the relay's pipes take messages through recv/send (the other end is not)
+    CLOSING = 7  # our close frame is sent; waiting for the peer's, or the grace
+    CLOSED = 8
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _header(first: int, length: int) -> bytes:
+    """A server frame's header (never masked)."""
+    if length < 126:
+        return bytes((first, length))
+    if length < 65536:
+        return bytes((first, 126)) + _U16.pack(length)
+    return bytes((first, 127)) + _U64.pack(length)
+
+
+def _close_frame(code: int, reason: str) -> bytes:
+    payload = _U16.pack(code) + reason.encode("utf-8")[:123]
+    return _header(0x80 | _CLOSE, len(payload)) + payload
+
+
+def _response(status: str, extra: str = "") -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n{extra}\r\n").encode(
+        "latin-1"
+    )
+
+
+class ReadBuffer:
+    """Where every socket of one listener reads into: the event loop runs one read's
+    callback to its end before the next read, and a socket keeps only the partial frame
+    a read ends with (at most a record), so the buffer is shared rather than each idle
+    session holding one. Its size bounds one read, and so a session's turn."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(READ + MAX_MESSAGE + 16)
+        self.view = memoryview(self.buf)
+
+
+class RelaySocket(asyncio.BufferedProtocol):
+    """One relay socket on the lean listener: upgrade, join, then one end of the relay."""
+
+    def __init__(self, state: AppState, endpoint: RelayEndpoint, reads: ReadBuffer) -> None:
+        self._state = state
+        self._endpoint = endpoint
+        self._reads = reads
+        self._base = 0  # where this read starts in the shared buffer
+        self._transport: asyncio.Transport | None = None
+        self._stage = _Stage.REQUEST
+        self._buf = bytearray()
+        self._source: str | None = None
+        self._pending = False  # counted against the address's cap of unjoined sockets
+        self._path = "/relay/"
+        self._session: uuid.UUID | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        # SPLICED: where frames go, and what the relay is told.
+        self._to: RelaySocket | None = None
+        self._direction: Direction | None = None
+        self._message = 0  # bytes so far of a fragmented message
+        self._turn = 0  # bytes passed since this socket last gave the others a turn
+        # PIPED: whole messages for recv(), and the waiters of recv() and send().
+        self._inbox: deque[bytes] = deque()
+        self._parts: list[bytes] = []
+        self._ended: EndClosed | None = None
+        self._readable: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._paused_writing = False
+        self._peer_closed = False  # its close frame came: ours ends the connection
+        self._skip = 0  # CLOSING: what is left of a frame being dropped
+
+    # -- asyncio's callbacks -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's, under uvicorn, is not an asyncio.Transport subclass).
+        self._transport = cast(asyncio.Transport, transport)
+        self._timer = asyncio.get_running_loop().call_later(AUTH_TIMEOUT, self._too_slow)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        reads = self._reads
+        held = len(self._buf)
+        if self._stage is _Stage.SPLICED and held:
+            # The partial frame the last read ended with goes first; the read follows it.
+            # Kept here too until the read arrives: a read that finds nothing (the loop
+            # asks for a buffer before it knows) never calls buffer_updated.
+            reads.buf[:held] = self._buf
+            self._base = held
+        else:
+            self._base = 0
+        return reads.view[self._base : self._base + READ]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        stage = self._stage
+        if stage is _Stage.SPLICED and self._base + nbytes:
+            self._buf.clear()  # its bytes are at the start of the shared buffer
+            self._pass(self._reads.buf, self._base + nbytes)
+            return
+        if stage is _Stage.CLOSED:
+            return
+        self._buf += self._reads.view[:nbytes]
+        if stage is _Stage.SPLICED:
+            self._pass(self._buf, len(self._buf))
+        elif stage is _Stage.PIPED:
+            self._collect()
+        elif stage is _Stage.REQUEST:
+            self._upgrade()
+        elif stage is _Stage.JOIN:
+            self._read_join()
+        elif stage is _Stage.CLOSING:
+            self._await_close()
+        # CHECKING, JOINED: kept until the relay pairs the session (reading is paused).
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        stage, self._stage = self._stage, _Stage.CLOSED
+        self._release()
+        if self._timer is not None:
+            self._timer.cancel()
+        if stage in (_Stage.REQUEST, _Stage.JOIN) and self._task is not None:
+            self._task.cancel()
+        if stage is _Stage.SPLICED and self._direction is not None:
+            self._direction.end("closed")
+        self._end(EndClosed())
+        if self._to is not None and self._to._stage is _Stage.SPLICED:
+            self._to._resume()
+
+    def pause_writing(self) -> None:
+        # Our socket's buffer is full: stop reading whoever writes into it.
+        self._paused_writing = True
+        if self._to is not None and self._to._stage is _Stage.SPLICED:
+            self._to._pause()
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        if self._to is not None and self._to._stage is _Stage.SPLICED:
+            self._to._resume()
+        _wake(self._writable)
+
+    # -- the upgrade and the join ------------------------------------------------------
+
+    def _upgrade(self) -> None:
+        end = self._buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buf) > MAX_REQUEST:
+                self._http_refuse("431 Request Header Fields Too Large")
+            return
+        if end > MAX_REQUEST:
+            self._http_refuse("431 Request Header Fields Too Large")
+            return
+        head = bytes(self._buf[:end]).decode("latin-1")
+        del self._buf[: end + 4]
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if not colon:
+                self._http_refuse("400 Bad Request")
+                return
+            key = name.strip().lower()
+            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+        if len(parts) != 3 or parts[0] != "GET" or parts[2] != "HTTP/1.1":
+            self._http_refuse("400 Bad Request")
+            return
+        match = _PATH.fullmatch(parts[1])
+        if match is None:
+            self._http_refuse("404 Not Found")
+            return
+        key = headers.get("sec-websocket-key", "")
+        try:
+            valid_key = len(base64.b64decode(key, validate=True)) == 16
+        except (binascii.Error, ValueError):
+            valid_key = False
+        connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+        if (
+            headers.get("upgrade", "").lower() != "websocket"
+            or "upgrade" not in connection
+            or headers.get("sec-websocket-version") != "13"
+            or not valid_key
+        ):
+            self._http_refuse("400 Bad Request")
+            return
+        self._path = match.group(0)
+        try:
+            self._session = uuid.UUID(match.group(1))
+        except ValueError:
+            self._http_refuse("404 Not Found")
+            return
+        assert self._transport is not None
+        peer = self._transport.get_extra_info("peername")
+        self._source = client_address(
+            peer[0] if peer else None, headers.get("x-forwarded-for"), self._state.settings
+        )
+        if not self._state.unauthenticated_sockets.admit(self._source):
+            self._endpoint.note_probe(self._source, Kind.SOCKET_CAP, self._path)
+            self._http_refuse("429 Too Many Requests", "Retry-After: 5\r\n")
+            return
+        self._pending = True
+        # RFC 6455's fixed derivation proves only that the server speaks WebSocket.
+        digest = hashlib.sha1(key.encode() + _ACCEPT_GUID, usedforsecurity=False).digest()
+        accept = base64.b64encode(digest).decode()
+        self._transport.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode("latin-1")
+        )
+        self._stage = _Stage.JOIN
+        if self._buf:
+            self._read_join()
+
+    def _read_join(self) -> None:
+        """The first message: a small text frame, or a refusal before it is buffered."""
+        while self._stage is _Stage.JOIN:
+            frame = self._next_frame(RELAY_JOIN_MAX)
+            if frame is None:
+                return
+            first, payload = frame
+            opcode = first & 0x0F
+            if opcode == _PING:
+                self._write(_header(0x80 | _PONG, len(payload)) + payload)
+            elif opcode == _PONG:
+                continue
+            elif opcode == _TEXT and first & 0x80:
+                self._stage = _Stage.CHECKING
+                if self._timer is not None:
+                    self._timer.cancel()
+                assert self._transport is not None
+                self._transport.pause_reading()
+                self._task = asyncio.create_task(self._join(payload))
+            else:
+                self._refuse(REFUSED, "refused")
+
+    def _next_frame(self, limit: int) -> tuple[int, bytes] | None:
+        """One whole frame from the buffer while joining (few and small)."""
+        buf = self._buf
+        if len(buf) < 2:
+            return None
+        first, second = buf[0], buf[1]
+        length, size = second & 0x7F, 2
+        if length == 126:
+            if len(buf) < 4:
+                return None
+            length, size = _U16.unpack_from(buf, 2)[0], 4
+        elif length == 127:
+            if len(buf) < 10:
+                return None
+            length, size = _U64.unpack_from(buf, 2)[0], 10
+        if not second & 0x80 or first & 0x70:
+            self._refuse(PROTOCOL_ERROR, "protocol_error")
+            return None
+        if first & 0x0F == _CLOSE:
+            self._peer_closed = True
+            self._refuse(REFUSED, "refused")
+            return None
+        if length > limit:
+            self._endpoint.note_probe(self._source, Kind.MESSAGE_TOO_BIG, self._path)
+            self._refuse(TOO_BIG, "message_too_big")
+            return None
+        if len(buf) < size + 4 + length:
+            return None
+        mask = bytes(buf[size : size + 4])
+        payload = apply_mask(bytes(buf[size + 4 : size + 4 + length]), mask)
+        del buf[: size + 4 + length]
+        return first, payload
+
+    async def _join(self, raw: bytes) -> None:
+        assert self._session is not None
+        try:
+            try:
+                auth = json.loads(raw.decode("utf-8"))
+                role = Role(auth["role"])
+                token = str(auth["token"])
+                await asyncio.to_thread(
+                    self._endpoint.check_join, self._session, role, token, self._source
+                )
+            except RelayRefused as exc:
+                raise _Refused(REFUSED, exc.reason) from exc
+            except (ValueError, KeyError, TypeError) as exc:
+                raise _Refused(REFUSED, "refused") from exc
+            finally:
+                self._release()
+        except _Refused as refused:
+            self._refuse(refused.code, refused.reason)
+            return
+        if self._stage is not _Stage.CHECKING:
+            return  # gone while its token was checked
+        self._stage = _Stage.JOINED
+        with contextlib.suppress(DuplicateEnd):
+            await self._endpoint.relay.join(str(self._session), role, self)
+
+    def _too_slow(self) -> None:
+        if self._stage is _Stage.REQUEST:
+            self._abort()
+        elif self._stage is _Stage.JOIN:
+            self._refuse(REFUSED, "refused")
+
+    def _release(self) -> None:
+        if self._pending:
+            self._pending = False
+            self._state.unauthenticated_sockets.release(self._source)
+
+    # -- spliced: frames straight to the other end -------------------------------------
+
+    def splice(self, to: SplicingEnd, direction: Direction) -> None:
+        assert isinstance(to, RelaySocket)
+        if self._stage is not _Stage.JOINED:
+            direction.end("closed")
+            return
+        self._to, self._direction = to, direction
+        self._stage = _Stage.SPLICED
+        # Messages sent before the pairing wait in the buffer; pass them on at once, and
+        # read on only if the other end takes them.
+        asyncio.get_running_loop().call_soon(self._start_splice)
+
+    def _start_splice(self) -> None:
+        if self._stage is not _Stage.SPLICED:
+            return
+        if self._buf:
+            self._pass(self._buf, len(self._buf))
+        if self._to is not None and not self._to._paused_writing:
+            self._resume()
+
+    def _next_turn(self) -> None:
+        if self._stage is _Stage.SPLICED and self._to is not None and not self._to._paused_writing:
+            self._resume()
+
+    def _pass(self, buf: bytearray, available: int) -> None:
+        """Every whole frame in ``buf[:available]``, unmasked, to the other end in one
+        write; a partial frame at the end is kept for the next read."""
+        to, direction = self._to, self._direction
+        assert to is not None and direction is not None
+        if not direction.live or to._stage is not _Stage.SPLICED:
+            self._pause()  # cut or ended: the relay is closing both ends
+            return
+        own = buf is self._buf
+        view = memoryview(buf)
+        pos = 0
+        out: list[bytes] = []
+        passed = 0
+        why = None
+        message = self._message
+        try:
+            while available - pos >= 2:
+                total = 0
+                first, second = buf[pos], buf[pos + 1]
+                length, size = second & 0x7F, 2
+                if length == 126:
+                    if available - pos < 4:
+                        break
+                    length, size = _U16.unpack_from(buf, pos + 2)[0], 4
+                elif length == 127:
+                    if available - pos < 10:
+                        break
+                    length, size = _U64.unpack_from(buf, pos + 2)[0], 10
+                if not second & 0x80 or first & 0x70:
+                    why = "error"  # unmasked, or an extension's bit nobody negotiated
+                    break
+                opcode = first & 0x0F
+                if opcode in (_BINARY, _CONTINUATION):
+                    total = length + message if opcode == _CONTINUATION else length
+                    if total > MAX_MESSAGE:
+                        why = "message_too_big"  # known from the header, never buffered
+                        break
+                elif opcode >= _CLOSE:
+                    if length > 125 or not first & 0x80 or opcode > _PONG:
+                        why = "error"
+                        break
+                else:
+                    why = "closed"  # text (not the tunnel's), as on the main port
+                    break
+                start = pos + size + 4
+                if available < start + length:
+                    break
+                payload = apply_mask(view[start : start + length], buf[start - 4 : start])
+                pos = start + length
+                if opcode <= _BINARY:
+                    out.append(_header(first, length))
+                    out.append(payload)
+                    passed += length
+                    message = 0 if first & 0x80 else total
+                elif opcode == _CLOSE:
+                    self._peer_closed = True
+                    why = "closed"
+                    break
+                elif opcode == _PING:
+                    self._write(_header(0x80 | _PONG, length) + payload)
+            if not own and pos < available:
+                self._buf += view[pos:available]
+        finally:
+            view.release()
+        if own:
+            del buf[:pos]
+        self._message = message
+        if out:
+            direction.count(passed)
+            to._write_all(out)
+            self._turn += passed
+            if self._turn >= QUANTUM:
+                # A bulk copy gives the other sessions a turn (relay.QUANTUM): it is
+                # read again once the loop has served whatever else is ready.
+                self._turn = 0
+                self._pause()
+                asyncio.get_running_loop().call_soon(self._next_turn)
+        if why is not None:
+            self._stage = _Stage.JOINED  # read nothing more; the relay closes both ends
+            self._pause()
+            direction.end(why)
+
+    # -- piped: the relay's recv/send, when the other end is a main-port socket --------
+
+    async def recv(self) -> bytes:
+        if self._stage is _Stage.JOINED:
+            self._stage = _Stage.PIPED
+            self._collect()
+        while not self._inbox:
+            if self._ended is not None:
+                raise self._ended
+            self._collect()
+            if self._inbox:
+                break
+            self._resume()
+            self._readable = asyncio.get_running_loop().create_future()
+            await self._readable
+        return self._inbox.popleft()
+
+    async def send(self, data: bytes) -> None:
+        if self._ended is not None or self._stage not in (_Stage.PIPED, _Stage.JOINED):
+            raise EndClosed
+        self._write(_header(0x80 | _BINARY, len(data)) + data)
+        while self._paused_writing and self._ended is None:
+            self._writable = asyncio.get_running_loop().create_future()
+            await self._writable
+
+    def _collect(self) -> None:
+        """Whole messages into the inbox; reading pauses while one is waiting."""
+        while self._ended is None and not self._inbox:
+            frame = self._next_data_frame()
+            if frame is None:
+                break
+        if self._inbox:
+            self._pause()
+        _wake(self._readable)
+
+    def _next_data_frame(self) -> bool | None:
+        buf = self._buf
+        if len(buf) < 2:
+            return None
+        first, second = buf[0], buf[1]
+        length, size = second & 0x7F, 2
+        if length == 126:
+            if len(buf) < 4:
+                return None
+            length, size = _U16.unpack_from(buf, 2)[0], 4
+        elif length == 127:
+            if len(buf) < 10:
+                return None
+            length, size = _U64.unpack_from(buf, 2)[0], 10
+        opcode = first & 0x0F
+        sofar = sum(map(len, self._parts)) if opcode == _CONTINUATION else 0
+        if not second & 0x80 or first & 0x70 or opcode in (3, 4, 5, 6, 7) or opcode > _PONG:
+            self._end(EndClosed("protocol error"))
+            return None
+        if opcode <= _BINARY and length + sofar > MAX_MESSAGE:
+            self._end(EndSentTooBig())
+            return None
+        if opcode in (_TEXT, _CLOSE):
+            self._peer_closed = opcode == _CLOSE
+            self._end(EndClosed())
+            return None
+        if len(buf) < size + 4 + length:
+            return None
+        mask = bytes(buf[size : size + 4])
+        payload = apply_mask(bytes(buf[size + 4 : size + 4 + length]), mask)
+        del buf[: size + 4 + length]
+        if opcode == _PING:
+            self._write(_header(0x80 | _PONG, length) + payload)
+        elif opcode <= _BINARY:
+            self._parts.append(payload)
+            if first & 0x80:
+                self._inbox.append(b"".join(self._parts))
+                self._parts = []
+        return True
+
+    def _end(self, why: EndClosed) -> None:
+        if self._ended is None:
+            self._ended = why
+        _wake(self._readable)
+        _wake(self._writable)
+
+    # -- closing -----------------------------------------------------------------------
+
+    async def close(self, code: int, reason: str) -> None:
+        """The relay's close: our close frame, then the peer's answer or the grace."""
+        self._close(code, reason)
+
+    def _close(self, code: int, reason: str) -> None:
+        self._end(EndClosed())
+        if self._stage in (_Stage.CLOSING, _Stage.CLOSED):
+            return
+        self._stage = _Stage.CLOSING
+        self._write(_close_frame(code, reason))
+        if self._peer_closed:
+            assert self._transport is not None
+            self._transport.close()  # both close frames are out: the server closes TCP
+            return
+        self._resume()
+        self._timer = asyncio.get_running_loop().call_later(CLOSE_GRACE, self._abort)
+
+    def _await_close(self) -> None:
+        # Anything but the peer's close frame is dropped as it comes (a frame's rest is
+        # skipped, never held); its close frame ends it.
+        if self._skip:
+            dropped = min(self._skip, len(self._buf))
+            del self._buf[:dropped]
+            self._skip -= dropped
+        while len(self._buf) >= 2:
+            first, second = self._buf[0], self._buf[1]
+            length, size = second & 0x7F, 2
+            if first & 0x0F == _CLOSE:
+                assert self._transport is not None
+                self._transport.close()
+                return
+            if length == 126:
+                if len(self._buf) < 4:
+                    return
+                length, size = _U16.unpack_from(self._buf, 2)[0], 4
+            elif length == 127:
+                if len(self._buf) < 10:
+                    return
+                length, size = _U64.unpack_from(self._buf, 2)[0], 10
+            whole = size + (4 if second & 0x80 else 0) + length
+            if len(self._buf) < size:
+                return
+            self._skip = max(0, whole - len(self._buf))
+            del self._buf[:whole]
+
+    def _refuse(self, code: int, reason: str) -> None:
+        """Close an upgraded socket that has not joined (a refusal)."""
+        self._release()
+        self._stage = _Stage.CHECKING  # read nothing more
+        self._close(code, reason)
+
+    def _http_refuse(self, status: str, extra: str = "") -> None:
+        assert self._transport is not None
+        self._stage = _Stage.CLOSED
+        self._transport.write(_response(status, extra))
+        self._transport.close()
+
+    def _abort(self) -> None:
+        if self._transport is not None and self._stage is not _Stage.CLOSED:
+            self._transport.abort()
+
+    # -- the socket --------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _write_all(self, data: list[bytes]) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.writelines(data)  # uvloop writes them with one writev, unjoined
+
+    def _pause(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def start(state: AppState, endpoint: RelayEndpoint, host: str, port: int) -> asyncio.Server:
+    settings = state.settings
+    context = None
+    if settings.tls_cert and settings.tls_key:
+        context = tls_context(str(settings.tls_cert), str(settings.tls_key))
+    loop = asyncio.get_running_loop()
+    reads = ReadBuffer()
+    return await loop.create_server(
+        lambda: RelaySocket(state, endpoint, reads), host, port, ssl=context
+    )
+
+
+__all__ = ["CLOSE_GRACE", "MAX_REQUEST", "RelaySocket", "start"]
