@@ -55,10 +55,14 @@ $(STAMP): pyproject.toml $(LOCK)
 # stay; LOCK_FLAGS=--upgrade takes the newest of everything), then the advisory snapshot's
 # list of packages must follow: see `make advisories`. pip-tools runs from a venv of its
 # own, not .venv: .venv is installed from the lock, which is what is out of date here.
+# pip-compile keeps a dependency only if its marker holds for the interpreter pip-compile
+# runs on, so the lock is made with the one the .deb files run on, Debian's python3.11
+# (3.11.2 in bookworm), where it is installed: redis needs async-timeout below 3.11.3.
 LOCK_VENV := .cache/lock-venv
 LOCK_FLAGS ?=
+LOCK_PYTHON ?= $(or $(wildcard /usr/bin/python3.11),$(PYTHON))
 lock:
-	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet 'pip-tools>=7.4'
 	$(LOCK_VENV)/bin/pip-compile --quiet $(LOCK_FLAGS) --generate-hashes --allow-unsafe \
 	  --strip-extras --no-emit-index-url --no-emit-find-links \

@@ -4,12 +4,17 @@ What is checked is what is installed: requirements/dev.lock (the Makefile instal
 it, hash by hash) and package-lock.json (`npm ci`). Sources, each for what it can see:
 
 - the advisory snapshot, security/advisories/snapshot.json: OSV records for exactly the
-  packages of the two lock files, taken from public advisory databases and committed as
-  data (docs/SECURITY.md, "Dependencies", says from where and what it cannot see). Read
-  offline, every run; version ranges matched with `packaging`. A snapshot older than
-  MAX_SNAPSHOT_AGE_DAYS no longer counts as having audited anything, and says so loudly.
+  packages of the two lock files (and, for npm, the earlier names the packages continue:
+  `xterm` for `@xterm/xterm`), taken from public advisory databases and committed as
+  data (its `sources`, and docs/SECURITY.md "Dependencies", say from where, as of when,
+  and what it cannot see). Read offline, every run; version ranges matched with
+  `packaging`. An ecosystem's part older than MAX_SNAPSHOT_AGE_DAYS no longer counts as
+  having audited anything, and says so loudly.
 - PyPI's JSON API for each project, live: the advisories of the project's newest release,
   which are exactly ours for a package locked at its newest release.
+- the npm registry's package documents, live: a locked version its authors deprecated is
+  a finding (npm's way of saying "do not use this one"); not an advisory source, so it
+  covers nothing.
 - pip-audit (OSV) on the lock, and npm audit on package-lock.json, live, where they answer.
 
 A finding from any source fails the run (exit 1) unless security/audit-allow.toml lists it
@@ -127,9 +132,21 @@ class Snapshot:
     taken: date
     covered: dict[str, frozenset[str]]  # ecosystem → package names records were taken for
     vulns: list[dict[str, Any]]  # OSV records
+    # An ecosystem's part assembled on another day than the whole (npm's is by hand).
+    taken_for: dict[str, date] = field(default_factory=dict)
+    # (ecosystem, name) → the earlier names the package continues: their advisories are
+    # its advisories too (a renamed package carries its predecessor's code).
+    continues: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    sources: list[dict[str, str]] = field(default_factory=list)
 
-    def age_days(self, today: date) -> int:
-        return (today - self.taken).days
+    def taken_on(self, ecosystem: str) -> date:
+        return self.taken_for.get(ecosystem, self.taken)
+
+    def age_days(self, today: date, ecosystem: str = "pypi") -> int:
+        return (today - self.taken_on(ecosystem)).days
+
+    def names(self, package: Package) -> tuple[str, ...]:
+        return (package.name, *self.continues.get((package.ecosystem, package.name), ()))
 
 
 def load_snapshot(path: Path = SNAPSHOT) -> Snapshot:
@@ -138,7 +155,19 @@ def load_snapshot(path: Path = SNAPSHOT) -> Snapshot:
         eco: frozenset(_name(eco, n) for n in names)
         for eco, names in ((e.lower(), ns) for e, ns in data["covered"].items())
     }
-    return Snapshot(date.fromisoformat(data["taken"]), covered, list(data["vulns"]))
+    continues = {
+        (eco.lower(), _name(eco.lower(), name)): tuple(_name(eco.lower(), e) for e in earlier)
+        for eco, renamed in data.get("continues", {}).items()
+        for name, earlier in renamed.items()
+    }
+    return Snapshot(
+        date.fromisoformat(data["taken"]),
+        covered,
+        list(data["vulns"]),
+        {e.lower(): date.fromisoformat(d) for e, d in data.get("taken_for", {}).items()},
+        continues,
+        [{k: str(v) for k, v in source.items()} for source in data.get("sources", [])],
+    )
 
 
 def _version(text: str) -> Version | None:
@@ -168,13 +197,16 @@ def _in_range(version: Version, events: list[dict[str, str]]) -> bool:
     return affected
 
 
-def affects(record: dict[str, Any], package: Package) -> bool:
+def affects(record: dict[str, Any], package: Package, names: Iterable[str] = ()) -> bool:
+    """Whether `record` names the package (or one of `names`, the earlier names it
+    continues) at a range or listed version holding its version."""
     version = _version(package.version)
+    wanted = {package.name, *names}
     for entry in record.get("affected", []):
         target = entry.get("package", {})
         if str(target.get("ecosystem", "")).lower() != package.ecosystem:
             continue
-        if _name(package.ecosystem, str(target.get("name", ""))) != package.name:
+        if _name(package.ecosystem, str(target.get("name", ""))) not in wanted:
             continue
         listed = entry.get("versions", [])
         if package.version in listed or (
@@ -196,7 +228,7 @@ def check_snapshot(packages: Iterable[Package], snapshot: Snapshot) -> list[Find
     findings = []
     for package in packages:
         for record in snapshot.vulns:
-            if not record.get("withdrawn") and affects(record, package):
+            if not record.get("withdrawn") and affects(record, package, snapshot.names(package)):
                 ids = (str(record["id"]), *map(str, record.get("aliases", [])))
                 findings.append(Finding(package, ids, str(record.get("summary", "")), "snapshot"))
     return findings
@@ -249,6 +281,36 @@ def pypi_live(packages: list[Package], fetch: Callable[[str], Any] = _http_json)
         f"PyPI JSON API: answered for {answered} of {len(packages)} packages; "
         f"{len(live.covered)} are locked at their newest release (their advisories checked "
         f"live), {older} have a newer release (for those the snapshot alone speaks)"
+    )
+    return live
+
+
+def npm_registry_live(packages: list[Package], fetch: Callable[[str], Any] = _http_json) -> Live:
+    """The registry's document of each package: a locked version its authors deprecated
+    is a finding (id "deprecated"); whether a newer release exists is a note. Not an
+    advisory source (npm's advisories are not in it), so it covers nothing."""
+    live = Live()
+    answered, newer, deprecated = 0, [], []
+    for package in packages:
+        try:  # a scoped name's "/" is escaped, as npm itself asks for it
+            data = fetch(f"https://registry.npmjs.org/{package.name.replace('/', '%2f')}")
+        except Exception:  # noqa: S112 (an unanswered package is said below, by the count)
+            continue
+        if not isinstance(data, dict):
+            continue
+        answered += 1
+        latest = str(data.get("dist-tags", {}).get("latest", ""))
+        if latest and latest != package.version:
+            newer.append(f"{package.name} {latest}")
+        message = data.get("versions", {}).get(package.version, {}).get("deprecated")
+        if message:
+            deprecated.append(package.name)
+            summary = f"deprecated by its authors: {message}"
+            live.findings.append(Finding(package, ("deprecated",), summary, "npm registry"))
+    live.notes.append(
+        f"npm registry: answered for {answered} of {len(packages)} packages; "
+        f"deprecated: {', '.join(deprecated) or 'none'}; "
+        f"newer releases: {', '.join(newer) or 'none (each is locked at its newest)'}"
     )
     return live
 
@@ -351,14 +413,18 @@ def judge(
     today: date,
 ) -> Verdict:
     notes = [note for source in live for note in source.notes]
-    fresh = snapshot.age_days(today) <= MAX_SNAPSHOT_AGE_DAYS
-    if not fresh:
+    stale = sorted(
+        eco
+        for eco in {p.ecosystem for p in packages}
+        if snapshot.age_days(today, eco) > MAX_SNAPSHOT_AGE_DAYS
+    )
+    for eco in reversed(stale):
         notes.insert(
             0,
-            f"SNAPSHOT STALE: security/advisories/snapshot.json was taken {snapshot.taken}, "
-            f"{snapshot.age_days(today)} days ago (more than {MAX_SNAPSHOT_AGE_DAYS}): it "
-            "still fails the run on what it knows, but audits nothing alone; refresh it "
-            "(make advisories)",
+            f"SNAPSHOT STALE: security/advisories/snapshot.json's {ECOSYSTEMS[eco]} part was "
+            f"taken {snapshot.taken_on(eco)}, {snapshot.age_days(today, eco)} days ago (more "
+            f"than {MAX_SNAPSHOT_AGE_DAYS}): it still fails the run on what it knows, but "
+            'audits nothing alone; refresh it (docs/SECURITY.md, "Dependencies")',
         )
     findings = check_snapshot(packages, snapshot)
     for source in live:
@@ -367,7 +433,7 @@ def judge(
     unaudited = []
     for package in packages:
         in_snapshot = package.name in snapshot.covered.get(package.ecosystem, frozenset())
-        if package in covered_live or (fresh and in_snapshot):
+        if package in covered_live or (package.ecosystem not in stale and in_snapshot):
             continue
         if in_snapshot:
             why = "the snapshot is stale and no live source answered"
@@ -382,6 +448,25 @@ def judge(
         else:
             finding_lines.append(f"not in security/audit-allow.toml: {finding.line()}")
     return Verdict(finding_lines, accepted, unaudited, notes)
+
+
+def describe_snapshot(snapshot: Snapshot, packages: list[Package]) -> list[str]:
+    """What the snapshot checked, per ecosystem: from which sources, as of when (the
+    report must say it, since a clean result is only as good as its sources' dates)."""
+    lines = []
+    for eco in sorted({p.ecosystem for p in packages}):
+        count = sum(p.ecosystem == eco for p in packages)
+        sources = [s for s in snapshot.sources if s.get("ecosystem", "").lower() == eco]
+        said = "; ".join(f"{s['name']}, data as of {s.get('data_as_of', '?')}" for s in sources)
+        renamed = [
+            f"{n} (as {', '.join(e)})" for (ec, n), e in snapshot.continues.items() if ec == eco
+        ]
+        lines.append(
+            f"snapshot, {ECOSYSTEMS[eco]}: {count} packages checked against the part taken "
+            f"{snapshot.taken_on(eco)} from: {said or 'no source'}"
+            + (f"; earlier names checked too: {', '.join(renamed)}" if renamed else "")
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None, today: date | None = None) -> int:
@@ -403,13 +488,15 @@ def main(argv: list[str] | None = None, today: date | None = None) -> int:
     live: list[Live] = []
     if not args.offline:
         live = [pypi_live(python), pip_audit_live(args.lock, python)]
-        live.append(npm_audit_live(args.npm_lock, npm))
+        live += [npm_registry_live(npm), npm_audit_live(args.npm_lock, npm)]
     verdict = judge(python + npm, snapshot, live, allowed, today)
     print(
         f"audit: {len(python)} Python packages ({args.lock.name}), {len(npm)} npm packages "
         f"({args.npm_lock.name}); advisory snapshot of {snapshot.taken} "
         f"({len(snapshot.vulns)} records){'; offline' if args.offline else ''}"
     )
+    for line in describe_snapshot(snapshot, python + npm):
+        print(line)
     for note in verdict.notes:
         print(("#### " if note.startswith("SNAPSHOT STALE") else "") + note)
     for line in verdict.accepted:

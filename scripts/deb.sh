@@ -4,8 +4,9 @@
 #
 # What goes in: each package holds a private virtual environment in /usr/lib/<package>,
 # made with the Debian python3.11 both depend on (not the python3 that runs this script)
-# from the project's wheel and its dependencies' wheels as pip resolves them. Why:
-# docs/packaging.md. The server package also gets the browser libraries (node_modules, as
+# from the project's wheel and, for its dependencies, exactly the lines of
+# requirements/dev.lock it needs (scripts/lock_subset.py), installed with --require-hashes:
+# what ships is what `make audit` checked and the tests ran with. Why: docs/packaging.md. The server package also gets the browser libraries (node_modules, as
 # `npm ci` installed them) and the one-file Support client (`make support-client`).
 #
 # DEB_VERSION overrides the version (default: pyproject.toml's); DEB_OUT the folder.
@@ -37,15 +38,23 @@ $BIN/pip wheel --quiet --no-deps -w "$work/wheels" .
 wheel="$(ls "$work"/wheels/fjernhjelp-*.whl)"
 python_version="$($TARGET_PYTHON -c 'import platform; print(platform.python_version())')"
 
-# make_venv NAME EXTRAS: debian/venv/NAME, to be installed as /usr/lib/fjernhjelp-NAME.
+# make_venv NAME [EXTRA...]: debian/venv/NAME, to be installed as /usr/lib/fjernhjelp-NAME.
 make_venv() {
-  local dir="$src/debian/venv/$1" final="/usr/lib/fjernhjelp-$1"
-  echo "deb: virtual environment for fjernhjelp-$1"
+  local name="$1" dir="$src/debian/venv/$1" final="/usr/lib/fjernhjelp-$1" extra args=()
+  shift
+  for extra in "$@"; do args+=(--extra "$extra"); done
+  echo "deb: virtual environment for fjernhjelp-$name"
   $TARGET_PYTHON -m venv --without-pip "$dir"
-  # pip from this checkout's environment, installing for the target interpreter (its
-  # wheels are chosen for Debian's python3.11); no bytecode: the postinst compiles it.
-  $BIN/pip --python "$dir/bin/python" install --quiet --no-compile --disable-pip-version-check \
-    "$wheel$2"
+  # The run-time part of the lock, every file checked against its hash, nothing resolved
+  # (--no-deps); then the program's own wheel, alone. pip from this checkout's environment,
+  # installing for the target interpreter (its wheels are chosen for Debian's python3.11);
+  # no bytecode: the postinst compiles it.
+  $BIN/python scripts/lock_subset.py "${args[@]}" >"$work/$name.lock"
+  local pip=($BIN/pip --python "$dir/bin/python" --disable-pip-version-check)
+  "${pip[@]}" install --quiet --no-compile --require-hashes --no-deps -r "$work/$name.lock"
+  "${pip[@]}" install --quiet --no-compile --no-deps --no-index "$wheel"
+  # A dependency the subset missed would surface only at run time: fail the build now.
+  "${pip[@]}" check
   # Only the program's own command; the others (uvicorn, alembic, ...) would carry the
   # build folder in their first line. The one kept is pointed at where it is installed.
   find "$dir/bin" -mindepth 1 ! -name 'python*' ! -name fjernhjelp -delete
@@ -57,8 +66,8 @@ make_venv() {
   find "$dir/lib" -name '*.py' -perm /111 -exec chmod a-x {} +
   find "$dir" -name __pycache__ -prune -exec rm -rf {} +
 }
-make_venv server ""
-make_venv agent "[desktop]"
+make_venv server
+make_venv agent desktop
 
 echo "deb: browser libraries and the Support client for fjernhjelp-server"
 $BIN/python - "$src/debian/browser-libs" <<'PY'

@@ -27,7 +27,9 @@ def panels_page(page, harness):  # type: ignore[no-untyped-def]
     assert all(v == "style-src-elem inline" for v in blocked), blocked
 
 
-def test_terminal_runs_a_shell_resizes_and_reports_the_exit(panels_page, harness) -> None:
+def test_terminal_runs_a_shell_resizes_refuses_a_paste_breakout_and_reports_the_exit(
+    panels_page, harness
+) -> None:
     page = panels_page
     agent = AgentSide(harness, {"shell": shell_service()}, allowed={"shell"})
     assert connect_page(page, agent) == "open"
@@ -39,6 +41,34 @@ def test_terminal_runs_a_shell_resizes_and_reports_the_exit(panels_page, harness
     page.click("#terminal")
     page.keyboard.type("echo fjern$((40+2))hjelp\n")
     page.evaluate("window.panels.waitFor('fjern42hjelp')")
+
+    # GHSA-h62m-39wp-xq3w, performed: a clipboard holding ESC[201~, a command and Enter,
+    # pasted while bash waits with bracketed paste on. With xterm.js 6.0.0 alone the marker
+    # ends the paste and the command runs (pwn42ed); through terminal.js all of it stays
+    # text on the command line (ESC shown by readline, "[201~" and the command after it),
+    # and Ctrl-C drops it. One shell for every step: its start can be slow.
+    page.keyboard.type("bind 'set enable-bracketed-paste on'; echo rea$((1+1))dy\n")
+    page.evaluate("window.panels.waitFor('rea2dy')")
+    wait_until(page, "window.shell.term.modes.bracketedPasteMode")
+    page.evaluate(
+        """(text) => {
+          const data = new DataTransfer();
+          data.setData("text/plain", text);
+          const init = { clipboardData: data, bubbles: true, cancelable: true };
+          const textarea = document.querySelector("#terminal textarea");
+          textarea.dispatchEvent(new ClipboardEvent("paste", init));
+        }""",
+        "echo safe\x1b[201~\recho pwn$((6*7))ed\r",
+    )
+    ran = "t.includes('pwn42ed')"
+    held = "t.includes('[201~') && t.includes('pwn$((6*7))ed')"
+    wait_until(page, f"(t => {ran} || {held})(window.panels.screen())")
+    assert "pwn42ed" not in page.evaluate("window.panels.screen()")
+    page.keyboard.press("Control+C")
+    page.keyboard.type("echo do$((2+2))ne\n")
+    page.evaluate("window.panels.waitFor('do4ne')")
+    assert "pwn42ed" not in page.evaluate("window.panels.screen()")
+
     page.keyboard.type("stty size\n")
     page.evaluate("(t) => window.panels.waitFor(t)", f"{size['rows']} {size['cols']}")
 

@@ -77,6 +77,18 @@ export function adoptInlineStyles(root) {
 }
 
 /**
+ * What a paste may give the remote shell. xterm.js 6.0.0 wraps a paste in the
+ * bracketed-paste markers without escaping the markers inside it (GHSA-h62m-39wp-xq3w):
+ * a clipboard holding ESC[201~ would end the paste early and type the rest, Enter and
+ * all, into the customer's shell, where bracketed paste exists to stop exactly that. So
+ * every ESC, and the 8-bit CSI (U+009B), arrives as the visible U+241B, as xterm.js's own
+ * fix after 6.0.0 does; the rest arrives as pasted. Remove with a release carrying it.
+ */
+export function pasteSafe(text) {
+  return text.replace(/[\u001b\u009b]/g, "\u241b");
+}
+
+/**
  * Opens a shell on the agent in a terminal inside `element`. The agent first says which
  * accounts it offers; `choose(offer)` picks one (by default the agent's default) and may
  * return a promise (the technician picking), or null to give up.
@@ -109,6 +121,16 @@ export async function openTerminal(tunnel, element, { choose = (offer) => offer.
   const fit = new FitAddon();
   term.loadAddon(fit);
   term.open(element);
+  // Every paste through pasteSafe: taken before xterm's own listeners (they sit on nodes
+  // inside `element`; this one captures on the way down) and handed to term.paste, which
+  // brackets it as before.
+  const onPaste = (event) => {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    const text = event.clipboardData?.getData("text/plain") ?? "";
+    if (text) term.paste(pasteSafe(text));
+  };
+  element.addEventListener("paste", onPaste, { capture: true });
   fit.fit();
   const session = new ShellSession(stream, {
     rows: term.rows,
@@ -125,6 +147,7 @@ export async function openTerminal(tunnel, element, { choose = (offer) => offer.
   const observer = new ResizeObserver(() => fit.fit());
   observer.observe(element);
   const dispose = () => {
+    element.removeEventListener("paste", onPaste, { capture: true });
     observer.disconnect();
     subscriptions.forEach((s) => s.dispose());
     session.close();
