@@ -166,3 +166,39 @@ async def test_departures_survive_a_failed_batch_and_are_written_once(state, db)
     db.rollback()
     assert all(db.get(Machine, m.id).last_seen_at is not None for m, _ in made)  # type: ignore[union-attr]
     assert verify_chain(db).ok
+
+
+async def test_a_hello_with_a_new_name_is_audited_and_stored_in_its_batch(state, db) -> None:
+    (machine, key), (other, other_key) = _machines(db, 2)
+    renamed = MachineInfo(hostname="resepsjon", os="bench", agent_version="2", users=["kari"])
+    proved = _attempt(machine.id, key)
+    batch = [
+        connections.LoginAttempt(machine.id, proved.nonce, proved.signature, renamed, None),
+        _attempt(other.id, other_key),
+    ]
+    with state.db_sessions() as session:
+        results = connections.log_in(session, batch, node_id="n1", now=state.now())
+        session.commit()
+    assert results == [machine.id, other.id]
+    db.rollback()
+    db.expire_all()
+    events = list(
+        db.execute(
+            select(AuditEvent)
+            .where(AuditEvent.machine_id == str(machine.id))
+            .order_by(AuditEvent.seq)
+        ).scalars()
+    )
+    # The change under the name it had, the connection under the new one.
+    assert [(e.action, e.actor_name) for e in events] == [
+        ("machine.info_changed", "agent@lege-pc"),
+        ("agent.connect", "agent@resepsjon"),
+    ]
+    stored = db.get(Machine, machine.id)
+    assert stored is not None
+    assert (stored.hostname, stored.users, stored.agent_version) == ("resepsjon", "kari", "2")
+    assert stored.last_seen_at is not None
+    unchanged = db.get(Machine, other.id)
+    assert unchanged is not None and unchanged.hostname == "lege-pc"
+    assert unchanged.last_seen_at is not None
+    assert verify_chain(db).ok

@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 PATH = "/agent/control"
 
+# Connections the kernel holds until the node accepts them (asyncio's default is 100; the
+# kernel caps it at net.core.somaxconn). A node's agents coming back at once then wait
+# their turn instead of having their connections dropped and retried a second or more
+# later, and a load balancer's health check is not dropped with them (the node would be
+# marked down for being busy).
+BACKLOG = 4096
+
 # websockets logs every connection at INFO: 20,000 agents coming back would write 40,000
 # lines that the audit log already holds as events.
 _log = logging.getLogger("fjernhjelp.agent_listener")
@@ -113,4 +120,5 @@ async def start(hub: AgentHub, host: str, port: int) -> Server:
         max_size=PROTOCOL_MAX_MESSAGE,
         logger=_log,
         server_header=None,
+        backlog=BACKLOG,
     )
