@@ -53,6 +53,12 @@ PG_ADMIN_URL = os.environ.get(
     "FJERNHJELP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 PER_PROXY = 8000
+# What one node may hold at once on this machine (its 20,000 open files, less its own):
+# with 20,000 agents on 2 nodes the one left during a restart cannot take them all, and
+# an accept that fails for want of a file is a connection refused. Each HAProxy sends a
+# node at most its share of this; the rest wait in HAProxy's queue for a node with room
+# (the restarted one), as a deployment sizes `maxconn` to its nodes.
+NODE_CONNECTIONS = 18000
 REDIS_URL = os.environ.get("FJERNHJELP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 
 
@@ -118,7 +124,7 @@ def enrol_directly(settings: Settings, agents: Agents) -> bytes:
 
 
 class HAProxy:
-    def __init__(self, tmp: Path, backends: list[int], index: int) -> None:
+    def __init__(self, tmp: Path, backends: list[int], index: int, of: int) -> None:
         self.port = free_port()
         template = (BENCH / "fleet-haproxy.cfg").read_text()
         # As deploy/haproxy/haproxy.cfg: a node that refuses connections is marked down
@@ -126,7 +132,7 @@ class HAProxy:
         # storm does not mark a busy node down (fall 3).
         servers = "\n".join(
             f"    server node{i} 127.0.0.1:{port} check inter 1s fall 3 rise 1"
-            " observe layer4 error-limit 10 on-error mark-down"
+            f" observe layer4 error-limit 10 on-error mark-down maxconn {NODE_CONNECTIONS // of}"
             for i, port in enumerate(backends)
         )
         self.cfg = tmp / f"haproxy-{index}.cfg"
@@ -298,7 +304,8 @@ def measure(
     n = len(agents.ids)
     # This machine's hard limit is 20,000 open files per process and HAProxy holds two per
     # agent: one HAProxy per PER_PROXY agents, the swarms spread over them.
-    proxies = [HAProxy(tmp, [node.port for node in nodes], i) for i in range(-(-n // PER_PROXY))]
+    count = -(-n // PER_PROXY)
+    proxies = [HAProxy(tmp, [node.port for node in nodes], i, count) for i in range(count)]
     try:
         pids = [node.pid for node in nodes]
         time.sleep(settle)
