@@ -5,12 +5,15 @@ event, the chain linear and verified, and a batch that fails loses nothing unsai
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import uuid
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from fjernhjelp.audit import forward
 from fjernhjelp.audit.log import Actor
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.audit.verify import verify_chain
@@ -202,3 +205,32 @@ async def test_a_hello_with_a_new_name_is_audited_and_stored_in_its_batch(state,
     assert unchanged is not None and unchanged.hostname == "lege-pc"
     assert unchanged.last_seen_at is not None
     assert verify_chain(db).ok
+
+
+def test_a_login_batch_is_forwarded_event_by_event_after_its_commit(state, db) -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(30)
+    forward.install(
+        state.db_sessions, forward.SyslogForwarder(f"127.0.0.1:{receiver.getsockname()[1]}")
+    )
+    (machine, key), (other, _) = _machines(db, 2)
+    forged = _attempt(other.id, Ed25519PrivateKey.generate())
+    try:
+        with state.db_sessions() as session:
+            connections.log_in(session, [_attempt(machine.id, key)], node_id="n1", now=state.now())
+            session.rollback()  # rolled back: nothing sent
+        with state.db_sessions() as session:
+            batch = [_attempt(machine.id, key), forged]
+            connections.log_in(session, batch, node_id="n1", now=state.now())
+            session.commit()
+        sent = [receiver.recv(65535).decode() for _ in range(2)]
+    finally:
+        receiver.close()
+    payloads = [json.loads(m.split(" - audit - ", 1)[1]) for m in sent]
+    stored = {e.seq: e for e in _events(db)}
+    assert [(p["action"], p["outcome"]) for p in payloads] == [
+        ("agent.connect", "success"),
+        ("agent.connect", "denied"),
+    ]
+    assert all(p["hash"] == stored[p["seq"]].hash for p in payloads)

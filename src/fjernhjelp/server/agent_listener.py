@@ -29,12 +29,12 @@ if TYPE_CHECKING:
 
 PATH = "/agent/control"
 
-# Connections the kernel holds until the node accepts them (asyncio's default is 100; the
-# kernel caps it at net.core.somaxconn). A node's agents coming back at once then wait
-# their turn instead of having their connections dropped and retried a second or more
-# later, and a load balancer's health check is not dropped with them (the node would be
-# marked down for being busy).
-BACKLOG = 4096
+# Connections the kernel holds until the node accepts them: asyncio's default. Not more
+# (4096 was tried, bench/fleet.py): in a storm larger than the node can answer within
+# the agents' 20 s, every accepted connection shared the CPU until its agent gave up,
+# and the node spent itself on connections nobody waited for any more; a short queue
+# makes the rest retry (SYN again, HAProxy's retries, the agents' back-off) instead.
+BACKLOG = 100
 
 # websockets logs every connection at INFO: 20,000 agents coming back would write 40,000
 # lines that the audit log already holds as events.
