@@ -128,11 +128,13 @@ class HAProxy:
         self.port = free_port()
         template = (BENCH / "fleet-haproxy.cfg").read_text()
         # A connection the stopped node refuses is retried on the other at once (option
-        # redispatch 1), so its down-marking may take three checks: a busy node in a storm
-        # is not marked down for one slow check (fall 3), nor for its slow connects
-        # (`observe layer4` did that: both nodes down, HAProxy answering 503).
+        # redispatch 1), so its down-marking may wait for checks. A check's connect waits
+        # min(timeout connect, inter): 3 s lets a node busy with a storm, whose accept
+        # queue is full, answer the SYN's retry (the kernel's, after 1 s); with 1 s both
+        # nodes were marked down, and so was the node left by `observe layer4` for its
+        # slow connects: HAProxy answered 503 to everyone.
         servers = "\n".join(
-            f"    server node{i} 127.0.0.1:{port} check inter 1s fall 3 rise 1"
+            f"    server node{i} 127.0.0.1:{port} check inter 3s fall 2 rise 1"
             f" maxconn {NODE_CONNECTIONS // of}"
             for i, port in enumerate(backends)
         )
