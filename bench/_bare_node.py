@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import b64, unb64
+from fjernhjelp.server.agent_listener import BACKLOG
 
 
 async def main(port: int, keys: dict[str, Any]) -> None:
@@ -47,7 +48,10 @@ async def main(port: int, keys: dict[str, Any]) -> None:
         )
         await ws.wait_closed()
 
-    async with websockets.serve(hold, "127.0.0.1", port, compression=None, max_size=64 * 1024):
+    # The listen backlog of server/agent_listener.py: a storm queues, it is not dropped.
+    async with websockets.serve(
+        hold, "127.0.0.1", port, compression=None, max_size=64 * 1024, backlog=BACKLOG
+    ):
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(15, stop.set)
         await stop.wait()

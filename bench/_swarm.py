@@ -1,20 +1,23 @@
 """A compact swarm of simulated agents: raw `websockets` clients doing the agent's real
 control-link login (the server's challenge checked against the pinned key, the nonce
 signed with the agent's identity key), then idling; on a drop they come back with the
-agent's own back-off (fjernhjelp.agent.backoff), jitter included.
+agent's own back-off (fjernhjelp.agent.backoff: ``Backoff.after``, as agent/link.py uses
+it, jitter and the reset after a stable link included) and its timeouts.
 
 Run by bench/fleet.py, one process per slice of the agents: a full ControlLink per agent
 would cost the client side more than the server being measured.
 
 stdin: one JSON object {"url", "server_key" (hex), "agents": [[machine_id, seed hex], ...],
-"pace": concurrent first logins}. stdout: "up N attempts A drops D" whenever one of
-them changed (at most every 0.2 s): agents logged in now, connection attempts and links
-lost so far.
+"pace": concurrent first logins}. stdout: "up N attempts A drops D failures F" whenever
+one of them changed (at most every 0.2 s): agents logged in now, connection attempts,
+links lost and attempts failed so far; stderr, every 10 s while it changes: the failed
+attempts by kind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import sys
 import uuid
@@ -43,12 +46,14 @@ class Swarm:
         self.attempts = 0
         self.failures = 0
         self.drops = 0
+        self.failed: collections.Counter[str] = collections.Counter()
         self.first = asyncio.Semaphore(pace)
 
     async def login(
         self, ws: websockets.ClientConnection, mid: uuid.UUID, key: Ed25519PrivateKey, name: str
     ) -> None:
-        challenge = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        # The agent's own timeouts (agent/link.py).
+        challenge = json.loads(await asyncio.wait_for(ws.recv(), 20))
         nonce = unb64(challenge["nonce"], statements.NONCE_BYTES)
         # The pinned key's proof, as the real agent checks it (raises InvalidSignature).
         self.server_key.verify(
@@ -62,14 +67,16 @@ class Swarm:
             "info": {**HELLO_INFO, "hostname": name},
         }
         await ws.send(json.dumps(hello))
-        welcome = json.loads(await asyncio.wait_for(ws.recv(), 60))
+        welcome = json.loads(await asyncio.wait_for(ws.recv(), 20))
         if welcome.get("type") != "welcome":
             raise ConnectionError(f"no welcome: {welcome}")
 
     async def agent(self, mid: uuid.UUID, key: Ed25519PrivateKey, name: str) -> None:
         backoff = Backoff()
         first = True
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 self.attempts += 1
                 if first:
@@ -78,7 +85,7 @@ class Swarm:
                     ws = await websockets.connect(
                         self.url,
                         compression=None,
-                        open_timeout=60,
+                        open_timeout=20,
                         ping_interval=None,
                         max_size=64 * 1024,
                     )
@@ -92,7 +99,6 @@ class Swarm:
                         self.first.release()
                         first = False
                 self.up += 1
-                backoff.reset()
                 try:
                     await ws.wait_closed()
                 finally:
@@ -100,19 +106,34 @@ class Swarm:
                     self.drops += 1
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                # Any failure is a retry, as for the agent; counted, not printed.
+            except Exception as exc:
+                # Any failure is a retry, as for the agent; counted by kind.
                 self.failures += 1
-            await asyncio.sleep(backoff.next_delay())
+                self.failed[_kind(exc)] += 1
+            await asyncio.sleep(backoff.after(loop.time() - started))
+
+
+def _kind(exc: Exception) -> str:
+    if isinstance(exc, websockets.InvalidStatus):
+        return f"http {exc.response.status_code}"
+    if isinstance(exc, websockets.ConnectionClosed):
+        return f"closed {exc.rcvd.code if exc.rcvd else 'abnormally'}"
+    return type(exc).__name__
 
 
 async def report(swarm: Swarm) -> None:
-    last = (-1, -1, -1)
+    last = (-1, -1, -1, -1)
+    said: dict[str, int] = {}
+    ticks = 0
     while True:
-        now = (swarm.up, swarm.attempts, swarm.drops)
+        now = (swarm.up, swarm.attempts, swarm.drops, swarm.failures)
         if now != last:
-            print(f"up {now[0]} attempts {now[1]} drops {now[2]}", flush=True)
+            print(f"up {now[0]} attempts {now[1]} drops {now[2]} failures {now[3]}", flush=True)
             last = now
+        ticks += 1
+        if ticks % 50 == 0 and dict(swarm.failed) != said:
+            said = dict(swarm.failed)
+            print(f"swarm {id(swarm) % 1000}: failed {said}", file=sys.stderr, flush=True)
         await asyncio.sleep(0.2)
 
 

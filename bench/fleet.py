@@ -41,6 +41,7 @@ from sqlalchemy.pool import NullPool
 from tests.e2e.conftest import ServerProcess, free_port, start_server
 from tests.portal.world import build_world
 
+from fjernhjelp.agent.backoff import STABLE_AFTER
 from fjernhjelp.config import Settings
 from fjernhjelp.db import migrate
 from fjernhjelp.db.engine import make_engine
@@ -52,6 +53,12 @@ PG_ADMIN_URL = os.environ.get(
     "FJERNHJELP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 PER_PROXY = 8000
+# What one node may hold at once on this machine (its 20,000 open files, less its own):
+# with 20,000 agents on 2 nodes the one left during a restart cannot take them all, and
+# an accept that fails for want of a file is a connection refused. Each HAProxy sends a
+# node at most its share of this; the rest wait in HAProxy's queue for a node with room
+# (the restarted one), as a deployment sizes `maxconn` to its nodes.
+NODE_CONNECTIONS = 18000
 REDIS_URL = os.environ.get("FJERNHJELP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 
 
@@ -117,11 +124,18 @@ def enrol_directly(settings: Settings, agents: Agents) -> bytes:
 
 
 class HAProxy:
-    def __init__(self, tmp: Path, backends: list[int], index: int) -> None:
+    def __init__(self, tmp: Path, backends: list[int], index: int, of: int) -> None:
         self.port = free_port()
         template = (BENCH / "fleet-haproxy.cfg").read_text()
+        # A connection the stopped node refuses is retried on the other at once (option
+        # redispatch 1), so its down-marking may wait for checks. A check's connect waits
+        # min(timeout connect, inter): 3 s lets a node busy with a storm, whose accept
+        # queue is full, answer the SYN's retry (the kernel's, after 1 s); with 1 s both
+        # nodes were marked down, and so was the node left by `observe layer4` for its
+        # slow connects: HAProxy answered 503 to everyone.
         servers = "\n".join(
-            f"    server node{i} 127.0.0.1:{port} check inter 1s fall 1 rise 1"
+            f"    server node{i} 127.0.0.1:{port} check inter 3s fall 2 rise 1"
+            f" maxconn {NODE_CONNECTIONS // of}"
             for i, port in enumerate(backends)
         )
         self.cfg = tmp / f"haproxy-{index}.cfg"
@@ -158,6 +172,7 @@ class Swarm:
     def __init__(self, urls: list[str], server_key: bytes, agents: Agents, processes: int) -> None:
         self.counts = [0] * processes
         self.drop_counts = [0] * processes
+        self.failure_counts = [0] * processes
         self.procs: list[subprocess.Popen[str]] = []
         self.changed = threading.Condition()
         pairs = [[str(m), s.hex()] for m, s in zip(agents.ids, agents.seeds, strict=True)]
@@ -186,6 +201,7 @@ class Swarm:
             with self.changed:
                 self.counts[i] = int(parts[1])
                 self.drop_counts[i] = int(parts[5])
+                self.failure_counts[i] = int(parts[7])
                 self.changed.notify_all()
 
     @property
@@ -195,6 +211,10 @@ class Swarm:
     @property
     def drops(self) -> int:
         return sum(self.drop_counts)
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failure_counts)
 
     def wait(self, test: Callable[[int], bool], timeout: float) -> float:
         return self.wait_for(lambda: test(self.up), timeout)
@@ -212,7 +232,10 @@ class Swarm:
         now = time.perf_counter()
         if now - self._said > 10:
             self._said = now
-            progress(f"{self.up} up, {self.drops} links lost so far, {now - start:.0f} s")
+            progress(
+                f"{self.up} up, {self.drops} links lost, {self.failures} attempts failed so far,"
+                f" {now - start:.0f} s"
+            )
         return False
 
     def stop(self) -> None:
@@ -284,7 +307,8 @@ def measure(
     n = len(agents.ids)
     # This machine's hard limit is 20,000 open files per process and HAProxy holds two per
     # agent: one HAProxy per PER_PROXY agents, the swarms spread over them.
-    proxies = [HAProxy(tmp, [node.port for node in nodes], i) for i in range(-(-n // PER_PROXY))]
+    count = -(-n // PER_PROXY)
+    proxies = [HAProxy(tmp, [node.port for node in nodes], i, count) for i in range(count)]
     try:
         pids = [node.pid for node in nodes]
         time.sleep(settle)
@@ -295,6 +319,7 @@ def measure(
         swarm = Swarm(urls, server_key, agents, per_proxy * len(proxies))
         try:
             connect_all = swarm.wait(lambda up: up >= n, timeout=1800)
+            connected = time.perf_counter()
             progress(f"all {n} connected in {connect_all:.1f} s")
             cpu_per_connect = (cpu(pids) - cpu_before) / n
             time.sleep(settle)  # writes behind the logins (batches) and garbage settle
@@ -304,14 +329,21 @@ def measure(
                 for c in psutil.Process(nodes[0].pid).net_connections("tcp")
                 if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == nodes[0].port
             )
-            drops = swarm.drops
+            # A restart meets links that have idled: the agents' back-off starts over after
+            # a link that held STABLE_AFTER (agent/backoff.py), so the restart waits for it.
+            time.sleep(max(0.0, STABLE_AFTER + 1 - (time.perf_counter() - connected)))
+            drops, failures = swarm.drops, swarm.failures
             restarted = time.perf_counter()
             nodes[0].restart()
             # From the node's stop to every agent it held logged in again (through the
             # other node while it was away, or to it once HAProxy sees it back).
+            lost = swarm.wait_for(lambda: swarm.drops - drops >= held, timeout=1800)
             swarm.wait_for(lambda: swarm.drops - drops >= held and swarm.up >= n, timeout=1800)
             back = time.perf_counter() - restarted
-            progress(f"{held} held by the restarted node, all back in {back:.1f} s")
+            progress(
+                f"{held} held by the restarted node: links lost after {lost:.1f} s, all back"
+                f" in {back:.1f} s, {swarm.failures - failures} attempts failed meanwhile"
+            )
             return Figures(per_agent, cpu_per_connect, connect_all, back, held)
         finally:
             swarm.stop()

@@ -19,7 +19,7 @@ ROOT = Path(fjernhjelp.__file__).parent
 
 # What counts as writing: the module and the names it offers for it.
 WRITERS = {
-    "fjernhjelp.audit.log": {"record", "Actor"},
+    "fjernhjelp.audit.log": {"record", "record_all", "Entry", "Actor"},
     "fjernhjelp.portal.trail": {"changed", "refusals_audited", "audits_refusals"},
 }
 

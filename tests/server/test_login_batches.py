@@ -5,12 +5,15 @@ event, the chain linear and verified, and a batch that fails loses nothing unsai
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import uuid
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
+from fjernhjelp.audit import forward
 from fjernhjelp.audit.log import Actor
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.audit.verify import verify_chain
@@ -70,10 +73,10 @@ async def test_batched_logins_keep_every_attempt_in_a_chain_that_verifies(state,
     attempts.append(_attempt(uuid.uuid4(), stranger))
     writes: list[int] = []
 
-    async def write(batch: Sequence[connections.LoginAttempt]) -> list[Machine | AgentRefused]:
+    async def write(batch: Sequence[connections.LoginAttempt]) -> list[uuid.UUID | AgentRefused]:
         writes.append(len(batch))
 
-        def run() -> list[Machine | AgentRefused]:
+        def run() -> list[uuid.UUID | AgentRefused]:
             with state.db_sessions() as session:
                 out = connections.log_in(session, batch, node_id="n1", now=state.now())
                 session.commit()
@@ -107,8 +110,8 @@ async def test_a_failed_login_batch_refuses_its_logins_and_keeps_nothing_of_them
     made = _machines(db, 6)
     failing = {"left": 1}
 
-    async def write(batch: Sequence[connections.LoginAttempt]) -> list[Machine | AgentRefused]:
-        def run() -> list[Machine | AgentRefused]:
+    async def write(batch: Sequence[connections.LoginAttempt]) -> list[uuid.UUID | AgentRefused]:
+        def run() -> list[uuid.UUID | AgentRefused]:
             with state.db_sessions() as session:
                 out = connections.log_in(session, batch, node_id="n1", now=state.now())
                 if failing["left"]:
@@ -130,7 +133,7 @@ async def test_a_failed_login_batch_refuses_its_logins_and_keeps_nothing_of_them
     # The agents come back (their back-off) and are written then, the chain intact.
     again = await asyncio.gather(*(logins.submit(_attempt(m.id, k)) for m, k in made))
     await logins.close()
-    assert all(isinstance(r, Machine) for r in again)
+    assert again == [m.id for m, _ in made]
     assert len(_events(db)) == len(made)
     assert verify_chain(db).ok
 
@@ -166,3 +169,68 @@ async def test_departures_survive_a_failed_batch_and_are_written_once(state, db)
     db.rollback()
     assert all(db.get(Machine, m.id).last_seen_at is not None for m, _ in made)  # type: ignore[union-attr]
     assert verify_chain(db).ok
+
+
+async def test_a_hello_with_a_new_name_is_audited_and_stored_in_its_batch(state, db) -> None:
+    (machine, key), (other, other_key) = _machines(db, 2)
+    renamed = MachineInfo(hostname="resepsjon", os="bench", agent_version="2", users=["kari"])
+    proved = _attempt(machine.id, key)
+    batch = [
+        connections.LoginAttempt(machine.id, proved.nonce, proved.signature, renamed, None),
+        _attempt(other.id, other_key),
+    ]
+    with state.db_sessions() as session:
+        results = connections.log_in(session, batch, node_id="n1", now=state.now())
+        session.commit()
+    assert results == [machine.id, other.id]
+    db.rollback()
+    db.expire_all()
+    events = list(
+        db.execute(
+            select(AuditEvent)
+            .where(AuditEvent.machine_id == str(machine.id))
+            .order_by(AuditEvent.seq)
+        ).scalars()
+    )
+    # The change under the name it had, the connection under the new one.
+    assert [(e.action, e.actor_name) for e in events] == [
+        ("machine.info_changed", "agent@lege-pc"),
+        ("agent.connect", "agent@resepsjon"),
+    ]
+    stored = db.get(Machine, machine.id)
+    assert stored is not None
+    assert (stored.hostname, stored.users, stored.agent_version) == ("resepsjon", "kari", "2")
+    assert stored.last_seen_at is not None
+    unchanged = db.get(Machine, other.id)
+    assert unchanged is not None and unchanged.hostname == "lege-pc"
+    assert unchanged.last_seen_at is not None
+    assert verify_chain(db).ok
+
+
+def test_a_login_batch_is_forwarded_event_by_event_after_its_commit(state, db) -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(30)
+    forward.install(
+        state.db_sessions, forward.SyslogForwarder(f"127.0.0.1:{receiver.getsockname()[1]}")
+    )
+    (machine, key), (other, _) = _machines(db, 2)
+    forged = _attempt(other.id, Ed25519PrivateKey.generate())
+    try:
+        with state.db_sessions() as session:
+            connections.log_in(session, [_attempt(machine.id, key)], node_id="n1", now=state.now())
+            session.rollback()  # rolled back: nothing sent
+        with state.db_sessions() as session:
+            batch = [_attempt(machine.id, key), forged]
+            connections.log_in(session, batch, node_id="n1", now=state.now())
+            session.commit()
+        sent = [receiver.recv(65535).decode() for _ in range(2)]
+    finally:
+        receiver.close()
+    payloads = [json.loads(m.split(" - audit - ", 1)[1]) for m in sent]
+    stored = {e.seq: e for e in _events(db)}
+    assert [(p["action"], p["outcome"]) for p in payloads] == [
+        ("agent.connect", "success"),
+        ("agent.connect", "denied"),
+    ]
+    assert all(p["hash"] == stored[p["seq"]].hash for p in payloads)

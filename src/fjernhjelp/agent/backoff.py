@@ -6,6 +6,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+# A link that stayed up this long counts as healthy: the next failure starts the
+# back-off from the beginning again.
+STABLE_AFTER = 60.0
+
 
 @dataclass
 class Backoff:
@@ -21,3 +25,11 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+    def after(self, lasted: float) -> float:
+        """The delay before the next attempt, after one that lasted ``lasted`` seconds:
+        a link that held for STABLE_AFTER starts the back-off over. What the agent's
+        control link does (agent/link.py) and what bench/_swarm.py's agents do."""
+        if lasted > STABLE_AFTER:
+            self.reset()
+        return self.next_delay()

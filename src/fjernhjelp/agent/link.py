@@ -40,10 +40,6 @@ from fjernhjelp.control.messages import (
 
 _log = logging.getLogger(__name__)
 
-# A link that stayed up this long counts as healthy: the next failure starts the
-# back-off from the beginning again.
-STABLE_AFTER = 60.0
-
 
 async def _idle() -> None:
     await asyncio.Event().wait()
@@ -123,9 +119,7 @@ class ControlLink:
                 _log.info("control link down: %s", exc)
             finally:
                 self.connected.clear()
-            if asyncio.get_running_loop().time() - started > STABLE_AFTER:
-                self._backoff.reset()
-            delay = self._backoff.next_delay()
+            delay = self._backoff.after(asyncio.get_running_loop().time() - started)
             _log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import enum
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from fjernhjelp import metrics
@@ -135,15 +135,8 @@ def record(
     if details:
         _check_details(details)
     started = time.perf_counter()
-    # Locking the head row serialises appenders on PostgreSQL; on SQLite the
-    # transaction already holds the write lock (BEGIN IMMEDIATE, db/engine.py).
-    # The head row is created by the first migration; its absence is a broken database.
     batching = _BATCH_HEAD in db.info
-    head = db.info.get(_BATCH_HEAD) if batching else None
-    if head is None:
-        head = db.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
-        if batching:
-            db.info[_BATCH_HEAD] = head
+    head = _locked_head(db)
     event = AuditEvent(
         seq=head.seq + 1,
         id=uuid.uuid4(),
@@ -172,3 +165,82 @@ def record(
     if db.info.get("audit_forwarding"):
         db.info.setdefault("audit_pending", []).append(event)
     return event
+
+
+def _locked_head(db: Session) -> AuditHead:
+    """The chain's head, locked for this transaction (read once in ``appending``).
+
+    Locking the head row serialises appenders on PostgreSQL; on SQLite the transaction
+    already holds the write lock (BEGIN IMMEDIATE, db/engine.py). The head row is created
+    by the first migration; its absence is a broken database."""
+    head: AuditHead | None = db.info.get(_BATCH_HEAD)
+    if head is None:
+        head = db.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+        if _BATCH_HEAD in db.info:
+            db.info[_BATCH_HEAD] = head
+    return head
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One event for ``record_all``: what ``record`` takes, as a value."""
+
+    action: str
+    outcome: Outcome
+    actor: Actor
+    reason: str | None = None
+    customer_org_id: uuid.UUID | None = None
+    machine_id: str | None = None
+    source_address: str | None = None
+    details: dict[str, Any] | None = None
+
+
+def record_all(db: Session, entries: Sequence[Entry]) -> None:
+    """Append ``entries`` in order: the chain ``record`` one after another would make,
+    every entry its own event, for the cost of one. The head is locked and read once and
+    the events are one INSERT of plain rows, without an ORM object each (a node's agents
+    logging in again, machines/connections.py: the ORM's bookkeeping was most of a
+    login's CPU). The caller commits."""
+    if not entries:
+        return
+    if db.info.get("audit_forwarding") and db.in_nested_transaction():
+        # Forwarding keeps, after a savepoint's rollback, only the events still in the
+        # session (forward.py); these never are. No caller needs a savepoint here.
+        raise RuntimeError("record_all does not run inside a savepoint")
+    started = time.perf_counter()
+    head = _locked_head(db)
+    seq, prev_hash = head.seq, head.hash
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry.details:
+            _check_details(entry.details)
+        seq += 1
+        row: dict[str, Any] = {
+            "seq": seq,
+            "id": uuid.uuid4(),
+            "occurred_at": utcnow(),
+            "action": entry.action,
+            "outcome": str(entry.outcome),
+            "reason": entry.reason,
+            "actor_user_id": entry.actor.user_id,
+            "actor_name": entry.actor.name,
+            "actor_org_id": entry.actor.org_id,
+            "customer_org_id": entry.customer_org_id,
+            "vendor_org_id": None,
+            "machine_id": entry.machine_id,
+            "source_address": entry.source_address,
+            "factor": None,
+            "details": canonical_details(entry.details),
+            "prev_hash": prev_hash,
+        }
+        row["hash"] = prev_hash = event_hash(prev_hash, row)
+        rows.append(row)
+    db.execute(insert(cast(Table, AuditEvent.__table__)), rows)
+    head.seq, head.hash = seq, prev_hash
+    if _BATCH_HEAD not in db.info:
+        db.flush()
+    elapsed = time.perf_counter() - started
+    for entry in entries:
+        metrics.audited(entry.action, str(entry.outcome), entry.reason, elapsed)
+    if db.info.get("audit_forwarding"):
+        db.info.setdefault("audit_pending", []).extend(AuditEvent(**row) for row in rows)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.orm import Session
 
-from fjernhjelp.audit.log import Actor, Outcome, record
+from fjernhjelp.audit.log import Outcome, record
 from fjernhjelp.auth.models import User
 from fjernhjelp.caller import Caller
 from fjernhjelp.control import statements
@@ -19,63 +20,49 @@ from fjernhjelp.control.messages import MachineInfo
 from fjernhjelp.machines.models import Machine, MachineStatus
 from fjernhjelp.portal.models.agreement import Agreement, AgreementStatus
 from fjernhjelp.portal.models.grant import Grant, GrantStatus
-from fjernhjelp.refusals import AgentRefused, NotFound
+from fjernhjelp.refusals import NotFound
 
 
-def authenticate(
-    db: Session,
+def proof_refusal(
+    status: str,
+    identity_public_key: bytes,
     *,
     machine_id: uuid.UUID,
     nonce: bytes,
     signature: bytes,
-    now: datetime,
-    source_address: str | None,
-) -> Machine:
-    """The machine whose identity key signed our fresh nonce; refusals are audited (and
-    marked recorded: nothing else was changed).
-
-    No caller yet: who is asking is what this decides, so it takes the time and the
-    address itself."""
-    machine = db.get(Machine, machine_id)
-    reason = None
-    if machine is None:
-        reason = "unknown_machine"
-    elif machine.status != MachineStatus.ACTIVE:
-        reason = "machine_revoked"
-    else:
-        try:
-            Ed25519PublicKey.from_public_bytes(machine.identity_public_key).verify(
-                signature, statements.agent_proof_statement(nonce, machine_id)
-            )
-        except InvalidSignature:
-            reason = "bad_signature"
-    if reason is not None:
-        record(
-            db,
-            "agent.connect",
-            Outcome.DENIED,
-            actor=Actor.named(f"agent@{machine.hostname}" if machine else None),
-            reason=reason,
-            customer_org_id=machine.organisation_id if machine else None,
-            machine_id=str(machine_id),
-            source_address=source_address,
+) -> str | None:
+    """Why a known machine's login is refused, or None when its identity key signed our
+    fresh nonce and the machine is active (machines/connections.py audits the answer).
+    The status is read in the login's own transaction, never from a cache: a machine
+    removed on any node is refused on every node from that commit on."""
+    if status != MachineStatus.ACTIVE:
+        return "machine_revoked"
+    try:
+        Ed25519PublicKey.from_public_bytes(identity_public_key).verify(
+            signature, statements.agent_proof_statement(nonce, machine_id)
         )
-        refusal = AgentRefused(reason)
-        refusal.recorded = True
-        raise refusal
-    assert machine is not None
-    machine.last_seen_at = now
-    return machine
+    except InvalidSignature:
+        return "bad_signature"
+    return None
+
+
+def info_change(hostname: str, users: str, info: MachineInfo) -> dict[str, Any] | None:
+    """The audit details of a report that changes the host name or the users (before and
+    after), or None when it changes neither."""
+    if (hostname, users) == (info.hostname, ",".join(info.users)):
+        return None
+    return {
+        "before": {"hostname": hostname, "users": [u for u in users.split(",") if u]},
+        "after": {"hostname": info.hostname, "users": list(info.users)},
+    }
 
 
 def update_info(db: Session, caller: Caller, machine: Machine, info: MachineInfo) -> None:
     """Store what the agent (``caller``, speaking for ``machine``) reports. A new host
     name or new users are audited with before and after: the name is what technicians
     choose machines by, and the agent alone decides it."""
-    users = ",".join(info.users)
-    before = {"hostname": machine.hostname, "users": [u for u in machine.users.split(",") if u]}
-    after = {"hostname": info.hostname, "users": list(info.users)}
-    if (machine.hostname, machine.users) != (info.hostname, users):
+    details = info_change(machine.hostname, machine.users, info)
+    if details is not None:
         record(
             db,
             "machine.info_changed",
@@ -84,12 +71,12 @@ def update_info(db: Session, caller: Caller, machine: Machine, info: MachineInfo
             customer_org_id=machine.organisation_id,
             machine_id=str(machine.id),
             source_address=caller.source_address,
-            details={"before": before, "after": after},
+            details=details,
         )
     machine.hostname = info.hostname
     machine.os = info.os
     machine.agent_version = info.agent_version
-    machine.users = users
+    machine.users = ",".join(info.users)
     machine.has_display = info.display
     machine.last_seen_at = caller.now
 
@@ -98,36 +85,6 @@ def agent_caller(machine: Machine, now: datetime, source_address: str | None) ->
     """The agent speaking for ``machine`` over its control link, named by the host name
     the machine has now (an audit line names the agent as it was when it acted)."""
     return Caller.agent(machine.id, machine.hostname, machine.organisation_id, now, source_address)
-
-
-def connected(
-    db: Session, caller: Caller, machine: Machine, *, node_id: str, agent_version: str
-) -> None:
-    """The agent proved itself (``authenticate``) and its link is up on ``node_id``."""
-    record(
-        db,
-        "agent.connect",
-        Outcome.SUCCESS,
-        actor=caller.actor,
-        customer_org_id=machine.organisation_id,
-        machine_id=str(machine.id),
-        source_address=caller.source_address,
-        details={"node": node_id, "agent_version": agent_version},
-    )
-
-
-def disconnected(db: Session, caller: Caller, machine: Machine) -> None:
-    """The control link ended: the machine was last seen now."""
-    machine.last_seen_at = caller.now
-    record(
-        db,
-        "agent.disconnect",
-        Outcome.INFO,
-        actor=caller.actor,
-        customer_org_id=machine.organisation_id,
-        machine_id=str(machine.id),
-        source_address=caller.source_address,
-    )
 
 
 def _live_grant_groups(user: User, now: datetime) -> Select[uuid.UUID]:

@@ -124,7 +124,7 @@ class AgentHub:
         cluster.on_message(self._on_cluster_message)
         # Logins, presence and departures are written in group commits (batches.py): a
         # node's agents coming back at once cost a few transactions, not one each.
-        self._logins: GroupCommit[connections.LoginAttempt, Machine | AgentRefused] = GroupCommit(
+        self._logins: GroupCommit[connections.LoginAttempt, uuid.UUID | AgentRefused] = GroupCommit(
             self._write_logins, name="agent logins"
         )
         self._departures: GroupCommit[connections.Departure, None] = GroupCommit(
@@ -141,8 +141,8 @@ class AgentHub:
 
     async def _write_logins(
         self, attempts: Sequence[connections.LoginAttempt]
-    ) -> list[Machine | AgentRefused]:
-        def write() -> list[Machine | AgentRefused]:
+    ) -> list[uuid.UUID | AgentRefused]:
+        def write() -> list[uuid.UUID | AgentRefused]:
             state = self._state
             with state.db_sessions() as db:
                 results = connections.log_in(
@@ -282,10 +282,8 @@ class AgentHub:
         if isinstance(machine, RemoteSession):
             await self._serve_support(websocket, machine.id, source)
             return
-        # The id, not the row: an idle link keeps nothing of the login's session (the
-        # detached row with its organisation and group, for as long as the link lives).
-        machine_id = machine.id
-        del machine
+        # The id, not a row: an idle link keeps nothing of the login's transaction.
+        machine_id = machine
         link = AgentLink(machine_id, websocket)
         previous = self.links.get(machine_id)
         self.links[machine_id] = link
@@ -312,7 +310,7 @@ class AgentHub:
             with contextlib.suppress(Exception):
                 await websocket.close()
 
-    async def _login(self, websocket: WebSocket, source: str | None) -> Machine | RemoteSession:
+    async def _login(self, websocket: WebSocket, source: str | None) -> uuid.UUID | RemoteSession:
         nonce = os.urandom(statements.NONCE_BYTES)
         signature = self._state.keys.signing.sign(statements.server_challenge_statement(nonce))
         await websocket.send_text(

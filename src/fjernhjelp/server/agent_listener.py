@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 PATH = "/agent/control"
 
+# Connections the kernel holds until the node accepts them: asyncio's default. Not more
+# (4096 was tried, bench/fleet.py): in a storm larger than the node can answer within
+# the agents' 20 s, every accepted connection shared the CPU until its agent gave up,
+# and the node spent itself on connections nobody waited for any more; a short queue
+# makes the rest retry (SYN again, HAProxy's retries, the agents' back-off) instead.
+BACKLOG = 100
+
 # websockets logs every connection at INFO: 20,000 agents coming back would write 40,000
 # lines that the audit log already holds as events.
 _log = logging.getLogger("fjernhjelp.agent_listener")
@@ -104,4 +111,5 @@ async def start(hub: AgentHub, host: str, port: int) -> Server:
         max_size=PROTOCOL_MAX_MESSAGE,
         logger=_log,
         server_header=None,
+        backlog=BACKLOG,
     )
