@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from fjernhjelp.logs import fault
+
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -84,13 +86,17 @@ class GroupCommit(Generic[T, R]):
             try:
                 results = await self._write(items)
             except Exception as exc:
-                _log.exception("%s: a batch of %d was not written", self._name, len(items))
+                # One short line, every time: a batch fails on every retry while the
+                # database is away, and the driver's message can quote a row.
+                _log.error(
+                    "%s: a batch of %d was not written: %s", self._name, len(items), fault(exc)
+                )
                 if self._retry:
                     await asyncio.sleep(self._retry_delay)
                     continue
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(BatchFailed(str(exc)))
+                        future.set_exception(BatchFailed(fault(exc)))
                 return
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
