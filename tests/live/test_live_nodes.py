@@ -120,7 +120,7 @@ class Front:
     proc: subprocess.Popen[bytes]
 
     @classmethod
-    def start(cls, tmp: Path, port: int, nodes: dict[str, str]) -> Front:
+    def start(cls, tmp: Path, port: int, nodes: dict[str, str], listeners: dict[str, str]) -> Front:
         stats = free_port()
         env = {
             **os.environ,
@@ -128,6 +128,7 @@ class Front:
             "FJH_STATS_BIND": f"127.0.0.1:{stats}",
             "FJH_MAXCONN": "2000",
             **{f"FJH_NODE_{letter.upper()}": address for letter, address in nodes.items()},
+            **listeners,
         }
         env.pop("FJH_TLS_PEM", None)
         log = tmp / "haproxy.log"
@@ -163,6 +164,16 @@ class Front:
             and not row["svname"].endswith("-unchecked")
         }
 
+    def connections(self, backend: str) -> int:
+        """How many connections HAProxy has sent to the backend since it started."""
+        text = httpx.get(self.stats + "/;csv", timeout=5).text
+        rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
+        return sum(
+            int(row["stot"] or 0)
+            for row in rows
+            if row["pxname"] == backend and row["svname"] == "BACKEND"
+        )
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -187,7 +198,13 @@ class Cluster:
 
 
 def _start_node(
-    letter: str, node_id: str, site: LiveSite, database_url: str, redis_url: str, front: str
+    letter: str,
+    node_id: str,
+    site: LiveSite,
+    database_url: str,
+    redis_url: str,
+    front: str,
+    listeners: dict[str, str],
 ) -> tuple[ServerProcess, str]:
     port = free_port()
     env = {
@@ -195,6 +212,10 @@ def _start_node(
         "FJERNHJELP_DATA_DIR": str(site.state.settings.data_dir),
         "FJERNHJELP_DATABASE_URL": database_url,
         "FJERNHJELP_BIND": f"127.0.0.1:{port}",
+        # As in production (deploy/haproxy/haproxy.cfg): every node holds its agents on
+        # its lean agent listener; node b also serves its relay from its lean relay
+        # listener, so sessions cross both relay paths and both meet through the front.
+        "FJERNHJELP_AGENT_BIND": listeners[f"FJH_AGENT_{letter.upper()}"],
         "FJERNHJELP_PUBLIC_URL": front,
         "FJERNHJELP_NODE_URL": f"{front}/nodes/{letter}",
         "FJERNHJELP_NODE_ID": node_id,
@@ -203,6 +224,8 @@ def _start_node(
         "FJERNHJELP_NODE_HEARTBEAT_SECONDS": HEARTBEAT,
         "FJERNHJELP_RELAY_PAIR_SECONDS": "10",
     }
+    if f"FJH_RELAY_{letter.upper()}" in listeners:
+        env["FJERNHJELP_RELAY_BIND"] = listeners[f"FJH_RELAY_{letter.upper()}"]
     log = site.tmp / f"node-{letter}.log"
     return ServerProcess(["serve"], env, f"http://127.0.0.1:{port}", log), f"127.0.0.1:{port}"
 
@@ -227,8 +250,10 @@ def cluster(db, state, backend, database_url: str, tmp_path: Path) -> Iterator[C
     front_url = f"http://127.0.0.1:{front_port}"
     suffix = uuid.uuid4().hex[:6]
     node_ids = {letter: f"node-{letter}-{suffix}" for letter in ("a", "b")}
+    listeners = {f"FJH_AGENT_{letter.upper()}": f"127.0.0.1:{free_port()}" for letter in node_ids}
+    listeners["FJH_RELAY_B"] = f"127.0.0.1:{free_port()}"
     started = {
-        letter: _start_node(letter, node_id, site, proxied, redis.url, front_url)
+        letter: _start_node(letter, node_id, site, proxied, redis.url, front_url, listeners)
         for letter, node_id in node_ids.items()
     }
     nodes = {letter: server for letter, (server, _) in started.items()}
@@ -236,7 +261,9 @@ def cluster(db, state, backend, database_url: str, tmp_path: Path) -> Iterator[C
     try:
         for server in nodes.values():
             server.wait_ready(timeout=180)
-        front = Front.start(tmp_path, front_port, {k: a for k, (_, a) in started.items()})
+        front = Front.start(
+            tmp_path, front_port, {k: a for k, (_, a) in started.items()}, listeners
+        )
         site.server = front  # type: ignore[assignment]
         yield Cluster(site, front, redis, proxy, nodes, node_ids)
     finally:
@@ -291,6 +318,8 @@ def test_two_nodes_behind_haproxy_through_their_faults(cluster: Cluster) -> None
     machines = site.wait_online(token, names, timeout=120)
     ids = [m["id"] for m in machines]
     wait_for("every agent's presence", lambda: all(cluster.presence(m) for m in ids))
+    # Their control links came through the front to the nodes' lean agent listeners.
+    assert front.connections("agents") >= AGENTS
     bearer = {"Authorization": f"Bearer {token}"}
     apis = {letter: Api(node.url, token, timeout=60) for letter, node in cluster.nodes.items()}
     through_front = Api(front.url, token, timeout=60)
@@ -315,6 +344,8 @@ def test_two_nodes_behind_haproxy_through_their_faults(cluster: Cluster) -> None
                 row = session_row(site, session.session_id)
                 assert row.node_id == cluster.node_ids[letter]
                 assert cluster.presence(machine) != row.node_id
+                if letter == "b":  # both ends through node b's lean relay listener
+                    assert front.connections("node_b") >= 2
                 crossed += 1
             assert crossed >= 1
             # The way users go: through the front, whichever node answers.
