@@ -84,8 +84,9 @@ _LONG_FOLDERS = ("e2e", "live", "packaging", "support_client")
 
 
 def _long(item: pytest.Item) -> bool:
-    parts = item.path.relative_to(Path(__file__).parent).parts
-    return parts[0] in _LONG_FOLDERS or any(item.get_closest_marker(m) for m in _LONG_MARKS)
+    here = Path(__file__).parent
+    folder = item.path.relative_to(here).parts[0] if item.path.is_relative_to(here) else ""
+    return folder in _LONG_FOLDERS or any(item.get_closest_marker(m) for m in _LONG_MARKS)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
