@@ -32,7 +32,7 @@ DEB_ROOT := .cache/deb-root/.complete
 DEB_SOURCES := pyproject.toml scripts/deb.sh $(shell find src/fjernhjelp packaging -type f \
 	! -name '*.pyc' -print)
 
-.PHONY: run serve test test-sqlite lint lock advisories audit security-doc fuzz bench bench-desktop bench-support bench-relay bench-relay-cost bench-fleet system-deps npm-deps clean support-client deb deb-tools deb-root
+.PHONY: run serve test test-sqlite test-deps lint lock advisories audit security-doc fuzz bench bench-desktop bench-support bench-relay bench-relay-cost bench-fleet system-deps npm-deps clean support-client deb deb-tools deb-root
 
 run: $(STAMP) npm-deps
 	$(BIN)/fjernhjelp demo
@@ -97,10 +97,18 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: $(STAMP) system-deps npm-deps $(SUPPORT_CLIENT_STAMP) $(DEB_STAMP) $(DEB_ROOT)
+# What the suite needs built. `make -j2 test-deps` builds them two at a time (as .ci/run
+# does): debootstrap's Debian overlaps the Support client and the packages. Run the Debian
+# and npm steps first on their own (`make system-deps deb-tools npm-deps`): apt-get holds
+# a lock that a second apt-get fails on.
+TEST_DEPS := $(STAMP) system-deps npm-deps $(SUPPORT_CLIENT_STAMP) $(DEB_STAMP) $(DEB_ROOT)
+
+test-deps: $(TEST_DEPS)
+
+test: $(TEST_DEPS)
 	scripts/test.sh
 
-test-sqlite: $(STAMP) system-deps npm-deps $(SUPPORT_CLIENT_STAMP) $(DEB_STAMP) $(DEB_ROOT)
+test-sqlite: $(TEST_DEPS)
 	FJERNHJELP_TEST_BACKENDS=sqlite scripts/test.sh
 
 # mypy's settings (which files, how strict) live in pyproject.toml; its incremental cache

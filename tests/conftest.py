@@ -78,6 +78,37 @@ def only_on_one_backend(backend: Backend, which: int = -1) -> None:
         pytest.skip(f"runs on one backend per run ({chosen}); its services run on each")
 
 
+# Tests that take seconds to a minute each: real servers, agents, X servers, browsers, chroots.
+_LONG_MARKS = ("slow", "browser", "desktop", "packaging", "support_build")
+_LONG_FOLDERS = ("e2e", "live", "packaging", "support_client")
+
+
+def _long(item: pytest.Item) -> bool:
+    here = Path(__file__).parent
+    folder = item.path.relative_to(here).parts[0] if item.path.is_relative_to(here) else ""
+    return folder in _LONG_FOLDERS or any(item.get_closest_marker(m) for m in _LONG_MARKS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first: xdist hands each worker the next test in this order as it
+    finishes one, so with the short ones last both workers finish within seconds of each
+    other (a story last in the order kept one worker busy for minutes, the other idle).
+
+    ``@pytest.mark.one_backend(which)``: only_on_one_backend's choice made at collection,
+    so the other backend's run is skipped before its fixtures (server, agent, Xvfb) start.
+    Browser stories alternate ``which``, so each backend still serves some of them."""
+    items.sort(key=lambda item: not _long(item))  # stable: the order within each stays
+    for item in items:
+        marker = item.get_closest_marker("one_backend")
+        callspec = getattr(item, "callspec", None)
+        if marker is None or callspec is None or "backend" not in callspec.params:
+            continue
+        chosen = BACKENDS[(marker.args[0] if marker.args else -1) % len(BACKENDS)]
+        if callspec.params["backend"] != chosen:
+            reason = f"runs on one backend per run ({chosen}); its services run on each"
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -16,7 +16,12 @@ from tests.e2e.console_live import log_in, session_state, shown
 from tests.live.live import LiveSite
 from tests.x11 import click, screenshot, selected_text, type_text
 
-pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.desktop,
+    pytest.mark.slow,
+    pytest.mark.one_backend(-1),
+]
 
 QUESTION = "Hei, det er Kari fra Journalsystemer. Ser du denne meldingen?"
 ANSWER = "Ja, jeg ser den. Skriveren på kontoret står på, æøå ÆØÅ"

@@ -18,7 +18,12 @@ from tests.live.live import LiveSite
 from tests.streams.desktop.test_novnc import type_norwegian
 from tests.x11 import click, screenshot
 
-pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.desktop,
+    pytest.mark.slow,
+    pytest.mark.one_backend(0),
+]
 
 TEXT = "Blåbærsyltetøy"
 

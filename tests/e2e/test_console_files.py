@@ -16,7 +16,7 @@ from tests.live.conftest import FULL
 from tests.live.live import LiveSite
 from tests.portal.world import CLAUSE, build_world
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.one_backend(0)]
 
 
 @pytest.fixture

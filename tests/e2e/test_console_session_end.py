@@ -18,7 +18,12 @@ from tests.e2e.console_live import log_in, session_state, shown
 from tests.live.live import LiveSite
 from tests.x11 import click
 
-pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.desktop,
+    pytest.mark.slow,
+    pytest.mark.one_backend(-1),
+]
 
 NB = Translator("nb")
 

@@ -17,7 +17,12 @@ from tests.live.live import LiveSite
 from tests.streams.desktop.test_novnc import type_norwegian
 from tests.x11 import click
 
-pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.desktop,
+    pytest.mark.slow,
+    pytest.mark.one_backend(-1),
+]
 
 TEXT = "Ærlig talt, Øystein – 100 % på én dag?"
 

@@ -14,7 +14,7 @@ from tests.helpers import PASSWORD, Account
 from tests.live.live import LiveSite
 from tests.portal.world import build_world
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.one_backend(-1)]
 
 # Every item in the header: its top and bottom, and the header's line height.
 MEASURE = """() => {

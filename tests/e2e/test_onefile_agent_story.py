@@ -41,7 +41,7 @@ from tests.helpers import PASSWORD
 from tests.live.live import LiveSite
 from tests.portal.world import build_world
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.one_backend(-1)]
 
 LOCK = Path("/run/lock/fjernhjelp-onefile-agent-story.lock")
 ACCOUNT_FILES = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")

@@ -30,7 +30,12 @@ from tests.e2e.test_console_csp import RECORD_VIOLATIONS
 from tests.live.live import LiveSite
 from tests.portal.world import build_world
 
-pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.desktop,
+    pytest.mark.slow,
+    pytest.mark.one_backend(0),
+]
 
 # Chromium 156 grants getDisplayMedia without its picker: the whole screen, no prompt.
 # Not --use-fake-ui-for-media-stream: with it the capture fails to start

@@ -14,7 +14,7 @@ from tests.e2e.console_live import log_in
 from tests.live.live import LiveSite
 from tests.portal.world import build_world
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.one_backend(-1)]
 
 PHONE = {"width": 390, "height": 844}
 

@@ -37,7 +37,12 @@ from tests.portal.world import build_world
 from tests.streams.desktop.test_novnc import type_norwegian
 from tests.x11 import click, screenshot, type_text
 
-pytestmark = [pytest.mark.browser, pytest.mark.desktop, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.desktop,
+    pytest.mark.slow,
+    pytest.mark.one_backend(0),
+]
 
 SKIP = "FJERNHJELP_SKIP_SUPPORT_STORY"
 TYPED = "Blåbærsyltetøy"

@@ -6,11 +6,16 @@ stand-ins in this file that speak the same wire formats, so the page is tested e
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import json
 import os
+import shutil
 import struct
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -32,12 +37,23 @@ REAL_SHELL = serve_shell is not None
 REAL_FILES = serve_files is not None
 
 
+@functools.cache
+def _own_home() -> str:
+    """A home of the shells' own, as the agent's service user has: the login shell reads
+    no start-up files of the account running the tests (root's runs ``pyenv init``,
+    whose rehash waits 60 s on a lock a shell killed mid-rehash left behind)."""
+    home = tempfile.mkdtemp(prefix="fjernhjelp-shell-home-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
+
+
 def shell_service() -> Service:
     if serve_shell is not None:
+        account = dataclasses.replace(ShellAccount.current(), home=_own_home())
 
         async def real(channel: Channel, request: StreamRequest) -> None:
             # admin: the tests run as root, and a shell as root needs terminal_admin.
-            await serve_shell(channel, {"user": ShellAccount.current()}, admin=True)
+            await serve_shell(channel, {"user": account}, admin=True)
 
         return real
     return _stand_in_shell
