@@ -9,11 +9,15 @@ import os
 import struct
 import uuid
 from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import Any
 
+from fjernhjelp.refusals import RelayRefused
 from fjernhjelp.server import wsframes as ws
 from fjernhjelp.server.relay import MAX_MESSAGE
-from fjernhjelp.server.ws_guard import RELAY_JOIN_MAX
-from tests.fuzz.harness import Target, refuses
+from fjernhjelp.server.relay_listener import ReadBuffer, RelaySocket
+from fjernhjelp.server.ws_guard import RELAY_JOIN_MAX, PendingSockets
+from tests.fuzz.harness import LOOP, Target, refuses
 
 _SESSION = uuid.UUID("7f1c3a52-8d6e-4c1b-9a0e-2f4b6c8d0e1f")
 _KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's
@@ -174,7 +178,130 @@ def _frame_seeds() -> Iterable[bytes]:
     yield b"\x01" + _frame(0x83, b"reserved") + _frame(0xC2, b"rsv1")
 
 
+# --- the listener's socket, driven by the bytes ---------------------------------------------
+
+
+class _Transport:
+    """What the socket writes, and whether it paused, closed or aborted."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.closing = False
+        self.paused = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closing, "written after close"
+        self.out += data
+
+    def writelines(self, data: Iterable[bytes]) -> None:
+        for piece in data:
+            self.write(piece)
+
+    def close(self) -> None:
+        self.closing = True
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("192.0.2.7", 50000) if name == "peername" else default
+
+
+class _Relay:
+    async def join(self, session_id: str, role: object, end: object) -> None:
+        return None
+
+
+class _Endpoint:
+    relay = _Relay()
+
+    def note_probe(self, source: str | None, kind: str, path: str) -> None:
+        pass
+
+    def check_join(self, sid: uuid.UUID, role: object, token: str, source: str | None) -> None:
+        if token != "godkjent":
+            raise RelayRefused("denied")
+
+
+_STATE = SimpleNamespace(
+    settings=SimpleNamespace(trusted_proxy_networks=()),
+    unauthenticated_sockets=PendingSockets(per_address=4, total=16),
+)
+_READS = ReadBuffer()
+_HTTP = {b"400", b"404", b"426", b"429", b"431", b"503"}
+_CLOSE_CODES = {ws.PROTOCOL_ERROR, ws.TOO_BIG, 4403}
+
+
+async def _drive(data: bytes) -> bytes:
+    sock = RelaySocket(_STATE, _Endpoint(), _READS)  # type: ignore[arg-type]
+    transport = _Transport()
+    sock.connection_made(transport)  # type: ignore[arg-type]
+    step = (data[0] if data else 0) or len(data) or 1
+    try:
+        for at in range(1, len(data), step):
+            if transport.closing or transport.paused:
+                break  # nothing more is read
+            chunk = data[at : at + step]
+            view = sock.get_buffer(-1)
+            view[: len(chunk)] = chunk
+            sock.buffer_updated(len(chunk))
+        task = sock._task
+        if task is not None:
+            await task  # the join's check: its refusal, or the relay
+    finally:
+        sock.connection_lost(None)
+        timer = sock._timer
+        if timer is not None:
+            timer.cancel()
+    assert _STATE.unauthenticated_sockets.count_all() == 0, "a socket still counted"
+    return bytes(transport.out)
+
+
+def listener(data: bytes) -> None:
+    """The lean relay listener's socket (RelaySocket) fed the bytes in reads of a size
+    the first byte chooses: it answers 101 and then only well-formed server frames
+    (pongs of at most 125 bytes, a close of 1002, 1009 or 4403), or one HTTP refusal
+    (400, 404, 426, 429, 431, 503) and closes; no exception, and no socket left counted
+    against its address once it is gone."""
+    out = LOOP.run(_drive(data))
+    if not out:
+        return
+    if not out.startswith(b"HTTP/1.1 101 "):
+        assert out[9:12] in _HTTP and out.endswith(b"\r\n\r\n"), out[:40]
+        return
+    at = out.index(b"\r\n\r\n") + 4
+    while at < len(out):
+        first, second = out[at], out[at + 1]
+        assert first in (0x88, 0x8A) and second <= ws.MAX_CONTROL, out[at : at + 2]
+        if first == 0x88:
+            code = int.from_bytes(out[at + 2 : at + 4], "big")
+            assert code in _CLOSE_CODES, code
+        at += 2 + second
+    assert at == len(out)
+
+
+def _listener_seeds() -> Iterable[bytes]:
+    request = _request(*_BROWSER)
+    join = _frame(0x81, b'{"role":"technician","token":"godkjent"}')
+    for step in (0, 1, 7, 64):
+        yield bytes((step,)) + request + _frame(0x89, b"ping") + join
+    yield b"\x00" + request + _frame(0x81, b'{"role":"agent","token":"nei"}')
+    yield b"\x00" + request + _frame(0x81, b"x" * 2000)
+    yield b"\x00" + request + _frame(0x88, struct.pack("!H", 1001))
+    for seed in _frame_seeds():
+        yield b"\x00" + request + seed[1:]
+
+
 TARGETS = [
     Target("ws-upgrade", upgrade, _upgrade_seeds, max_len=ws.MAX_REQUEST + 1024),
     Target("ws-frames", frames, _frame_seeds, max_len=4096),
+    Target("ws-listener", listener, _listener_seeds, max_len=4096),
 ]
