@@ -8,6 +8,7 @@ from tests.fuzz import (
     targets_streams,
     targets_support,
     targets_tunnel,
+    targets_ws,
 )
 from tests.fuzz.harness import Target
 
@@ -19,5 +20,6 @@ TARGETS: dict[str, Target] = {
         *targets_control.TARGETS,
         *targets_streams.TARGETS,
         *targets_support.TARGETS,
+        *targets_ws.TARGETS,
     )
 }

@@ -239,3 +239,182 @@ def test_pages_may_open_websockets_to_a_relay_on_a_port_of_its_own(tmp_path) -> 
     policy = TestClient(app).get("/").headers["Content-Security-Policy"]
     assert "connect-src 'self' wss://fjh.example.no:8444;" in policy
     assert "default-src 'self';" in policy  # the rest of the policy as it was
+
+
+# -- the listener's own WebSocket server side (server/wsframes.py), from the hostile side --
+
+
+def _connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("ws://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    return sock
+
+
+def _request(sid: uuid.UUID, *headers: str, drop: str = "") -> bytes:
+    lines = [
+        f"GET /relay/{sid} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        "Origin: https://elsewhere.example",  # not checked: the join's token is the proof
+    ]
+    lines = [line for line in lines if not drop or not line.startswith(drop)]
+    return ("\r\n".join([*lines, *headers]) + "\r\n\r\n").encode("latin-1")
+
+
+def _http_answer(sock: socket.socket) -> bytes:
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def _upgraded(url: str, sid: uuid.UUID) -> socket.socket:
+    sock = _connect(url)
+    sock.sendall(_request(sid))
+    assert _http_answer(sock).startswith(b"HTTP/1.1 101 ")
+    return sock
+
+
+def _frame(first: int, payload: bytes, *, masked: bool = True, length: int | None = None) -> bytes:
+    size = len(payload) if length is None else length
+    if size < 126:
+        head = bytes((first, (0x80 if masked else 0) | size))
+    elif size < 65536:
+        head = bytes((first, (0x80 if masked else 0) | 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((first, (0x80 if masked else 0) | 127)) + size.to_bytes(8, "big")
+    if not masked:
+        return head + payload
+    mask = b"\x11\x22\x33\x44"
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def _close_code(sock: socket.socket) -> int | None:
+    """The code of the server's close frame (its frames are unmasked); None if the
+    connection ended without one."""
+    data = b""
+    while True:
+        while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F):
+            first, length = data[0], data[1] & 0x7F  # the server's control frames are short
+            if first & 0x0F == 0x8:
+                return int.from_bytes(data[2:4], "big")
+            data = data[2 + length :]
+        chunk = sock.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+
+
+def _joined_raw(url: str, sid: uuid.UUID, role: str, token: str) -> socket.socket:
+    sock = _upgraded(url, sid)
+    sock.sendall(_frame(0x81, json.dumps({"role": role, "token": token}).encode()))
+    return sock
+
+
+def test_malformed_upgrades_are_refused_and_a_slow_one_is_dropped(
+    lean, db, state, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from fjernhjelp.server import relay_listener
+
+    _, url, site, _ = lean
+    sid, _, _, _ = _session(db, state, site)
+    key15 = "AAAAAAAAAAAAAAAAAAAA"  # base64 of 15 bytes
+    refused = {
+        "no Host": (_request(sid, drop="Host:"), b"400"),
+        "version 8": (
+            _request(sid, "Sec-WebSocket-Version: 8", drop="Sec-WebSocket-Version:"),
+            b"426",
+        ),
+        "a key of 15 bytes": (
+            _request(sid, f"Sec-WebSocket-Key: {key15}", drop="Sec-WebSocket-Key:"),
+            b"400",
+        ),
+        "two keys": (_request(sid, "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=="), b"400"),
+        "a space before the colon": (_request(sid, "X-Forwarded-For : 10.0.0.1"), b"400"),
+        "a folded header": (_request(sid, "X-A: b", " c: d"), b"400"),
+        "headers over 8 KiB": (_request(sid, "Cookie: " + "a" * 9000), b"431"),
+    }
+    for name, (request, status) in refused.items():
+        with _connect(url) as sock:
+            sock.sendall(request)
+            answer = _http_answer(sock)
+            assert answer.startswith(b"HTTP/1.1 " + status), name
+            if status == b"426":
+                assert b"Sec-WebSocket-Version: 13\r\n" in answer
+    # Slowloris: headers that never end are dropped at the join's deadline.
+    monkeypatch.setattr(relay_listener, "AUTH_TIMEOUT", 0.2)
+    with _connect(url) as sock:
+        sock.sendall(_request(sid)[:-4])
+        assert sock.recv(4096) == b""
+    # Nothing was joined or used up, and no socket is left counted against the address.
+    assert _joins(db, sid) == []
+    assert state.unauthenticated_sockets.count("127.0.0.1") == 0
+    db.rollback()
+    row = db.get(RemoteSession, sid)
+    assert row is not None and row.status == SessionStatus.REQUESTED
+
+
+def test_frames_that_break_rfc_6455_before_the_join_are_refused_with_1002(lean, db, state) -> None:  # type: ignore[no-untyped-def]
+    _, url, site, _ = lean
+    sid, _, _, _ = _session(db, state, site)
+    attacks = {
+        "unmasked": _frame(0x81, b"{}", masked=False),
+        "RSV1 without an extension": _frame(0xC1, b"{}"),
+        "a reserved opcode": _frame(0x83, b"{}"),
+        "a control opcode beyond pong": _frame(0x8B, b""),
+        "a ping of 126 bytes": _frame(0x89, bytes(126)),
+        "a fragmented ping": _frame(0x09, b"x"),
+        "a continuation of nothing": _frame(0x80, b"{}"),
+        "a 64-bit length with its top bit set": bytes((0x82, 0xFF)) + b"\x80" + bytes(7),
+        "a close of one byte": _frame(0x88, b"\x03"),
+        "a close code never sent": _frame(0x88, (1005).to_bytes(2, "big")),
+        "a close reason not UTF-8": _frame(0x88, (1000).to_bytes(2, "big") + b"\xff"),
+    }
+    for name, attack in attacks.items():
+        with _upgraded(url, sid) as sock:
+            sock.sendall(attack)
+            assert _close_code(sock) == 1002, name
+    # A length over the join's limit is refused from the header, before its bytes come.
+    with _upgraded(url, sid) as sock:
+        sock.sendall(_frame(0x81, b"", length=1 << 40)[:14])
+        assert _close_code(sock) == 1009
+    assert _joins(db, sid) == []
+    assert state.unauthenticated_sockets.count("127.0.0.1") == 0
+    db.rollback()
+    row = db.get(RemoteSession, sid)
+    assert row is not None and row.status == SessionStatus.REQUESTED
+
+
+def test_frames_that_break_rfc_6455_after_the_join_end_the_session(lean, db, state) -> None:  # type: ignore[no-untyped-def]
+    client, url, site, written = lean
+    # Spliced (both ends here): a new message inside a fragmented one; the part before it
+    # passed, nothing after it does.
+    sid, _, tech_token, agent_token = _session(db, state, site)
+    tech = _joined_raw(url, sid, "technician", tech_token)
+    agent = _join(url, sid, "agent", agent_token)
+    tech.sendall(_frame(0x02, b"part") + _frame(0x82, b"not a continuation"))
+    assert _close_code(tech) == 1002
+    assert _closed_with(agent) == 1000
+    row = _ended(db, sid, written)
+    assert (row.end_reason, row.bytes_from_technician) == ("technician_error", 4)
+    tech.close()
+    written.clear()
+    # Piped (the other end on the main port): a ping of 126 bytes, which was buffered
+    # without bound while its bytes came; the main-port end is told its peer is gone.
+    sid, _, tech_token, agent_token = _session(db, state, site)
+    tech = _joined_raw(url, sid, "technician", tech_token)
+    with client.websocket_connect(f"/relay/{sid}") as main:
+        main.send_text(json.dumps({"role": "agent", "token": agent_token}))
+        tech.sendall(_frame(0x89, bytes(126)))
+        assert _close_code(tech) == 1002
+        closed = main.receive()
+        assert (closed["type"], closed["code"]) == ("websocket.close", 4000)
+    row = _ended(db, sid, written)
+    assert row.end_reason == "technician_closed"
+    tech.close()

@@ -20,6 +20,10 @@ ends it as on the main port. Buffering is bounded per direction: while the recei
 socket's write buffer is over its high-water mark (64 KiB) the sending socket is not
 read, so one read (at most 256 KiB) and one partial frame is the most a session holds.
 
+The request and each frame's header are judged by server/wsframes.py (RFC 6455, fail
+closed: unmasked, RSV bits, unknown opcodes, long or fragmented control frames, a broken
+fragmentation, a malformed close: 1002, the offender told so; sizes from the header).
+
 The payload is never read: the tunnel inside is end-to-end encrypted; this only frames.
 No extension (permessage-deflate) and no subprotocol is negotiated. The node's TLS
 certificate, when it has one, is served here too.
@@ -29,13 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import enum
 import hashlib
 import json
 import logging
-import re
 import ssl
 import struct
 import uuid
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, cast
 from websockets.speedups import apply_mask
 
 from fjernhjelp.refusals import RelayRefused
+from fjernhjelp.server import wsframes
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.relay import (
     MAX_MESSAGE,
@@ -58,7 +61,8 @@ from fjernhjelp.server.relay import (
 )
 from fjernhjelp.server.relay_endpoint import AUTH_TIMEOUT, REFUSED
 from fjernhjelp.server.security import client_address
-from fjernhjelp.server.ws_guard import RELAY_JOIN_MAX, TOO_BIG
+from fjernhjelp.server.ws_guard import RELAY_JOIN_MAX, TOO_BIG, Cap
+from fjernhjelp.server.wsframes import MAX_REQUEST
 
 if TYPE_CHECKING:
     from fjernhjelp.server.relay_endpoint import RelayEndpoint
@@ -66,14 +70,17 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-_PATH = re.compile(r"/relay/([0-9a-fA-F-]{36})")
 _ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 READ = QUANTUM  # the most one read takes from a socket (a session's turn, relay.QUANTUM)
-MAX_REQUEST = 8 * 1024  # the upgrade request's head; a browser's is well under 2 KiB
 CLOSE_GRACE = 2.0  # after our close frame, how long the peer has to answer it
-PROTOCOL_ERROR = 1002
 
-_CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0, 1, 2, 8, 9, 10
+_TEXT, _BINARY, _CLOSE, _PING, _PONG = (
+    wsframes.TEXT,
+    wsframes.BINARY,
+    wsframes.CLOSE,
+    wsframes.PING,
+    wsframes.PONG,
+)
 _U16 = struct.Struct("!H")
 _U64 = struct.Struct("!Q")
 
@@ -138,6 +145,8 @@ class RelaySocket(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._stage = _Stage.REQUEST
         self._buf = bytearray()
+        # The client's frames: the join message's limit until it has joined, then a record's.
+        self._frames = wsframes.FrameReader(RELAY_JOIN_MAX)
         self._source: str | None = None
         self._pending = False  # counted against the address's cap of unjoined sockets
         self._path = "/relay/"
@@ -147,7 +156,6 @@ class RelaySocket(asyncio.BufferedProtocol):
         # SPLICED: where frames go, and what the relay is told.
         self._to: RelaySocket | None = None
         self._direction: Direction | None = None
-        self._message = 0  # bytes so far of a fragmented message
         self._turn = 0  # bytes passed since this socket last gave the others a turn
         # PIPED: whole messages for recv(), and the waiters of recv() and send().
         self._inbox: deque[bytes] = deque()
@@ -231,65 +239,32 @@ class RelaySocket(asyncio.BufferedProtocol):
     # -- the upgrade and the join ------------------------------------------------------
 
     def _upgrade(self) -> None:
-        end = self._buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._buf) > MAX_REQUEST:
-                self._http_refuse("431 Request Header Fields Too Large")
-            return
-        if end > MAX_REQUEST:
-            self._http_refuse("431 Request Header Fields Too Large")
-            return
-        head = bytes(self._buf[:end]).decode("latin-1")
-        del self._buf[: end + 4]
-        lines = head.split("\r\n")
-        parts = lines[0].split(" ")
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(":")
-            if not colon:
-                self._http_refuse("400 Bad Request")
+        try:
+            end = wsframes.request_end(self._buf)
+            if end is None:
                 return
-            key = name.strip().lower()
-            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
-        if len(parts) != 3 or parts[0] != "GET" or parts[2] != "HTTP/1.1":
-            self._http_refuse("400 Bad Request")
+            upgrade = wsframes.parse_upgrade(bytes(self._buf[:end]))
+        except wsframes.UpgradeRefused as refused:
+            self._http_refuse(refused.status, refused.extra)
             return
-        match = _PATH.fullmatch(parts[1])
-        if match is None:
-            self._http_refuse("404 Not Found")
-            return
-        key = headers.get("sec-websocket-key", "")
-        try:
-            valid_key = len(base64.b64decode(key, validate=True)) == 16
-        except (binascii.Error, ValueError):
-            valid_key = False
-        connection = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-        if (
-            headers.get("upgrade", "").lower() != "websocket"
-            or "upgrade" not in connection
-            or headers.get("sec-websocket-version") != "13"
-            or not valid_key
-        ):
-            self._http_refuse("400 Bad Request")
-            return
-        self._path = match.group(0)
-        try:
-            self._session = uuid.UUID(match.group(1))
-        except ValueError:
-            self._http_refuse("404 Not Found")
-            return
+        del self._buf[:end]
+        self._path, self._session = upgrade.path, upgrade.session
         assert self._transport is not None
         peer = self._transport.get_extra_info("peername")
         self._source = client_address(
-            peer[0] if peer else None, headers.get("x-forwarded-for"), self._state.settings
+            peer[0] if peer else None, upgrade.forwarded_for, self._state.settings
         )
-        if not self._state.unauthenticated_sockets.admit(self._source):
-            self._endpoint.note_probe(self._source, Kind.SOCKET_CAP, self._path)
-            self._http_refuse("429 Too Many Requests", "Retry-After: 5\r\n")
+        cap = self._state.unauthenticated_sockets.admit(self._source)
+        if cap is not None:
+            # This address has too many sockets that have not joined (429), or the node
+            # has (503): as on the main port (ws_guard.refuse_upgrade).
+            self._endpoint.note_probe(self._source, cap.value, self._path)
+            status = "429 Too Many Requests" if cap is Cap.ADDRESS else "503 Service Unavailable"
+            self._http_refuse(status, "Retry-After: 5\r\n")
             return
         self._pending = True
         # RFC 6455's fixed derivation proves only that the server speaks WebSocket.
-        digest = hashlib.sha1(key.encode() + _ACCEPT_GUID, usedforsecurity=False).digest()
+        digest = hashlib.sha1(upgrade.key.encode() + _ACCEPT_GUID, usedforsecurity=False).digest()
         accept = base64.b64encode(digest).decode()
         self._transport.write(
             (
@@ -304,7 +279,13 @@ class RelaySocket(asyncio.BufferedProtocol):
     def _read_join(self) -> None:
         """The first message: a small text frame, or a refusal before it is buffered."""
         while self._stage is _Stage.JOIN:
-            frame = self._next_frame(RELAY_JOIN_MAX)
+            try:
+                frame = self._frames.next(self._buf)
+            except wsframes.FrameRefused as refused:
+                if refused.code == TOO_BIG:
+                    self._endpoint.note_probe(self._source, Kind.MESSAGE_TOO_BIG, self._path)
+                self._refuse(refused.code, refused.reason)
+                return
             if frame is None:
                 return
             first, payload = frame
@@ -313,6 +294,9 @@ class RelaySocket(asyncio.BufferedProtocol):
                 self._write(_header(0x80 | _PONG, len(payload)) + payload)
             elif opcode == _PONG:
                 continue
+            elif opcode == _CLOSE:
+                self._peer_closed = True
+                self._refuse(REFUSED, "refused")
             elif opcode == _TEXT and first & 0x80:
                 self._stage = _Stage.CHECKING
                 if self._timer is not None:
@@ -321,40 +305,7 @@ class RelaySocket(asyncio.BufferedProtocol):
                 self._transport.pause_reading()
                 self._task = asyncio.create_task(self._join(payload))
             else:
-                self._refuse(REFUSED, "refused")
-
-    def _next_frame(self, limit: int) -> tuple[int, bytes] | None:
-        """One whole frame from the buffer while joining (few and small)."""
-        buf = self._buf
-        if len(buf) < 2:
-            return None
-        first, second = buf[0], buf[1]
-        length, size = second & 0x7F, 2
-        if length == 126:
-            if len(buf) < 4:
-                return None
-            length, size = _U16.unpack_from(buf, 2)[0], 4
-        elif length == 127:
-            if len(buf) < 10:
-                return None
-            length, size = _U64.unpack_from(buf, 2)[0], 10
-        if not second & 0x80 or first & 0x70:
-            self._refuse(PROTOCOL_ERROR, "protocol_error")
-            return None
-        if first & 0x0F == _CLOSE:
-            self._peer_closed = True
-            self._refuse(REFUSED, "refused")
-            return None
-        if length > limit:
-            self._endpoint.note_probe(self._source, Kind.MESSAGE_TOO_BIG, self._path)
-            self._refuse(TOO_BIG, "message_too_big")
-            return None
-        if len(buf) < size + 4 + length:
-            return None
-        mask = bytes(buf[size : size + 4])
-        payload = apply_mask(bytes(buf[size + 4 : size + 4 + length]), mask)
-        del buf[: size + 4 + length]
-        return first, payload
+                self._refuse(REFUSED, "refused")  # binary, or a join in fragments
 
     async def _join(self, raw: bytes) -> None:
         assert self._session is not None
@@ -378,6 +329,7 @@ class RelaySocket(asyncio.BufferedProtocol):
         if self._stage is not _Stage.CHECKING:
             return  # gone while its token was checked
         self._stage = _Stage.JOINED
+        self._frames.limit = MAX_MESSAGE
         with contextlib.suppress(DuplicateEnd):
             await self._endpoint.relay.join(str(self._session), role, self)
 
@@ -427,51 +379,33 @@ class RelaySocket(asyncio.BufferedProtocol):
             return
         own = buf is self._buf
         view = memoryview(buf)
+        frames = self._frames
         pos = 0
         out: list[bytes] = []
         passed = 0
         why = None
-        message = self._message
         try:
-            while available - pos >= 2:
-                total = 0
-                first, second = buf[pos], buf[pos + 1]
-                length, size = second & 0x7F, 2
-                if length == 126:
-                    if available - pos < 4:
-                        break
-                    length, size = _U16.unpack_from(buf, pos + 2)[0], 4
-                elif length == 127:
-                    if available - pos < 10:
-                        break
-                    length, size = _U64.unpack_from(buf, pos + 2)[0], 10
-                if not second & 0x80 or first & 0x70:
-                    why = "error"  # unmasked, or an extension's bit nobody negotiated
+            while True:
+                head = frames.header(buf, pos, available)
+                if head is None:
                     break
+                first, length, size = head
                 opcode = first & 0x0F
-                if opcode in (_BINARY, _CONTINUATION):
-                    total = length + message if opcode == _CONTINUATION else length
-                    if total > MAX_MESSAGE:
-                        why = "message_too_big"  # known from the header, never buffered
-                        break
-                elif opcode >= _CLOSE:
-                    if length > 125 or not first & 0x80 or opcode > _PONG:
-                        why = "error"
-                        break
-                else:
+                if opcode == _TEXT:
                     why = "closed"  # text (not the tunnel's), as on the main port
                     break
-                start = pos + size + 4
+                start = pos + size
                 if available < start + length:
-                    break
+                    break  # known from the header to be within the limit
                 payload = apply_mask(view[start : start + length], buf[start - 4 : start])
                 pos = start + length
+                frames.advance(first, length)
                 if opcode <= _BINARY:
                     out.append(_header(first, length))
                     out.append(payload)
                     passed += length
-                    message = 0 if first & 0x80 else total
                 elif opcode == _CLOSE:
+                    wsframes.check_close(payload)
                     self._peer_closed = True
                     why = "closed"
                     break
@@ -479,11 +413,16 @@ class RelaySocket(asyncio.BufferedProtocol):
                     self._write(_header(0x80 | _PONG, length) + payload)
             if not own and pos < available:
                 self._buf += view[pos:available]
+        except wsframes.FrameRefused as refused:
+            why = "message_too_big" if refused.code == TOO_BIG else "error"
+            if why == "error":
+                # The offender hears why (1002); the relay closes the other end.
+                self._buf.clear()
+                self._close(refused.code, refused.reason)
         finally:
             view.release()
         if own:
             del buf[:pos]
-        self._message = message
         if out:
             direction.count(passed)
             to._write_all(out)
@@ -495,8 +434,9 @@ class RelaySocket(asyncio.BufferedProtocol):
                 self._pause()
                 asyncio.get_running_loop().call_soon(self._next_turn)
         if why is not None:
-            self._stage = _Stage.JOINED  # read nothing more; the relay closes both ends
-            self._pause()
+            if self._stage is _Stage.SPLICED:
+                self._stage = _Stage.JOINED  # read nothing more; the relay closes both ends
+                self._pause()
             direction.end(why)
 
     # -- piped: the relay's recv/send, when the other end is a main-port socket --------
@@ -536,37 +476,30 @@ class RelaySocket(asyncio.BufferedProtocol):
 
     def _next_data_frame(self) -> bool | None:
         buf = self._buf
-        if len(buf) < 2:
+        try:
+            head = self._frames.header(buf)
+            if head is not None and head[0] & 0x0F == _TEXT:
+                self._end(EndClosed())  # text (not the tunnel's), as on the main port
+                return None
+            frame = self._frames.next(buf)
+        except wsframes.FrameRefused as refused:
+            if refused.code == TOO_BIG:
+                self._end(EndSentTooBig())
+            else:
+                # The offender hears why (1002); the relay closes the other end.
+                buf.clear()
+                self._close(refused.code, refused.reason)
             return None
-        first, second = buf[0], buf[1]
-        length, size = second & 0x7F, 2
-        if length == 126:
-            if len(buf) < 4:
-                return None
-            length, size = _U16.unpack_from(buf, 2)[0], 4
-        elif length == 127:
-            if len(buf) < 10:
-                return None
-            length, size = _U64.unpack_from(buf, 2)[0], 10
+        if frame is None:
+            return None
+        first, payload = frame
         opcode = first & 0x0F
-        sofar = sum(map(len, self._parts)) if opcode == _CONTINUATION else 0
-        if not second & 0x80 or first & 0x70 or opcode in (3, 4, 5, 6, 7) or opcode > _PONG:
-            self._end(EndClosed("protocol error"))
-            return None
-        if opcode <= _BINARY and length + sofar > MAX_MESSAGE:
-            self._end(EndSentTooBig())
-            return None
-        if opcode in (_TEXT, _CLOSE):
-            self._peer_closed = opcode == _CLOSE
+        if opcode == _CLOSE:
+            self._peer_closed = True
             self._end(EndClosed())
             return None
-        if len(buf) < size + 4 + length:
-            return None
-        mask = bytes(buf[size : size + 4])
-        payload = apply_mask(bytes(buf[size + 4 : size + 4 + length]), mask)
-        del buf[: size + 4 + length]
         if opcode == _PING:
-            self._write(_header(0x80 | _PONG, length) + payload)
+            self._write(_header(0x80 | _PONG, len(payload)) + payload)
         elif opcode <= _BINARY:
             self._parts.append(payload)
             if first & 0x80:
