@@ -40,6 +40,19 @@ class LateEnd:
     bytes_from_technician: int = 0
     bytes_from_agent: int = 0
 
+    def record(self, db: Session, *, late: bool) -> None:
+        """Record this end as the relay saw it (uncommitted); ``late`` when the database
+        was away at the time."""
+        remote_sessions.end(
+            db,
+            self.session_id,
+            now=self.ended_at,
+            reason=self.reason,
+            bytes_from_technician=self.bytes_from_technician,
+            bytes_from_agent=self.bytes_from_agent,
+            late=late,
+        )
+
 
 class LateEnds:
     """Thread-safe: ends are kept from worker threads and recorded from another."""
@@ -69,15 +82,7 @@ class LateEnds:
         written = 0
         for end in waiting:
             try:
-                remote_sessions.end(
-                    db,
-                    end.session_id,
-                    now=end.ended_at,
-                    reason=end.reason,
-                    bytes_from_technician=end.bytes_from_technician,
-                    bytes_from_agent=end.bytes_from_agent,
-                    late=True,
-                )
+                end.record(db, late=True)
                 db.commit()
             except Exception as exc:
                 db.rollback()

@@ -172,12 +172,5 @@ class RelayEndpoint:
 
     def _end(self, end: LateEnd) -> None:
         with self._state.db_sessions() as db:
-            remote_sessions.end(
-                db,
-                end.session_id,
-                now=end.ended_at,
-                reason=end.reason,
-                bytes_from_technician=end.bytes_from_technician,
-                bytes_from_agent=end.bytes_from_agent,
-            )
+            end.record(db, late=False)
             db.commit()
