@@ -32,10 +32,8 @@ certificate, when it has one, is served here too.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import enum
-import hashlib
 import json
 import logging
 import ssl
@@ -70,7 +68,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 READ = QUANTUM  # the most one read takes from a socket (a session's turn, relay.QUANTUM)
 CLOSE_GRACE = 2.0  # after our close frame, how long the peer has to answer it
 
@@ -101,26 +98,6 @@ class _Refused(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-def _header(first: int, length: int) -> bytes:
-    """A server frame's header (never masked)."""
-    if length < 126:
-        return bytes((first, length))
-    if length < 65536:
-        return bytes((first, 126)) + _U16.pack(length)
-    return bytes((first, 127)) + _U64.pack(length)
-
-
-def _close_frame(code: int, reason: str) -> bytes:
-    payload = _U16.pack(code) + reason.encode("utf-8")[:123]
-    return _header(0x80 | _CLOSE, len(payload)) + payload
-
-
-def _response(status: str, extra: str = "") -> bytes:
-    return (f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n{extra}\r\n").encode(
-        "latin-1"
-    )
 
 
 class ReadBuffer:
@@ -264,8 +241,7 @@ class RelaySocket(asyncio.BufferedProtocol):
             return
         self._pending = True
         # RFC 6455's fixed derivation proves only that the server speaks WebSocket.
-        digest = hashlib.sha1(upgrade.key.encode() + _ACCEPT_GUID, usedforsecurity=False).digest()
-        accept = base64.b64encode(digest).decode()
+        accept = wsframes.accept_key(upgrade.key)
         self._transport.write(
             (
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -291,7 +267,7 @@ class RelaySocket(asyncio.BufferedProtocol):
             first, payload = frame
             opcode = first & 0x0F
             if opcode == _PING:
-                self._write(_header(0x80 | _PONG, len(payload)) + payload)
+                self._write(wsframes.header(0x80 | _PONG, len(payload)) + payload)
             elif opcode == _PONG:
                 continue
             elif opcode == _CLOSE:
@@ -401,7 +377,7 @@ class RelaySocket(asyncio.BufferedProtocol):
                 pos = start + length
                 frames.advance(first, length)
                 if opcode <= _BINARY:
-                    out.append(_header(first, length))
+                    out.append(wsframes.header(first, length))
                     out.append(payload)
                     passed += length
                 elif opcode == _CLOSE:
@@ -410,7 +386,7 @@ class RelaySocket(asyncio.BufferedProtocol):
                     why = "closed"
                     break
                 elif opcode == _PING:
-                    self._write(_header(0x80 | _PONG, length) + payload)
+                    self._write(wsframes.header(0x80 | _PONG, length) + payload)
             if not own and pos < available:
                 self._buf += view[pos:available]
         except wsframes.FrameRefused as refused:
@@ -459,7 +435,7 @@ class RelaySocket(asyncio.BufferedProtocol):
     async def send(self, data: bytes) -> None:
         if self._ended is not None or self._stage not in (_Stage.PIPED, _Stage.JOINED):
             raise EndClosed
-        self._write(_header(0x80 | _BINARY, len(data)) + data)
+        self._write(wsframes.header(0x80 | _BINARY, len(data)) + data)
         while self._paused_writing and self._ended is None:
             self._writable = asyncio.get_running_loop().create_future()
             await self._writable
@@ -499,7 +475,7 @@ class RelaySocket(asyncio.BufferedProtocol):
             self._end(EndClosed())
             return None
         if opcode == _PING:
-            self._write(_header(0x80 | _PONG, len(payload)) + payload)
+            self._write(wsframes.header(0x80 | _PONG, len(payload)) + payload)
         elif opcode <= _BINARY:
             self._parts.append(payload)
             if first & 0x80:
@@ -524,7 +500,7 @@ class RelaySocket(asyncio.BufferedProtocol):
         if self._stage in (_Stage.CLOSING, _Stage.CLOSED):
             return
         self._stage = _Stage.CLOSING
-        self._write(_close_frame(code, reason))
+        self._write(wsframes.close_frame(code, reason))
         if self._peer_closed:
             assert self._transport is not None
             self._transport.close()  # both close frames are out: the server closes TCP
@@ -569,7 +545,7 @@ class RelaySocket(asyncio.BufferedProtocol):
     def _http_refuse(self, status: str, extra: str = "") -> None:
         assert self._transport is not None
         self._stage = _Stage.CLOSED
-        self._transport.write(_response(status, extra))
+        self._transport.write(wsframes.response(status, extra))
         self._transport.close()
 
     def _abort(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import struct
 import uuid
@@ -254,3 +255,35 @@ __all__ = [
     "parse_upgrade",
     "request_end",
 ]
+
+
+# -- what the server writes ------------------------------------------------------------
+
+_ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+
+
+def accept_key(key: str) -> str:
+    """Sec-WebSocket-Accept for the client's (already checked) Sec-WebSocket-Key."""
+    digest = hashlib.sha1(key.encode() + _ACCEPT_GUID, usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode()
+
+
+def header(first: int, length: int) -> bytes:
+    """A server frame's header (never masked)."""
+    if length < 126:
+        return bytes((first, length))
+    if length < 65536:
+        return bytes((first, 126)) + _U16.pack(length)
+    return bytes((first, 127)) + _U64.pack(length)
+
+
+def close_frame(code: int, reason: str) -> bytes:
+    payload = _U16.pack(code) + reason.encode("utf-8")[:123]
+    return header(0x80 | CLOSE, len(payload)) + payload
+
+
+def response(status: str, extra: str = "") -> bytes:
+    """An HTTP answer with no body that closes the connection (a refused upgrade)."""
+    return (f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n{extra}\r\n").encode(
+        "latin-1"
+    )
