@@ -11,6 +11,7 @@ CPU per (re)connect, and time back after a node restart, each as a ratio to bare
 - HAProxy (Debian's) in front of both, configured by bench/fleet-haproxy.cfg.
 
 Run: make bench-fleet   (or .venv/bin/python bench/fleet.py --agents 20000)
+     [--profile DIR]   (py-spy of each of our nodes while the agents connect, raw format)
 """
 
 from __future__ import annotations
@@ -301,8 +302,47 @@ class Node:
         self.handle, self.port = self._start(self.port)
 
 
+def profile_nodes(pids: list[int], into: Path | None) -> Callable[[], None]:
+    """Starts py-spy (pip-installed into the venv) on each node; returns what stops it.
+    With native frames: the garbage collector and the C extensions show by name."""
+    if into is None:
+        return lambda: None
+    into.mkdir(parents=True, exist_ok=True)
+    spies = [
+        subprocess.Popen(
+            [
+                *(
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--rate",
+                    "200",
+                    "--native",
+                ),
+                *("--pid", str(pid), "-o", str(into / f"node-{i}.txt"), "--format", "raw"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i, pid in enumerate(pids)
+    ]
+
+    def stop() -> None:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(60)
+        progress(f"profiles of the nodes while connecting: {into}/node-*.txt")
+
+    return stop
+
+
 def measure(
-    nodes: list[Node], tmp: Path, server_key: bytes, agents: Agents, swarms: int, settle: float
+    nodes: list[Node],
+    tmp: Path,
+    server_key: bytes,
+    agents: Agents,
+    swarms: int,
+    settle: float,
+    profile: Path | None = None,
 ) -> Figures:
     n = len(agents.ids)
     # This machine's hard limit is 20,000 open files per process and HAProxy holds two per
@@ -316,9 +356,13 @@ def measure(
         urls = [f"ws://127.0.0.1:{proxy.port}/agent/control" for proxy in proxies]
         # Each proxy takes whole swarms, as many as the others (its maxconn holds them).
         per_proxy = -(-max(swarms, len(proxies)) // len(proxies))
+        stop_profile = profile_nodes(pids, profile)
         swarm = Swarm(urls, server_key, agents, per_proxy * len(proxies))
         try:
-            connect_all = swarm.wait(lambda up: up >= n, timeout=1800)
+            try:
+                connect_all = swarm.wait(lambda up: up >= n, timeout=1800)
+            finally:
+                stop_profile()
             connected = time.perf_counter()
             progress(f"all {n} connected in {connect_all:.1f} s")
             cpu_per_connect = (cpu(pids) - cpu_before) / n
@@ -425,6 +469,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--swarms", type=int, default=4)
     parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--profile", type=Path, default=None, help="py-spy output directory")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fjh-fleet-"))
     try:
@@ -451,7 +496,9 @@ def main() -> None:
             ours_nodes = [Node(fjernhjelp_node(tmp, url, f"fleet-{i}")) for i in range(args.nodes)]
             progress("fjernhjelp nodes")
             try:
-                ours = measure(ours_nodes, tmp, server_key, agents, args.swarms, args.settle)
+                ours = measure(
+                    ours_nodes, tmp, server_key, agents, args.swarms, args.settle, args.profile
+                )
             finally:
                 for node in ours_nodes:
                     node.stop()

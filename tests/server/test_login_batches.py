@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from fjernhjelp.audit import forward
-from fjernhjelp.audit.log import Actor
+from fjernhjelp.audit.log import Actor, Entry, Outcome, record, record_all
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.audit.verify import verify_chain
 from fjernhjelp.control import statements
@@ -234,3 +234,25 @@ def test_a_login_batch_is_forwarded_event_by_event_after_its_commit(state, db) -
         ("agent.connect", "denied"),
     ]
     assert all(p["hash"] == stored[p["seq"]].hash for p in payloads)
+
+
+def test_record_all_and_record_in_one_transaction_make_one_chain(state, db) -> None:
+    """record_all moves the head as plain columns unless the transaction holds it as an
+    object (``record`` ran first): either way the next append continues from it."""
+    entry = Entry("agent.connect", Outcome.SUCCESS, Actor.named("agent@lege-pc"))
+    with state.db_sessions() as session:
+        record_all(session, [entry, entry])  # the head as columns
+        record(session, "agent.disconnect", Outcome.INFO, actor=Actor.named("agent@lege-pc"))
+        record_all(session, [entry])  # the head loaded as an object by record
+        record(session, "agent.disconnect", Outcome.INFO, actor=Actor.named("agent@lege-pc"))
+        session.commit()
+    events = _events(db)
+    assert [e.action for e in events] == [
+        "agent.connect",
+        "agent.connect",
+        "agent.disconnect",
+        "agent.connect",
+        "agent.disconnect",
+    ]
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 5))
+    assert verify_chain(db).ok

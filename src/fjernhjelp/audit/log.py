@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from fjernhjelp import metrics
@@ -195,6 +195,21 @@ class Entry:
     details: dict[str, Any] | None = None
 
 
+_events = cast(Table, AuditEvent.__table__)
+_head = cast(Table, AuditHead.__table__)
+# The head as plain columns, for a transaction that has not loaded it as an object.
+_LOCK_HEAD = select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()
+_MOVE_HEAD = (
+    update(_head).where(_head.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
+)
+
+
+def _head_is_an_object(db: Session) -> bool:
+    """The transaction holds the head as an ORM object (``record`` or ``appending`` ran
+    in it): it is moved through that object, or the object would be left stale."""
+    return _BATCH_HEAD in db.info or Session.identity_key(AuditHead, 1) in db.identity_map
+
+
 def record_all(db: Session, entries: Sequence[Entry]) -> None:
     """Append ``entries`` in order: the chain ``record`` one after another would make,
     every entry its own event, for the cost of one. The head is locked and read once and
@@ -208,8 +223,10 @@ def record_all(db: Session, entries: Sequence[Entry]) -> None:
         # session (forward.py); these never are. No caller needs a savepoint here.
         raise RuntimeError("record_all does not run inside a savepoint")
     started = time.perf_counter()
-    head = _locked_head(db)
-    seq, prev_hash = head.seq, head.hash
+    # Without an ORM object for the head when none is loaded: the unit of work's flush
+    # of one row cost as much as the rest of a batch of logins (docs/BENCHMARKS.md).
+    head = _locked_head(db) if _head_is_an_object(db) else None
+    seq, prev_hash = (head.seq, head.hash) if head is not None else db.execute(_LOCK_HEAD).one()
     rows: list[dict[str, Any]] = []
     for entry in entries:
         if entry.details:
@@ -235,10 +252,13 @@ def record_all(db: Session, entries: Sequence[Entry]) -> None:
         }
         row["hash"] = prev_hash = event_hash(prev_hash, row)
         rows.append(row)
-    db.execute(insert(cast(Table, AuditEvent.__table__)), rows)
-    head.seq, head.hash = seq, prev_hash
-    if _BATCH_HEAD not in db.info:
-        db.flush()
+    db.execute(insert(_events), rows)
+    if head is None:
+        db.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": prev_hash})
+    else:
+        head.seq, head.hash = seq, prev_hash
+        if _BATCH_HEAD not in db.info:
+            db.flush()
     elapsed = time.perf_counter() - started
     for entry in entries:
         metrics.audited(entry.action, str(entry.outcome), entry.reason, elapsed)
