@@ -31,24 +31,18 @@ def _run(settings: "Settings") -> None:
     uvicorn.run(app, **uvicorn_options(settings))
 
 
-# Full collections only after this many of the younger ones (CPython's default: 10).
-FULL_COLLECTION_EVERY = 1000
-
-
 def _tune_garbage_collector() -> None:
     """A node holds tens of thousands of idle links, and a full collection walks every
-    object: the start-up's (the app, its libraries) and every link's. With CPython's
-    defaults a node's agents coming back cost a full collection every few hundred
-    logins, a sixth of the node's CPU (docs/BENCHMARKS.md, "fleet"). What start-up left
-    is kept out of collections for good (frozen after one last collection: it lives as
-    long as the process), and full collections come 100 times less often; the young
-    generations, which free what a connection leaves behind, are collected as before."""
+    object: with CPython's defaults, every object of the app and its libraries too. While
+    a node's agents came back that was a full collection every few hundred logins and a
+    sixth of the node's CPU (docs/BENCHMARKS.md, "fleet"). What start-up left lives as
+    long as the process: frozen after one last collection, no collection walks it again.
+    The thresholds stay CPython's: full collections still come as often, and still free
+    what ended links leave in cycles, at the cost of the links alone."""
     import gc
 
     gc.collect()
     gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
 class UvicornOptions(TypedDict):
