@@ -1,0 +1,221 @@
+"""The lean listener's spliced path (server/relay_listener.py) driven read by read, with
+no socket: what passes, the checks of its fast path for tunnel records, and when a
+socket gives the other sessions a turn (interleaving, not timing)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from websockets.speedups import apply_mask
+
+from fjernhjelp.server import relay_listener
+from fjernhjelp.server.relay import MAX_MESSAGE, Direction, Role, _Pair
+from fjernhjelp.server.relay_listener import READ, ReadBuffer, RelaySocket, _Stage
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.closing = False
+        self.paused = False
+        self.pauses = 0
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def writelines(self, data: list[bytes]) -> None:
+        for piece in data:
+            self.write(piece)
+
+    def close(self) -> None:
+        self.closing = True
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def pause_reading(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def _frame(first: int, payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = bytes((first, 0x80 | n))
+    elif n < 65536:
+        head = bytes((first, 0x80 | 126)) + struct.pack("!H", n)
+    else:
+        head = bytes((first, 0x80 | 127)) + struct.pack("!Q", n)
+    return head + mask + apply_mask(payload, mask)
+
+
+def _server_frames(out: bytes) -> list[tuple[int, bytes]]:
+    frames, at = [], 0
+    while at < len(out):
+        first, length = out[at], out[at + 1]
+        at += 2
+        if length == 126:
+            (length,) = struct.unpack_from("!H", out, at)
+            at += 2
+        frames.append((first, bytes(out[at : at + length])))
+        at += length
+    return frames
+
+
+async def _pair() -> tuple[RelaySocket, Transport, RelaySocket, Transport, _Pair]:
+    state: Any = SimpleNamespace()
+    reads = ReadBuffer()
+    pair = _Pair("s1")
+    ends = []
+    for _ in range(2):
+        sock = RelaySocket(state, SimpleNamespace(), reads)  # type: ignore[arg-type]
+        transport = Transport()
+        sock.connection_made(transport)  # type: ignore[arg-type]
+        sock._stage = _Stage.JOINED
+        sock._frames.limit = MAX_MESSAGE
+        ends.append((sock, transport))
+    (a, ta), (b, tb) = ends
+    a.splice(b, Direction(pair, Role.TECHNICIAN))
+    b.splice(a, Direction(pair, Role.AGENT))
+    await asyncio.sleep(0)  # the splice starts on the loop's next turn
+    return a, ta, b, tb, pair
+
+
+def _read(sock: RelaySocket, data: bytes) -> int:
+    """One read of what the socket's buffer takes of ``data``, as the loop does it."""
+    view = sock.get_buffer(-1)
+    n = min(len(view), len(data))
+    view[:n] = data[:n]
+    sock.buffer_updated(n)
+    return n
+
+
+async def test_records_pass_whole_and_a_full_read_gives_the_others_a_turn() -> None:
+    a, ta, b, tb, pair = await _pair()
+    records = [os.urandom(16 * 1024) for _ in range(12)]
+    stream = b"".join(_frame(0x82, r) for r in records)
+    # A desktop: a frame of two records, read short of the buffer. It is never paused.
+    at = _read(a, stream[: 16 * 1024 + 8 + 100])  # the first record and part of the next
+    assert not ta.paused and ta.pauses == 0
+    # A bulk copy with more waiting than one read takes: each full read pauses the
+    # socket, and it is read again only on the loop's next turn.
+    while at < len(stream):
+        n = _read(a, stream[at:])
+        at += n
+        if n == READ:
+            assert ta.paused, "a full read must give the other sessions a turn"
+            await asyncio.sleep(0)
+            assert not ta.paused
+        else:
+            assert not ta.paused
+    assert ta.pauses >= 2
+    assert _server_frames(bytes(tb.out)) == [(0x82, r) for r in records]
+    assert pair.counts[Role.TECHNICIAN] == sum(map(len, records))
+    assert not pair.done.is_set()
+    a.connection_lost(None)
+    b.connection_lost(None)
+
+
+async def test_the_fast_path_keeps_every_check() -> None:
+    # Over the limit (a record and a little more), from the header alone: the session
+    # ends as too big and nothing of the frame passes.
+    a, ta, b, tb, pair = await _pair()
+    big = _frame(0x82, os.urandom(MAX_MESSAGE + 1))
+    _read(a, _frame(0x82, b"r" * 200) + big[:14])
+    assert _server_frames(bytes(tb.out)) == [(0x82, b"r" * 200)]
+    assert pair.reason == "technician_message_too_big"
+    a.connection_lost(None)
+    b.connection_lost(None)
+    # A whole binary message inside a fragmented one: 1002 to the offender.
+    a, ta, b, tb, pair = await _pair()
+    _read(a, _frame(0x02, b"part") + _frame(0x82, b"x" * 300))
+    assert pair.reason == "technician_error"
+    assert bytes(ta.out).startswith(b"\x88") and struct.unpack_from("!H", ta.out, 2)[0] == 1002
+    assert _server_frames(bytes(tb.out)) == [(0x02, b"part")]
+    a.connection_lost(None)
+    b.connection_lost(None)
+    # Unmasked, or an RSV bit: 1002, as through FrameReader.
+    for bad in (
+        bytes((0x82, 126)) + struct.pack("!H", 300) + b"x" * 300,
+        bytes((0xC2, 0x80 | 126)) + struct.pack("!H", 300) + bytes(4) + b"x" * 300,
+    ):
+        a, ta, b, tb, pair = await _pair()
+        _read(a, bad)
+        assert pair.reason == "technician_error" and not tb.out
+        a.connection_lost(None)
+        b.connection_lost(None)
+    # A record split over reads passes once whole; a ping between records is answered.
+    a, ta, b, tb, pair = await _pair()
+    record = os.urandom(20_000)
+    stream = _frame(0x82, record) + _frame(0x89, b"hi") + _frame(0x82, record)
+    for cut in (3, 9, 20_008, 20_012):
+        _read(a, stream[:cut])
+        stream = stream[cut:]
+        if cut == 3:
+            assert not tb.out
+    _read(a, stream)
+    assert _server_frames(bytes(tb.out)) == [(0x82, record), (0x82, record)]
+    assert _server_frames(bytes(ta.out)) == [(0x8A, b"hi")]
+    a.connection_lost(None)
+    b.connection_lost(None)
+
+
+_FRAME = st.tuples(
+    st.sampled_from([0x82, 0x82, 0x82, 0x02, 0x00, 0x80, 0x81, 0x89, 0x8A, 0x88, 0xC2, 0x83]),
+    st.one_of(st.integers(0, 130), st.integers(126, 70_000)),
+    st.booleans(),  # masked
+)
+
+
+@settings(max_examples=150, deadline=None)
+@example([(0x02, 10, True), (0x82, 300, True)], [])  # a message inside a fragmented one
+@example([(0x82, 300, False)], [])  # unmasked
+@example([(0x82, 200, True), (0x89, 3, True), (0x82, 65_535, True)], [5, 300, 40_000])
+@example([(0x82, 65_536, True)], [])  # a record and a little more: too big
+@given(st.lists(_FRAME, max_size=8), st.lists(st.integers(1, 70_000), max_size=6))
+def test_the_fast_path_does_what_frame_reader_does(frames: list, cuts: list[int]) -> None:
+    # The same bytes, read in the same pieces, with the fast path for tunnel records and
+    # without it (every frame through FrameReader.header): the same bytes to each end,
+    # the same counts, the same end.
+    stream = b""
+    for first, length, masked in frames:
+        payload = bytes(i % 251 for i in range(length))
+        frame = _frame(first, payload)
+        if not masked:
+            frame = bytes((frame[0], frame[1] & 0x7F)) + frame[2:]
+        stream += frame
+
+    async def run() -> tuple[bytes, bytes, str | None, int]:
+        a, ta, b, tb, pair = await _pair()
+        rest = stream
+        for cut in [*cuts, len(stream)]:
+            if not rest or a._stage is not _Stage.SPLICED:
+                break
+            ta.paused = False
+            taken = _read(a, rest[:cut])
+            rest = rest[taken:]
+        out = bytes(ta.out), bytes(tb.out), pair.reason, pair.counts[Role.TECHNICIAN]
+        a.connection_lost(None)
+        b.connection_lost(None)
+        return out
+
+    fast = asyncio.run(run())
+    with mock.patch.object(relay_listener, "_FIN_BINARY", -1):
+        slow = asyncio.run(run())
+    assert fast == slow
