@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import websockets
@@ -22,7 +23,11 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.http11 import Request, Response
 
-from fjernhjelp.server.ws_guard import PROTOCOL_MAX_MESSAGE
+from fjernhjelp.server.ws_guard import (
+    PROTOCOL_MAX_MESSAGE,
+    busy_response_headers,
+    count_busy_refusal,
+)
 
 if TYPE_CHECKING:
     from fjernhjelp.server.agent_hub import AgentHub
@@ -90,10 +95,22 @@ class LeanSocket:
         await self._conn.close(code, reason or "")
 
 
-def _only_the_control_path(conn: ServerConnection, request: Request) -> Response | None:
-    if request.path != PATH:
-        return conn.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
-    return None
+def _admit(hub: AgentHub) -> Callable[[ServerConnection, Request], Response | None]:
+    def process_request(conn: ServerConnection, request: Request) -> Response | None:
+        if request.path != PATH:
+            return conn.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        # Before the upgrade, the challenge's signature or any database work: a node
+        # with more logins in progress than it answers in time says when to come back
+        # (server/admission.py); its agents honour it (agent/backoff.py).
+        retry_after = hub.admission.refusal()
+        if retry_after is not None:
+            count_busy_refusal()
+            response = conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+            response.headers.update(busy_response_headers(retry_after))
+            return response
+        return None
+
+    return process_request
 
 
 async def start(hub: AgentHub, host: str, port: int) -> Server:
@@ -105,7 +122,7 @@ async def start(hub: AgentHub, host: str, port: int) -> Server:
         handler,
         host,
         port,
-        process_request=_only_the_control_path,
+        process_request=_admit(hub),
         # Agents never offer it; a server that accepted it would keep a compressor per link.
         compression=None,
         max_size=PROTOCOL_MAX_MESSAGE,
