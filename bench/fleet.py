@@ -419,10 +419,11 @@ def bare_node(tmp: Path, agents: Agents, server_seed: bytes) -> Callable[[int | 
     keys = tmp / "bare-keys.json"
     keys.write_text(json.dumps({"server_seed": server_seed.hex(), "agents": agents.public}))
 
-    health_port = free_port()
+    health_ports: dict[int, int] = {}  # each node's /healthz port, by its agents' port
 
     def start(port: int | None) -> Started:
         port = port or free_port()
+        health_port = health_ports.setdefault(port, free_port())
         proc = subprocess.Popen(
             [sys.executable, str(BENCH / "_bare_node.py"), str(port), str(health_port), str(keys)]
         )
