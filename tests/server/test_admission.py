@@ -59,31 +59,41 @@ def test_a_lone_agent_is_never_told_to_wait_and_nothing_is_told_beyond_the_cap()
         assert retry_after is not None and 1 <= retry_after <= admission.MAX_RETRY_AFTER
 
 
-def test_the_pace_is_learned_from_busy_seconds_and_only_raised_by_quiet_ones() -> None:
-    clock = Clock()
-    gate = LoginAdmission(clock)
-    # A quiet second (nothing waiting at its end) that answered 30: no lower than before.
-    _fill(gate, 30)
-    for _ in range(30):
+def _window(gate: LoginAdmission, clock: Clock, answered: int, *, gone: int = 0) -> None:
+    """One window of the node's work, logins waiting throughout: ``answered`` answered,
+    ``gone`` whose agents went away first; each replaced by a new one."""
+    for _ in range(answered):
         gate.end(answered=True)
-    clock.now += 1
-    gate.refusal()
-    assert gate.rate == admission.START_RATE
-    # Busy seconds (logins waiting throughout) that answered 400 each: the pace follows.
-    _fill(gate, 200)
-    for _ in range(3):
-        for _ in range(400):
-            gate.end(answered=True)
-            gate.begin()
-        clock.now += 1
-        gate.refusal()
-    assert gate.rate > 300
-    assert gate.limit == int(gate.rate * admission.BUDGET)
-    # Logins whose agents went away first are no measure of the node's pace.
-    rate = gate.rate
-    for _ in range(50):
+        gate.begin()
+    for _ in range(gone):
         gate.end(answered=False)
         gate.begin()
-    clock.now += 1
+    clock.now += admission.WINDOW
     gate.refusal()
+
+
+def test_the_pace_is_learned_from_busy_windows_only() -> None:
+    clock = Clock()
+    gate = LoginAdmission(clock)
+    # A window in which the node ran dry, however much it answered (a batch's end can
+    # answer 500 at once): no measure of what it can answer.
+    _fill(gate, 500)
+    for _ in range(500):
+        gate.end(answered=True)
+    clock.now += admission.WINDOW
+    gate.refusal()
+    assert gate.rate == admission.START_RATE
+    # Busy windows answering 400 a second: the pace follows.
+    _fill(gate, 200)
+    for _ in range(4):
+        _window(gate, clock, int(400 * admission.WINDOW))
+    assert 350 < gate.rate <= 400
+    assert gate.limit == int(gate.rate * admission.BUDGET)
+    # A busy window answering 50 a second (the database slowed down): the pace drops.
+    rate = gate.rate
+    _window(gate, clock, int(50 * admission.WINDOW))
+    assert gate.rate < rate * 0.6
+    # Logins whose agents went away first are no measure of the node's pace.
+    rate = gate.rate
+    _window(gate, clock, 0, gone=50)
     assert gate.rate == rate

@@ -14,10 +14,14 @@ out in turn, the node's pace per second, after the time to answer those already 
 progress: the refused agents come back spread over the time the node needs for them,
 not all at once again.
 
-The pace is learned, not configured: the logins answered per second during seconds in
-which some were waiting all the time (the node's capacity, not the arrivals' rate); a
-quiet second only raises it to what was answered in it. A node starts from
-``START_RATE``, a pace every supported machine keeps.
+The pace is learned, not configured: the logins answered per second over windows of
+``WINDOW`` seconds in which some were waiting all the time (the node's capacity, not the
+arrivals' rate); a window in which the node ran dry says nothing about its capacity and
+changes nothing. Windows of several seconds, not one: logins are answered a batch at a
+time (batches.py, up to 500 at once), and a one-second count that caught a batch's end
+overstated the pace several times over, so the node admitted more than it answered in
+time (bench/fleet.py: agents timed out). A node starts from ``START_RATE``, a pace every
+supported machine keeps, and learns its own within a window of its first storm.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ BUDGET = 5.0
 # Logins in progress that are always admitted: a lone agent is never told to wait.
 FLOOR = 200
 START_RATE = 100.0  # logins per second, until the node has measured its own
-# How fast the measured pace follows a busy second's (an exponential average).
+# Seconds over which the pace is measured, and how fast it follows a busy window's.
+WINDOW = 5.0
 WEIGHT = 0.5
 # A Retry-After is never more than this: the agent's own back-off never waits longer.
 MAX_RETRY_AFTER = 55
@@ -48,9 +53,9 @@ class LoginAdmission:
         self._clock = clock
         self.in_progress = 0
         self.rate = START_RATE
-        self._second = math.floor(clock())
-        self._answered = 0  # in the current second
-        self._idle = self.in_progress == 0  # was nothing waiting at some point of it?
+        self._window = clock()  # when the current window began
+        self._answered = 0  # in the current window
+        self._idle = True  # did the node run dry at some point of it?
         self._next_slot = 0.0  # when the next refused agent is told to come back
 
     @property
@@ -87,16 +92,14 @@ class LoginAdmission:
             self._idle = True
 
     def _tick(self) -> None:
-        second = math.floor(self._clock())
-        if second == self._second:
+        now = self._clock()
+        elapsed = now - self._window
+        if elapsed < WINDOW:
             return
-        if second == self._second + 1 and self._answered:
-            measured = float(self._answered)
-            if self._idle:
-                # Not busy throughout: what it answered is what came, a floor only.
-                self.rate = max(self.rate, measured)
-            else:
-                self.rate = (1 - WEIGHT) * self.rate + WEIGHT * measured
-        self._second = second
+        if not self._idle and self._answered:
+            # Busy throughout: what it answered is what it can answer.
+            measured = self._answered / elapsed
+            self.rate = (1 - WEIGHT) * self.rate + WEIGHT * measured
+        self._window = now
         self._answered = 0
         self._idle = self.in_progress == 0
