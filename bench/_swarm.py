@@ -84,13 +84,16 @@ class Swarm:
                 if first:
                     await self.first.acquire()
                 try:
-                    ws = await websockets.connect(
-                        self.url,
-                        compression=None,
-                        open_timeout=20,
-                        ping_interval=None,
-                        max_size=64 * 1024,
-                    )
+                    try:
+                        ws = await websockets.connect(
+                            self.url,
+                            compression=None,
+                            open_timeout=20,
+                            ping_interval=None,
+                            max_size=64 * 1024,
+                        )
+                    except TimeoutError as exc:
+                        raise OpenTimeout from exc
                     try:
                         await self.login(ws, mid, key, name)
                     except BaseException:
@@ -116,6 +119,11 @@ class Swarm:
                 if isinstance(exc, websockets.InvalidStatus):
                     retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
             await asyncio.sleep(backoff.after(loop.time() - started, retry_after=retry_after))
+
+
+class OpenTimeout(TimeoutError):
+    """The connection did not open within the agent's 20 s (a TimeoutError otherwise is
+    an answer that did not come within them)."""
 
 
 def _kind(exc: Exception) -> str:
