@@ -34,12 +34,16 @@ if TYPE_CHECKING:
 
 PATH = "/agent/control"
 
-# Connections the kernel holds until the node accepts them: asyncio's default. Not more
-# (4096 was tried, bench/fleet.py): in a storm larger than the node can answer within
-# the agents' 20 s, every accepted connection shared the CPU until its agent gave up,
-# and the node spent itself on connections nobody waited for any more; a short queue
-# makes the rest retry (SYN again, HAProxy's retries, the agents' back-off) instead.
-BACKLOG = 100
+# Connections the kernel holds until the node accepts them. 100 (asyncio's default) was
+# right while the node served every connection it accepted: 4096 was tried then, and in
+# a storm larger than it could answer within the agents' 20 s it spent itself on
+# connections whose agents had given up. Now a node over its admission limit answers
+# the rest at once with 503 and a time to come back (server/admission.py): a longer
+# queue is emptied cheaply, where at 100 the connections beyond it were dropped by the
+# kernel and their agents waited out their 20 s to open and a back-off (bench/fleet.py,
+# 10,000 agents: 1,073 failed attempts and 27.3 s back after a restart at 100; 391 and
+# 23.0 s at 1024).
+BACKLOG = 1024
 
 # websockets logs every connection at INFO: 20,000 agents coming back would write 40,000
 # lines that the audit log already holds as events.
