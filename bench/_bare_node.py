@@ -2,12 +2,13 @@
 link's crypto (sign a fresh challenge, verify the agent's proof against its known key)
 with no database, no Redis, no audit, then holding the idle connection.
 
-Run: python bench/_bare_node.py PORT KEYS.json
+Run: python bench/_bare_node.py PORT HEALTH_PORT KEYS.json (HEALTH_PORT answers /healthz)
 """
 
 from __future__ import annotations
 
 import asyncio
+import http
 import json
 import os
 import sys
@@ -22,13 +23,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from websockets.http11 import Request, Response
 
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import b64, unb64
 from fjernhjelp.server.agent_listener import BACKLOG
 
 
-async def main(port: int, keys: dict[str, Any]) -> None:
+async def main(port: int, health_port: int, keys: dict[str, Any]) -> None:
     server = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(keys["server_seed"]))
     agents = {m: bytes.fromhex(k) for m, k in keys["agents"].items()}
 
@@ -48,9 +50,21 @@ async def main(port: int, keys: dict[str, Any]) -> None:
         )
         await ws.wait_closed()
 
+    def healthz(conn: websockets.ServerConnection, request: Request) -> Response:
+        # HAProxy's check (bench/fleet-haproxy.cfg), on a port of its own in the same
+        # process, as a node's /healthz is on its main port and not its agent listener.
+        status = http.HTTPStatus.OK if request.path == "/healthz" else http.HTTPStatus.NOT_FOUND
+        return conn.respond(status, "ok\n")
+
+    async def never(ws: websockets.ServerConnection) -> None:
+        raise AssertionError("answered before the upgrade")
+
     # The listen backlog of server/agent_listener.py: a storm queues, it is not dropped.
-    async with websockets.serve(
-        hold, "127.0.0.1", port, compression=None, max_size=64 * 1024, backlog=BACKLOG
+    async with (
+        websockets.serve(
+            hold, "127.0.0.1", port, compression=None, max_size=64 * 1024, backlog=BACKLOG
+        ),
+        websockets.serve(never, "127.0.0.1", health_port, process_request=healthz),
     ):
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(15, stop.set)
@@ -58,4 +72,4 @@ async def main(port: int, keys: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())))
+    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), json.loads(Path(sys.argv[3]).read_text())))

@@ -2,7 +2,8 @@
 control-link login (the server's challenge checked against the pinned key, the nonce
 signed with the agent's identity key), then idling; on a drop they come back with the
 agent's own back-off (fjernhjelp.agent.backoff: ``Backoff.after``, as agent/link.py uses
-it, jitter and the reset after a stable link included) and its timeouts.
+it, jitter, the reset after a stable link and a busy node's Retry-After included) and its
+timeouts.
 
 Run by bench/fleet.py, one process per slice of the agents: a full ControlLink per agent
 would cost the client side more than the server being measured.
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from fjernhjelp.agent.backoff import Backoff
+from fjernhjelp.agent.backoff import Backoff, parse_retry_after
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import b64, unb64
 
@@ -77,18 +78,22 @@ class Swarm:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
+            retry_after = None
             try:
                 self.attempts += 1
                 if first:
                     await self.first.acquire()
                 try:
-                    ws = await websockets.connect(
-                        self.url,
-                        compression=None,
-                        open_timeout=20,
-                        ping_interval=None,
-                        max_size=64 * 1024,
-                    )
+                    try:
+                        ws = await websockets.connect(
+                            self.url,
+                            compression=None,
+                            open_timeout=20,
+                            ping_interval=None,
+                            max_size=64 * 1024,
+                        )
+                    except TimeoutError as exc:
+                        raise OpenTimeout from exc
                     try:
                         await self.login(ws, mid, key, name)
                     except BaseException:
@@ -107,10 +112,18 @@ class Swarm:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                # Any failure is a retry, as for the agent; counted by kind.
+                # Any failure is a retry, as for the agent; counted by kind. A busy node's
+                # 503 says when to come back, and the agent honours it (agent/link.py).
                 self.failures += 1
                 self.failed[_kind(exc)] += 1
-            await asyncio.sleep(backoff.after(loop.time() - started))
+                if isinstance(exc, websockets.InvalidStatus):
+                    retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
+            await asyncio.sleep(backoff.after(loop.time() - started, retry_after=retry_after))
+
+
+class OpenTimeout(TimeoutError):
+    """The connection did not open within the agent's 20 s (a TimeoutError otherwise is
+    an answer that did not come within them)."""
 
 
 def _kind(exc: Exception) -> str:

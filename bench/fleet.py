@@ -125,27 +125,29 @@ def enrol_directly(settings: Settings, agents: Agents) -> bytes:
 
 
 class HAProxy:
-    def __init__(self, tmp: Path, backends: list[int], index: int, of: int) -> None:
+    def __init__(self, tmp: Path, nodes: list[Node], index: int, of: int) -> None:
         self.port = free_port()
         template = (BENCH / "fleet-haproxy.cfg").read_text()
-        # A connection the stopped node refuses is retried on the other at once (option
-        # redispatch 1), so its down-marking may wait for checks. A check's connect waits
-        # min(timeout connect, inter): 3 s lets a node busy with a storm, whose accept
-        # queue is full, answer the SYN's retry (the kernel's, after 1 s); with 1 s both
-        # nodes were marked down, and so was the node left by `observe layer4` for its
-        # slow connects: HAProxy answered 503 to everyone.
-        servers = "\n".join(
-            f"    server node{i} 127.0.0.1:{port} check inter 3s fall 2 rise 1"
+        # As the deployment: each node checked on its main port's /healthz, its agent
+        # listener following that check (a bare node answers /healthz on a second port).
+        checked = "\n".join(
+            f"    server node{i} 127.0.0.1:{node.main_port} check" for i, node in enumerate(nodes)
+        )
+        agents = "\n".join(
+            f"    server node{i} 127.0.0.1:{node.port} track nodes/node{i}"
             f" maxconn {NODE_CONNECTIONS // of}"
-            for i, port in enumerate(backends)
+            for i, node in enumerate(nodes)
         )
         self.cfg = tmp / f"haproxy-{index}.cfg"
         self.cfg.write_text(
-            template.replace("@PORT@", str(self.port)).replace("@SERVERS@", servers)
+            template.replace("@PORT@", str(self.port))
+            .replace("@NODES@", checked)
+            .replace("@AGENTS@", agents)
         )
-        self.proc = subprocess.Popen(
-            ["haproxy", "-db", "-f", str(self.cfg)], stdout=subprocess.DEVNULL
-        )
+        # Its log (servers marked down or up, 503s for want of one) for the report.
+        self.log = tmp / f"haproxy-{index}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(["haproxy", "-db", "-f", str(self.cfg)], stdout=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -154,6 +156,14 @@ class HAProxy:
                 return
             time.sleep(0.1)
         raise TimeoutError("haproxy did not listen")
+
+    def events(self) -> list[str]:
+        """What HAProxy said about its servers (marked down or up, none left)."""
+        return [
+            line.strip()
+            for line in self.log.read_text(errors="replace").splitlines()
+            if " is DOWN" in line or " is UP" in line or "no server available" in line
+        ]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -270,14 +280,17 @@ class Figures:
     restarted_held: int
 
 
-class Node:
-    """One server process (fjernhjelp or bare), restartable on its port."""
+Started = tuple[subprocess.Popen[bytes] | ServerProcess, int, int]
 
-    def __init__(
-        self, start: Callable[[int | None], tuple[subprocess.Popen[bytes] | ServerProcess, int]]
-    ) -> None:
+
+class Node:
+    """One server process (fjernhjelp or bare), restartable on its ports: ``port`` takes
+    the agents' links, ``main_port`` answers /healthz."""
+
+    def __init__(self, start: Callable[[int | None], Started]) -> None:
         self._start = start
-        self.handle, self.port = start(None)
+        self.handle, self.port, self.main_port = start(None)
+        self.started_in = 0.0  # seconds from the last restart's start to listening
 
     @property
     def pid(self) -> int:
@@ -299,7 +312,9 @@ class Node:
 
     def restart(self) -> None:
         self.stop()
-        self.handle, self.port = self._start(self.port)
+        started = time.perf_counter()
+        self.handle, self.port, self.main_port = self._start(self.port)
+        self.started_in = time.perf_counter() - started
 
 
 def profile_nodes(pids: list[int], into: Path | None) -> Callable[[], None]:
@@ -348,7 +363,7 @@ def measure(
     # This machine's hard limit is 20,000 open files per process and HAProxy holds two per
     # agent: one HAProxy per PER_PROXY agents, the swarms spread over them.
     count = -(-n // PER_PROXY)
-    proxies = [HAProxy(tmp, [node.port for node in nodes], i, count) for i in range(count)]
+    proxies = [HAProxy(tmp, nodes, i, count) for i in range(count)]
     try:
         pids = [node.pid for node in nodes]
         time.sleep(settle)
@@ -386,8 +401,12 @@ def measure(
             back = time.perf_counter() - restarted
             progress(
                 f"{held} held by the restarted node: links lost after {lost:.1f} s, all back"
-                f" in {back:.1f} s, {swarm.failures - failures} attempts failed meanwhile"
+                f" in {back:.1f} s, {swarm.failures - failures} attempts failed meanwhile;"
+                f" the node took {nodes[0].started_in:.1f} s from its start to answering"
             )
+            for proxy in proxies:
+                for line in proxy.events():
+                    progress(f"haproxy: {line}")
             return Figures(per_agent, cpu_per_connect, connect_all, back, held)
         finally:
             swarm.stop()
@@ -396,36 +415,35 @@ def measure(
             proxy.stop()
 
 
-def bare_node(
-    tmp: Path, agents: Agents, server_seed: bytes
-) -> Callable[[int | None], tuple[subprocess.Popen[bytes], int]]:
+def bare_node(tmp: Path, agents: Agents, server_seed: bytes) -> Callable[[int | None], Started]:
     keys = tmp / "bare-keys.json"
     keys.write_text(json.dumps({"server_seed": server_seed.hex(), "agents": agents.public}))
 
-    def start(port: int | None) -> tuple[subprocess.Popen[bytes], int]:
+    health_ports: dict[int, int] = {}  # each node's /healthz port, by its agents' port
+
+    def start(port: int | None) -> Started:
         port = port or free_port()
+        health_port = health_ports.setdefault(port, free_port())
         proc = subprocess.Popen(
-            [sys.executable, str(BENCH / "_bare_node.py"), str(port), str(keys)]
+            [sys.executable, str(BENCH / "_bare_node.py"), str(port), str(health_port), str(keys)]
         )
         deadline = time.monotonic() + 60
         while not _listening(port):
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("bare node did not start")
             time.sleep(0.1)
-        return proc, port
+        return proc, port, health_port
 
     return start
 
 
-def fjernhjelp_node(
-    tmp: Path, database_url: str, name: str
-) -> Callable[[int | None], tuple[ServerProcess, int]]:
+def fjernhjelp_node(tmp: Path, database_url: str, name: str) -> Callable[[int | None], Started]:
     """A node whose agents' links go to its lean listener (server/agent_listener.py):
-    returns that port, the one HAProxy sends /agent/control to."""
+    returns that port, the one HAProxy sends /agent/control to, and the main port."""
     data = tmp / "data"
     main_port = free_port()
 
-    def start(agent_port: int | None) -> tuple[ServerProcess, int]:
+    def start(agent_port: int | None) -> Started:
         agent_port = agent_port or free_port()
         server = start_server(
             "serve",
@@ -441,7 +459,7 @@ def fjernhjelp_node(
             },
             port=main_port,
         )
-        return server, agent_port
+        return server, agent_port, main_port
 
     return start
 

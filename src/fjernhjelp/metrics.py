@@ -62,7 +62,9 @@ RELAY_SESSIONS = _counter(
 SOCKETS_REFUSED = _counter(
     "sockets_refused",
     "WebSockets refused at the upgrade before authenticating, by the cap that refused "
-    "them: address (too many from one source) or node (too many logins in progress).",
+    "them: address (too many from one source), node (too many unauthenticated sockets) "
+    "or busy (an agent told to come back later: more logins in progress than the node "
+    "answers in time).",
     ["cap"],
 )
 

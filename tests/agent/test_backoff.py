@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from fjernhjelp.agent.backoff import STABLE_AFTER, Backoff
+from fjernhjelp.agent.backoff import STABLE_AFTER, Backoff, parse_retry_after
 
 
 def test_the_first_retry_of_many_agents_is_spread_not_synchronised() -> None:
@@ -39,3 +39,24 @@ def test_after_a_stable_link_the_back_off_starts_over_and_not_after_a_short_one(
     assert backoff.attempt == 6
     # ... a link that held starts it over: the next wait is within the first second.
     assert backoff.after(STABLE_AFTER + 1) <= 1.0 and backoff.attempt == 1
+
+
+def test_a_busy_nodes_retry_after_is_what_the_agent_waits_jittered_and_bounded() -> None:
+    backoff = Backoff(rng=random.Random(3))
+    # Told 17 s: 17 s and up to one more of jitter, whatever the own ceiling (1 s here).
+    delays = [Backoff(rng=random.Random(seed)).after(0.5, retry_after=17) for seed in range(200)]
+    assert all(17 <= d <= 18 for d in delays)
+    assert len({round(d, 3) for d in delays}) > 150  # spread, not one instant
+    # Never sooner than the back-off's floor, never later than its cap.
+    assert 1.0 <= backoff.after(0.5, retry_after=0) <= 2.0
+    assert backoff.after(0.5, retry_after=86400) <= backoff.cap
+    # A refusal is a failed attempt all the same: the own back-off goes on from there.
+    assert backoff.attempt == 2
+
+
+def test_retry_after_is_read_in_seconds_only() -> None:
+    assert parse_retry_after("12") == 12.0
+    assert parse_retry_after(" 3 ") == 3.0
+    # A date would be read against the agent's clock; nonsense and absurd values are ignored.
+    for value in (None, "", "-1", "1.5", "Wed, 21 Oct 2026 07:28:00 GMT", "9999999"):
+        assert parse_retry_after(value) is None

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, func, select
+from starlette.testclient import WebSocketDenialResponse
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -24,7 +25,7 @@ from fjernhjelp.audit.verify import verify_chain
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import b64, unb64
 from fjernhjelp.machines.models import Machine
-from fjernhjelp.server import probes
+from fjernhjelp.server import admission, probes
 from fjernhjelp.server.app import create_app
 from fjernhjelp.server.state import build_state
 from tests.conftest import test_settings as settings_for
@@ -181,4 +182,82 @@ def test_logins_in_progress_are_capped_for_the_node_not_only_per_address(
                 ).scalars()
             }
         assert noted == {"127.0.0.4": {"node_socket_cap": 1}, "127.0.0.2": {"socket_cap": 1}}
+    state.engine.dispose()
+
+
+def test_a_node_with_more_logins_than_it_answers_in_time_says_when_to_come_back(
+    tmp_path, database_url, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Over its admission limit (server/admission.py) the node refuses an agent's upgrade
+    with 503 and Retry-After, before the challenge's signature or any database work; the
+    refusal is counted, not audited (no identity was presented)."""
+    monkeypatch.setattr(admission, "FLOOR", 2)
+    monkeypatch.setattr(admission, "BUDGET", 0.001)  # the limit is the floor: 2
+    port = _port()
+    state = build_state(settings_for(tmp_path, database_url, agent_bind=f"127.0.0.1:{port}"))
+    url = f"ws://127.0.0.1:{port}"
+
+    def busy() -> float:
+        value = metrics.REGISTRY.get_sample_value(
+            "fjernhjelp_sockets_refused_total", {"cap": "busy"}
+        )
+        return value or 0.0
+
+    busy_before = busy()
+    app = create_app(state=state)
+    with TestClient(app):
+        with state.readers() as db:
+            ((machine, key),) = _machines(db, 1)
+            audited_before = db.scalar(select(func.count()).select_from(AuditEvent))
+        statements_seen: list[str] = []
+
+        def seen(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+            statements_seen.append(statement)
+
+        with contextlib.ExitStack() as waiting:
+            for _ in range(2):
+                _waiting(waiting, url, "127.0.0.2")
+            assert app.state.access.hub.admission.in_progress == 2
+            event.listen(state.engine, "before_cursor_execute", seen)
+            try:
+                with pytest.raises(InvalidStatus) as refused:
+                    connect(f"{url}/agent/control", compression=None)
+            finally:
+                event.remove(state.engine, "before_cursor_execute", seen)
+            response = refused.value.response
+            assert response.status_code == 503
+            assert 1 <= int(response.headers["Retry-After"]) <= admission.MAX_RETRY_AFTER
+            # Nothing of a login was read or written for it.
+            assert not [s for s in statements_seen if "machines" in s or "audit" in s]
+        _until(lambda: app.state.access.hub.admission.in_progress == 0)
+        # Room again: the agent logs in.
+        with connect(f"{url}/agent/control", compression=None) as ws:
+            assert _login(ws, state, machine.id, key)["type"] == "welcome"
+        with state.readers() as db:
+            # One event, the login: the refusal is in the metrics only.
+            audited = db.scalars(
+                select(AuditEvent.action).order_by(AuditEvent.seq).offset(audited_before)
+            ).all()
+            # The login and, once its link closed, the departure (written behind it).
+            assert audited[0] == "agent.connect" and set(audited[1:]) <= {"agent.disconnect"}
+    assert busy() == busy_before + 1
+    state.engine.dispose()
+
+
+def test_the_main_ports_control_link_says_when_to_come_back_too(tmp_path, database_url) -> None:  # type: ignore[no-untyped-def]
+    state = build_state(settings_for(tmp_path, database_url))
+    app = create_app(state=state)
+    with TestClient(app) as client:
+        gate = app.state.access.hub.admission
+        gate.in_progress = gate.limit  # as if that many logins were in progress
+        with (
+            pytest.raises(WebSocketDenialResponse) as refused,
+            client.websocket_connect("/agent/control"),
+        ):
+            pass
+        assert refused.value.status_code == 503
+        assert 1 <= int(refused.value.headers["retry-after"]) <= admission.MAX_RETRY_AFTER
+        gate.in_progress = 0
+        with client.websocket_connect("/agent/control") as ws:
+            assert json.loads(ws.receive_text())["type"] == "challenge"
     state.engine.dispose()

@@ -1,5 +1,7 @@
 """Reconnect delays: exponential with full jitter, so 20,000 agents that lost the server
-at the same moment do not all come back at the same moment."""
+at the same moment do not all come back at the same moment; and, when a busy node says
+when to come back (HTTP 503 with Retry-After, server/admission.py), that time instead,
+bounded and jittered."""
 
 from __future__ import annotations
 
@@ -9,6 +11,19 @@ from dataclasses import dataclass, field
 # A link that stayed up this long counts as healthy: the next failure starts the
 # back-off from the beginning again.
 STABLE_AFTER = 60.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """A Retry-After header's delay in seconds, or None when there is none we can use.
+
+    Only the delay-seconds form: the nodes send no other, and an HTTP date would be read
+    against the agent's own clock, which may be wrong by hours."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isdigit() or len(value) > 6:
+        return None
+    return float(value)
 
 
 @dataclass
@@ -26,10 +41,23 @@ class Backoff:
     def reset(self) -> None:
         self.attempt = 0
 
-    def after(self, lasted: float) -> float:
+    def after(self, lasted: float, retry_after: float | None = None) -> float:
         """The delay before the next attempt, after one that lasted ``lasted`` seconds:
         a link that held for STABLE_AFTER starts the back-off over. What the agent's
-        control link does (agent/link.py) and what bench/_swarm.py's agents do."""
+        control link does (agent/link.py) and what bench/_swarm.py's agents do.
+
+        ``retry_after``: the node refused the attempt and said when to come back. It
+        chose that time to spread the agents it refused over what it can answer, so it
+        is kept, not drawn from the back-off's own range: never sooner than ``base``
+        (a node saying 0 does not make the agents spin), never later than ``cap`` (a
+        node saying a day does not strand them), plus up to ``base`` of jitter so agents
+        told the same second do not arrive in the same instant. The refused attempt
+        still counts as a failed one: if the node then stops answering at all, the
+        back-off goes on from where it was."""
         if lasted > STABLE_AFTER:
             self.reset()
-        return self.next_delay()
+        own = self.next_delay()
+        if retry_after is None:
+            return own
+        told = min(max(retry_after, self.base), self.cap - self.base)
+        return told + self.rng.uniform(0, self.base)

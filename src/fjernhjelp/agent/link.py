@@ -20,7 +20,7 @@ import websockets
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from fjernhjelp.agent.backoff import Backoff
+from fjernhjelp.agent.backoff import Backoff, parse_retry_after
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import (
     Challenge,
@@ -109,17 +109,24 @@ class ControlLink:
     async def run_forever(self) -> None:
         while True:
             started = asyncio.get_running_loop().time()
+            retry_after = None
             try:
                 await self._run_once()
             except asyncio.CancelledError:
                 raise
             except ServerNotTrusted as exc:
                 _log.error("server not trusted: %s", exc)
+            except websockets.InvalidStatus as exc:
+                # A busy node refuses the upgrade (503) and says when to come back.
+                retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
+                _log.info("control link refused: %s", exc)
             except (OSError, websockets.WebSocketException, MalformedMessage) as exc:
                 _log.info("control link down: %s", exc)
             finally:
                 self.connected.clear()
-            delay = self._backoff.after(asyncio.get_running_loop().time() - started)
+            delay = self._backoff.after(
+                asyncio.get_running_loop().time() - started, retry_after=retry_after
+            )
             _log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 

@@ -43,6 +43,7 @@ from fjernhjelp.refusals import AgentRefused
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.remote import support_tunnel
 from fjernhjelp.remote.models import RemoteSession
+from fjernhjelp.server.admission import LoginAdmission
 from fjernhjelp.server.batches import BatchFailed, GroupCommit
 from fjernhjelp.server.cluster import Cluster, Message
 from fjernhjelp.server.probes import Kind
@@ -55,6 +56,7 @@ from fjernhjelp.server.ws_guard import (
     TOO_BIG,
     MessageTooBig,
     receive_text_limited,
+    refuse_busy,
     refuse_upgrade,
 )
 
@@ -138,6 +140,8 @@ class AgentHub:
         self._absence: GroupCommit[str, None] = GroupCommit(
             self._write_absence, name="agent absence"
         )
+        # Logins in progress, and whether one more is answered in time (admission.py).
+        self.admission = LoginAdmission()
 
     async def _write_logins(
         self, attempts: Sequence[connections.LoginAttempt]
@@ -239,6 +243,14 @@ class AgentHub:
     # -- the endpoint -----------------------------------------------------------------
 
     async def serve(self, websocket: WebSocket) -> None:
+        retry_after = self.admission.refusal()
+        if retry_after is not None:
+            # Before anything that costs: a node busy with a storm of logins tells the
+            # agent when to come back (the lean listener refuses these before the
+            # upgrade already, agent_listener.py; this is the main port's).
+            with contextlib.suppress(Exception):
+                await refuse_busy(websocket, retry_after)
+            return
         peer = websocket.client.host if websocket.client else None
         source = client_address(
             peer, websocket.headers.get("x-forwarded-for"), self._state.settings
@@ -252,9 +264,12 @@ class AgentHub:
             with contextlib.suppress(Exception):
                 await refuse_upgrade(websocket, refused)
             return
+        self.admission.begin()
+        answered = False
         try:
             await websocket.accept()
             machine = await self._login(websocket, source)
+            answered = True
         except (
             AgentRefused,
             BatchFailed,
@@ -263,6 +278,7 @@ class AgentHub:
             TimeoutError,
             WebSocketDisconnect,
         ) as exc:
+            answered = isinstance(exc, AgentRefused)
             code = (
                 CloseCode.REFUSED
                 if isinstance(exc, AgentRefused)
@@ -279,6 +295,7 @@ class AgentHub:
             return
         finally:
             pending.release(source)
+            self.admission.end(answered)
         if isinstance(machine, RemoteSession):
             await self._serve_support(websocket, machine.id, source)
             return

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import websockets
@@ -22,19 +23,27 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.http11 import Request, Response
 
-from fjernhjelp.server.ws_guard import PROTOCOL_MAX_MESSAGE
+from fjernhjelp.server.ws_guard import (
+    PROTOCOL_MAX_MESSAGE,
+    busy_response_headers,
+    count_busy_refusal,
+)
 
 if TYPE_CHECKING:
     from fjernhjelp.server.agent_hub import AgentHub
 
 PATH = "/agent/control"
 
-# Connections the kernel holds until the node accepts them: asyncio's default. Not more
-# (4096 was tried, bench/fleet.py): in a storm larger than the node can answer within
-# the agents' 20 s, every accepted connection shared the CPU until its agent gave up,
-# and the node spent itself on connections nobody waited for any more; a short queue
-# makes the rest retry (SYN again, HAProxy's retries, the agents' back-off) instead.
-BACKLOG = 100
+# Connections the kernel holds until the node accepts them. 100 (asyncio's default) was
+# right while the node served every connection it accepted: 4096 was tried then, and in
+# a storm larger than it could answer within the agents' 20 s it spent itself on
+# connections whose agents had given up. Now a node over its admission limit answers
+# the rest at once with 503 and a time to come back (server/admission.py): a longer
+# queue is emptied cheaply, where at 100 the connections beyond it were dropped by the
+# kernel and their agents waited out their 20 s to open and a back-off (bench/fleet.py,
+# 10,000 agents: 1,073 failed attempts and 27.3 s back after a restart at 100; 391 and
+# 23.0 s at 1024).
+BACKLOG = 1024
 
 # websockets logs every connection at INFO: 20,000 agents coming back would write 40,000
 # lines that the audit log already holds as events.
@@ -90,10 +99,22 @@ class LeanSocket:
         await self._conn.close(code, reason or "")
 
 
-def _only_the_control_path(conn: ServerConnection, request: Request) -> Response | None:
-    if request.path != PATH:
-        return conn.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
-    return None
+def _admit(hub: AgentHub) -> Callable[[ServerConnection, Request], Response | None]:
+    def process_request(conn: ServerConnection, request: Request) -> Response | None:
+        if request.path != PATH:
+            return conn.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        # Before the upgrade, the challenge's signature or any database work: a node
+        # with more logins in progress than it answers in time says when to come back
+        # (server/admission.py); its agents honour it (agent/backoff.py).
+        retry_after = hub.admission.refusal()
+        if retry_after is not None:
+            count_busy_refusal()
+            response = conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+            response.headers.update(busy_response_headers(retry_after))
+            return response
+        return None
+
+    return process_request
 
 
 async def start(hub: AgentHub, host: str, port: int) -> Server:
@@ -105,7 +126,7 @@ async def start(hub: AgentHub, host: str, port: int) -> Server:
         handler,
         host,
         port,
-        process_request=_only_the_control_path,
+        process_request=_admit(hub),
         # Agents never offer it; a server that accepted it would keep a compressor per link.
         compression=None,
         max_size=PROTOCOL_MAX_MESSAGE,

@@ -111,6 +111,35 @@ class PendingSockets:
             return self._all
 
 
+def busy_response_headers(retry_after: int) -> dict[str, str]:
+    """The headers of a busy node's 503 to an agent's upgrade (both listeners)."""
+    return {"Retry-After": str(retry_after), "Cache-Control": "no-store"}
+
+
+def count_busy_refusal() -> None:
+    """An agent's upgrade refused because the node has more logins in progress than it
+    answers in time (server/admission.py).
+
+    Counted, not audited: it comes before the agent has presented any identity, so an
+    event would say only "someone from HAProxy's address was asked to wait", and in a
+    restart storm it would be thousands of them a second, written to the audit chain by
+    the node that is shedding load precisely to keep its database work for the logins
+    it admits. The agent's login when it comes back is audited as every login is."""
+    metrics.socket_refused("busy")
+
+
+async def refuse_busy(websocket: WebSocket, retry_after: int) -> None:
+    """Refuse an agent's upgrade on the main port: 503 with Retry-After, or where the
+    server cannot answer HTTP, close code 1013 (the agent's own back-off applies)."""
+    count_busy_refusal()
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(
+            Response(status_code=503, headers=busy_response_headers(retry_after))
+        )
+    else:
+        await websocket.close(TRY_AGAIN_LATER, "busy")
+
+
 async def refuse_upgrade(websocket: WebSocket, cap: Cap = Cap.ADDRESS) -> None:
     """Refuse a socket before accepting it: HTTP 429 (this address has too many) or 503
     (the node has) where the server can send it; else close code 1013, "try again

@@ -1,0 +1,68 @@
+"""The agent's control link honours a busy node's answer: a 503 with Retry-After is
+handed to the back-off (agent/backoff.py), which waits what the node said."""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import random
+import uuid
+
+import websockets
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+from fjernhjelp.agent.backoff import Backoff
+from fjernhjelp.agent.link import ControlLink, LinkConfig
+from fjernhjelp.control.messages import MachineInfo
+
+
+class Recorded(Backoff):
+    """The real back-off, its delays recorded; the first one is waited for by the test."""
+
+    def __init__(self) -> None:
+        super().__init__(rng=random.Random(5))
+        self.told: list[float | None] = []
+        self.delays: list[float] = []
+        self.decided = asyncio.Event()
+
+    def after(self, lasted: float, retry_after: float | None = None) -> float:
+        self.told.append(retry_after)
+        self.delays.append(super().after(lasted, retry_after=retry_after))
+        self.decided.set()
+        return 3600.0  # the test ends the link before it would try again
+
+
+async def test_a_busy_nodes_retry_after_is_what_the_agent_waits() -> None:
+    def busy(conn: ServerConnection, request: Request) -> Response:
+        response = conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
+        response.headers["Retry-After"] = "23"
+        return response
+
+    async def never(conn: ServerConnection) -> None:
+        raise AssertionError("refused before the upgrade")
+
+    async with websockets.serve(never, "127.0.0.1", 0, process_request=busy) as server:
+        port = server.sockets[0].getsockname()[1]
+        backoff = Recorded()
+        link = ControlLink(
+            LinkConfig(
+                control_url=f"ws://127.0.0.1:{port}/agent/control",
+                server_public_key=Ed25519PrivateKey.generate().public_key(),
+                machine_id=uuid.uuid4(),
+                identity=Ed25519PrivateKey.generate(),
+            ),
+            machine_info=lambda: MachineInfo(hostname="pc", os="test", agent_version="1"),
+            on_dial=lambda dial: asyncio.sleep(0),
+            on_cut=lambda cut: asyncio.sleep(0),
+            backoff=backoff,
+        )
+        task = asyncio.create_task(link.run_forever())
+        try:
+            await asyncio.wait_for(backoff.decided.wait(), 30)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert backoff.told == [23.0]
+    assert 23.0 <= backoff.delays[0] <= 24.0
