@@ -50,8 +50,13 @@ def test_a_busy_nodes_retry_after_is_what_the_agent_waits_jittered_and_bounded()
     # Never sooner than the back-off's floor, never later than its cap.
     assert 1.0 <= backoff.after(0.5, retry_after=0) <= 2.0
     assert backoff.after(0.5, retry_after=86400) <= backoff.cap
-    # A refusal is a failed attempt all the same: the own back-off goes on from there.
-    assert backoff.attempt == 2
+    # The node answered and set the pace: its refusals do not grow the back-off ...
+    assert backoff.attempt == 0
+    # ... so an agent refused many times in a storm whose next attempt then fails
+    # (the node stopped answering) waits the back-off's first ceiling, not 32 s.
+    for _ in range(6):
+        backoff.after(0.5, retry_after=5)
+    assert backoff.after(20.0) <= backoff.base and backoff.attempt == 1
 
 
 def test_retry_after_is_read_in_seconds_only() -> None:

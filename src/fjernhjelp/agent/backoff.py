@@ -51,13 +51,15 @@ class Backoff:
         is kept, not drawn from the back-off's own range: never sooner than ``base``
         (a node saying 0 does not make the agents spin), never later than ``cap`` (a
         node saying a day does not strand them), plus up to ``base`` of jitter so agents
-        told the same second do not arrive in the same instant. The refused attempt
-        still counts as a failed one: if the node then stops answering at all, the
-        back-off goes on from where it was."""
+        told the same second do not arrive in the same instant. The refusal does not
+        advance the back-off: the node answered and set the pace, so it is not the
+        failure the back-off is for (a node that does not answer). Counting it as one
+        left agents refused a few times in a storm with a back-off of 16-32 s when
+        their next attempt then timed out: the tail of the restart in
+        docs/BENCHMARKS.md."""
         if lasted > STABLE_AFTER:
             self.reset()
-        own = self.next_delay()
         if retry_after is None:
-            return own
+            return self.next_delay()
         told = min(max(retry_after, self.base), self.cap - self.base)
         return told + self.rng.uniform(0, self.base)
