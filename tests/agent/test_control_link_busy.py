@@ -66,3 +66,47 @@ async def test_a_busy_nodes_retry_after_is_what_the_agent_waits() -> None:
             await asyncio.gather(task, return_exceptions=True)
     assert backoff.told == [23.0]
     assert 23.0 <= backoff.delays[0] <= 24.0
+
+
+async def test_a_support_client_told_busy_waits_and_tries_again_then_stops_at_a_refusal() -> None:
+    # The one-time Support client runs one link (run_once): a busy node's 503 is not
+    # the end of its session, any other refusal of the upgrade is.
+    answers = [(http.HTTPStatus.SERVICE_UNAVAILABLE, "0"), (http.HTTPStatus.FORBIDDEN, None)]
+    asked: list[str] = []
+
+    def answer(conn: ServerConnection, request: Request) -> Response:
+        asked.append(request.path)
+        status, retry_after = answers.pop(0)
+        response = conn.respond(status, "no\n")
+        if retry_after is not None:
+            response.headers["Retry-After"] = retry_after
+        return response
+
+    async def never(conn: ServerConnection) -> None:
+        raise AssertionError("refused before the upgrade")
+
+    told: list[float] = []
+    async with websockets.serve(never, "127.0.0.1", 0, process_request=answer) as server:
+        port = server.sockets[0].getsockname()[1]
+        link = ControlLink(
+            LinkConfig(
+                control_url=f"ws://127.0.0.1:{port}/agent/control",
+                server_public_key=Ed25519PrivateKey.generate().public_key(),
+                machine_id=uuid.uuid4(),
+                identity=Ed25519PrivateKey.generate(),
+            ),
+            machine_info=lambda: MachineInfo(hostname="", os="", agent_version="1"),
+            on_dial=lambda dial: asyncio.sleep(0),
+            on_cut=lambda cut: asyncio.sleep(0),
+            # Its floor is what a "come back in 0 s" is waited: short for the test.
+            backoff=Backoff(base=0.01, rng=random.Random(1)),
+        )
+        try:
+            await asyncio.wait_for(link.run_once(on_busy=told.append), 30)
+        except websockets.InvalidStatus as exc:
+            refused = exc.response.status_code
+        else:
+            raise AssertionError("a refused upgrade ends run_once")
+    assert asked == ["/agent/control", "/agent/control"]
+    assert len(told) == 1 and 0.01 <= told[0] <= 0.02
+    assert refused == http.HTTPStatus.FORBIDDEN

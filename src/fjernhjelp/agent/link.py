@@ -130,11 +130,28 @@ class ControlLink:
             _log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 
-    async def run_once(self) -> None:
+    async def run_once(self, on_busy: Callable[[float], None] | None = None) -> None:
         """One connection, until it drops: raises what ended it (ServerNotTrusted, a
         closed socket, a malformed message). The Support client runs this, not
-        :meth:`run_forever`: a server it cannot trust is a reason to stop, not retry."""
-        await self._run_once()
+        :meth:`run_forever`: a server it cannot trust is a reason to stop, not retry.
+
+        A busy node's 503 with Retry-After (server/admission.py) is not the end: it
+        refused before the upgrade, before anything of this client was shown, and said
+        when to come back; the link waits that (bounded and jittered by the back-off,
+        ``on_busy`` told how long) and tries again, until its caller gives up."""
+        while True:
+            try:
+                await self._run_once()
+                return
+            except websockets.InvalidStatus as exc:
+                told = parse_retry_after(exc.response.headers.get("Retry-After"))
+                if exc.response.status_code != 503 or told is None:
+                    raise
+                delay = self._backoff.after(0.0, retry_after=told)
+                _log.info("control link: the node is busy, again in %.1f s", delay)
+                if on_busy is not None:
+                    on_busy(delay)
+                await asyncio.sleep(delay)
 
     async def _run_once(self) -> None:
         async with websockets.connect(

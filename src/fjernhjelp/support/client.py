@@ -281,6 +281,7 @@ def main(argv: Sequence[str] | None = None, *, platform: SupportPlatform | None 
                     window_argv=window_argv,
                     language=args.language or command_line_language(args_in),
                     ready=ready,
+                    on_busy=lambda seconds: say("busy", seconds=max(1, round(seconds))),
                 )
                 return await session.run()
             finally:

@@ -73,6 +73,8 @@ class ClientSession:
     wait_for_technician: float = WAIT_FOR_TECHNICIAN
     # The windows launched ahead by the caller (support.client), or None: launched here.
     ready: ReadyWindows | None = None
+    # Told the seconds to wait when a busy node asks the client to come back later.
+    on_busy: Callable[[float], None] | None = None
 
     def __post_init__(self) -> None:
         # Made here, never written anywhere: the server records its public half when the
@@ -165,7 +167,7 @@ class ClientSession:
             on_dial=on_dial,
             on_cut=on_cut,
         )
-        runner = asyncio.create_task(link.run_once())
+        runner = asyncio.create_task(link.run_once(on_busy=self.on_busy))
         waiter = asyncio.create_task(finished.wait())
         seen = asyncio.create_task(dial_seen.wait())
         try:
