@@ -18,6 +18,7 @@ from websockets.speedups import apply_mask
 from fjernhjelp.server import relay_listener
 from fjernhjelp.server.relay import MAX_MESSAGE, Direction, Role, _Pair
 from fjernhjelp.server.relay_listener import READ, ReadBuffer, RelaySocket, _Stage
+from tests.asyncrun import run_async
 
 
 class Transport:
@@ -215,7 +216,7 @@ def test_the_fast_path_does_what_frame_reader_does(frames: list, cuts: list[int]
         b.connection_lost(None)
         return out
 
-    fast = asyncio.run(run())
+    fast = run_async(run())
     with mock.patch.object(relay_listener, "_FIN_BINARY", -1):
-        slow = asyncio.run(run())
+        slow = run_async(run())
     assert fast == slow

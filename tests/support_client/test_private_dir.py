@@ -77,8 +77,17 @@ def test_removal_does_not_follow_links(tmp_path: Path) -> None:
 # A child that makes the folder, says where, and waits: the test ends it in various ways.
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     from fjernhjelp.support.platform import PrivateTempDir
+    # Started as from a terminal, whatever the test runner's own dispositions are (a
+    # runner started with nohup, or in the background, ignores SIGHUP or SIGINT, and
+    # its children inherit that) ...
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    # ... or, when told, ignoring one signal as nohup does.
+    if len(sys.argv) > 3:
+        signal.signal(int(sys.argv[3]), signal.SIG_IGN)
     private = PrivateTempDir(sys.argv[1])
     private.make()
     private.create("session.key", b"k")
@@ -88,14 +97,18 @@ CHILD = textwrap.dedent(
         sys.exit(0)          # atexit, no context manager
     if how == "error":
         raise RuntimeError("unhandled")
+    if how == "ask":
+        sys.stdin.readline()  # after the test's signal: is the folder still there?
+        print(private.path.is_dir(), flush=True)
     time.sleep(120)
     """
 )
 
 
-def run_child(base: Path, how: str) -> subprocess.Popen[str]:
+def run_child(base: Path, how: str, *ignoring: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(base), how],
+        [sys.executable, "-c", CHILD, str(base), how, *map(str, ignoring)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -125,6 +138,25 @@ def test_the_folder_goes_on_a_signal_and_the_signal_still_ends_the_process(
     assert list(tmp_path.iterdir()) == []
     # SIGINT too: Python ends an unhandled KeyboardInterrupt by the signal itself.
     assert code == -signum
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
+def test_a_signal_the_process_ignores_leaves_it_running_with_its_folder(
+    tmp_path: Path, signum: int
+) -> None:
+    # Started under nohup (SIGHUP) or as a background job (SIGINT): the signal does not
+    # end the client, so its folder stays while it runs, and goes when it does end.
+    child = run_child(tmp_path, "ask", signum)
+    assert child.stdout is not None and child.stdin is not None
+    made = Path(child.stdout.readline().strip())
+    child.send_signal(signum)
+    child.stdin.write("after the signal\n")
+    child.stdin.flush()
+    assert child.stdout.readline().strip() == "True"
+    assert child.poll() is None and made.is_dir()
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(60) == -signal.SIGTERM
+    assert not made.exists() and list(tmp_path.iterdir()) == []
 
 
 # The one-file build's unpacked folder: removed by the child at exit only when the

@@ -98,6 +98,11 @@ class PrivateTempDir:
         atexit.register(self.remove)
         if self._handle_signals and threading.current_thread() is threading.main_thread():
             for signum in CLEANUP_SIGNALS:
+                # A signal the process was started ignoring (SIGHUP under nohup, SIGINT
+                # in a background job) does not end it: removing the folder on it would
+                # leave a session running without its files. atexit still removes it.
+                if signal.getsignal(signum) == signal.SIG_IGN:
+                    continue
                 self._previous[signum] = signal.signal(signum, self._on_signal)
         return path
 
