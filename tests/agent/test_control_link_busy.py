@@ -34,6 +34,22 @@ class Recorded(Backoff):
         return 3600.0  # the test ends the link before it would try again
 
 
+def _link(port: int, backoff: Backoff) -> ControlLink:
+    """An agent's control link to the test's server on ``port``."""
+    return ControlLink(
+        LinkConfig(
+            control_url=f"ws://127.0.0.1:{port}/agent/control",
+            server_public_key=Ed25519PrivateKey.generate().public_key(),
+            machine_id=uuid.uuid4(),
+            identity=Ed25519PrivateKey.generate(),
+        ),
+        machine_info=lambda: MachineInfo(hostname="pc", os="test", agent_version="1"),
+        on_dial=lambda dial: asyncio.sleep(0),
+        on_cut=lambda cut: asyncio.sleep(0),
+        backoff=backoff,
+    )
+
+
 async def test_a_busy_nodes_retry_after_is_what_the_agent_waits() -> None:
     def busy(conn: ServerConnection, request: Request) -> Response:
         response = conn.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "busy\n")
@@ -46,18 +62,7 @@ async def test_a_busy_nodes_retry_after_is_what_the_agent_waits() -> None:
     async with websockets.serve(never, "127.0.0.1", 0, process_request=busy) as server:
         port = server.sockets[0].getsockname()[1]
         backoff = Recorded()
-        link = ControlLink(
-            LinkConfig(
-                control_url=f"ws://127.0.0.1:{port}/agent/control",
-                server_public_key=Ed25519PrivateKey.generate().public_key(),
-                machine_id=uuid.uuid4(),
-                identity=Ed25519PrivateKey.generate(),
-            ),
-            machine_info=lambda: MachineInfo(hostname="pc", os="test", agent_version="1"),
-            on_dial=lambda dial: asyncio.sleep(0),
-            on_cut=lambda cut: asyncio.sleep(0),
-            backoff=backoff,
-        )
+        link = _link(port, backoff)
         task = asyncio.create_task(link.run_forever())
         try:
             await asyncio.wait_for(backoff.decided.wait(), 30)
@@ -88,19 +93,8 @@ async def test_a_support_client_told_busy_waits_and_tries_again_then_stops_at_a_
     told: list[float] = []
     async with websockets.serve(never, "127.0.0.1", 0, process_request=answer) as server:
         port = server.sockets[0].getsockname()[1]
-        link = ControlLink(
-            LinkConfig(
-                control_url=f"ws://127.0.0.1:{port}/agent/control",
-                server_public_key=Ed25519PrivateKey.generate().public_key(),
-                machine_id=uuid.uuid4(),
-                identity=Ed25519PrivateKey.generate(),
-            ),
-            machine_info=lambda: MachineInfo(hostname="", os="", agent_version="1"),
-            on_dial=lambda dial: asyncio.sleep(0),
-            on_cut=lambda cut: asyncio.sleep(0),
-            # Its floor is what a "come back in 0 s" is waited: short for the test.
-            backoff=Backoff(base=0.01, rng=random.Random(1)),
-        )
+        # Its floor is what a "come back in 0 s" is waited: short for the test.
+        link = _link(port, Backoff(base=0.01, rng=random.Random(1)))
         try:
             await asyncio.wait_for(link.run_once(on_busy=told.append), 30)
         except websockets.InvalidStatus as exc:

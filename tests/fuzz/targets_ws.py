@@ -15,7 +15,8 @@ from typing import Any
 from fjernhjelp.refusals import RelayRefused
 from fjernhjelp.server import wsframes as ws
 from fjernhjelp.server.relay import MAX_MESSAGE
-from fjernhjelp.server.relay_listener import ReadBuffer, RelaySocket
+from fjernhjelp.server.relay_listener import RelaySocket
+from fjernhjelp.server.relay_port import ReadBuffer
 from fjernhjelp.server.ws_guard import RELAY_JOIN_MAX, PendingSockets
 from tests.fuzz.harness import LOOP, Target, refuses
 

@@ -17,7 +17,8 @@ from websockets.speedups import apply_mask
 
 from fjernhjelp.server import relay_listener
 from fjernhjelp.server.relay import MAX_MESSAGE, Direction, Role, _Pair
-from fjernhjelp.server.relay_listener import READ, ReadBuffer, RelaySocket, _Stage
+from fjernhjelp.server.relay_listener import READ, RelaySocket, _Stage
+from fjernhjelp.server.relay_port import ReadBuffer
 from tests.asyncrun import run_async
 
 

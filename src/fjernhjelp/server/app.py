@@ -20,7 +20,7 @@ from fjernhjelp.config import Settings
 from fjernhjelp.control.package import fingerprint
 from fjernhjelp.logs import fault
 from fjernhjelp.portal import revocations, sweep
-from fjernhjelp.server import agent_listener, browser_libs, probes, problems, relay_listener
+from fjernhjelp.server import agent_listener, browser_libs, probes, problems, relay_port
 from fjernhjelp.server.api import accounts as api_accounts
 from fjernhjelp.server.api import agents as api_agents
 from fjernhjelp.server.api import agreements as api_agreements
@@ -164,7 +164,7 @@ def create_app(
         relay_lean = None
         if state.settings.relay_bind:
             host, port = state.settings.relay_bind.rsplit(":", 1)
-            relay_lean = await relay_listener.start(
+            relay_lean = await relay_port.start(
                 state, runtime.relay_endpoint, host.strip("[]"), int(port)
             )
         loop_lag.start()

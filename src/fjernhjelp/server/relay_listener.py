@@ -36,7 +36,6 @@ import contextlib
 import enum
 import json
 import logging
-import ssl
 import struct
 import uuid
 from collections import deque
@@ -64,6 +63,7 @@ from fjernhjelp.server.wsframes import MAX_REQUEST
 
 if TYPE_CHECKING:
     from fjernhjelp.server.relay_endpoint import RelayEndpoint
+    from fjernhjelp.server.relay_port import ReadBuffer
     from fjernhjelp.server.state import AppState
 
 _log = logging.getLogger(__name__)
@@ -101,18 +101,6 @@ class _Refused(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-class ReadBuffer:
-    """Where every socket of one listener reads into: the event loop runs one read's
-    callback to its end before the next read, and a socket keeps only the partial frame
-    a read ends with (at most a record), so the buffer is shared rather than each idle
-    session holding one. Its size bounds one read, and so a session's turn."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray(READ + MAX_MESSAGE + 16)
-        self.view = memoryview(self.buf)
-        self.first = self.view[:READ]  # a read with no partial frame before it
 
 
 class RelaySocket(asyncio.BufferedProtocol):
@@ -609,23 +597,4 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
         waiter.set_result(None)
 
 
-def tls_context(cert: str, key: str) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    return context
-
-
-async def start(state: AppState, endpoint: RelayEndpoint, host: str, port: int) -> asyncio.Server:
-    settings = state.settings
-    context = None
-    if settings.tls_cert and settings.tls_key:
-        context = tls_context(str(settings.tls_cert), str(settings.tls_key))
-    loop = asyncio.get_running_loop()
-    reads = ReadBuffer()
-    return await loop.create_server(
-        lambda: RelaySocket(state, endpoint, reads), host, port, ssl=context
-    )
-
-
-__all__ = ["CLOSE_GRACE", "MAX_REQUEST", "RelaySocket", "start"]
+__all__ = ["CLOSE_GRACE", "MAX_REQUEST", "READ", "RelaySocket"]
