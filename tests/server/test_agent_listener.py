@@ -121,14 +121,12 @@ def _waiting(sockets: contextlib.ExitStack, url: str, source: str) -> None:
     json.loads(ws.recv(timeout=30))
 
 
-def _refused_with(url: str, source: str) -> tuple[int, str]:
-    with (
-        connect(f"{url}/agent/control", compression=None, source_address=(source, 0)) as ws,
-        pytest.raises(ConnectionClosed) as closed,
-    ):
-        ws.recv(timeout=30)
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd.code, closed.value.rcvd.reason
+def _refused_with(url: str, source: str) -> tuple[int, str | None]:
+    """The HTTP status and Retry-After of an upgrade refused before it was accepted."""
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{url}/agent/control", compression=None, source_address=(source, 0))
+    response = refused.value.response
+    return response.status_code, response.headers.get("Retry-After")
 
 
 def test_logins_in_progress_are_capped_for_the_node_not_only_per_address(
@@ -157,10 +155,11 @@ def test_logins_in_progress_are_capped_for_the_node_not_only_per_address(
             for source in ("127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"):
                 _waiting(flood, url, source)
             assert state.unauthenticated_sockets.count_all() == 4
-            # A third address, within its own cap, is refused: try again later.
-            assert _refused_with(url, "127.0.0.4") == (1013, "too many logins in progress")
-            # One of the flooding addresses meets its own cap first.
-            assert _refused_with(url, "127.0.0.2") == (1013, "too many unauthenticated sockets")
+            # A third address, within its own cap, is refused before the upgrade, as on
+            # the main port: the node is full (503), try again later.
+            assert _refused_with(url, "127.0.0.4") == (503, "5")
+            # One of the flooding addresses meets its own cap first: too many (429).
+            assert _refused_with(url, "127.0.0.2") == (429, "5")
             assert state.unauthenticated_sockets.count_all() == 4
         _until(lambda: state.unauthenticated_sockets.count_all() == 0)
 

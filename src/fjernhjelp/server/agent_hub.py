@@ -21,6 +21,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
 from fjernhjelp.audit.log import without_secret_keys
+from fjernhjelp.config import Settings
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import (
     Challenge,
@@ -54,6 +55,7 @@ from fjernhjelp.server.state import AppState
 from fjernhjelp.server.ws_guard import (
     AGENT_HELLO_MAX,
     TOO_BIG,
+    Cap,
     MessageTooBig,
     receive_text_limited,
     refuse_busy,
@@ -142,6 +144,10 @@ class AgentHub:
         )
         # Logins in progress, and whether one more is answered in time (admission.py).
         self.admission = LoginAdmission()
+
+    @property
+    def settings(self) -> Settings:
+        return self._state.settings
 
     async def _write_logins(
         self, attempts: Sequence[connections.LoginAttempt]
@@ -243,11 +249,11 @@ class AgentHub:
     # -- the endpoint -----------------------------------------------------------------
 
     async def serve(self, websocket: WebSocket) -> None:
+        """The main port's endpoint: the upgrade's admission, then ``serve_admitted``."""
         retry_after = self.admission.refusal()
         if retry_after is not None:
             # Before anything that costs: a node busy with a storm of logins tells the
-            # agent when to come back (the lean listener refuses these before the
-            # upgrade already, agent_listener.py; this is the main port's).
+            # agent when to come back.
             with contextlib.suppress(Exception):
                 await refuse_busy(websocket, retry_after)
             return
@@ -255,15 +261,32 @@ class AgentHub:
         source = client_address(
             peer, websocket.headers.get("x-forwarded-for"), self._state.settings
         )
-        # Until the agent has proved its key, the socket counts against its address's
-        # cap and its hello must be small (ws_guard.py).
-        pending = self._state.unauthenticated_sockets
-        refused = pending.admit(source)
+        refused = self.admit_pending(source)
         if refused is not None:
-            self._probe(source, refused.value, websocket)
             with contextlib.suppress(Exception):
                 await refuse_upgrade(websocket, refused)
             return
+        await self.serve_admitted(websocket, source)
+
+    def admit_pending(self, source: str | None) -> Cap | None:
+        """Count a socket that has not proved its key against its address's cap and the
+        node's (ws_guard.py); the cap that refuses it, noted as probing, or None. An
+        admitted socket is released by ``serve_admitted``."""
+        refused = self._state.unauthenticated_sockets.admit(source)
+        if refused is not None:
+            self.note_probe(source, refused.value)
+        return refused
+
+    def note_probe(self, source: str | None, kind: str) -> None:
+        """A refusal that counts as probing of the control link (server/probes.py)."""
+        self._state.probes.note(source, kind, "WEBSOCKET", "/agent/control", self._state.now())
+
+    async def serve_admitted(self, websocket: WebSocket, source: str | None) -> None:
+        """An agent's (or a Support client's) control link whose upgrade was admitted
+        (the node not over its admission limit, the socket counted by
+        ``admit_pending``): the login, then the link until it ends. The lean listener
+        (control_socket.py) admits before the upgrade, so refusals there are HTTP."""
+        pending = self._state.unauthenticated_sockets
         self.admission.begin()
         answered = False
         try:
@@ -289,7 +312,7 @@ class AgentHub:
                 else CloseCode.MALFORMED
             )
             if isinstance(exc, MessageTooBig):
-                self._probe(source, Kind.MESSAGE_TOO_BIG, websocket)
+                self.note_probe(source, Kind.MESSAGE_TOO_BIG)
             with contextlib.suppress(Exception):
                 await websocket.close(code, getattr(exc, "reason", "refused")[:100])
             return
@@ -348,9 +371,6 @@ class AgentHub:
         if isinstance(result, AgentRefused):
             raise result
         return result
-
-    def _probe(self, source: str | None, kind: str, websocket: WebSocket) -> None:
-        self._state.probes.note(source, kind, "WEBSOCKET", websocket.url.path, self._state.now())
 
     # -- the one-time Support client --------------------------------------------------
     #

@@ -1,5 +1,6 @@
 """RFC 6455 from the server's side, over bytes only: the client's upgrade request and its
-frames' headers, for the lean relay listener (server/relay_listener.py).
+frames' headers, for the lean listeners of the relay (server/relay_listener.py) and of
+agents' control links (server/control_socket.py).
 
 Pure so that the fuzz targets (tests/fuzz/targets_wsframes.py) reach every branch without
 a socket, and so that each rule is written once for the listener's stages (joining,
@@ -86,10 +87,41 @@ def request_end(buf: bytes | bytearray) -> int | None:
     return end + 4
 
 
+@dataclass(frozen=True, slots=True)
+class ControlUpgrade:
+    """An upgrade to the agents' control link (a fixed path)."""
+
+    key: str  # Sec-WebSocket-Key, checked: base64 of 16 bytes
+    forwarded_for: str | None
+
+
 def parse_upgrade(head: bytes) -> Upgrade:
     """The upgrade request (its head, up to and with its blank line), or UpgradeRefused:
     400 for anything malformed, 404 for a path other than the relay's, 426 for a
     WebSocket version other than 13."""
+    target, headers = _request(head)
+    match = _PATH.fullmatch(target)
+    if match is None:
+        raise UpgradeRefused("404 Not Found")
+    try:
+        session = uuid.UUID(match.group(1))
+    except ValueError:
+        raise UpgradeRefused("404 Not Found") from None
+    key, forwarded = _websocket_headers(headers)
+    return Upgrade(match.group(0), session, key, forwarded)
+
+
+def parse_control_upgrade(head: bytes, path: str) -> ControlUpgrade:
+    """As ``parse_upgrade``, for an upgrade to exactly ``path`` (no query): 404 else."""
+    target, headers = _request(head)
+    if target != path:
+        raise UpgradeRefused("404 Not Found")
+    return ControlUpgrade(*_websocket_headers(headers))
+
+
+def _request(head: bytes) -> tuple[str, dict[str, list[str]]]:
+    """The request line's target and the header fields by lower-case name; 400 for a
+    request that is not a well-formed HTTP/1.1 GET."""
     if len(head) > MAX_REQUEST + 4:
         raise UpgradeRefused("431 Request Header Fields Too Large")
     lines = head.decode("latin-1").removesuffix("\r\n\r\n").split("\r\n")
@@ -104,13 +136,12 @@ def parse_upgrade(head: bytes) -> Upgrade:
     parts = lines[0].split(" ")
     if len(parts) != 3 or parts[0] != "GET" or parts[2] != "HTTP/1.1":
         raise UpgradeRefused(_BAD_REQUEST)
-    match = _PATH.fullmatch(parts[1])
-    if match is None:
-        raise UpgradeRefused("404 Not Found")
-    try:
-        session = uuid.UUID(match.group(1))
-    except ValueError:
-        raise UpgradeRefused("404 Not Found") from None
+    return parts[1], headers
+
+
+def _websocket_headers(headers: dict[str, list[str]]) -> tuple[str, str | None]:
+    """(Sec-WebSocket-Key, X-Forwarded-For joined) of a request that asks for a version
+    13 WebSocket; 400 or 426 else."""
 
     def one(name: str) -> str | None:
         values = headers.get(name, [])
@@ -131,7 +162,7 @@ def parse_upgrade(head: bytes) -> Upgrade:
     if key is None or not _valid_key(key):
         raise UpgradeRefused(_BAD_REQUEST)
     forwarded = headers.get("x-forwarded-for")
-    return Upgrade(match.group(0), session, key, ", ".join(forwarded) if forwarded else None)
+    return key, ", ".join(forwarded) if forwarded else None
 
 
 def _valid_key(key: str) -> bool:
@@ -247,11 +278,13 @@ __all__ = [
     "PROTOCOL_ERROR",
     "TEXT",
     "TOO_BIG",
+    "ControlUpgrade",
     "FrameReader",
     "FrameRefused",
     "Upgrade",
     "UpgradeRefused",
     "check_close",
+    "parse_control_upgrade",
     "parse_upgrade",
     "request_end",
 ]

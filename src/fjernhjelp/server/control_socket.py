@@ -1,0 +1,451 @@
+"""One agent's control link on the lean agent listener (server/agent_listener.py): the
+server side of RFC 6455 over an asyncio protocol of ours, with the few methods of
+Starlette's WebSocket that AgentHub uses, so the hub has one endpoint for both listeners.
+
+Why our own rather than `websockets`' server, which served here before: a node's
+CPU per agent (re)connect is what a restart storm costs, and `websockets` spent more on
+its own machinery per connection (a connection object with its futures and locks, a
+keepalive task pinging every idle link every 20 s, its sans-I/O parser's generators)
+than the login's crypto does; bench/fleet.py measured the bare `websockets` server, with
+no database at all, at about the issue's whole budget of 1 ms per connect. The control
+link needs little of RFC 6455: small text messages both ways, a ping answered, a close
+handshake. The frames are judged by server/wsframes.py, which the relay listener uses
+too (fail closed: unmasked, RSV bits, unknown opcodes, long or fragmented control
+frames, broken fragmentation, a malformed close: 1002; over the size limit: 1009;
+a text message that is not UTF-8: 1007).
+
+What a link costs while it idles: this object, its transport, and the hub's task
+waiting in ``receive``. Nothing is timed per link: the listener's keepalive sweep
+(agent_listener.py) pings a link that has been silent for ``IDLE`` (an agent pings every
+30 s itself, agent/link.py, so a healthy agent is never pinged) and drops one that
+stayed silent ``PING_TIMEOUT`` after that, and drops a connection whose upgrade request
+has not come within ``REQUEST_TIMEOUT``.
+
+Admission comes before the upgrade, answered in HTTP as on the main port: a node busy
+with more logins than it answers in time says 503 and when to come back
+(server/admission.py); a source address with too many sockets that have not proved
+their key is refused 429, and the node with too many 503 (ws_guard.py), noted as probing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
+
+from starlette.websockets import WebSocketDisconnect
+
+from fjernhjelp.server import wsframes
+from fjernhjelp.server.probes import Kind
+from fjernhjelp.server.security import client_address
+from fjernhjelp.server.ws_guard import (
+    PROTOCOL_MAX_MESSAGE,
+    Cap,
+    busy_response_headers,
+    count_busy_refusal,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fjernhjelp.server.agent_hub import AgentHub
+
+_log = logging.getLogger(__name__)
+
+PATH = "/agent/control"
+REQUEST_TIMEOUT = 10.0  # from the connection to its whole upgrade request
+IDLE = 45.0  # silent this long, a link is pinged (the agent pings every 30 s)
+PING_TIMEOUT = 20.0  # and dropped if still silent this long after
+CLOSE_GRACE = 2.0  # after our close frame, how long the peer has to answer it
+# Messages read and not yet taken by the hub: beyond, the socket is not read until it
+# takes them (an agent that floods its link waits in its own TCP window).
+INBOX_MAX = 8
+
+_TEXT, _BINARY, _CLOSE, _PING, _PONG = (
+    wsframes.TEXT,
+    wsframes.BINARY,
+    wsframes.CLOSE,
+    wsframes.PING,
+    wsframes.PONG,
+)
+_NO_STATUS = 1005  # RFC 6455: a close frame without a code
+_ABNORMAL = 1006  # RFC 6455: the connection ended without a close frame
+_INVALID_DATA = 1007
+_GOING_AWAY = 1001
+
+
+class _Stage(enum.Enum):
+    REQUEST = 1  # reading the HTTP upgrade request
+    OPEN = 2  # upgraded: messages both ways
+    CLOSING = 3  # a close frame was sent; waiting for the peer's, or the grace
+    CLOSED = 4
+
+
+class _Address(NamedTuple):
+    host: str
+    port: int
+
+
+class _Url(NamedTuple):
+    path: str
+
+
+class Links:
+    """What a listener's connections share: the open ones (for the keepalive sweep and
+    the node's stop) and the hub's handlers still running (a link's departure is
+    written after its connection is gone; the node's stop waits for it)."""
+
+    __slots__ = ("handlers", "sockets")
+
+    def __init__(self) -> None:
+        self.sockets: set[ControlSocket] = set()
+        self.handlers: set[asyncio.Task[None]] = set()
+
+
+class ControlSocket(asyncio.Protocol):
+    """One connection to the lean agent listener: upgrade, then a control link."""
+
+    __slots__ = (
+        "_buf",
+        "_code",
+        "_drain",
+        "_forwarded",
+        "_frames",
+        "_hub",
+        "_inbox",
+        "_kind",
+        "_links",
+        "_parts",
+        "_paused_reading",
+        "_paused_writing",
+        "_peer",
+        "_source",
+        "_stage",
+        "_timer",
+        "_transport",
+        "_waiter",
+        "heard",
+        "pinged",
+    )
+
+    # What AgentHub reads of a Starlette WebSocket (duck-typed): no ASGI extensions.
+    scope: ClassVar[dict[str, Any]] = {}
+    url: ClassVar[_Url] = _Url(PATH)
+
+    def __init__(self, hub: AgentHub, links: Links) -> None:
+        self._hub = hub
+        self._links = links
+        self._transport: asyncio.Transport | None = None
+        self._stage = _Stage.REQUEST
+        self._buf = bytearray()
+        self._frames = wsframes.FrameReader(PROTOCOL_MAX_MESSAGE)
+        self._kind = _TEXT  # the opcode of the message being reassembled
+        self._parts: list[bytes] = []
+        self._inbox: deque[str | bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None  # receive()'s
+        self._drain: asyncio.Future[None] | None = None  # send_text()'s, while paused
+        self._paused_reading = False
+        self._paused_writing = False
+        self._code: int | None = None  # how the link ended, for receive()
+        self._timer: asyncio.TimerHandle | None = None
+        self._peer: tuple[str, int] | None = None
+        self._forwarded: str | None = None
+        self._source: str | None = None  # the client's address, proxies considered
+        self.heard = time.monotonic()  # when the peer last sent anything
+        self.pinged = False  # the keepalive sweep pinged it since
+
+    # -- what AgentHub uses ------------------------------------------------------------
+
+    @property
+    def client(self) -> _Address | None:
+        return _Address(*self._peer[:2]) if self._peer else None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"x-forwarded-for": self._forwarded} if self._forwarded else {}
+
+    async def accept(self) -> None:
+        """Accepted by the upgrade already."""
+
+    async def receive(self) -> dict[str, Any]:
+        """The next message, as Starlette's ASGI message; what was read before the link
+        ended is handed over first, then the disconnect with its close code."""
+        while True:
+            if self._inbox:
+                message = self._inbox.popleft()
+                if self._paused_reading and len(self._inbox) <= INBOX_MAX // 2:
+                    self._paused_reading = False
+                    self._resume()
+                if isinstance(message, str):
+                    return {"type": "websocket.receive", "text": message}
+                return {"type": "websocket.receive", "bytes": message}
+            if self._code is not None:
+                return {"type": "websocket.disconnect", "code": self._code}
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def send_text(self, text: str) -> None:
+        if self._stage is not _Stage.OPEN:
+            raise WebSocketDisconnect(self._code or _ABNORMAL)
+        data = text.encode("utf-8")
+        self._write(wsframes.header(0x80 | _TEXT, len(data)) + data)
+        while self._paused_writing and self._stage is _Stage.OPEN:
+            self._drain = asyncio.get_running_loop().create_future()
+            try:
+                await self._drain
+            finally:
+                self._drain = None
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Our close frame; the connection ends at the peer's answer or the grace."""
+        self._close(code, reason or "")
+
+    # -- asyncio's callbacks -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's is not an asyncio.Transport subclass).
+        self._transport = cast(asyncio.Transport, transport)
+        self._peer = transport.get_extra_info("peername")
+        self._links.sockets.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = time.monotonic()
+        self.pinged = False
+        stage = self._stage
+        if stage is _Stage.CLOSED:
+            return
+        self._buf += data
+        if stage is _Stage.REQUEST:
+            self._upgrade()
+        else:
+            self._read_frames()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stage = _Stage.CLOSED
+        self._links.sockets.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._code is None:
+            self._code = _ABNORMAL
+        self._buf = bytearray()
+        _wake(self._waiter)
+        _wake(self._drain)
+
+    def pause_writing(self) -> None:
+        self._paused_writing = True
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        _wake(self._drain)
+
+    # -- the listener's keepalive sweep ------------------------------------------------
+
+    def check(self, now: float) -> None:
+        """Called every few seconds by the listener: ping a silent link, drop one that
+        stayed silent after its ping or never finished its upgrade."""
+        silent = now - self.heard
+        if self._stage is _Stage.REQUEST:
+            if silent > REQUEST_TIMEOUT:
+                self._abort()
+        elif self._stage is _Stage.OPEN:
+            if self.pinged:
+                if silent > IDLE + PING_TIMEOUT:
+                    # As for a lost connection: the hub records the departure.
+                    self._abort()
+            elif silent > IDLE:
+                self.pinged = True
+                self._write(wsframes.header(0x80 | _PING, 0))
+
+    def going_away(self) -> None:
+        """The node stops: 1001, as `websockets` and uvicorn say it."""
+        if self._stage is _Stage.REQUEST:
+            self._abort()
+        else:
+            self._close(_GOING_AWAY, "going away")
+
+    # -- the upgrade -------------------------------------------------------------------
+
+    def _upgrade(self) -> None:
+        try:
+            end = wsframes.request_end(self._buf)
+            if end is None:
+                return
+            upgrade = wsframes.parse_control_upgrade(bytes(self._buf[:end]), PATH)
+        except wsframes.UpgradeRefused as refused:
+            self._http_refuse(refused.status, refused.extra)
+            return
+        del self._buf[:end]
+        hub = self._hub
+        # Before anything that costs: a node busy with a storm of logins tells the agent
+        # when to come back (server/admission.py); the agent honours it.
+        retry_after = hub.admission.refusal()
+        if retry_after is not None:
+            count_busy_refusal()
+            extra = "".join(f"{k}: {v}\r\n" for k, v in busy_response_headers(retry_after).items())
+            self._http_refuse("503 Service Unavailable", extra)
+            return
+        self._forwarded = upgrade.forwarded_for
+        self._source = source = client_address(
+            self._peer[0] if self._peer else None, upgrade.forwarded_for, hub.settings
+        )
+        cap = hub.admit_pending(source)
+        if cap is not None:
+            status = "429 Too Many Requests" if cap is Cap.ADDRESS else "503 Service Unavailable"
+            self._http_refuse(status, "Retry-After: 5\r\n")
+            return
+        # RFC 6455's fixed derivation proves only that the server speaks WebSocket.
+        accept = wsframes.accept_key(upgrade.key)
+        self._write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            ).encode("latin-1")
+        )
+        self._stage = _Stage.OPEN
+        # The hub owns the socket's count against the caps from here (serve_admitted
+        # releases it), whatever becomes of the connection.
+        task = asyncio.get_running_loop().create_task(hub.serve_admitted(self, source))  # type: ignore[arg-type]
+        self._links.handlers.add(task)
+        task.add_done_callback(self._served)
+        if self._buf:
+            self._read_frames()
+
+    def _served(self, task: asyncio.Task[None]) -> None:
+        self._links.handlers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # serve_admitted handles every ending it knows of; this one is a bug. The
+            # agent sees 1011 and comes back with its back-off.
+            _log.error("control link handler failed", exc_info=task.exception())
+            self._close(1011, "internal error")
+
+    # -- frames ------------------------------------------------------------------------
+
+    def _read_frames(self) -> None:
+        buf = self._buf
+        while self._stage is not _Stage.CLOSED:
+            try:
+                frame = self._frames.next(buf)
+            except wsframes.FrameRefused as refused:
+                if refused.code == wsframes.TOO_BIG:
+                    # Sized from its header, never buffered; probing, as on the relay.
+                    self._hub.note_probe(self._source, Kind.MESSAGE_TOO_BIG)
+                self._fail(refused.code, refused.reason)
+                return
+            if frame is None:
+                return
+            first, payload = frame
+            opcode = first & 0x0F
+            if opcode <= _BINARY:
+                if self._stage is not _Stage.OPEN:
+                    continue  # after our close frame, data is dropped
+                if opcode:
+                    self._kind = opcode
+                if not first & 0x80:
+                    self._parts.append(payload)
+                    continue
+                if self._parts:
+                    self._parts.append(payload)
+                    payload = b"".join(self._parts)
+                    self._parts = []
+                self._deliver(payload)
+            elif opcode == _PING:
+                if self._stage is _Stage.OPEN:
+                    self._write(wsframes.header(0x80 | _PONG, len(payload)) + payload)
+            elif opcode == _CLOSE:
+                self._peer_closed(payload)
+                return
+            # A pong: the peer is alive, which data_received noted.
+
+    def _deliver(self, payload: bytes) -> None:
+        message: str | bytes = payload
+        if self._kind == _TEXT:
+            try:
+                message = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                self._fail(_INVALID_DATA, "invalid_utf8")
+                return
+        self._inbox.append(message)
+        if len(self._inbox) >= INBOX_MAX and not self._paused_reading:
+            self._paused_reading = True
+            self._pause()
+        _wake(self._waiter)
+
+    def _peer_closed(self, payload: bytes) -> None:
+        code = int.from_bytes(payload[:2], "big") if payload else _NO_STATUS
+        if self._stage is _Stage.OPEN:
+            # Answered with its own code (RFC 6455 section 5.5.1), none if it gave none.
+            self._write(wsframes.header(0x80 | _CLOSE, min(len(payload), 2)) + payload[:2])
+        if self._code is None:
+            self._code = code
+        self._stage = _Stage.CLOSING
+        assert self._transport is not None
+        self._transport.close()  # both close frames are out: the server closes TCP
+        _wake(self._waiter)
+
+    # -- closing -----------------------------------------------------------------------
+
+    def _close(self, code: int, reason: str) -> None:
+        if self._stage is not _Stage.OPEN:
+            return
+        self._stage = _Stage.CLOSING
+        self._code = code
+        self._write(wsframes.close_frame(code, reason))
+        self._resume()  # read on, for the peer's close frame
+        self._timer = asyncio.get_running_loop().call_later(CLOSE_GRACE, self._abort)
+        _wake(self._waiter)
+        _wake(self._drain)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """The peer broke the protocol: close with ``code``; its frames are not read."""
+        if self._stage is _Stage.OPEN:
+            self._close(code, reason)
+        else:
+            self._abort()
+
+    def _http_refuse(self, status: str, extra: str = "") -> None:
+        self._stage = _Stage.CLOSED
+        self._write(wsframes.response(status, extra))
+        assert self._transport is not None
+        self._transport.close()
+
+    def _abort(self) -> None:
+        if self._transport is not None and self._stage is not _Stage.CLOSED:
+            self._transport.abort()
+
+    # -- the socket --------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _pause(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            with contextlib.suppress(RuntimeError):  # not paused: nothing to resume
+                self._transport.resume_reading()
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+def factory(hub: AgentHub, links: Links) -> Callable[[], ControlSocket]:
+    return lambda: ControlSocket(hub, links)
+
+
+__all__ = ["IDLE", "PATH", "PING_TIMEOUT", "REQUEST_TIMEOUT", "ControlSocket", "Links", "factory"]

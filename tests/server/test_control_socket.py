@@ -1,0 +1,276 @@
+"""The lean agent listener's own WebSocket server side (server/control_socket.py), seen
+from a raw socket: what an agent that speaks RFC 6455 its own way gets, what a hostile
+client gets (refused, noted, nothing kept), the keepalive of silent links, and the
+node's stop."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from websockets.sync.client import connect
+
+from fjernhjelp.audit.models import AuditEvent
+from fjernhjelp.control import statements
+from fjernhjelp.control.messages import b64, unb64
+from fjernhjelp.server import agent_listener, control_socket, probes
+from fjernhjelp.server.app import create_app
+from fjernhjelp.server.state import build_state
+from tests.conftest import test_settings as settings_for
+from tests.server.test_agent_listener import _login, _port, _until
+from tests.server.test_login_batches import _machines
+from tests.server.test_relay_listener import _frame, _http_answer
+
+_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's sample key
+
+
+@pytest.fixture
+def node(tmp_path, database_url, monkeypatch) -> Iterator[tuple[object, object, str]]:  # type: ignore[no-untyped-def]
+    # Seconds, not minutes: the keepalive is watched happening, not waited out.
+    monkeypatch.setattr(control_socket, "IDLE", 0.5)
+    monkeypatch.setattr(control_socket, "PING_TIMEOUT", 0.5)
+    monkeypatch.setattr(control_socket, "REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setattr(agent_listener, "SWEEP_EVERY", 0.1)
+    port = _port()
+    state = build_state(settings_for(tmp_path, database_url, agent_bind=f"127.0.0.1:{port}"))
+    app = create_app(state=state)
+    with TestClient(app):
+        yield state, app, f"127.0.0.1:{port}"
+    state.engine.dispose()
+
+
+class Raw:
+    """A client that writes its own frames (masked unless told otherwise) and reads the
+    server's one at a time."""
+
+    def __init__(self, address: str) -> None:
+        host, port = address.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.buf = b""
+
+    def upgrade(self, *headers: str, path: str = "/agent/control", drop: str = "") -> bytes:
+        lines = [
+            f"GET {path} HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {_KEY}",
+            "Sec-WebSocket-Version: 13",
+        ]
+        lines = [line for line in lines if not drop or not line.startswith(drop)]
+        self.sock.sendall(("\r\n".join([*lines, *headers]) + "\r\n\r\n").encode("latin-1"))
+        answer = _http_answer(self.sock)
+        head, _, self.buf = answer.partition(b"\r\n\r\n")  # frames may follow at once
+        return head + b"\r\n\r\n"
+
+    def send(self, first: int, payload: bytes, **kwargs: object) -> None:
+        self.sock.sendall(_frame(first, payload, **kwargs))  # type: ignore[arg-type]
+
+    def frame(self) -> tuple[int, bytes] | None:
+        """The server's next frame (opcode, payload); None once the connection ended."""
+        while True:
+            if len(self.buf) >= 2:
+                length, size = self.buf[1] & 0x7F, 2
+                if length == 126:  # the server's messages here are under 64 KiB
+                    length, size = int.from_bytes(self.buf[2:4], "big"), 4
+                if len(self.buf) >= size + length:
+                    opcode = self.buf[0] & 0x0F
+                    payload = self.buf[size : size + length]
+                    self.buf = self.buf[size + length :]
+                    return opcode, payload
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def close_code(self) -> int | None:
+        """The code of the server's close frame, skipping what comes before it."""
+        while (frame := self.frame()) is not None:
+            if frame[0] == 0x8:
+                return int.from_bytes(frame[1][:2], "big")
+        return None
+
+    def ended(self) -> bool:
+        """Reads until the connection ends; True if it did without a close frame."""
+        while (frame := self.frame()) is not None:
+            if frame[0] == 0x8:
+                return False
+        return True
+
+
+def _hello(state, raw: Raw, machine_id: uuid.UUID, key: Ed25519PrivateKey) -> bytes:  # type: ignore[no-untyped-def]
+    opcode, data = raw.frame() or (0, b"")
+    assert opcode == 0x1
+    challenge = json.loads(data)
+    nonce = unb64(challenge["nonce"], statements.NONCE_BYTES)
+    state.keys.signing.public_key().verify(
+        unb64(challenge["signature"], 64), statements.server_challenge_statement(nonce)
+    )
+    proof = key.sign(statements.agent_proof_statement(nonce, machine_id))
+    info = {"hostname": "tann-pc", "os": "raw", "agent_version": "1"}
+    hello = {"type": "hello", "machine_id": str(machine_id), "signature": b64(proof), "info": info}
+    return json.dumps(hello).encode()
+
+
+def _actions(state, machine_id: uuid.UUID) -> list[str]:  # type: ignore[no-untyped-def]
+    with state.readers() as db:
+        return list(
+            db.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.machine_id == str(machine_id))
+                .where(AuditEvent.action.startswith("agent."))
+                .order_by(AuditEvent.seq)
+            )
+        )
+
+
+def test_an_agent_framing_its_own_way_logs_in_pings_and_closes_cleanly(node) -> None:  # type: ignore[no-untyped-def]
+    state, _, address = node
+    with state.readers() as db:
+        ((machine, key),) = _machines(db, 1)
+    raw = Raw(address)
+    answer = raw.upgrade()
+    assert answer.startswith(b"HTTP/1.1 101 ")
+    # RFC 6455 section 1.3's accept value for its sample key.
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in answer
+    hello = _hello(state, raw, machine.id, key)
+    # Its hello in three fragments, a ping between them (RFC 6455 section 5.4 allows it).
+    raw.send(0x01, hello[:10])
+    raw.send(0x89, b"hei")
+    assert raw.frame() == (0xA, b"hei")
+    raw.send(0x00, hello[10:40])
+    raw.send(0x80, hello[40:])
+    opcode, data = raw.frame() or (0, b"")
+    assert (opcode, json.loads(data)["type"]) == (0x1, "welcome")
+    # Its close is answered with its code, and the server ends the connection.
+    raw.send(0x88, (1000).to_bytes(2, "big"))
+    assert raw.close_code() == 1000
+    assert raw.frame() is None
+    _until(lambda: _actions(state, machine.id) == ["agent.connect", "agent.disconnect"])
+
+
+@pytest.mark.parametrize(
+    ("name", "frame", "code"),
+    [
+        ("unmasked", _frame(0x81, b'{"type":"hello"}', masked=False), 1002),
+        ("reserved bit", _frame(0xC1, b'{"type":"hello"}'), 1002),
+        ("unknown opcode", _frame(0x83, b"?"), 1002),
+        ("continuation of nothing", _frame(0x80, b"{}"), 1002),
+        ("fragmented ping", _frame(0x09, b"x"), 1002),
+        ("not UTF-8", _frame(0x81, b'{"type":"\xff\xfe"}'), 1007),
+        ("a gigabyte announced", _frame(0x82, b"", length=1 << 30)[:14], 1009),
+    ],
+)
+def test_a_hostile_frame_closes_the_link_before_login_and_nothing_is_kept(
+    node, name: str, frame: bytes, code: int
+) -> None:  # type: ignore[no-untyped-def]
+    state, app, address = node
+    with state.readers() as db:
+        ((machine, key),) = _machines(db, 1)
+    raw = Raw(address)
+    assert raw.upgrade().startswith(b"HTTP/1.1 101 ")
+    raw.frame()  # the challenge
+    raw.sock.sendall(frame)
+    assert raw.close_code() == code, name
+    hub = app.state.access.hub
+    _until(lambda: state.unauthenticated_sockets.count_all() == 0)
+    _until(lambda: hub.admission.in_progress == 0)
+    assert _actions(state, machine.id) == []  # no login, no departure
+    with state.db_sessions() as db:
+        probes.flush(db, state.probes, state.now(), everything=True)
+        noted = [
+            json.loads(e.details)["kinds"]
+            for e in db.execute(
+                select(AuditEvent).where(AuditEvent.action == "security.probing")
+            ).scalars()
+        ]
+    # Only the announced oversize is probing (as on the relay); the rest is a bad client.
+    assert noted == ([{"ws_message_too_big": 1}] if code == 1009 else [])
+    # The node is intact: an agent logs in.
+    with connect(f"ws://{address}/agent/control", compression=None) as ws:
+        assert _login(ws, state, machine.id, key)["type"] == "welcome"
+
+
+def test_malformed_upgrades_get_an_http_status_and_count_for_nothing(node) -> None:  # type: ignore[no-untyped-def]
+    state, _, address = node
+    cases = {
+        "another path": ({"path": "/agent/control?x=1"}, b"HTTP/1.1 404 "),
+        "the relay's path": ({"path": f"/relay/{uuid.uuid4()}"}, b"HTTP/1.1 404 "),
+        "version 8": (
+            {"drop": "Sec-WebSocket-Version", "headers": ("Sec-WebSocket-Version: 8",)},
+            b"HTTP/1.1 426 ",
+        ),
+        "no Host": ({"drop": "Host"}, b"HTTP/1.1 400 "),
+        "a key of 15 bytes": (
+            {"drop": "Sec-WebSocket-Key", "headers": ("Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA",)},
+            b"HTTP/1.1 400 ",
+        ),
+        "a head over 8 KiB": ({"headers": ("X-Pad: " + "a" * 9000,)}, b"HTTP/1.1 431 "),
+    }
+    for name, (how, status) in cases.items():
+        raw = Raw(address)
+        headers = how.pop("headers", ())
+        answer = raw.upgrade(*headers, **how)  # type: ignore[arg-type]
+        assert answer.startswith(status), (name, answer)
+        assert raw.frame() is None, name  # and the connection ends
+    assert state.unauthenticated_sockets.count_all() == 0
+
+
+def test_a_silent_link_is_pinged_then_dropped_and_its_departure_written(node) -> None:  # type: ignore[no-untyped-def]
+    state, app, address = node
+    with state.readers() as db:
+        (machine, key), (other, other_key) = _machines(db, 2)
+    quiet = Raw(address)
+    assert quiet.upgrade().startswith(b"HTTP/1.1 101 ")
+    quiet.send(0x81, _hello(state, quiet, machine.id, key))
+    assert (quiet.frame() or (0,))[0] == 0x1  # welcome
+    alive = Raw(address)
+    assert alive.upgrade().startswith(b"HTTP/1.1 101 ")
+    alive.send(0x81, _hello(state, alive, other.id, other_key))
+    assert (alive.frame() or (0,))[0] == 0x1
+
+    # Both fall silent: each is pinged. One answers, one does not.
+    assert quiet.frame() == (0x9, b"")
+    assert alive.frame() == (0x9, b"")
+    alive.send(0x8A, b"")
+    # The silent one is dropped as a lost connection would be (no close handshake to
+    # wait on with a peer that does not answer), and its departure recorded.
+    assert quiet.ended()
+    _until(lambda: _actions(state, machine.id) == ["agent.connect", "agent.disconnect"])
+    # The one that answered is still linked: it is pinged again, later.
+    assert alive.frame() == (0x9, b"")
+    assert other.id in app.state.access.hub.links
+    assert _actions(state, other.id) == ["agent.connect"]
+
+
+def test_a_connection_that_never_finishes_its_upgrade_is_dropped(node) -> None:  # type: ignore[no-untyped-def]
+    state, _, address = node
+    raw = Raw(address)
+    raw.sock.sendall(b"GET /agent/control HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and no more
+    assert raw.frame() is None
+    assert state.unauthenticated_sockets.count_all() == 0
+
+
+def test_the_nodes_stop_says_going_away_and_writes_the_departures(tmp_path, database_url) -> None:  # type: ignore[no-untyped-def]
+    port = _port()
+    state = build_state(settings_for(tmp_path, database_url, agent_bind=f"127.0.0.1:{port}"))
+    with state.readers() as db:
+        ((machine, key),) = _machines(db, 1)
+    with TestClient(create_app(state=state)):
+        raw = Raw(f"127.0.0.1:{port}")
+        assert raw.upgrade().startswith(b"HTTP/1.1 101 ")
+        raw.send(0x81, _hello(state, raw, machine.id, key))
+        assert (raw.frame() or (0,))[0] == 0x1
+    # The lifespan's end waited for the link's handler: the departure is there already.
+    assert raw.close_code() == 1001
+    assert _actions(state, machine.id) == ["agent.connect", "agent.disconnect"]
+    state.engine.dispose()
