@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.fuzz import (
     targets_control,
+    targets_control_socket,
     targets_mux,
     targets_streams,
     targets_support,
@@ -21,5 +22,6 @@ TARGETS: dict[str, Target] = {
         *targets_streams.TARGETS,
         *targets_support.TARGETS,
         *targets_ws.TARGETS,
+        *targets_control_socket.TARGETS,
     )
 }
