@@ -274,3 +274,21 @@ def test_the_nodes_stop_says_going_away_and_writes_the_departures(tmp_path, data
     assert raw.close_code() == 1001
     assert _actions(state, machine.id) == ["agent.connect", "agent.disconnect"]
     state.engine.dispose()
+
+
+def test_a_request_sent_a_byte_at_a_time_is_dropped_when_its_time_is_up() -> None:
+    """The upgrade's time runs from the connection: bytes that keep coming do not
+    extend it (a slow request must not hold a connection for hours)."""
+    from fjernhjelp.server.control_socket import ControlSocket, Links
+    from tests.fuzz.targets_ws import _Transport
+
+    sock = ControlSocket(object(), Links())  # type: ignore[arg-type]
+    transport = _Transport()
+    sock.connection_made(transport)  # type: ignore[arg-type]
+    start = sock.heard
+    for at, byte in enumerate(b"GET /agent/control HTTP/1.1\r\nHost: x\r\n"):
+        sock.data_received(bytes((byte,)))
+        sock.check(start + at * control_socket.REQUEST_TIMEOUT / 100)
+        assert not transport.closing
+    sock.check(start + control_socket.REQUEST_TIMEOUT + 0.1)
+    assert transport.closing and not transport.out

@@ -155,7 +155,8 @@ class ControlSocket(asyncio.Protocol):
         self._peer: tuple[str, int] | None = None
         self._forwarded: str | None = None
         self._source: str | None = None  # the client's address, proxies considered
-        self.heard = time.monotonic()  # when the peer last sent anything
+        # When the peer last sent anything (before the upgrade: when it connected).
+        self.heard = time.monotonic()
         self.pinged = False  # the keepalive sweep pinged it since
 
     # -- what AgentHub uses ------------------------------------------------------------
@@ -216,11 +217,14 @@ class ControlSocket(asyncio.Protocol):
         self._links.sockets.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.heard = time.monotonic()
-        self.pinged = False
         stage = self._stage
         if stage is _Stage.CLOSED:
             return
+        if stage is not _Stage.REQUEST:
+            # The upgrade's time runs from the connection, not from its last byte: a
+            # client that sends its request a byte at a time is dropped all the same.
+            self.heard = time.monotonic()
+            self.pinged = False
         self._buf += data
         if stage is _Stage.REQUEST:
             self._upgrade()
@@ -312,6 +316,7 @@ class ControlSocket(asyncio.Protocol):
             ).encode("latin-1")
         )
         self._stage = _Stage.OPEN
+        self.heard = time.monotonic()
         # The hub owns the socket's count against the caps from here (serve_admitted
         # releases it), whatever becomes of the connection.
         task = asyncio.get_running_loop().create_task(hub.serve_admitted(self, source))  # type: ignore[arg-type]
