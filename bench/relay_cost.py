@@ -166,7 +166,7 @@ def _profile(args, site, machine_id, servers, count) -> None:  # type: ignore[no
         out = args.profile / f"{name.replace('+', '-')}.txt"
         spy = subprocess.Popen(
             [
-                *(str(Path(sys.executable).parent / "py-spy"), "record", "--threads"),
+                *(str(Path(sys.executable).parent / "py-spy"), "record", "--threads", "--native"),
                 *("--pid", str(server.proc.pid), "-o", str(out), "--format", "raw"),
             ],
             stdout=subprocess.DEVNULL,

@@ -112,7 +112,6 @@ class RelaySocket(asyncio.BufferedProtocol):
         self._reads = reads
         self._base = 0  # where this read starts in the shared buffer
         self._transport: asyncio.Transport | None = None
-        self._tls = False  # the node terminates TLS on this listener
         self._stage = _Stage.REQUEST
         self._buf = bytearray()
         # The client's frames: the join message's limit until it has joined, then a record's.
@@ -141,7 +140,6 @@ class RelaySocket(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's, under uvicorn, is not an asyncio.Transport subclass).
         self._transport = cast(asyncio.Transport, transport)
-        self._tls = transport.get_extra_info("sslcontext") is not None
         self._timer = asyncio.get_running_loop().call_later(AUTH_TIMEOUT, self._too_slow)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -582,15 +580,7 @@ class RelaySocket(asyncio.BufferedProtocol):
 
     def _write_all(self, data: list[bytes]) -> None:
         transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        if self._tls:
-            # Joined: uvloop's TLS hands each piece to SSLObject.write on its own, and so
-            # makes each a record of its own (a frame's 4-byte header a 4-byte record,
-            # with its own seal and 22 bytes of overhead). One write is as few 16 KiB
-            # records as the read's frames fill.
-            transport.write(b"".join(data))
-        else:
+        if transport is not None and not transport.is_closing():
             transport.writelines(data)  # uvloop writes them with one writev, unjoined
 
     def _pause(self) -> None:
