@@ -1,6 +1,7 @@
-"""The lean relay listener with TLS terminated by the node itself (``tls_cert``): the
-frames of a read are written as one TLS write (server/relay_listener.py, ``_write_all``),
-and every record still arrives whole, in order, unchanged, both ways."""
+"""The lean relay listener with TLS terminated by the node itself (``tls_cert``, as a
+node without a TLS-terminating front serves it): the spliced path under uvloop's TLS,
+where reads hold several frames and partial ones, passes every record whole, in order,
+unchanged, both ways, and counts them."""
 
 from __future__ import annotations
 
