@@ -5,6 +5,7 @@ process. Not used by the server."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from fjernhjelp import metrics
-from fjernhjelp.audit.chain import canonical_details, event_hash
+from fjernhjelp.audit.chain import _canonical_json, canonical_details
 from fjernhjelp.audit.log import Actor, Entry, Outcome, _check_details
 from fjernhjelp.audit.models import AuditEvent, AuditHead
 from fjernhjelp.db.base import utcnow
@@ -46,6 +47,11 @@ _LOCK_HEAD = select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_u
 _MOVE_HEAD = (
     update(_head).where(_head.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 )
+
+
+def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    """main's event_hash: chain._canonical_json is what canonical_event was."""
+    return hashlib.sha256(prev_hash.encode("ascii") + _canonical_json(fields)).hexdigest()
 
 
 def _agent(machine: dict[str, Any]) -> Actor:

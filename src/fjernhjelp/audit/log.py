@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from fjernhjelp import metrics
@@ -203,6 +204,37 @@ _MOVE_HEAD = (
     update(_head).where(_head.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 )
 _INSERT_EVENTS = insert(_events)
+_EVENT_COLUMNS = tuple(column.name for column in _events.columns)
+_COPY_EVENTS = f"COPY {_events.name} ({', '.join(_EVENT_COLUMNS)}) FROM STDIN"
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """The events' rows, in one statement. On PostgreSQL through psycopg, a COPY: an
+    executemany's work per row in SQLAlchemy and psycopg (binding, a pipelined statement
+    each) was the largest part of a batch of agents' logins after the Ed25519 checks
+    (docs/BENCHMARKS.md "The login's CPU"), a COPY's row is formatted in psycopg's C code.
+    The rows are the values the chain hashed, timestamps timezone-aware (utcnow), as the
+    column type would have bound them; an INSERT trigger fires for COPY too."""
+    dialect = conn.dialect
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        conn.execute(_INSERT_EVENTS, rows)
+        return
+    try:
+        driver = conn.connection.driver_connection
+        with driver.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row([row[name] for name in _EVENT_COLUMNS])
+    except dialect.loaded_dbapi.Error as exc:
+        # As SQLAlchemy raises a statement's failure (IntegrityError, OperationalError...),
+        # without the rows: logs.fault and the callers read those.
+        raise DBAPIError.instance(
+            _COPY_EVENTS,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            dialect=dialect,
+        ) from exc
 
 
 def _head_is_an_object(db: Session) -> bool:
@@ -256,7 +288,7 @@ def record_all(db: Session, entries: Sequence[Entry]) -> None:
         }
         row["hash"] = prev_hash = event_hash(prev_hash, row)
         rows.append(row)
-    conn.execute(_INSERT_EVENTS, rows)
+    _insert(conn, rows)
     if head is None:
         conn.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": prev_hash})
     else:
