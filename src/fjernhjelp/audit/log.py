@@ -246,9 +246,9 @@ def _head_is_an_object(db: Session) -> bool:
 def record_all(db: Session, entries: Sequence[Entry]) -> None:
     """Append ``entries`` in order: the chain ``record`` one after another would make,
     every entry its own event, for the cost of one. The head is locked and read once and
-    the events are one INSERT of plain rows, without an ORM object each (a node's agents
-    logging in again, machines/connections.py: the ORM's bookkeeping was most of a
-    login's CPU). The caller commits."""
+    the events are one statement of plain rows (``_insert``), without an ORM object each
+    (a node's agents logging in again, machines/connections.py: the ORM's bookkeeping
+    was most of a login's CPU). The caller commits."""
     if not entries:
         return
     if db.info.get("audit_forwarding") and db.in_nested_transaction():
