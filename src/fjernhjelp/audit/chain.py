@@ -60,7 +60,7 @@ def canonical_event(fields: dict[str, Any]) -> bytes:
     """The event's bytes under its hash. The definition is ``_canonical_json``; this
     writes the same bytes for the types events carry (str, None, int, UUID, datetime)
     without building a dict and sorting it per event (a batch of agents' logins hashes
-    one event per login; tests/audit/test_chain.py compares the two), and leaves any other
+    one event per login; tests/audit/test_canonical.py compares the two), and leaves any other
     value to the definition."""
     optional = fields.get("vendor_org_id")
     parts = []

@@ -115,8 +115,8 @@ class _Statements:
 _STATEMENTS = {name: _Statements.of(name) for name in ("postgresql", "sqlite")}
 
 
-def _statements(db: Connection) -> _Statements:
-    name = db.dialect.name
+def _statements(conn: Connection) -> _Statements:
+    name = conn.dialect.name
     found = _STATEMENTS.get(name)
     if found is None:
         found = _STATEMENTS[name] = _Statements.of(name)
