@@ -10,8 +10,10 @@ import socket
 import uuid
 from collections.abc import Sequence
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from fjernhjelp.audit import forward
 from fjernhjelp.audit.log import Actor, Entry, Outcome, record, record_all
@@ -256,3 +258,57 @@ def test_record_all_and_record_in_one_transaction_make_one_chain(state, db) -> N
     ]
     assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 5))
     assert verify_chain(db).ok
+
+
+def test_names_with_a_copys_special_characters_are_stored_and_hashed_as_sent(state, db) -> None:
+    """PostgreSQL's events go in by COPY (audit.log._insert): a tab, a line break, a
+    backslash or COPY's end marker in what an agent reports is text like any other."""
+    (machine, key), (other, other_key) = _machines(db, 2)
+    name = 'lege\tpc\n\\.\r\\N "ø"'
+    renamed = MachineInfo(hostname=name, os="bench", agent_version="2", users=["k\tari", "\\N"])
+    proved = _attempt(machine.id, key)
+    batch = [
+        connections.LoginAttempt(machine.id, proved.nonce, proved.signature, renamed, "\\."),
+        _attempt(other.id, other_key),
+    ]
+    with state.db_sessions() as session:
+        assert connections.log_in(session, batch, node_id="n\t1", now=state.now()) == [
+            machine.id,
+            other.id,
+        ]
+        session.commit()
+    db.rollback()
+    db.expire_all()
+    events = list(
+        db.execute(
+            select(AuditEvent)
+            .where(AuditEvent.machine_id == str(machine.id))
+            .order_by(AuditEvent.seq)
+        ).scalars()
+    )
+    assert [(e.action, e.actor_name, e.source_address) for e in events] == [
+        ("machine.info_changed", "agent@lege-pc", "\\."),
+        ("agent.connect", f"agent@{name}", "\\."),
+    ]
+    assert json.loads(events[0].details)["after"] == {"hostname": name, "users": ["k\tari", "\\N"]}
+    assert json.loads(events[1].details)["node"] == "n\t1"
+    stored = db.get(Machine, machine.id)
+    assert stored is not None and stored.hostname == name
+    assert verify_chain(db).ok
+
+
+def test_a_batch_whose_events_cannot_be_written_fails_as_a_statement_does(state, db) -> None:
+    """The chain's head moved back under the log (what only tampering does): the events'
+    insert fails as SQLAlchemy reports a failed statement, on PostgreSQL's COPY too, and
+    nothing of the batch is kept."""
+    ((machine, key),) = _machines(db, 1)
+    with state.db_sessions() as session:
+        connections.log_in(session, [_attempt(machine.id, key)], node_id="n1", now=state.now())
+        session.commit()
+    db.execute(text("UPDATE audit_head SET seq = seq - 1 WHERE id = 1"))
+    db.commit()
+    with state.db_sessions() as session:
+        with pytest.raises(IntegrityError):
+            connections.log_in(session, [_attempt(machine.id, key)], node_id="n1", now=state.now())
+        session.rollback()
+    assert len(_events(db)) == 1

@@ -17,7 +17,8 @@ import hashlib
 import json
 import uuid
 from datetime import datetime
-from typing import Any
+from json.encoder import encode_basestring
+from typing import Any, cast
 
 GENESIS = "0" * 64
 
@@ -56,11 +57,44 @@ def canonical_details(details: dict[str, Any] | None) -> str:
 
 
 def canonical_event(fields: dict[str, Any]) -> bytes:
+    """The event's bytes under its hash. The definition is ``_canonical_json``; this
+    writes the same bytes for the types events carry (str, None, int, UUID, datetime)
+    without building a dict and sorting it per event (a batch of agents' logins hashes
+    one event per login; tests/audit/test_canonical.py compares the two), and leaves any other
+    value to the definition."""
+    optional = fields.get("vendor_org_id")
+    parts = []
+    for name, prefix in _KEYS if optional is None else _KEYS_OPTIONAL:
+        value = fields.get(name)
+        kind = type(value)
+        if kind is str:
+            parts.append(prefix + encode_basestring(cast(str, value)))
+        elif value is None:
+            parts.append(prefix + "null")
+        elif kind is uuid.UUID:
+            parts.append(f'{prefix}"{value}"')
+        elif kind is int:
+            parts.append(prefix + int.__repr__(value))
+        elif kind is datetime:
+            parts.append(f'{prefix}"{value.isoformat(timespec="microseconds")}"')
+        else:
+            return _canonical_json(fields)
+    return ("{" + ",".join(parts) + "}").encode()
+
+
+def _canonical_json(fields: dict[str, Any]) -> bytes:
+    """What an event's hash covers: its fields as JSON, sorted keys, no spaces, UTF-8."""
     body = {name: _plain(fields.get(name)) for name in HASHED_FIELDS}
     for name in OPTIONAL_FIELDS:
         if fields.get(name) is not None:
             body[name] = _plain(fields[name])
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# Each field's name as a key of the canonical JSON, in the order sort_keys writes them
+# (json.dumps(ensure_ascii=False) escapes strings with encode_basestring too).
+_KEYS = tuple((name, f'"{name}":') for name in sorted(HASHED_FIELDS))
+_KEYS_OPTIONAL = tuple((name, f'"{name}":') for name in sorted((*HASHED_FIELDS, *OPTIONAL_FIELDS)))
 
 
 def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from fjernhjelp import metrics
@@ -202,6 +203,38 @@ _LOCK_HEAD = select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_u
 _MOVE_HEAD = (
     update(_head).where(_head.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 )
+_INSERT_EVENTS = insert(_events)
+_EVENT_COLUMNS = tuple(column.name for column in _events.columns)
+_COPY_EVENTS = f"COPY {_events.name} ({', '.join(_EVENT_COLUMNS)}) FROM STDIN"
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """The events' rows, in one statement. On PostgreSQL through psycopg, a COPY: an
+    executemany's work per row in SQLAlchemy and psycopg (binding, a pipelined statement
+    each) was the largest part of a batch of agents' logins after the Ed25519 checks
+    (docs/BENCHMARKS.md "The login's CPU"), a COPY's row is formatted in psycopg's C code.
+    The rows are the values the chain hashed, timestamps timezone-aware (utcnow), as the
+    column type would have bound them; an INSERT trigger fires for COPY too."""
+    dialect = conn.dialect
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        conn.execute(_INSERT_EVENTS, rows)
+        return
+    try:
+        driver = conn.connection.driver_connection
+        with driver.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row([row[name] for name in _EVENT_COLUMNS])
+    except dialect.loaded_dbapi.Error as exc:
+        # As SQLAlchemy raises a statement's failure (IntegrityError, OperationalError...),
+        # without the rows: logs.fault and the callers read those.
+        raise DBAPIError.instance(
+            _COPY_EVENTS,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            dialect=dialect,
+        ) from exc
 
 
 def _head_is_an_object(db: Session) -> bool:
@@ -213,9 +246,9 @@ def _head_is_an_object(db: Session) -> bool:
 def record_all(db: Session, entries: Sequence[Entry]) -> None:
     """Append ``entries`` in order: the chain ``record`` one after another would make,
     every entry its own event, for the cost of one. The head is locked and read once and
-    the events are one INSERT of plain rows, without an ORM object each (a node's agents
-    logging in again, machines/connections.py: the ORM's bookkeeping was most of a
-    login's CPU). The caller commits."""
+    the events are one statement of plain rows (``_insert``), without an ORM object each
+    (a node's agents logging in again, machines/connections.py: the ORM's bookkeeping
+    was most of a login's CPU). The caller commits."""
     if not entries:
         return
     if db.info.get("audit_forwarding") and db.in_nested_transaction():
@@ -223,10 +256,13 @@ def record_all(db: Session, entries: Sequence[Entry]) -> None:
         # session (forward.py); these never are. No caller needs a savepoint here.
         raise RuntimeError("record_all does not run inside a savepoint")
     started = time.perf_counter()
+    # Core statements on the session's connection: through the session they cost more
+    # and do nothing more (no objects, no flush).
+    conn = db.connection()
     # Without an ORM object for the head when none is loaded: the unit of work's flush
     # of one row cost as much as the rest of a batch of logins (docs/BENCHMARKS.md).
     head = _locked_head(db) if _head_is_an_object(db) else None
-    seq, prev_hash = (head.seq, head.hash) if head is not None else db.execute(_LOCK_HEAD).one()
+    seq, prev_hash = (head.seq, head.hash) if head is not None else conn.execute(_LOCK_HEAD).one()
     rows: list[dict[str, Any]] = []
     for entry in entries:
         if entry.details:
@@ -252,9 +288,9 @@ def record_all(db: Session, entries: Sequence[Entry]) -> None:
         }
         row["hash"] = prev_hash = event_hash(prev_hash, row)
         rows.append(row)
-    db.execute(insert(_events), rows)
+    _insert(conn, rows)
     if head is None:
-        db.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": prev_hash})
+        conn.execute(_MOVE_HEAD, {"b_seq": seq, "b_hash": prev_hash})
     else:
         head.seq, head.hash = seq, prev_hash
         if _BATCH_HEAD not in db.info:
