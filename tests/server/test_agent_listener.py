@@ -260,3 +260,33 @@ def test_the_main_ports_control_link_says_when_to_come_back_too(tmp_path, databa
         with client.websocket_connect("/agent/control") as ws:
             assert json.loads(ws.receive_text())["type"] == "challenge"
     state.engine.dispose()
+
+
+def test_a_nul_in_an_agents_host_name_is_refused_alone_not_with_its_batch(lean) -> None:  # type: ignore[no-untyped-def]
+    """The attack: an enrolled machine says hello with a NUL in its host name. PostgreSQL
+    cannot store it, and logins are written in batches: the whole batch was refused,
+    every other agent's login in it too. Now the hello is refused as malformed (4400)
+    before it reaches a batch; the others log in; nothing of it is written."""
+    state, url = lean
+    with state.readers() as db:
+        (machine, key), (other, other_key) = _machines(db, 2)
+    with connect(f"{url}/agent/control", compression=None) as bad:
+        challenge = json.loads(bad.recv(timeout=30))
+        nonce = unb64(challenge["nonce"], statements.NONCE_BYTES)
+        proof = key.sign(statements.agent_proof_statement(nonce, machine.id))
+        info = {"hostname": "lege\u0000pc", "os": "bench", "agent_version": "1"}
+        hello = {"type": "hello", "machine_id": str(machine.id), "signature": b64(proof)}
+        bad.send(json.dumps({**hello, "info": info}))
+        with connect(f"{url}/agent/control", compression=None) as good:
+            assert _login(good, state, other.id, other_key)["type"] == "welcome"
+        with pytest.raises(ConnectionClosed) as closed:
+            bad.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+    with state.readers() as db:
+        connects = [
+            (e.machine_id, e.outcome)
+            for e in db.scalars(select(AuditEvent).where(AuditEvent.action == "agent.connect"))
+        ]
+        assert connects == [(str(other.id), "success")]
+        assert db.get(Machine, machine.id).hostname == "lege-pc"  # type: ignore[union-attr]
+        assert verify_chain(db).ok
