@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,6 +182,26 @@ def test_a_colleagues_support_session_cannot_be_cancelled_or_joined(site: LiveSi
     assert [(s["id"], s["state"]) for s in still] == [(theirs["id"], "waiting")]
 
 
+def _until_said(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
+    """What ``proc`` wrote to its standard error up to the line that holds ``text``."""
+    said: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            said.append(line)
+            if text in line:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    if not found.wait(timeout):
+        proc.kill()
+        raise AssertionError(f"never said {text!r}: {''.join(said)}")
+    return "".join(said)
+
+
 @pytest.mark.desktop
 @pytest.mark.parametrize("what", ["put", "chat"])
 def test_connect_waits_for_the_end_user_and_shows_the_check_words(
@@ -201,6 +222,9 @@ def test_connect_waits_for_the_end_user_and_shows_the_check_words(
         stderr=subprocess.PIPE,
         text=True,
     )
+    # The end user starts only once the technician waits (else, on a loaded machine, the
+    # end user's code could be in before the technician's command had started at all).
+    said_first = _until_said(technician, "waiting for the end user to enter the code")
     client_dir = tmp_path / "client"
     client_dir.mkdir()
     client = Client(site, client_dir, code.replace(" ", ""), _server_key(site), xvfb.display)
@@ -218,6 +242,7 @@ def test_connect_waits_for_the_end_user_and_shows_the_check_words(
             client.shown("session chat")
         # communicate() closes standard input: the end of input ends the chat, and the session.
         _, stderr = technician.communicate(timeout=120)
+        stderr = said_first + stderr
         assert technician.returncode == 0, stderr
         assert client.wait(60) == EXIT_ENDED, client.log.read_text()[-3000:]
     finally:
@@ -226,7 +251,6 @@ def test_connect_waits_for_the_end_user_and_shows_the_check_words(
             technician.communicate()
         client.stop()
     assert "Traceback" not in stderr
-    assert "waiting for the end user to enter the code" in stderr
     [said] = re.findall(r"Read these three words aloud to the user on the phone: ([^.]+)\.", stderr)
     words = said.split()
     assert len(words) == 3 and all(w in sas.word_list() for w in words)
