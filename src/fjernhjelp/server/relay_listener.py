@@ -69,6 +69,10 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 READ = QUANTUM  # the most one read takes from a socket: a session's turn (relay.QUANTUM)
+# A socket that sent less than a read's worth and filled no read this long before counts
+# as a light session (a desktop, a terminal): while one has been seen this recently, the
+# heavy sockets share one smaller turn per loop pass (relay_port.ReadBuffer.turn).
+LIGHT_WINDOW = 0.25
 CLOSE_GRACE = 2.0  # after our close frame, how long the peer has to answer it
 
 _TEXT, _BINARY, _CLOSE, _PING, _PONG = (
@@ -112,6 +116,7 @@ class RelaySocket(asyncio.BufferedProtocol):
         self._reads = reads
         self._base = 0  # where this read starts in the shared buffer
         self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop  # set with the transport
         self._stage = _Stage.REQUEST
         self._buf = bytearray()
         # The client's frames: the join message's limit until it has joined, then a record's.
@@ -134,13 +139,19 @@ class RelaySocket(asyncio.BufferedProtocol):
         self._paused_writing = False
         self._peer_closed = False  # its close frame came: ours ends the connection
         self._skip = 0  # CLOSING: what is left of a frame being dropped
+        # SPLICED: the most the next read takes (READ, or a shared turn's smaller read),
+        # and when a read last filled it (loop time).
+        self._limit = READ
+        self._full_at = -LIGHT_WINDOW
+        self._queued = False  # waiting in the listener's queue for its turn
 
     # -- asyncio's callbacks -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's, under uvicorn, is not an asyncio.Transport subclass).
         self._transport = cast(asyncio.Transport, transport)
-        self._timer = asyncio.get_running_loop().call_later(AUTH_TIMEOUT, self._too_slow)
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(AUTH_TIMEOUT, self._too_slow)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         reads = self._reads
@@ -151,9 +162,9 @@ class RelaySocket(asyncio.BufferedProtocol):
             # asks for a buffer before it knows) never calls buffer_updated.
             reads.buf[:held] = self._buf
             self._base = held
-            return reads.view[held : held + READ]
+            return reads.view[held : held + self._limit]
         self._base = 0
-        return reads.first
+        return reads.first if self._limit == READ else reads.view[: self._limit]
 
     def buffer_updated(self, nbytes: int) -> None:
         stage = self._stage
@@ -161,8 +172,11 @@ class RelaySocket(asyncio.BufferedProtocol):
             if self._base:
                 self._buf.clear()  # its bytes are at the start of the shared buffer
             self._pass(self._reads.buf, self._base + nbytes)
-            if nbytes == READ and self._stage is _Stage.SPLICED:
-                self._give_way()
+            if self._stage is _Stage.SPLICED:
+                if nbytes == self._limit:
+                    self._give_way()
+                else:
+                    self._read_short()
             return
         if stage is _Stage.CLOSED:
             return
@@ -338,16 +352,34 @@ class RelaySocket(asyncio.BufferedProtocol):
     def _give_way(self) -> None:
         """The read filled its buffer, so more is waiting, and uvloop (libuv) would read
         this socket again at once, up to 32 times, before serving any other socket. A
-        bulk copy gives the other sessions a turn here (relay.QUANTUM): it is read again
-        once the loop has served whatever else is ready. A session that sends less than
-        a read's worth at a time (a desktop) never waits for this: its reads end short
-        and the loop moves on by itself."""
+        bulk copy gives the other sessions a turn here (relay.QUANTUM): it waits in the
+        listener's queue (relay_port.ReadBuffer.turn) and is read again once the loop
+        has served whatever else is ready. A session that sends less than a read's worth
+        at a time (a desktop) never waits for this: its reads end short and the loop
+        moves on by itself."""
         self._pause()
-        asyncio.get_running_loop().call_soon(self._next_turn)
+        self._full_at = self._loop.time()
+        if not self._queued:  # it is, if its peer's resume_writing resumed it meanwhile
+            self._queued = True
+            self._reads.wait_turn(self)
 
-    def _next_turn(self) -> None:
+    def _read_short(self) -> None:
+        """A read that did not fill its buffer. From a socket that filled none lately,
+        a light session's: the heavy ones share their turns while it is about."""
+        now = self._loop.time()
+        if now - self._full_at > LIGHT_WINDOW:
+            self._reads.light_at = now
+            self._limit = READ
+
+    def take_turn(self, limit: int) -> bool:
+        """Read again, at most ``limit`` a read; False if this socket is not to be read
+        (gone, cut, or its peer's buffer full: the peer's resume_writing resumes it)."""
+        self._limit = limit
+        self._queued = False
         if self._stage is _Stage.SPLICED and self._to is not None and not self._to._paused_writing:
             self._resume()
+            return True
+        return False
 
     def _pass(self, buf: bytearray, available: int) -> None:
         """Every whole frame in ``buf[:available]``, unmasked, to the other end in one
@@ -597,4 +629,4 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
         waiter.set_result(None)
 
 
-__all__ = ["CLOSE_GRACE", "MAX_REQUEST", "READ", "RelaySocket"]
+__all__ = ["CLOSE_GRACE", "LIGHT_WINDOW", "MAX_REQUEST", "READ", "RelaySocket"]
