@@ -18,7 +18,7 @@ from websockets.speedups import apply_mask
 
 from fjernhjelp.server import relay_listener
 from fjernhjelp.server.relay import MAX_MESSAGE, Direction, Role, _Pair
-from fjernhjelp.server.relay_listener import READ, RelaySocket, _Stage
+from fjernhjelp.server.relay_listener import LIGHT_BYTES, LIGHT_WINDOW, READ, RelaySocket, _Stage
 from fjernhjelp.server.relay_port import SHARED_TURN, ReadBuffer
 from tests.asyncrun import run_async
 
@@ -107,6 +107,13 @@ def _read(sock: RelaySocket, data: bytes) -> int:
     return _read_full(sock, data)[0]
 
 
+def _quiet_window(sock: RelaySocket, sent: int = 0) -> None:
+    """As if the socket's last window (LIGHT_WINDOW) had ended with ``sent`` bytes read:
+    its next read weighs it (no waiting in a test)."""
+    sock._window_at = sock._loop.time() - LIGHT_WINDOW
+    sock._window_bytes = sent
+
+
 def _read_full(sock: RelaySocket, data: bytes) -> tuple[int, bool]:
     """As _read, and whether the read filled the buffer the socket offered."""
     view = sock.get_buffer(-1)
@@ -165,8 +172,16 @@ async def test_heavy_sockets_share_one_smaller_turn_while_a_light_session_is_abo
     assert copy(a) == (READ, True) and copy(c) == (READ, True)
     await asyncio.sleep(0)
     assert not ta.paused and not tc.paused
-    # The desktop sends a frame (a short read): from now on, one heavy socket is read per
-    # pass of the loop, in turn, and a smaller read, while the desktop is never paused.
+    # A socket is heavy until its first window is over: the desktop's first frame
+    # changes nothing.
+    _read(e, _frame(0x82, b"f" * 3000))
+    assert copy(a) == (READ, True) and copy(c) == (READ, True)
+    await asyncio.sleep(0)
+    assert not ta.paused and not tc.paused
+    # Once a window shows it sends little, the desktop's frames make the heavy sockets
+    # share their turns: one is read per pass of the loop, in turn, and a smaller read,
+    # while the desktop is never paused.
+    _quiet_window(e, 3000)
     _read(e, _frame(0x82, b"f" * 3000))
     assert not te.paused and te.pauses == 0
     assert copy(a) == (READ, True) and copy(c) == (READ, True)
@@ -184,7 +199,16 @@ async def test_heavy_sockets_share_one_smaller_turn_while_a_light_session_is_abo
     for out in (tb.out, td.out):
         passed = _server_frames(bytes(out))
         assert passed and all(frame == (0x82, payload) for frame in passed)
-    assert _server_frames(bytes(tf.out)) == [(0x82, b"f" * 3000)] * 7
+    assert _server_frames(bytes(tf.out)) == [(0x82, b"f" * 3000)] * 8
+    # A light socket that sends a window's worth is heavy at once, and once no light
+    # session has sent within a window, the copies are read a full read each again.
+    while e._light:
+        _read(e, _frame(0x82, b"f" * 16_000))
+    assert e._window_bytes >= LIGHT_BYTES
+    reads.light_at -= LIGHT_WINDOW
+    await asyncio.sleep(0)
+    assert not ta.paused and not tc.paused
+    assert copy(a) == (READ, True) and copy(c) == (READ, True)
     for sock in (a, b, c, d, e, f):
         sock.connection_lost(None)
 
@@ -195,6 +219,7 @@ async def test_a_closed_or_blocked_socket_gives_its_turn_to_the_next() -> None:
     c, tc, d, _, _ = await _pair(reads)
     e, _, f, _, _ = await _pair(reads)
     bulk = _frame(0x82, os.urandom(16 * 1024)) * 10
+    _quiet_window(e)
     _read(e, _frame(0x82, b"f" * 300))  # a light session is about
     assert _read_full(a, bulk)[1] and _read_full(c, bulk)[1]
     a.connection_lost(None)  # gone while it waited: c has the turn
