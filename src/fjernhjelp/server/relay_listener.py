@@ -20,6 +20,11 @@ ends it as on the main port. Buffering is bounded per direction: while the recei
 socket's write buffer is over its high-water mark (64 KiB) the sending socket is not
 read, so one read (at most 64 KiB) and one partial frame is the most a session holds.
 
+Fairness: a socket whose read fills its buffer (a bulk copy) waits for the loop's next
+pass before it is read again; while a light session (a desktop: under 4 MiB/s) is
+about, the waiting sockets take turns, one 16 KiB read per pass (relay_port.ReadBuffer),
+so a desktop's frame waits behind one small read, not a full read of every copy.
+
 The request and each frame's header are judged by server/wsframes.py (RFC 6455, fail
 closed: unmasked, RSV bits, unknown opcodes, long or fragmented control frames, a broken
 fragmentation, a malformed close: 1002, the offender told so; sizes from the header).
