@@ -6,7 +6,8 @@ stream"): the agent's end sends frame updates 30 times a second, each split into
 records of at most 16 KiB (default 19.5 KB an update, the moving-window scene's size),
 and the technician's end sends 64-byte input messages 20 times a second. Latency is from
 the agent's end starting a frame to the technician's end holding all of it, both ends in
-this process (one clock). The bulk copies push 16 KiB records one way as fast as the relay
+this process (one clock); the sessions' frames are spread evenly over the 1/30 s period
+(PHASES). The bulk copies push 16 KiB records one way as fast as the relay
 takes them, from a process of their own (so they compete for the server, not for this
 process's event loop). Server: a real ``fjernhjelp serve`` (bench/_relay_rig.py).
 
@@ -19,7 +20,7 @@ CPU is told apart from the relay's: the bare relay under the same load is the ya
 
 Run: make bench-relay
      (= .venv/bin/python bench/relay_load.py [--sessions 50] [--seconds 10] [--bulk 2]
-        [--relay main|lean|bare|all] [--bulk-nice 19|0])
+        [--relay main|lean|bare|all] [--bulk-nice 19|0] [--phases even|connect])
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ from bench._relay_rig import (
 
 RECORD = 16 * 1024
 FPS = 30
+# PHASES: where in the 1/FPS period each session's frames fall. "even" (the default since
+# 2026-12-06): session i of n at i/n of the period, as independent desktops would be
+# (one frame every 0.67 ms for 50 sessions). "connect": each session's clock starts when
+# its connect returns, as before: on the lean listener, which answers the upgrade at
+# once, the 50 clocks started within ~3.5 ms of each other, so every 33 ms the 50 frames
+# came as one ~1 MB burst that queued in this process, and that queue was most of the
+# lean listener's "quiet" latency (docs/BENCHMARKS.md, "The relay under load", 15:40).
+PHASES = ("even", "connect")
 INPUT_HZ = 20
 # No keepalive pings: on a loaded machine a late pong would end a session mid-run.
 OPTIONS = {"compression": None, "max_size": 1 << 20, "ping_interval": None}
@@ -73,7 +82,13 @@ class Samples:
 
 
 async def desktop(
-    server: Server, ticket: Ticket, index: int, frame: int, samples: Samples, stop: asyncio.Event
+    server: Server,
+    ticket: Ticket,
+    index: int,
+    frame: int,
+    samples: Samples,
+    stop: asyncio.Event,
+    phase: float | None = None,
 ) -> None:
     url = server.url(ticket.session_id)
     async with (
@@ -87,6 +102,12 @@ async def desktop(
 
         async def frames() -> None:
             tick = time.perf_counter()
+            if phase is not None:
+                # This session's frames fall at its own point of the 1/FPS period (see
+                # PHASES), from its first such point after now.
+                period = 1 / FPS
+                tick = phase + period * (1 + (tick - phase) // period)
+                await asyncio.sleep(max(0.0, tick - time.perf_counter()))
             while not stop.is_set():
                 stamp = struct.pack("!d", time.perf_counter())
                 await agent.send(stamp + records[0][8:])
@@ -208,8 +229,19 @@ async def _run(
 ) -> dict[str, object]:
     samples = Samples()
     stop = asyncio.Event()
+    epoch = time.perf_counter()
     sessions = [
-        asyncio.create_task(desktop(server, t, i, args.frame, samples, stop))
+        asyncio.create_task(
+            desktop(
+                server,
+                t,
+                i,
+                args.frame,
+                samples,
+                stop,
+                epoch + i / len(desk) / FPS if args.phases == "even" else None,
+            )
+        )
         for i, t in enumerate(desk)
     ]
     await asyncio.sleep(2)  # every session connected and at its pace
@@ -244,7 +276,7 @@ async def _run(
         f"[{server.name}] {args.sessions} desktop sessions ({args.frame} B frames at {FPS} fps, "
         f"64 B input at {INPUT_HZ}/s) through one node; frame latency, agent end to technician end:"
     )
-    print(f"  mode: {_mode(args.bulk_nice)}")
+    print(f"  mode: {_mode(args.bulk_nice)}; the sessions' frame clocks: {args.phases}")
     for name, s in (("quiet relay", quiet), (f"with {args.bulk} bulk copies", loaded)):
         print(
             f"  {name:22s} median {s['median_ms']:6.2f} ms   p95 {s['p95_ms']:6.2f} ms   "
@@ -273,6 +305,7 @@ async def _run(
         "bulk": bulk,
         "cores": {"quiet": quiet_cores, "loaded": loaded_cores},
         "bulk_nice": args.bulk_nice,
+        "phases": args.phases,
     }
     print(json.dumps(result))
     return result
@@ -305,6 +338,13 @@ def main() -> None:
         type=int,
         default=19,
         help="CPU priority of the bulk copies' process: 19 (default) or 0, the old mode",
+    )
+    parser.add_argument(
+        "--phases",
+        choices=PHASES,
+        default="even",
+        help="the sessions' frames spread evenly over the period (default), or each "
+        "session's clock from its connect (the old mode; clusters on the lean listener)",
     )
     args = parser.parse_args()
     relays = ["main", "lean", "bare"] if args.relay == "all" else [args.relay]

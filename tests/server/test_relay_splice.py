@@ -1,6 +1,7 @@
 """The lean listener's spliced path (server/relay_listener.py) driven read by read, with
 no socket: what passes, the checks of its fast path for tunnel records, and when a
-socket gives the other sessions a turn (interleaving, not timing)."""
+socket gives the other sessions a turn, and how the heavy ones share their turns while
+a light session is about (relay_port.ReadBuffer; interleaving, not timing)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from websockets.speedups import apply_mask
 
 from fjernhjelp.server import relay_listener
 from fjernhjelp.server.relay import MAX_MESSAGE, Direction, Role, _Pair
-from fjernhjelp.server.relay_listener import READ, RelaySocket, _Stage
-from fjernhjelp.server.relay_port import ReadBuffer
+from fjernhjelp.server.relay_listener import LIGHT_BYTES, LIGHT_WINDOW, READ, RelaySocket, _Stage
+from fjernhjelp.server.relay_port import SHARED_TURN, ReadBuffer
 from tests.asyncrun import run_async
 
 
@@ -80,9 +81,11 @@ def _server_frames(out: bytes) -> list[tuple[int, bytes]]:
     return frames
 
 
-async def _pair() -> tuple[RelaySocket, Transport, RelaySocket, Transport, _Pair]:
+async def _pair(
+    reads: ReadBuffer | None = None,
+) -> tuple[RelaySocket, Transport, RelaySocket, Transport, _Pair]:
     state: Any = SimpleNamespace()
-    reads = ReadBuffer()
+    reads = reads or ReadBuffer()
     pair = _Pair("s1")
     ends = []
     for _ in range(2):
@@ -101,11 +104,23 @@ async def _pair() -> tuple[RelaySocket, Transport, RelaySocket, Transport, _Pair
 
 def _read(sock: RelaySocket, data: bytes) -> int:
     """One read of what the socket's buffer takes of ``data``, as the loop does it."""
+    return _read_full(sock, data)[0]
+
+
+def _quiet_window(sock: RelaySocket, sent: int = 0) -> None:
+    """As if the socket's last window (LIGHT_WINDOW) had ended with ``sent`` bytes read:
+    its next read weighs it (no waiting in a test)."""
+    sock._window_at = sock._loop.time() - LIGHT_WINDOW
+    sock._window_bytes = sent
+
+
+def _read_full(sock: RelaySocket, data: bytes) -> tuple[int, bool]:
+    """As _read, and whether the read filled the buffer the socket offered."""
     view = sock.get_buffer(-1)
     n = min(len(view), len(data))
     view[:n] = data[:n]
     sock.buffer_updated(n)
-    return n
+    return n, n == len(view)
 
 
 async def test_records_pass_whole_and_a_full_read_gives_the_others_a_turn() -> None:
@@ -118,9 +133,9 @@ async def test_records_pass_whole_and_a_full_read_gives_the_others_a_turn() -> N
     # A bulk copy with more waiting than one read takes: each full read pauses the
     # socket, and it is read again only on the loop's next turn.
     while at < len(stream):
-        n = _read(a, stream[at:])
+        n, full = _read_full(a, stream[at:])
         at += n
-        if n == READ:
+        if full:
             assert ta.paused, "a full read must give the other sessions a turn"
             await asyncio.sleep(0)
             assert not ta.paused
@@ -132,6 +147,93 @@ async def test_records_pass_whole_and_a_full_read_gives_the_others_a_turn() -> N
     assert not pair.done.is_set()
     a.connection_lost(None)
     b.connection_lost(None)
+
+
+async def test_heavy_sockets_share_one_smaller_turn_while_a_light_session_is_about() -> None:
+    reads = ReadBuffer()
+    a, ta, b, tb, _ = await _pair(reads)  # a bulk copy from a
+    c, tc, d, td, _ = await _pair(reads)  # another from c
+    e, te, f, tf, _ = await _pair(reads)  # a desktop from e
+    payload = os.urandom(16 * 1024)
+    bulk = _frame(0x82, payload) * 40
+    sent = {a: 0, c: 0}
+
+    def copy(sock: RelaySocket) -> tuple[int, bool]:
+        n, full = _read_full(sock, bulk[sent[sock] :])
+        sent[sock] += n
+        return n, full
+
+    # Bulk copies alone: each full read waits for the loop's next pass, and then both
+    # are read again, a full read each (as before the turns were shared).
+    assert copy(a) == (READ, True) and copy(c) == (READ, True)
+    assert ta.paused and tc.paused
+    await asyncio.sleep(0)
+    assert not ta.paused and not tc.paused
+    assert copy(a) == (READ, True) and copy(c) == (READ, True)
+    await asyncio.sleep(0)
+    assert not ta.paused and not tc.paused
+    # A socket is heavy until its first window is over: the desktop's first frame
+    # changes nothing.
+    _read(e, _frame(0x82, b"f" * 3000))
+    assert copy(a) == (READ, True) and copy(c) == (READ, True)
+    await asyncio.sleep(0)
+    assert not ta.paused and not tc.paused
+    # Once a window shows it sends little, the desktop's frames make the heavy sockets
+    # share their turns: one is read per pass of the loop, in turn, and a smaller read,
+    # while the desktop is never paused.
+    _quiet_window(e, 3000)
+    _read(e, _frame(0x82, b"f" * 3000))
+    assert not te.paused and te.pauses == 0
+    assert copy(a) == (READ, True) and copy(c) == (READ, True)
+    turns = []
+    for _ in range(6):
+        await asyncio.sleep(0)
+        resumed = [sock for sock, t in ((a, ta), (c, tc)) if not t.paused]
+        assert len(resumed) == 1, "one heavy socket a pass"
+        turns.append(resumed[0])
+        assert copy(resumed[0]) == (SHARED_TURN, True)
+        _read(e, _frame(0x82, b"f" * 3000))  # the desktop goes on
+        assert not te.paused
+    assert turns == [a, c] * 3, "in turn"
+    # What each copy sent passed whole, in order; the desktop's frames all passed.
+    for out in (tb.out, td.out):
+        passed = _server_frames(bytes(out))
+        assert passed and all(frame == (0x82, payload) for frame in passed)
+    assert _server_frames(bytes(tf.out)) == [(0x82, b"f" * 3000)] * 8
+    # A light socket that sends a window's worth is heavy at once, and once no light
+    # session has sent within a window, the copies are read a full read each again.
+    while e._light:
+        _read(e, _frame(0x82, b"f" * 16_000))
+    assert e._window_bytes >= LIGHT_BYTES
+    reads.light_at -= LIGHT_WINDOW
+    await asyncio.sleep(0)
+    assert not ta.paused and not tc.paused
+    assert copy(a) == (READ, True) and copy(c) == (READ, True)
+    for sock in (a, b, c, d, e, f):
+        sock.connection_lost(None)
+
+
+async def test_a_closed_or_blocked_socket_gives_its_turn_to_the_next() -> None:
+    reads = ReadBuffer()
+    a, _, b, _, _ = await _pair(reads)
+    c, tc, d, _, _ = await _pair(reads)
+    e, _, f, _, _ = await _pair(reads)
+    bulk = _frame(0x82, os.urandom(16 * 1024)) * 10
+    _quiet_window(e)
+    _read(e, _frame(0x82, b"f" * 300))  # a light session is about
+    assert _read_full(a, bulk)[1] and _read_full(c, bulk)[1]
+    a.connection_lost(None)  # gone while it waited: c has the turn
+    await asyncio.sleep(0)
+    assert not tc.paused
+    n, full = _read_full(c, bulk[READ:])
+    assert full and n == SHARED_TURN
+    d.pause_writing()  # c's peer is full: c is not read until it is emptied
+    await asyncio.sleep(0)
+    assert tc.paused and not reads.waiting
+    d.resume_writing()
+    assert not tc.paused
+    for sock in (b, c, d, e, f):
+        sock.connection_lost(None)
 
 
 async def test_the_fast_path_keeps_every_check() -> None:
