@@ -30,7 +30,6 @@ their key is refused 429, and the node with too many 503 (ws_guard.py), noted as
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import time
@@ -42,6 +41,7 @@ from starlette.websockets import WebSocketDisconnect
 from fjernhjelp.server import wsframes
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.security import client_address
+from fjernhjelp.server.transport_calls import TransportCalls, wake
 from fjernhjelp.server.ws_guard import (
     PROTOCOL_MAX_MESSAGE,
     Cap,
@@ -106,7 +106,7 @@ class Links:
         self.handlers: set[asyncio.Task[None]] = set()
 
 
-class ControlSocket(asyncio.Protocol):
+class ControlSocket(TransportCalls, asyncio.Protocol):
     """One connection to the lean agent listener: upgrade, then a control link."""
 
     __slots__ = (
@@ -242,15 +242,15 @@ class ControlSocket(asyncio.Protocol):
         if self._code is None:
             self._code = _ABNORMAL
         self._buf = bytearray()
-        _wake(self._waiter)
-        _wake(self._drain)
+        wake(self._waiter)
+        wake(self._drain)
 
     def pause_writing(self) -> None:
         self._paused_writing = True
 
     def resume_writing(self) -> None:
         self._paused_writing = False
-        _wake(self._drain)
+        wake(self._drain)
 
     # -- the listener's keepalive sweep ------------------------------------------------
 
@@ -383,7 +383,7 @@ class ControlSocket(asyncio.Protocol):
         if len(self._inbox) >= INBOX_MAX and not self._paused_reading:
             self._paused_reading = True
             self._pause()
-        _wake(self._waiter)
+        wake(self._waiter)
 
     def _peer_closed(self, payload: bytes) -> None:
         code = int.from_bytes(payload[:2], "big") if payload else _NO_STATUS
@@ -395,7 +395,7 @@ class ControlSocket(asyncio.Protocol):
         self._stage = _Stage.CLOSING
         assert self._transport is not None
         self._transport.close()  # both close frames are out: the server closes TCP
-        _wake(self._waiter)
+        wake(self._waiter)
 
     # -- closing -----------------------------------------------------------------------
 
@@ -407,8 +407,8 @@ class ControlSocket(asyncio.Protocol):
         self._write(wsframes.close_frame(code, reason))
         self._resume()  # read on, for the peer's close frame
         self._timer = asyncio.get_running_loop().call_later(CLOSE_GRACE, self._abort)
-        _wake(self._waiter)
-        _wake(self._drain)
+        wake(self._waiter)
+        wake(self._drain)
 
     def _fail(self, code: int, reason: str) -> None:
         """The peer broke the protocol: close with ``code``; its frames are not read."""
@@ -426,27 +426,6 @@ class ControlSocket(asyncio.Protocol):
     def _abort(self) -> None:
         if self._transport is not None and self._stage is not _Stage.CLOSED:
             self._transport.abort()
-
-    # -- the socket --------------------------------------------------------------------
-
-    def _write(self, data: bytes) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
-
-    def _pause(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.pause_reading()
-
-    def _resume(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            with contextlib.suppress(RuntimeError):  # not paused: nothing to resume
-                self._transport.resume_reading()
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
 
 
 def factory(hub: AgentHub, links: Links) -> Callable[[], ControlSocket]:

@@ -63,6 +63,7 @@ from fjernhjelp.server.relay import (
 )
 from fjernhjelp.server.relay_endpoint import AUTH_TIMEOUT, REFUSED
 from fjernhjelp.server.security import client_address
+from fjernhjelp.server.transport_calls import TransportCalls, wake
 from fjernhjelp.server.ws_guard import RELAY_JOIN_MAX, TOO_BIG, Cap
 from fjernhjelp.server.wsframes import MAX_REQUEST
 
@@ -114,7 +115,7 @@ class _Refused(Exception):
         self.reason = reason
 
 
-class RelaySocket(asyncio.BufferedProtocol):
+class RelaySocket(TransportCalls, asyncio.BufferedProtocol):
     """One relay socket on the lean listener: upgrade, join, then one end of the relay."""
 
     def __init__(self, state: AppState, endpoint: RelayEndpoint, reads: ReadBuffer) -> None:
@@ -227,7 +228,7 @@ class RelaySocket(asyncio.BufferedProtocol):
         self._paused_writing = False
         if self._to is not None and self._to._stage is _Stage.SPLICED:
             self._to._resume()
-        _wake(self._writable)
+        wake(self._writable)
 
     # -- the upgrade and the join ------------------------------------------------------
 
@@ -514,7 +515,7 @@ class RelaySocket(asyncio.BufferedProtocol):
                 break
         if self._inbox:
             self._pause()
-        _wake(self._readable)
+        wake(self._readable)
 
     def _next_data_frame(self) -> bool | None:
         buf = self._buf
@@ -552,8 +553,8 @@ class RelaySocket(asyncio.BufferedProtocol):
     def _end(self, why: EndClosed) -> None:
         if self._ended is None:
             self._ended = why
-        _wake(self._readable)
-        _wake(self._writable)
+        wake(self._readable)
+        wake(self._writable)
 
     # -- closing -----------------------------------------------------------------------
 
@@ -620,28 +621,11 @@ class RelaySocket(asyncio.BufferedProtocol):
 
     # -- the socket --------------------------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
-
     def _write_all(self, data: list[bytes]) -> None:
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.writelines(data)  # uvloop writes them with one writev, unjoined
 
-    def _pause(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.pause_reading()
-
-    def _resume(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
 
 
 __all__ = ["CLOSE_GRACE", "LIGHT_WINDOW", "MAX_REQUEST", "READ", "RelaySocket"]
