@@ -48,6 +48,7 @@ from fjernhjelp.server.ws_guard import (
     busy_response_headers,
     count_busy_refusal,
 )
+from fjernhjelp.server.wsframes import BINARY, CLOSE, PING, PONG, TEXT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,13 +66,6 @@ CLOSE_GRACE = 2.0  # after our close frame, how long the peer has to answer it
 # takes them (an agent that floods its link waits in its own TCP window).
 INBOX_MAX = 8
 
-_TEXT, _BINARY, _CLOSE, _PING, _PONG = (
-    wsframes.TEXT,
-    wsframes.BINARY,
-    wsframes.CLOSE,
-    wsframes.PING,
-    wsframes.PONG,
-)
 _NO_STATUS = 1005  # RFC 6455: a close frame without a code
 _ABNORMAL = 1006  # RFC 6455: the connection ended without a close frame
 _INVALID_DATA = 1007
@@ -143,7 +137,7 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         self._stage = _Stage.REQUEST
         self._buf = bytearray()
         self._frames = wsframes.FrameReader(PROTOCOL_MAX_MESSAGE)
-        self._kind = _TEXT  # the opcode of the message being reassembled
+        self._kind = TEXT  # the opcode of the message being reassembled
         self._parts: list[bytes] = []
         self._inbox: deque[str | bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None  # receive()'s
@@ -196,7 +190,7 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         if self._stage is not _Stage.OPEN:
             raise WebSocketDisconnect(self._code or _ABNORMAL)
         data = text.encode("utf-8")
-        self._write(wsframes.header(0x80 | _TEXT, len(data)) + data)
+        self._write(wsframes.header(0x80 | TEXT, len(data)) + data)
         while self._paused_writing and self._stage is _Stage.OPEN:
             self._drain = asyncio.get_running_loop().create_future()
             try:
@@ -268,7 +262,7 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
                     self._abort()
             elif silent > IDLE:
                 self.pinged = True
-                self._write(wsframes.header(0x80 | _PING, 0))
+                self._write(wsframes.header(0x80 | PING, 0))
 
     def going_away(self) -> None:
         """The node stops: 1001, as `websockets` and uvicorn say it."""
@@ -350,7 +344,7 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
                 return
             first, payload = frame
             opcode = first & 0x0F
-            if opcode <= _BINARY:
+            if opcode <= BINARY:
                 if self._stage is not _Stage.OPEN:
                     continue  # after our close frame, data is dropped
                 if opcode:
@@ -363,17 +357,17 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
                     payload = b"".join(self._parts)
                     self._parts = []
                 self._deliver(payload)
-            elif opcode == _PING:
+            elif opcode == PING:
                 if self._stage is _Stage.OPEN:
-                    self._write(wsframes.header(0x80 | _PONG, len(payload)) + payload)
-            elif opcode == _CLOSE:
+                    self._write(wsframes.header(0x80 | PONG, len(payload)) + payload)
+            elif opcode == CLOSE:
                 self._peer_closed(payload)
                 return
             # A pong: the peer is alive, which data_received noted.
 
     def _deliver(self, payload: bytes) -> None:
         message: str | bytes = payload
-        if self._kind == _TEXT:
+        if self._kind == TEXT:
             try:
                 message = payload.decode("utf-8")
             except UnicodeDecodeError:
@@ -389,7 +383,7 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         code = int.from_bytes(payload[:2], "big") if payload else _NO_STATUS
         if self._stage is _Stage.OPEN:
             # Answered with its own code (RFC 6455 section 5.5.1), none if it gave none.
-            self._write(wsframes.header(0x80 | _CLOSE, min(len(payload), 2)) + payload[:2])
+            self._write(wsframes.header(0x80 | CLOSE, min(len(payload), 2)) + payload[:2])
         if self._code is None:
             self._code = code
         self._stage = _Stage.CLOSING
