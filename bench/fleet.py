@@ -1,6 +1,8 @@
 """A fleet of simulated agents across nodes behind HAProxy: memory per idle agent, server
 CPU per (re)connect, and time back after a node restart, each as a ratio to bare
-`websockets` servers run the same way in the same run.
+`websockets` servers run the same way in the same run; then the relay's latency under
+load (bench/relay_load.py: 50 desktop sessions with 2 bulk copies, the lean relay
+listener against a bare `websockets` relay).
 
 - The fjernhjelp nodes are real `fjernhjelp serve` processes sharing PostgreSQL and Redis.
 - The agents are real control-link logins (challenge checked against the pinned server key,
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,6 +45,7 @@ from sqlalchemy.pool import NullPool
 from tests.e2e.conftest import ServerProcess, free_port, start_server
 from tests.portal.world import build_world
 
+from bench import relay_load
 from fjernhjelp.agent.backoff import STABLE_AFTER
 from fjernhjelp.config import Settings
 from fjernhjelp.db import migrate
@@ -464,7 +468,9 @@ def fjernhjelp_node(tmp: Path, database_url: str, name: str) -> Callable[[int | 
     return start
 
 
-def report(n: int, nodes: int, bare: Figures, ours: Figures) -> None:
+def report(
+    n: int, nodes: int, bare: Figures, ours: Figures, relay: list[dict[str, Any]] | None
+) -> None:
     def row(label: str, b: float, o: float, unit: str, scale: float = 1.0) -> None:
         print(f"{label:<44} {b * scale:9.2f} {o * scale:9.2f} {unit:<5} ratio {o / b:5.2f}")
 
@@ -479,6 +485,23 @@ def report(n: int, nodes: int, bare: Figures, ours: Figures) -> None:
         ours.back_after_restart,
         "s",
     )
+    if relay:
+        # bench/relay_load.py's run: the lean relay listener and a bare websockets relay,
+        # 50 desktop sessions, then with 2 bulk copies (each against its own quiet run).
+        by = {r["relay"]: r for r in relay}
+        lean, plain = by["lean"], by["bare"]
+        row(
+            "relay: desktop frame latency, 2 bulk copies",
+            plain["loaded"]["median_ms"],
+            lean["loaded"]["median_ms"],
+            "ms",
+        )
+        row(
+            "  the same as a ratio to its quiet relay",
+            plain["loaded"]["median_ms"] / plain["quiet"]["median_ms"],
+            lean["loaded"]["median_ms"] / lean["quiet"]["median_ms"],
+            "x",
+        )
 
 
 def main() -> None:
@@ -488,6 +511,12 @@ def main() -> None:
     parser.add_argument("--swarms", type=int, default=4)
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--profile", type=Path, default=None, help="py-spy output directory")
+    parser.add_argument(
+        "--relay-seconds",
+        type=float,
+        default=10,
+        help="each phase of the relay's latency under load (bench/relay_load.py); 0: none",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fjh-fleet-"))
     try:
@@ -520,7 +549,12 @@ def main() -> None:
             finally:
                 for node in ours_nodes:
                     node.stop()
-        report(args.agents, args.nodes, bare, ours)
+        relay = None
+        if args.relay_seconds > 0:
+            progress("the relay under load: the lean listener, then a bare websockets relay")
+            relay_args = relay_load.parser().parse_args(["--seconds", str(args.relay_seconds)])
+            relay = relay_load.measure(relay_args, ["lean", "bare"])
+        report(args.agents, args.nodes, bare, ours, relay)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

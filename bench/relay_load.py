@@ -323,10 +323,7 @@ def _mode(nice: int) -> str:
     )
 
 
-def main() -> None:
-    if sys.argv[1:2] == ["--bulk-child"]:
-        asyncio.run(_bulk_child(json.loads(sys.argv[2])))
-        return
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--bulk", type=int, default=2)
@@ -346,8 +343,12 @@ def main() -> None:
         help="the sessions' frames spread evenly over the period (default), or each "
         "session's clock from its connect (the old mode; clusters on the lean listener)",
     )
-    args = parser.parse_args()
-    relays = ["main", "lean", "bare"] if args.relay == "all" else [args.relay]
+    return parser
+
+
+def measure(args: argparse.Namespace, relays: list[str]) -> list[dict[str, object]]:
+    """Each relay's run (``_run``'s result), one after the other; bench/fleet.py calls
+    this too, for its row of the relay's latency under load."""
     results = []
     with bench_site() as (site, machine_id):
         for relay in relays:
@@ -362,6 +363,16 @@ def main() -> None:
                 results.append(asyncio.run(_run(args, server, desk, heavy)))
             finally:
                 server.stop()
+    return results
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--bulk-child"]:
+        asyncio.run(_bulk_child(json.loads(sys.argv[2])))
+        return
+    args = parser().parse_args()
+    relays = ["main", "lean", "bare"] if args.relay == "all" else [args.relay]
+    results = measure(args, relays)
     if len(results) > 1:
         print(
             "median frame latency with the bulk copies, as a ratio to the quiet relay "
