@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from fjernhjelp.audit.models import AuditEvent
@@ -421,3 +422,30 @@ def test_a_peer_pinging_without_reading_is_dropped_before_it_costs(  # type: ign
         _until(lambda: state.unauthenticated_sockets.count_all() == 0)
         _until(lambda: app.state.access.hub.admission.in_progress == 0)
     state.engine.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AgentHub.serve_admitted writes the presence outside the link's try: asked of "
+    "the lead (control-review), agent_hub.py is not this branch's to change",
+)
+def test_a_presence_write_that_fails_leaves_no_link_behind(node, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Redis away at a login's presence write (BatchFailed): the link was already in the
+    hub's table and stayed there for good, dialled as online, its departure never
+    written; the agent only saw 1011."""
+    state, app, address = node
+    hub = app.state.access.hub
+    with state.readers() as db:
+        ((machine, key),) = _machines(db, 1)
+
+    async def away(machine_ids: object) -> None:
+        raise ConnectionError("Redis away")
+
+    monkeypatch.setattr(hub.cluster, "refresh", away)
+    with (
+        connect(f"ws://{address}/agent/control", compression=None) as ws,
+        pytest.raises(ConnectionClosed),
+    ):
+        _login(ws, state, machine.id, key)
+    assert machine.id not in hub.links
+    _until(lambda: _actions(state, machine.id) == ["agent.connect", "agent.disconnect"])
