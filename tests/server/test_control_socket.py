@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import tracemalloc
 import uuid
 from collections.abc import Iterator
 
@@ -449,3 +450,27 @@ def test_a_presence_write_that_fails_leaves_no_link_behind(node, monkeypatch) ->
         _login(ws, state, machine.id, key)
     assert machine.id not in hub.links
     _until(lambda: _actions(state, machine.id) == ["agent.connect", "agent.disconnect"])
+
+
+def test_a_message_in_tiny_fragments_costs_no_more_than_its_bytes() -> None:
+    """The byte limit counts payload: a message sent two bytes a fragment (or as empty
+    fragments without end) was kept as an object per fragment, ~20 times its bytes,
+    on each of the node's thousands of sockets that may wait for a login."""
+
+    async def attack() -> None:
+        sock, _, hub, links = _upgraded()
+        fragments = wsframe(0x01, b"{}") + wsframe(0x00, b"  ") * 30_000 + wsframe(0x00, b"")
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for at in range(0, len(fragments), 65536):
+                sock.data_received(fragments[at : at + 65536])
+            kept = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert kept < 256 * 1024, kept
+        sock.data_received(wsframe(0x80, b"!"))
+        await _ended(sock, hub, links)  # the hub's handler took what came before the end
+        assert hub.messages == ["{}" + "  " * 30_000 + "!"]
+
+    LOOP.run(attack())
