@@ -412,14 +412,16 @@ def test_a_peer_pinging_without_reading_is_dropped_before_it_costs(  # type: ign
         raw = Raw(f"127.0.0.1:{port}")
         raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         assert raw.upgrade().startswith(b"HTTP/1.1 101 ")
+        # No timeout of the client's own: at nice 19 on a loaded machine the node reads
+        # the first MiBs slowly, and a send that waits is not the node dropping it (a
+        # node that stopped reading and never dropped it is pytest-timeout's to catch).
+        raw.sock.settimeout(None)
         pings = _frame(0x89, b"p" * 125) * 8192  # 1 MiB
         sent = 0
-        with pytest.raises(OSError) as dropped:
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
             while sent < 64 << 20:
                 raw.sock.sendall(pings)
                 sent += len(pings)
-        # Dropped, not merely no longer read (the socket's own timeout is an OSError too).
-        assert not isinstance(dropped.value, TimeoutError), sent
         _until(lambda: state.unauthenticated_sockets.count_all() == 0)
         _until(lambda: app.state.access.hub.admission.in_progress == 0)
     state.engine.dispose()
