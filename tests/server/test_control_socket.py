@@ -5,8 +5,10 @@ node's stop."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import tracemalloc
 import uuid
 from collections.abc import Iterator
 
@@ -14,6 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from fjernhjelp.audit.models import AuditEvent
@@ -21,8 +25,13 @@ from fjernhjelp.control import statements
 from fjernhjelp.control.messages import b64, unb64
 from fjernhjelp.server import agent_listener, control_socket, probes
 from fjernhjelp.server.app import create_app
+from fjernhjelp.server.control_socket import INBOX_MAX, ControlSocket, Links
 from fjernhjelp.server.state import build_state
 from tests.conftest import test_settings as settings_for
+from tests.fuzz.harness import LOOP
+from tests.fuzz.targets_control_socket import _Hub
+from tests.fuzz.targets_ws import _BROWSER, _request, _Transport
+from tests.fuzz.targets_ws import _frame as wsframe
 from tests.server.test_agent_listener import _login, _port, _until
 from tests.server.test_login_batches import _machines
 from tests.server.test_relay_listener import _frame, _http_answer
@@ -292,3 +301,178 @@ def test_a_request_sent_a_byte_at_a_time_is_dropped_when_its_time_is_up() -> Non
         assert not transport.closing
     sock.check(start + control_socket.REQUEST_TIMEOUT + 0.1)
     assert transport.closing and not transport.out
+
+
+# -- a peer that does not read what the server writes ------------------------------------
+#
+# Driven on a transport of the test's own (tests/fuzz/targets_ws.py's, which tells an abort
+# from a close here): asyncio calls pause_writing once our unsent bytes pass its high-water
+# mark, and a peer that never reads is one whose bytes are never sent.
+
+
+class _Spied(_Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted = asyncio.Event()
+
+    def abort(self) -> None:
+        self.closing = True
+        self.aborted.set()
+
+
+def _upgraded() -> tuple[ControlSocket, _Spied, _Hub, Links]:
+    hub, links, transport = _Hub(), Links(), _Spied()
+    sock = ControlSocket(hub, links)  # type: ignore[arg-type]
+    sock.connection_made(transport)  # type: ignore[arg-type]
+    sock.data_received(_request(*_BROWSER, target="/agent/control"))
+    assert transport.out.startswith(b"HTTP/1.1 101 ")
+    return sock, transport, hub, links
+
+
+async def _ended(sock: ControlSocket, hub: _Hub, links: Links) -> None:
+    sock.connection_lost(None)
+    for handler in list(links.handlers):
+        await handler
+    assert hub.pending.count_all() == 0 and not links.sockets
+
+
+def test_a_peer_that_pings_and_never_reads_is_not_read_either() -> None:
+    """Each ping is answered with a pong: a peer that pinged at line rate and read
+    nothing grew the node's write buffer by what it sent, without bound, before any
+    login. Once our writes wait on it, its bytes wait in its own TCP window."""
+
+    async def attack() -> None:
+        sock, transport, hub, links = _upgraded()
+        pings = wsframe(0x89, b"p" * 125) * 64
+        sock.data_received(pings)
+        assert transport.out.count(b"\x8a\x7d" + b"p" * 125) == 64
+        sock.pause_writing()  # the pongs are no longer sent
+        assert transport.paused, "still read while its answers pile up"
+        sock.resume_writing()  # it reads again
+        assert not transport.paused
+        # A link paused for its unread messages stays paused when our writes drain.
+        sock.data_received(b"".join(wsframe(0x81, b"{}") for _ in range(INBOX_MAX)))
+        assert transport.paused
+        sock.pause_writing()
+        sock.resume_writing()
+        assert transport.paused, "resumed with the hub's inbox full"
+        await _ended(sock, hub, links)
+
+    LOOP.run(attack())
+
+
+def test_a_peer_that_closes_and_never_reads_is_dropped_after_the_grace(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The peer's close frame is answered and TCP closed, which waits for our unsent
+    bytes: a peer that closes and never reads held the connection for ever (the sweep
+    leaves a closing link alone)."""
+    monkeypatch.setattr(control_socket, "CLOSE_GRACE", 0)
+
+    async def attack() -> None:
+        sock, transport, hub, links = _upgraded()
+        sock.pause_writing()
+        sock.data_received(wsframe(0x88, (1000).to_bytes(2, "big")))
+        assert transport.closing
+        await transport.aborted.wait()  # LOOP.run calls a hang a failure
+        await _ended(sock, hub, links)
+        assert hub.ended == 1000
+
+    LOOP.run(attack())
+
+
+def test_a_message_to_a_peer_that_never_reads_gives_up(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A send waited on the peer's reading for ever, holding the link's lock, and on the
+    cluster bus every message for every other agent of the node behind it."""
+    monkeypatch.setattr(control_socket, "DRAIN_TIMEOUT", 0)
+
+    async def attack() -> None:
+        sock, transport, hub, links = _upgraded()
+        sock.pause_writing()
+        with pytest.raises(WebSocketDisconnect):
+            await sock.send_text('{"type":"dial"}')
+        assert transport.aborted.is_set()
+        await _ended(sock, hub, links)
+        assert hub.ended == 1006
+
+    LOOP.run(attack())
+
+
+def test_a_peer_pinging_without_reading_is_dropped_before_it_costs(  # type: ignore[no-untyped-def]
+    tmp_path, database_url, monkeypatch
+) -> None:
+    """The attack over TCP, before any login: pings at full speed, nothing read. The node
+    stops reading it once its pongs wait, the sweep drops it as silent, nothing stays
+    counted. Before, the node read all of it and kept every pong (64 MiB here)."""
+    monkeypatch.setattr(control_socket, "IDLE", 0.5)
+    monkeypatch.setattr(control_socket, "PING_TIMEOUT", 0.5)
+    monkeypatch.setattr(agent_listener, "SWEEP_EVERY", 0.1)
+    port = _port()
+    state = build_state(settings_for(tmp_path, database_url, agent_bind=f"127.0.0.1:{port}"))
+    app = create_app(state=state)
+    with TestClient(app):
+        raw = Raw(f"127.0.0.1:{port}")
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        assert raw.upgrade().startswith(b"HTTP/1.1 101 ")
+        # No timeout of the client's own: at nice 19 on a loaded machine the node reads
+        # the first MiBs slowly, and a send that waits is not the node dropping it (a
+        # node that stopped reading and never dropped it is pytest-timeout's to catch).
+        raw.sock.settimeout(None)
+        pings = _frame(0x89, b"p" * 125) * 8192  # 1 MiB
+        sent = 0
+        with pytest.raises((ConnectionResetError, BrokenPipeError)):
+            while sent < 64 << 20:
+                raw.sock.sendall(pings)
+                sent += len(pings)
+        _until(lambda: state.unauthenticated_sockets.count_all() == 0)
+        _until(lambda: app.state.access.hub.admission.in_progress == 0)
+    state.engine.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AgentHub.serve_admitted writes the presence outside the link's try: asked of "
+    "the lead (control-review), agent_hub.py is not this branch's to change",
+)
+def test_a_presence_write_that_fails_leaves_no_link_behind(node, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Redis away at a login's presence write (BatchFailed): the link was already in the
+    hub's table and stayed there for good, dialled as online, its departure never
+    written; the agent only saw 1011."""
+    state, app, address = node
+    hub = app.state.access.hub
+    with state.readers() as db:
+        ((machine, key),) = _machines(db, 1)
+
+    async def away(machine_ids: object) -> None:
+        raise ConnectionError("Redis away")
+
+    monkeypatch.setattr(hub.cluster, "refresh", away)
+    with (
+        connect(f"ws://{address}/agent/control", compression=None) as ws,
+        pytest.raises(ConnectionClosed),
+    ):
+        _login(ws, state, machine.id, key)
+    assert machine.id not in hub.links
+    _until(lambda: _actions(state, machine.id) == ["agent.connect", "agent.disconnect"])
+
+
+def test_a_message_in_tiny_fragments_costs_no_more_than_its_bytes() -> None:
+    """The byte limit counts payload: a message sent two bytes a fragment (or as empty
+    fragments without end) was kept as an object per fragment, ~20 times its bytes,
+    on each of the node's thousands of sockets that may wait for a login."""
+
+    async def attack() -> None:
+        sock, _, hub, links = _upgraded()
+        fragments = wsframe(0x01, b"{}") + wsframe(0x00, b"  ") * 30_000 + wsframe(0x00, b"")
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for at in range(0, len(fragments), 65536):
+                sock.data_received(fragments[at : at + 65536])
+            kept = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert kept < 256 * 1024, kept
+        sock.data_received(wsframe(0x80, b"!"))
+        await _ended(sock, hub, links)  # the hub's handler took what came before the end
+        assert hub.messages == ["{}" + "  " * 30_000 + "!"]
+
+    LOOP.run(attack())

@@ -62,6 +62,9 @@ REQUEST_TIMEOUT = 10.0  # from the connection to its whole upgrade request
 IDLE = 45.0  # silent this long, a link is pinged (the agent pings every 30 s)
 PING_TIMEOUT = 20.0  # and dropped if still silent this long after
 CLOSE_GRACE = 2.0  # after our close frame, how long the peer has to answer it
+# How long a message of ours may wait for a peer that does not read: the hub's senders
+# (a dial from the cluster bus, which serves one message at a time) wait no longer.
+DRAIN_TIMEOUT = 10.0
 # Messages read and not yet taken by the hub: beyond, the socket is not read until it
 # takes them (an agent that floods its link waits in its own TCP window).
 INBOX_MAX = 8
@@ -138,7 +141,10 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         self._buf = bytearray()
         self._frames = wsframes.FrameReader(PROTOCOL_MAX_MESSAGE)
         self._kind = TEXT  # the opcode of the message being reassembled
-        self._parts: list[bytes] = []
+        # The fragments so far, joined as they come: a list of them cost an object each,
+        # which the message's byte limit did not see (1.4 MB for a 64 KiB message sent
+        # two bytes a fragment; empty fragments without end).
+        self._parts = bytearray()
         self._inbox: deque[str | bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None  # receive()'s
         self._drain: asyncio.Future[None] | None = None  # send_text()'s, while paused
@@ -174,7 +180,8 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
                 message = self._inbox.popleft()
                 if self._paused_reading and len(self._inbox) <= INBOX_MAX // 2:
                     self._paused_reading = False
-                    self._resume()
+                    if not self._paused_writing:
+                        self._resume()
                 if isinstance(message, str):
                     return {"type": "websocket.receive", "text": message}
                 return {"type": "websocket.receive", "bytes": message}
@@ -194,7 +201,13 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         while self._paused_writing and self._stage is _Stage.OPEN:
             self._drain = asyncio.get_running_loop().create_future()
             try:
-                await self._drain
+                await asyncio.wait_for(self._drain, DRAIN_TIMEOUT)
+            except TimeoutError:
+                # A peer that has left this much unread for this long is not reading: its
+                # sender (and everyone queued behind it on the link's lock, or on the
+                # cluster bus) is not held for ever. Ended as a lost connection would be.
+                self._abort()
+                raise WebSocketDisconnect(_ABNORMAL) from None
             finally:
                 self._drain = None
 
@@ -241,9 +254,16 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._paused_writing = True
+        # A peer that does not read what we write is not read either: each ping it sends
+        # is answered with a pong, and a peer that pings without reading grew our write
+        # buffer by what it sent, without bound. Now it waits in its own TCP window, its
+        # link falls silent, and the keepalive sweep drops it.
+        self._pause()
 
     def resume_writing(self) -> None:
         self._paused_writing = False
+        if not self._paused_reading:  # else the hub's taking its messages resumes it
+            self._resume()
         wake(self._drain)
 
     # -- the listener's keepalive sweep ------------------------------------------------
@@ -350,12 +370,12 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
                 if opcode:
                     self._kind = opcode
                 if not first & 0x80:
-                    self._parts.append(payload)
+                    self._parts += payload
                     continue
                 if self._parts:
-                    self._parts.append(payload)
-                    payload = b"".join(self._parts)
-                    self._parts = []
+                    self._parts += payload
+                    payload = bytes(self._parts)
+                    self._parts = bytearray()
                 self._deliver(payload)
             elif opcode == PING:
                 if self._stage is _Stage.OPEN:
@@ -389,7 +409,13 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         self._stage = _Stage.CLOSING
         assert self._transport is not None
         self._transport.close()  # both close frames are out: the server closes TCP
+        if self._timer is None:
+            # The close waits until our writes are flushed: a peer that closes and never
+            # reads them held the connection (and what we had written) for ever, past the
+            # sweep (which leaves a closing link alone) and the node's stop.
+            self._timer = asyncio.get_running_loop().call_later(CLOSE_GRACE, self._abort)
         wake(self._waiter)
+        wake(self._drain)
 
     # -- closing -----------------------------------------------------------------------
 
