@@ -330,8 +330,15 @@ class AgentHub:
         if previous is not None:
             with contextlib.suppress(Exception):
                 await previous.websocket.close(CloseCode.REPLACED, "replaced")
-        await self._presence.submit(str(machine_id))
         try:
+            try:
+                await self._presence.submit(str(machine_id))
+            except BatchFailed:
+                # Redis away: the link is served all the same (the login is written), and
+                # the node's heartbeat writes every link's presence again once it is back
+                # (runtime.py, refresh_presence). Outside this try, the failure left the
+                # link in the table for good, its departure never written.
+                _log.warning("presence of %s not written at its login", machine_id)
             await link.send(
                 Welcome(
                     machine_id=machine_id, heartbeat_seconds=HEARTBEAT_SECONDS
