@@ -99,16 +99,29 @@ def start_server(
     extra_env: dict[str, str] | None = None,
     port: int | None = None,
 ) -> ServerProcess:
-    port = port or free_port()
-    env = {
-        **os.environ,
-        "FJERNHJELP_DATA_DIR": str(data_dir),
-        "FJERNHJELP_DATABASE_URL": database_url,
-        "FJERNHJELP_BIND": f"127.0.0.1:{port}",
-        **(extra_env or {}),
-    }
-    server = ServerProcess(
-        [command], env, f"http://127.0.0.1:{port}", data_dir.parent / "server.log"
-    )
-    server.wait_ready()
-    return server
+    # A port free_port chose may be taken before the server binds it (another process's
+    # outgoing connection gets it from the same ephemeral range): then another one. A
+    # port the caller gave (a restart on the same port) is not changed.
+    for attempt in range(3):
+        chosen = port or free_port()
+        env = {
+            **os.environ,
+            "FJERNHJELP_DATA_DIR": str(data_dir),
+            "FJERNHJELP_DATABASE_URL": database_url,
+            "FJERNHJELP_BIND": f"127.0.0.1:{chosen}",
+            **(extra_env or {}),
+        }
+        server = ServerProcess(
+            [command], env, f"http://127.0.0.1:{chosen}", data_dir.parent / "server.log"
+        )
+        try:
+            server.wait_ready()
+        except RuntimeError:
+            server.stop()
+            if port is not None or attempt == 2 or "address already in use" not in (
+                server.log.read_text()
+            ):
+                raise
+            continue
+        return server
+    raise AssertionError("unreachable")
