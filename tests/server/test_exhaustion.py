@@ -362,3 +362,26 @@ def test_probes_are_written_when_the_server_stops(app, state, db) -> None:
         assert _events(db, "security.probing") == []  # counted, not yet written
     (event,) = _events(db, "security.probing")  # the lifespan's end wrote it
     assert json.loads(event.details)["count"] == 3
+
+
+def test_sockets_from_one_ipv6_prefix_share_one_cap() -> None:
+    """The attack: one host with an IPv6 /64 rotates its address for every socket, each
+    within a per-address cap of its own. The sockets of a /64 count as one source."""
+    from fjernhjelp.server.ws_guard import Cap, PendingSockets
+
+    pending = PendingSockets(per_address=2, total=100)
+    assert pending.admit("2001:db8:1:2::1") is None
+    assert pending.admit("2001:db8:1:2:ffff::7") is None
+    assert pending.admit("2001:db8:1:2:aaaa:bbbb:cccc:dddd") is Cap.ADDRESS
+    # Another /64, and IPv4 addresses, each are sources of their own.
+    assert pending.admit("2001:db8:1:3::1") is None
+    assert pending.admit("192.0.2.7") is None
+    assert pending.admit("192.0.2.8") is None
+    assert pending.count("2001:db8:1:2::99") == 2
+    pending.release("2001:db8:1:2::1")
+    assert pending.admit("2001:db8:1:2::1234") is None  # room again in that /64
+    for address in ("2001:db8:1:2:ffff::7", "2001:db8:1:2::1234", "2001:db8:1:3::1"):
+        pending.release(address)
+    pending.release("192.0.2.7")
+    pending.release("192.0.2.8")
+    assert pending.count_all() == 0

@@ -19,6 +19,7 @@ Three bounds, cheapest first:
 from __future__ import annotations
 
 import enum
+import ipaddress
 import threading
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -63,8 +64,21 @@ class Cap(enum.StrEnum):
     NODE = Kind.NODE_SOCKET_CAP
 
 
+def source_group(address: str | None) -> str | None:
+    """What one source holds: an IPv4 address, or an IPv6 address's /64 (whoever holds
+    one address of a /64 usually holds the whole prefix and could rotate through it, as
+    auth/throttle.py counts Support codes)."""
+    if address is None or ":" not in address:
+        return address
+    try:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    except ValueError:
+        return address
+
+
 class PendingSockets:
-    """Counts the sockets still waiting to authenticate, per source address and in all."""
+    """Counts the sockets still waiting to authenticate, per source (``source_group``)
+    and in all."""
 
     def __init__(self, per_address: int, total: int) -> None:
         self.per_address = per_address
@@ -76,6 +90,7 @@ class PendingSockets:
     def admit(self, address: str | None) -> Cap | None:
         """Count one more for ``address``: None, or the cap that refuses it (counted
         in the metrics; the caller notes the probe and refuses the upgrade)."""
+        address = source_group(address)
         with self._lock:
             count = self._counts.get(address, 0)
             refused = (
@@ -93,6 +108,7 @@ class PendingSockets:
         return refused
 
     def release(self, address: str | None) -> None:
+        address = source_group(address)
         with self._lock:
             count = self._counts.get(address, 0) - 1
             if count >= 0:
@@ -103,6 +119,7 @@ class PendingSockets:
                 self._counts.pop(address, None)
 
     def count(self, address: str | None) -> int:
+        address = source_group(address)
         with self._lock:
             return self._counts.get(address, 0)
 
