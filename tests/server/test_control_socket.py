@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 from fjernhjelp.audit.models import AuditEvent
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import b64, unb64
-from fjernhjelp.server import agent_listener, control_socket, probes
+from fjernhjelp.server import agent_listener, control_socket, probes, wsframes
 from fjernhjelp.server.app import create_app
 from fjernhjelp.server.control_socket import INBOX_MAX, ControlSocket, Links
 from fjernhjelp.server.state import build_state
@@ -470,3 +470,40 @@ def test_a_message_in_tiny_fragments_costs_no_more_than_its_bytes() -> None:
         assert hub.messages == ["{}" + "  " * 30_000 + "!"]
 
     LOOP.run(attack())
+
+
+def test_a_link_whose_messages_wait_for_a_slow_hub_is_not_dropped_as_silent() -> None:
+    """The hub has not taken the agent's messages (its database slow, say), so the link
+    is not read meanwhile: the silence is the server's, and the keepalive sweep must not
+    drop the agent for it."""
+
+    class _Slow(_Hub):
+        async def serve_admitted(self, websocket: object, source: str | None) -> None:
+            try:
+                await asyncio.Event().wait()  # never takes a message
+            finally:
+                self.pending.release(source)
+
+    async def run() -> None:
+        hub, links, transport = _Slow(), Links(), _Spied()
+        sock = ControlSocket(hub, links)  # type: ignore[arg-type]
+        sock.connection_made(transport)  # type: ignore[arg-type]
+        sock.data_received(_request(*_BROWSER, target="/agent/control"))
+        for _ in range(control_socket.INBOX_MAX):
+            sock.data_received(wsframe(0x81, b'{"type":"report"}'))
+        assert transport.paused
+        later = sock.heard + control_socket.IDLE + control_socket.PING_TIMEOUT + 1
+        sock.check(later)
+        sock.check(later + control_socket.IDLE + control_socket.PING_TIMEOUT + 1)
+        assert not transport.closing and not transport.aborted.is_set()
+        for handler in list(links.handlers):
+            handler.cancel()
+        sock.connection_lost(None)
+
+    LOOP.run(run())
+
+
+def test_a_close_reason_is_never_cut_inside_a_character() -> None:
+    frame = wsframes.close_frame(4401, "å" * 100)  # 200 bytes of UTF-8
+    assert len(frame) <= 2 + 125
+    frame[4:].decode("utf-8")  # whole characters only

@@ -276,7 +276,11 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
             if silent > REQUEST_TIMEOUT:
                 self._abort()
         elif self._stage is _Stage.OPEN:
-            if self.pinged:
+            if self._inbox:
+                # Its messages wait for the hub (the database slow, say), and it is not
+                # read meanwhile: the silence is ours, not the peer's.
+                self.heard, self.pinged = now, False
+            elif self.pinged:
                 if silent > IDLE + PING_TIMEOUT:
                     # As for a lost connection: the hub records the departure.
                     self._abort()

@@ -311,7 +311,10 @@ def header(first: int, length: int) -> bytes:
 
 
 def close_frame(code: int, reason: str) -> bytes:
-    payload = _U16.pack(code) + reason.encode("utf-8")[:123]
+    # At most 123 bytes of reason (a control frame's 125), never cut inside a character:
+    # a peer fails a close whose reason is not UTF-8.
+    reason_bytes = reason.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+    payload = _U16.pack(code) + reason_bytes
     return header(0x80 | CLOSE, len(payload)) + payload
 
 
