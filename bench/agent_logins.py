@@ -26,52 +26,36 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import insert
 from tests.helpers import make_org
 
 from bench import _logins_before
-from bench._common import temp_sqlite_url
+from bench._common import temp_sqlite_url, throwaway_postgres
 from fjernhjelp.audit.log import Actor
 from fjernhjelp.audit.verify import verify_chain
 from fjernhjelp.config import Settings
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import MachineInfo
 from fjernhjelp.db import migrate
-from fjernhjelp.db.engine import make_engine
 from fjernhjelp.machines import connections
 from fjernhjelp.machines.models import Machine
 from fjernhjelp.portal import groups
 from fjernhjelp.server.state import AppState, build_state
 
-PG_ADMIN_URL = os.environ.get(
-    "FJERNHJELP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 INFO = MachineInfo(hostname="lege-pc", os="bench", agent_version="1", users=["lege"])
 
 LogIn = Callable[..., list[Any]]
 
 
-@contextmanager
-def postgres() -> Iterator[str]:
-    name = f"fjh_logins_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_ADMIN_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def postgres() -> AbstractContextManager[str]:
+    return throwaway_postgres("fjh_logins")
 
 
 def enrol(state: AppState, n: int) -> list[tuple[uuid.UUID, Ed25519PrivateKey]]:

@@ -29,8 +29,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,24 +39,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import insert
 from tests.e2e.conftest import ServerProcess, free_port, start_server
 from tests.portal.world import build_world
 
 from bench import relay_load
+from bench._common import throwaway_postgres
 from fjernhjelp.agent.backoff import STABLE_AFTER
 from fjernhjelp.config import Settings
 from fjernhjelp.db import migrate
-from fjernhjelp.db.engine import make_engine
 from fjernhjelp.machines.models import Machine
 from fjernhjelp.server.state import build_state
 
 BENCH = Path(__file__).resolve().parent
-PG_ADMIN_URL = os.environ.get(
-    "FJERNHJELP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 PER_PROXY = 8000
 # What one node may hold at once on this machine (its 20,000 open files, less its own):
 # with 20,000 agents on 2 nodes the one left during a restart cannot take them all, and
@@ -85,18 +80,8 @@ def make_agents(n: int) -> Agents:
     return Agents(ids, seeds, public)
 
 
-@contextmanager
-def database() -> Iterator[str]:
-    name = f"fjh_fleet_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_ADMIN_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def database() -> AbstractContextManager[str]:
+    return throwaway_postgres("fjh_fleet")
 
 
 def enrol_directly(settings: Settings, agents: Agents) -> bytes:
