@@ -39,12 +39,18 @@ _KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's sample key
 
 
 @pytest.fixture
-def node(tmp_path, database_url, monkeypatch) -> Iterator[tuple[object, object, str]]:  # type: ignore[no-untyped-def]
-    # Seconds, not minutes: the keepalive is watched happening, not waited out.
+def keepalive(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Seconds, not minutes: the keepalive is watched happening, not waited out. Asked
+    for before ``node`` (its sweep starts with the node). A pinged peer still has 5 s
+    to answer: on a loaded machine the test's own answer may take a while."""
     monkeypatch.setattr(control_socket, "IDLE", 0.5)
-    monkeypatch.setattr(control_socket, "PING_TIMEOUT", 0.5)
+    monkeypatch.setattr(control_socket, "PING_TIMEOUT", 5.0)
     monkeypatch.setattr(control_socket, "REQUEST_TIMEOUT", 0.5)
     monkeypatch.setattr(agent_listener, "SWEEP_EVERY", 0.1)
+
+
+@pytest.fixture
+def node(tmp_path, database_url) -> Iterator[tuple[object, object, str]]:  # type: ignore[no-untyped-def]
     port = _port()
     state = build_state(settings_for(tmp_path, database_url, agent_bind=f"127.0.0.1:{port}"))
     app = create_app(state=state)
@@ -233,7 +239,7 @@ def test_malformed_upgrades_get_an_http_status_and_count_for_nothing(node) -> No
     assert state.unauthenticated_sockets.count_all() == 0
 
 
-def test_a_silent_link_is_pinged_then_dropped_and_its_departure_written(node) -> None:  # type: ignore[no-untyped-def]
+def test_a_silent_link_is_pinged_then_dropped_and_its_departure_written(keepalive, node) -> None:  # type: ignore[no-untyped-def]
     state, app, address = node
     with state.readers() as db:
         (machine, key), (other, other_key) = _machines(db, 2)
@@ -260,7 +266,7 @@ def test_a_silent_link_is_pinged_then_dropped_and_its_departure_written(node) ->
     assert _actions(state, other.id) == ["agent.connect"]
 
 
-def test_a_connection_that_never_finishes_its_upgrade_is_dropped(node) -> None:  # type: ignore[no-untyped-def]
+def test_a_connection_that_never_finishes_its_upgrade_is_dropped(keepalive, node) -> None:  # type: ignore[no-untyped-def]
     state, _, address = node
     raw = Raw(address)
     raw.sock.sendall(b"GET /agent/control HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and no more
