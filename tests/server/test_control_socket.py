@@ -513,3 +513,37 @@ def test_a_close_reason_is_never_cut_inside_a_character() -> None:
     frame = wsframes.close_frame(4401, "å" * 100)  # 200 bytes of UTF-8
     assert len(frame) <= 2 + 125
     frame[4:].decode("utf-8")  # whole characters only
+
+
+def test_upgrades_in_one_pass_of_the_loop_are_each_counted_before_the_next_is_judged(
+    state, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A storm's upgrades arrive together: each must count as a login in progress at its
+    upgrade, not when its handler starts, or every one read in the same pass of the loop
+    passes the admission check (found by review)."""
+    from fjernhjelp.server import admission
+    from fjernhjelp.server.runtime import AccessRuntime
+
+    monkeypatch.setattr(admission, "FLOOR", 1)
+    monkeypatch.setattr(admission, "BUDGET", 0.001)  # the limit is the floor: 1
+    hub = AccessRuntime(state).hub
+
+    async def storm() -> None:
+        links = Links()
+        socks = [ControlSocket(hub, links) for _ in range(2)]
+        transports = [_Transport() for _ in socks]
+        for sock, transport in zip(socks, transports, strict=True):
+            sock.connection_made(transport)  # type: ignore[arg-type]
+        for sock in socks:  # one pass: no await between them
+            sock.data_received(_request(*_BROWSER, target="/agent/control"))
+        assert transports[0].out.startswith(b"HTTP/1.1 101 ")
+        assert transports[1].out.startswith(b"HTTP/1.1 503 ")
+        assert hub.admission.in_progress == 1
+        for sock in socks:
+            sock.connection_lost(None)
+        for handler in list(links.handlers):
+            await handler
+        assert hub.admission.in_progress == 0
+        assert state.unauthenticated_sockets.count_all() == 0
+
+    LOOP.run(storm())

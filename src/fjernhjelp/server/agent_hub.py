@@ -270,11 +270,16 @@ class AgentHub:
 
     def admit_pending(self, source: str | None) -> Cap | None:
         """Count a socket that has not proved its key against its address's cap and the
-        node's (ws_guard.py); the cap that refuses it, noted as probing, or None. An
-        admitted socket is released by ``serve_admitted``."""
+        node's (ws_guard.py), and as a login in progress (admission.py); the cap that
+        refuses it, noted as probing, or None. An admitted socket is released by
+        ``serve_admitted``, whatever becomes of it. Counted here, at the upgrade, and not
+        when the handler starts: upgrades the lean listener takes in one pass of the loop
+        would each pass the admission check before any of them was counted."""
         refused = self._state.unauthenticated_sockets.admit(source)
         if refused is not None:
             self.note_probe(source, refused.value)
+        else:
+            self.admission.begin()
         return refused
 
     def note_probe(self, source: str | None, kind: str) -> None:
@@ -287,7 +292,6 @@ class AgentHub:
         ``admit_pending``): the login, then the link until it ends. The lean listener
         (control_socket.py) admits before the upgrade, so refusals there are HTTP."""
         pending = self._state.unauthenticated_sockets
-        self.admission.begin()
         answered = False
         try:
             await websocket.accept()
