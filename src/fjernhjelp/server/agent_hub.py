@@ -144,6 +144,8 @@ class AgentHub:
         )
         # Logins in progress, and whether one more is answered in time (admission.py).
         self.admission = LoginAdmission()
+        # Sends from the cluster bus under way (_send_soon): held so they are not lost.
+        self._sending: set[asyncio.Task[None]] = set()
 
     @property
     def settings(self) -> Settings:
@@ -231,20 +233,36 @@ class AgentHub:
         if kind == "dial":
             link = self.links.get(uuid.UUID(message["machine_id"]))
             if link is not None:
-                await link.send(_dial_json(Dial.model_validate(message["command"])))
+                self._send_soon(link, _dial_json(Dial.model_validate(message["command"])))
         elif kind == "cut":
             session_id = uuid.UUID(message["session_id"])
             self.relay.cut(str(session_id), message["reason"])
             link = self.links.get(uuid.UUID(message["machine_id"]))
             if link is not None:
-                with contextlib.suppress(Exception):
-                    await link.send(
-                        Cut(session_id=session_id, reason=message["reason"][:64]).model_dump_json()
-                    )
+                cut = Cut(session_id=session_id, reason=message["reason"][:64])
+                self._send_soon(link, cut.model_dump_json())
                 if link.support:
                     self._close_when_over(link)
         elif kind == "disconnect":
             await self._close_link(uuid.UUID(message["machine_id"]), message["reason"])
+
+    def _send_soon(self, link: AgentLink, text: str) -> None:
+        """Send to a link from a task of its own, not from the cluster bus's handler: the
+        bus hands this node its messages one at a time, and a send waits while the agent
+        does not read (up to control_socket.DRAIN_TIMEOUT), so one such agent held up
+        every dial and cut for the node's other agents meanwhile (found by review). The
+        link's lock is taken in the order the tasks start, so its messages keep their
+        order."""
+
+        async def send() -> None:
+            try:
+                await link.send(text)
+            except Exception:  # the link is ending; its handler records how
+                _log.debug("a message to %s was not sent: its link is ending", link.machine_id)
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     # -- the endpoint -----------------------------------------------------------------
 
