@@ -3,7 +3,7 @@ and the turns of the heavy ones (server/relay_listener.py reads and passes the f
 server/relay_port.py holds the listener's shared state).
 
 A socket whose read fills its buffer (a bulk copy) pauses and waits for the loop's next
-pass before it is read again (TakesTurns.give_way): uvloop (libuv) would otherwise read
+pass before it is read again (TakesTurns._give_way): uvloop (libuv) would otherwise read
 it again at once, up to 32 times, before serving any other socket. A socket is light
 when it read under LIGHT_BYTES in its last LIGHT_WINDOW (a desktop: 0.6 MB/s at 30
 frames of 19.5 KB; a terminal) and heavy otherwise; every socket starts heavy. With no
@@ -27,6 +27,8 @@ LIGHT_BYTES = 1 << 20  # in LIGHT_WINDOW: 4 MiB/s
 # While a light session is about: the one read the heavy sockets share per loop pass.
 # A light session's message that arrives meanwhile waits for at most this much of the
 # heavy ones' work (about 10 us), not a full read of each (2 copies: about 70 us).
+# 32 KiB costs 25-30% less CPU per copied byte but waits longer on a busy machine
+# (docs/BENCHMARKS.md, "The turns' CPU").
 SHARED_TURN = 16 * 1024
 
 
