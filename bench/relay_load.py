@@ -292,6 +292,14 @@ async def _run(
         f"  bulk copies moved {bulk['bytes'] / 1e6 / bulk['seconds']:.1f} MB/s together "
         f"while the desktops ran (their process: {bulk['cpu'] / bulk['seconds']:.2f} cores)"
     )
+    # The server's CPU for the copies' bytes (its loaded cores less its quiet ones, over
+    # the copies' rate): the cost of fairness shows here next to the latency ratio.
+    rate = bulk["bytes"] / 1e9 / bulk["seconds"]
+    copy_cost = (loaded_cores["server"] - quiet_cores["server"]) / rate if rate else 0.0
+    print(
+        f"  server while loaded: {loaded_cores['server']:.2f} cores, "
+        f"{copy_cost:.2f} CPU-s per GB of the copies (less its quiet cores)"
+    )
     for name, cores in (("quiet", quiet_cores), ("loaded", loaded_cores)):
         print(
             f"  cores used, {name:6s}: server {cores['server']:.2f}   desktop clients "
@@ -304,6 +312,7 @@ async def _run(
         "loaded": loaded,
         "bulk": bulk,
         "cores": {"quiet": quiet_cores, "loaded": loaded_cores},
+        "server_cpu_s_per_copied_gb": copy_cost,
         "bulk_nice": args.bulk_nice,
         "phases": args.phases,
     }

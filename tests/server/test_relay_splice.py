@@ -1,7 +1,7 @@
 """The lean listener's spliced path (server/relay_listener.py) driven read by read, with
 no socket: what passes, the checks of its fast path for tunnel records, and when a
 socket gives the other sessions a turn, and how the heavy ones share their turns while
-a light session is about (relay_port.ReadBuffer; interleaving, not timing)."""
+a light session is about (relay_turns, held by relay_port.ReadBuffer; interleaving, not timing)."""
 
 from __future__ import annotations
 

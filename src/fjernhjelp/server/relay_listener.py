@@ -20,10 +20,10 @@ ends it as on the main port. Buffering is bounded per direction: while the recei
 socket's write buffer is over its high-water mark (64 KiB) the sending socket is not
 read, so one read (at most 64 KiB) and one partial frame is the most a session holds.
 
-Fairness: a socket whose read fills its buffer (a bulk copy) waits for the loop's next
-pass before it is read again; while a light session (a desktop: under 4 MiB/s) is
-about, the waiting sockets take turns, one 16 KiB read per pass (relay_port.ReadBuffer),
-so a desktop's frame waits behind one small read, not a full read of every copy.
+Fairness (server/relay_turns.py): a socket whose read fills its buffer (a bulk copy)
+waits for the loop's next pass before it is read again; while a light session (a
+desktop: under 4 MiB/s) is about, the waiting sockets take turns, one 16 KiB read per
+pass, so a desktop's frame waits behind one small read, not a full read of every copy.
 
 The request and each frame's header are judged by server/wsframes.py (RFC 6455, fail
 closed: unmasked, RSV bits, unknown opcodes, long or fragmented control frames, a broken
@@ -53,7 +53,6 @@ from fjernhjelp.server import wsframes
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.relay import (
     MAX_MESSAGE,
-    QUANTUM,
     Direction,
     DuplicateEnd,
     EndClosed,
@@ -62,6 +61,7 @@ from fjernhjelp.server.relay import (
     SplicingEnd,
 )
 from fjernhjelp.server.relay_endpoint import AUTH_TIMEOUT, REFUSED
+from fjernhjelp.server.relay_turns import LIGHT_BYTES, LIGHT_WINDOW, READ, TakesTurns
 from fjernhjelp.server.security import client_address
 from fjernhjelp.server.transport_calls import TransportCalls, wake
 from fjernhjelp.server.ws_guard import RELAY_JOIN_MAX, TOO_BIG, Cap
@@ -74,13 +74,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-READ = QUANTUM  # the most one read takes from a socket: a session's turn (relay.QUANTUM)
-# A socket that sent less than LIGHT_BYTES in its last LIGHT_WINDOW is a light session's
-# (a desktop: 0.6 MB/s at 30 frames of 19.5 KB; a terminal): while one has sent within
-# LIGHT_WINDOW, the heavy sockets share one smaller turn per loop pass
-# (relay_port.ReadBuffer.turn). A socket starts as heavy until a window shows otherwise.
-LIGHT_WINDOW = 0.25
-LIGHT_BYTES = 1 << 20  # in LIGHT_WINDOW: 4 MiB/s
 CLOSE_GRACE = 2.0  # after our close frame, how long the peer has to answer it
 
 _TEXT, _BINARY, _CLOSE, _PING, _PONG = (
@@ -115,13 +108,14 @@ class _Refused(Exception):
         self.reason = reason
 
 
-class RelaySocket(TransportCalls, asyncio.BufferedProtocol):
+class RelaySocket(TransportCalls, TakesTurns, asyncio.BufferedProtocol):
     """One relay socket on the lean listener: upgrade, join, then one end of the relay."""
 
     def __init__(self, state: AppState, endpoint: RelayEndpoint, reads: ReadBuffer) -> None:
         self._state = state
         self._endpoint = endpoint
         self._reads = reads
+        self._turns = reads  # whose turn it is (relay_turns.Turns)
         self._base = 0  # where this read starts in the shared buffer
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop  # set with the transport
@@ -147,13 +141,7 @@ class RelaySocket(TransportCalls, asyncio.BufferedProtocol):
         self._paused_writing = False
         self._peer_closed = False  # its close frame came: ours ends the connection
         self._skip = 0  # CLOSING: what is left of a frame being dropped
-        # SPLICED: the most the next read takes (READ, or a shared turn's smaller read),
-        # and what it read in its current window (from loop time _window_at).
-        self._limit = READ
-        self._light = False
-        self._window_at = 0.0
-        self._window_bytes = LIGHT_BYTES  # heavy until its first window says otherwise
-        self._queued = False  # waiting in the listener's queue for its turn
+        self._init_turns()  # SPLICED: how much a read takes, and the socket's weight
 
     # -- asyncio's callbacks -----------------------------------------------------------
 
@@ -183,9 +171,7 @@ class RelaySocket(TransportCalls, asyncio.BufferedProtocol):
                 self._buf.clear()  # its bytes are at the start of the shared buffer
             self._pass(self._reads.buf, self._base + nbytes)
             if self._stage is _Stage.SPLICED:
-                self._weigh(nbytes)
-                if nbytes == self._limit:
-                    self._give_way()
+                self._weighed(nbytes)
             return
         if stage is _Stage.CLOSED:
             return
@@ -358,44 +344,11 @@ class RelaySocket(TransportCalls, asyncio.BufferedProtocol):
         if self._to is not None and not self._to._paused_writing:
             self._resume()
 
-    def _give_way(self) -> None:
-        """The read filled its buffer, so more is waiting, and uvloop (libuv) would read
-        this socket again at once, up to 32 times, before serving any other socket. A
-        bulk copy gives the other sessions a turn here (relay.QUANTUM): it waits in the
-        listener's queue (relay_port.ReadBuffer.turn) and is read again once the loop
-        has served whatever else is ready. A session that sends less than a read's worth
-        at a time (a desktop) never waits for this: its reads end short and the loop
-        moves on by itself."""
-        self._pause()
-        if not self._queued:  # it is, if its peer's resume_writing resumed it meanwhile
-            self._queued = True
-            self._reads.wait_turn(self)
-
-    def _weigh(self, nbytes: int) -> None:
-        """Light or heavy, from what this socket read in its last window; a light one's
-        read tells the listener a light session is about (the heavy share their turns)."""
-        now = self._loop.time()
-        if now - self._window_at >= LIGHT_WINDOW:
-            light = self._window_bytes < LIGHT_BYTES
-            if light and not self._light:
-                self._limit = READ
-            self._light = light
-            self._window_at, self._window_bytes = now, 0
-        self._window_bytes += nbytes
-        if self._window_bytes >= LIGHT_BYTES:
-            self._light = False
-        elif self._light:
-            self._reads.light_at = now
-
-    def take_turn(self, limit: int) -> bool:
-        """Read again, at most ``limit`` a read; False if this socket is not to be read
-        (gone, cut, or its peer's buffer full: the peer's resume_writing resumes it)."""
-        self._limit = limit
-        self._queued = False
-        if self._stage is _Stage.SPLICED and self._to is not None and not self._to._paused_writing:
-            self._resume()
-            return True
-        return False
+    def _may_read(self) -> bool:
+        """Whether a turn may resume this socket (relay_turns.TakesTurns.take_turn)."""
+        return (
+            self._stage is _Stage.SPLICED and self._to is not None and not self._to._paused_writing
+        )
 
     def _pass(self, buf: bytearray, available: int) -> None:
         """Every whole frame in ``buf[:available]``, unmasked, to the other end in one
@@ -627,5 +580,4 @@ class RelaySocket(TransportCalls, asyncio.BufferedProtocol):
             transport.writelines(data)  # uvloop writes them with one writev, unjoined
 
 
-
-__all__ = ["CLOSE_GRACE", "LIGHT_WINDOW", "MAX_REQUEST", "READ", "RelaySocket"]
+__all__ = ["CLOSE_GRACE", "LIGHT_BYTES", "LIGHT_WINDOW", "MAX_REQUEST", "READ", "RelaySocket"]
