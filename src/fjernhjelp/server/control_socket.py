@@ -1,6 +1,7 @@
 """One agent's control link on the lean agent listener (server/agent_listener.py): the
-server side of RFC 6455 over an asyncio protocol of ours, with the few methods of
-Starlette's WebSocket that AgentHub uses, so the hub has one endpoint for both listeners.
+server side of RFC 6455 over an asyncio protocol of ours, with the methods of Starlette's
+WebSocket that AgentHub's link uses once admitted (accept, receive, send_text, close), so
+the hub has one login and one link for both listeners (AgentHub.serve_admitted).
 
 Why our own rather than `websockets`' server, which served here before: a node's
 CPU per agent (re)connect is what a restart storm costs, and `websockets` spent more on
@@ -34,7 +35,7 @@ import enum
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.websockets import WebSocketDisconnect
 
@@ -82,15 +83,6 @@ class _Stage(enum.Enum):
     CLOSED = 4
 
 
-class _Address(NamedTuple):
-    host: str
-    port: int
-
-
-class _Url(NamedTuple):
-    path: str
-
-
 class Links:
     """What a listener's connections share: the open ones (for the keepalive sweep and
     the node's stop) and the hub's handlers still running (a link's departure is
@@ -110,7 +102,6 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         "_buf",
         "_code",
         "_drain",
-        "_forwarded",
         "_frames",
         "_hub",
         "_inbox",
@@ -119,7 +110,6 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         "_parts",
         "_paused_reading",
         "_paused_writing",
-        "_peer",
         "_source",
         "_stage",
         "_timer",
@@ -128,10 +118,6 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         "heard",
         "pinged",
     )
-
-    # What AgentHub reads of a Starlette WebSocket (duck-typed): no ASGI extensions.
-    scope: ClassVar[dict[str, Any]] = {}
-    url: ClassVar[_Url] = _Url(PATH)
 
     def __init__(self, hub: AgentHub, links: Links) -> None:
         self._hub = hub
@@ -152,22 +138,12 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         self._paused_writing = False
         self._code: int | None = None  # how the link ended, for receive()
         self._timer: asyncio.TimerHandle | None = None
-        self._peer: tuple[str, int] | None = None
-        self._forwarded: str | None = None
         self._source: str | None = None  # the client's address, proxies considered
         # When the peer last sent anything (before the upgrade: when it connected).
         self.heard = time.monotonic()
         self.pinged = False  # the keepalive sweep pinged it since
 
     # -- what AgentHub uses ------------------------------------------------------------
-
-    @property
-    def client(self) -> _Address | None:
-        return _Address(*self._peer[:2]) if self._peer else None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"x-forwarded-for": self._forwarded} if self._forwarded else {}
 
     async def accept(self) -> None:
         """Accepted by the upgrade already."""
@@ -220,7 +196,6 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's is not an asyncio.Transport subclass).
         self._transport = cast(asyncio.Transport, transport)
-        self._peer = transport.get_extra_info("peername")
         self._links.sockets.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -316,23 +291,17 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
             extra = "".join(f"{k}: {v}\r\n" for k, v in busy_response_headers(retry_after).items())
             self._http_refuse("503 Service Unavailable", extra)
             return
-        self._forwarded = upgrade.forwarded_for
+        assert self._transport is not None
+        peer = self._transport.get_extra_info("peername")
         self._source = source = client_address(
-            self._peer[0] if self._peer else None, upgrade.forwarded_for, hub.settings
+            peer[0] if peer else None, upgrade.forwarded_for, hub.settings
         )
         cap = hub.admit_pending(source)
         if cap is not None:
             status = "429 Too Many Requests" if cap is Cap.ADDRESS else "503 Service Unavailable"
             self._http_refuse(status, "Retry-After: 5\r\n")
             return
-        # RFC 6455's fixed derivation proves only that the server speaks WebSocket.
-        accept = wsframes.accept_key(upgrade.key)
-        self._write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-            ).encode("latin-1")
-        )
+        self._write(wsframes.switching_protocols(upgrade.key))
         self._stage = _Stage.OPEN
         self.heard = time.monotonic()
         # The hub owns the socket's count against the caps from here (serve_admitted

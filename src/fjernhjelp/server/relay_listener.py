@@ -243,14 +243,7 @@ class RelaySocket(TransportCalls, TakesTurns, asyncio.BufferedProtocol):
             self._http_refuse(status, "Retry-After: 5\r\n")
             return
         self._pending = True
-        # RFC 6455's fixed derivation proves only that the server speaks WebSocket.
-        accept = wsframes.accept_key(upgrade.key)
-        self._transport.write(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-            ).encode("latin-1")
-        )
+        self._transport.write(wsframes.switching_protocols(upgrade.key))
         self._stage = _Stage.JOIN
         if self._buf:
             self._read_join()

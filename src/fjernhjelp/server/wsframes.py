@@ -301,6 +301,16 @@ def accept_key(key: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+def switching_protocols(key: str) -> bytes:
+    """The 101 answer to an upgrade whose (already checked) key is ``key``: no extension
+    and no subprotocol. RFC 6455's fixed derivation proves only that the server speaks
+    WebSocket."""
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+    ).encode("latin-1")
+
+
 def header(first: int, length: int) -> bytes:
     """A server frame's header (never masked)."""
     if length < 126:
