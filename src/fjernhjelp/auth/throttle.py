@@ -8,7 +8,6 @@ an account exists: an unknown name locks exactly like a real one.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from fjernhjelp.addresses import source_prefix
 from fjernhjelp.auth.models import Throttle
 
 # Failures older than this are forgotten, so an occasional typo never adds up.
@@ -46,14 +46,7 @@ def address_key(address: str | None) -> str:
 def support_code_address_key(address: str | None) -> str:
     """Support codes guessed from one place. An IPv6 address counts by its /64: whoever
     holds one address usually holds the whole prefix and could rotate through it."""
-    text = address or "unknown"
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return "support_code_address:" + text[:100]
-    if ip.version == 6:
-        text = str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return "support_code_address:" + text
+    return "support_code_address:" + source_prefix(address or "unknown")[:100]
 
 
 def support_code_overall_keys(now: datetime) -> tuple[str, str]:

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from fjernhjelp.nul import ESCAPED, first_nul
+
 MAX_MESSAGE_BYTES = 64 * 1024
 
 
@@ -154,25 +156,13 @@ def parse_server_message(raw: str | bytes) -> Challenge | Welcome | Dial | Cut:
 
 def parse_agent_message(raw: str | bytes) -> Hello | SupportHello | Report | SessionEvent:
     message = _parse(_agent_adapter, raw)
-    # No NUL in anything an agent says (server/no_nul.py says why for requests): here it
-    # did worse than one refused statement, since a login is written in a batch with
-    # others (server/batches.py) and PostgreSQL refused the whole batch: one enrolled
-    # machine with a NUL in its host name had every login beside its own refused. JSON
-    # writes it escaped, so the raw text is looked at first and the values only then.
+    # No NUL in anything an agent says (fjernhjelp/nul.py): a login is written in a batch
+    # with others (server/batches.py), and PostgreSQL refused the whole batch, so one
+    # enrolled machine with a NUL in its host name had every login beside its own refused.
     text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-    if ("\x00" in text or "\\u0000" in text) and _has_nul(message.model_dump()):
+    if ESCAPED in text and first_nul(message.model_dump()) is not None:
         raise MalformedMessage("text may not contain the NUL character")
     return message
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def b64(data: bytes) -> str:

@@ -16,31 +16,14 @@ from urllib.parse import unquote
 from fastapi.exceptions import RequestValidationError
 from starlette.requests import HTTPConnection, Request
 
-NUL = "\x00"
+from fjernhjelp.nul import ESCAPED, NUL, first_nul
+
 _ERROR_TYPE = "nul_character"
 _MESSAGE = "text may not contain the NUL character"
 
 
 def _error(*loc: str | int) -> dict[str, Any]:
     return {"loc": loc, "msg": _MESSAGE, "type": _ERROR_TYPE}
-
-
-def _first_nul(value: Any, at: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
-    if isinstance(value, str):
-        return at if NUL in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if NUL in key:
-                return (*at, key)
-            found = _first_nul(item, (*at, key))
-            if found is not None:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _first_nul(item, (*at, index))
-            if found is not None:
-                return found
-    return None
 
 
 async def refuse_nul(connection: HTTPConnection) -> None:
@@ -62,13 +45,13 @@ async def refuse_nul(connection: HTTPConnection) -> None:
     body = await request.body()  # kept for the endpoint too
     # A JSON string can hold a NUL only as the escape \u0000: the document is read only
     # when that text is there.
-    if b"\\u0000" not in body:
+    if ESCAPED.encode() not in body:
         return
     try:
         document = json.loads(body)
     except ValueError:
         return  # not JSON: the endpoint refuses it as such
-    found = _first_nul(document, ("body",))
+    found = first_nul(document, ("body",))
     if found is not None:
         clean = (p.replace(NUL, "") if isinstance(p, str) else p for p in found)
         raise RequestValidationError([_error(*clean)])

@@ -19,13 +19,13 @@ Three bounds, cheapest first:
 from __future__ import annotations
 
 import enum
-import ipaddress
 import threading
 
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.responses import Response
 
 from fjernhjelp import metrics
+from fjernhjelp.addresses import source_prefix
 from fjernhjelp.control.messages import MAX_MESSAGE_BYTES as CONTROL_MAX_MESSAGE
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.tunnel.limits import MAX_RECORD
@@ -65,15 +65,8 @@ class Cap(enum.StrEnum):
 
 
 def source_group(address: str | None) -> str | None:
-    """What one source holds: an IPv4 address, or an IPv6 address's /64 (whoever holds
-    one address of a /64 usually holds the whole prefix and could rotate through it, as
-    auth/throttle.py counts Support codes)."""
-    if address is None or ":" not in address:
-        return address
-    try:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    except ValueError:
-        return address
+    """What one source holds (addresses.source_prefix: an IPv6 address by its /64)."""
+    return None if address is None else source_prefix(address)
 
 
 class PendingSockets:
