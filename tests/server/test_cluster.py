@@ -80,7 +80,9 @@ async def test_messages_reach_the_named_node_and_broadcasts_reach_all(redis_pref
 
         a.on_message(on_a)
         b.on_message(on_b)
-        await a.send_to_node("b", {"type": "dial", "session": "s1"})
+        assert await a.send_to_node("b", {"type": "dial", "session": "s1"})
+        # A node that does not listen (killed, say) is told apart: the sender can act.
+        assert not await a.send_to_node("gone", {"type": "dial", "session": "s0"})
         await b.broadcast({"type": "cut", "session": "s2"})
         for _ in range(50):
             if len(got["b"]) == 2 and len(got["a"]) == 1:
@@ -100,8 +102,8 @@ async def test_local_cluster() -> None:
     c.on_message(on)
     await c.mark_online("m")
     assert await c.locate("m") == "solo" and await c.online(["m", "x"]) == {"m"}
-    await c.send_to_node("solo", {"n": 1})
-    await c.send_to_node("other", {"n": 2})
+    assert await c.send_to_node("solo", {"n": 1})
+    assert not await c.send_to_node("other", {"n": 2})
     await c.broadcast({"n": 3})
     assert seen == [{"n": 1}, {"n": 3}]
 

@@ -26,9 +26,10 @@ from fjernhjelp.remote.sessions import end as end_session
 @dataclass(frozen=True)
 class RemovedMachine:
     machine_id: uuid.UUID
-    # Sessions paired at a relay: the caller cuts them there once this has committed
-    # (the relay then records their end with the bytes it counted).
-    active_sessions: list[uuid.UUID]
+    # Sessions paired at a relay, each with the node holding its relay: the caller cuts
+    # them there once this has committed (the relay then records their end with the
+    # bytes it counted).
+    active_sessions: list[tuple[uuid.UUID, str | None]]
 
 
 def may_remove(caller: Caller, machine: Machine) -> bool:
@@ -61,7 +62,7 @@ def remove(db: Session, caller: Caller, machine_id: uuid.UUID) -> RemovedMachine
         refusal.recorded = True
         raise refusal
     machine.status = MachineStatus.REVOKED
-    active: list[uuid.UUID] = []
+    active: list[tuple[uuid.UUID, str | None]] = []
     live = db.execute(
         select(RemoteSession).where(
             RemoteSession.machine_id == machine.id, RemoteSession.status.in_(LIVE)
@@ -69,7 +70,7 @@ def remove(db: Session, caller: Caller, machine_id: uuid.UUID) -> RemovedMachine
     ).scalars()
     for session in list(live):
         if session.status == SessionStatus.ACTIVE:
-            active.append(session.id)
+            active.append((session.id, session.node_id))
         else:
             end_session(db, session.id, now=caller.now, reason="machine_removed")
     record(
@@ -86,7 +87,7 @@ def remove(db: Session, caller: Caller, machine_id: uuid.UUID) -> RemovedMachine
             "package": str(machine.package_id) if machine.package_id else None,
             "before": {"status": MachineStatus.ACTIVE.value},
             "after": {"status": MachineStatus.REVOKED.value},
-            "sessions_cut": [str(s) for s in active],
+            "sessions_cut": [str(s) for s, _ in active],
         },
     )
     return RemovedMachine(machine.id, active)

@@ -45,7 +45,9 @@ class Cluster(Protocol):
 
     async def online(self, machine_ids: Iterable[str]) -> set[str]: ...
 
-    async def send_to_node(self, node_id: str, message: Message) -> None: ...
+    async def send_to_node(self, node_id: str, message: Message) -> bool:
+        """Send to one node; False when no node of that id listens (gone, or unknown)."""
+        ...
 
     async def broadcast(self, message: Message) -> None: ...
 
@@ -91,9 +93,11 @@ class LocalCluster:
     async def online(self, machine_ids: Iterable[str]) -> set[str]:
         return {m for m in machine_ids if m in self._present}
 
-    async def send_to_node(self, node_id: str, message: Message) -> None:
-        if node_id == self.node_id:
-            await self._deliver(message)
+    async def send_to_node(self, node_id: str, message: Message) -> bool:
+        if node_id != self.node_id:
+            return False
+        await self._deliver(message)
+        return True
 
     async def broadcast(self, message: Message) -> None:
         await self._deliver(message)
@@ -259,8 +263,11 @@ class RedisCluster:
         nodes = await self._redis.mget([self._key(m) for m in ids])
         return {m for m, node in zip(ids, nodes, strict=True) if node}
 
-    async def send_to_node(self, node_id: str, message: Message) -> None:
-        await self._redis.publish(self._node_channel(node_id), json.dumps(message))
+    async def send_to_node(self, node_id: str, message: Message) -> bool:
+        # PUBLISH answers how many subscribers took the message: none means the node is
+        # not listening (killed, or not started), which a caller may need to act on.
+        listeners = await self._redis.publish(self._node_channel(node_id), json.dumps(message))
+        return bool(listeners)
 
     async def broadcast(self, message: Message) -> None:
         await self._redis.publish(self._all_channel, json.dumps(message))

@@ -178,9 +178,9 @@ class AccessRuntime:
     async def apply(self, event: Revocation) -> list[uuid.UUID]:
         """Cut every live session the event touches; returns their ids."""
         affected = await run_in_threadpool(self._affected, event)
-        for session_id, machine_id in affected:
-            await self.hub.cut(session_id, machine_id, str(event.kind))
-        return [sid for sid, _ in affected]
+        for session_id, machine_id, relay_node in affected:
+            await self.hub.cut(session_id, machine_id, str(event.kind), relay_node=relay_node)
+        return [sid for sid, _, _ in affected]
 
     async def remove_machine(
         self, db: Session, caller: Caller, machine_id: uuid.UUID
@@ -237,12 +237,16 @@ class AccessRuntime:
     async def machine_removed(self, removed: RemovedMachine) -> None:
         """After a removal has committed: cut the machine's open sessions and its control
         link, wherever in the cluster they are."""
-        for session_id in removed.active_sessions:
-            await self.hub.cut(session_id, removed.machine_id, "machine_removed")
+        for session_id, relay_node in removed.active_sessions:
+            await self.hub.cut(
+                session_id, removed.machine_id, "machine_removed", relay_node=relay_node
+            )
         await self.hub.disconnect(removed.machine_id, "machine_revoked")
 
-    def _affected(self, event: Revocation) -> list[tuple[uuid.UUID, uuid.UUID]]:
-        out: list[tuple[uuid.UUID, uuid.UUID]] = []
+    def _affected(self, event: Revocation) -> list[tuple[uuid.UUID, uuid.UUID, str | None]]:
+        """The live sessions ``event`` touches: (session, its agent or client, the node
+        holding its relay); the unpaired ones are recorded as ended here."""
+        out: list[tuple[uuid.UUID, uuid.UUID, str | None]] = []
         unpaired: list[uuid.UUID] = []
         # Read without SQLite's write lock: most events touch no live session, and an
         # IMMEDIATE transaction here would stall (or, for a reader about to write, fail)
@@ -256,7 +260,7 @@ class AccessRuntime:
                     continue
                 # A Support client's control link is keyed by its session's id
                 # (agent_hub): the cut reaches it there.
-                out.append((session.id, session.machine_id or session.id))
+                out.append((session.id, session.machine_id or session.id, session.node_id))
                 if session.status in _UNPAIRED:
                     unpaired.append(session.id)
         if unpaired:
