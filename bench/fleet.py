@@ -442,8 +442,11 @@ def fjernhjelp_node(tmp: Path, database_url: str, name: str) -> Callable[[int | 
                 "FJERNHJELP_NODE_ID": name,
                 "FJERNHJELP_REDIS_URL": REDIS_URL,
                 "FJERNHJELP_AGENT_BIND": f"127.0.0.1:{agent_port}",
-                # The swarm is a country's agents from one address (through HAProxy).
+                # The swarm is a country's agents from one address (through HAProxy):
+                # neither a source's cap nor its strikes for silent sockets (a swarm
+                # client busy with thousands of handshakes answers some late) apply.
                 "FJERNHJELP_WS_UNAUTHENTICATED_PER_ADDRESS": "1000000",
+                "FJERNHJELP_WS_SILENT_STRIKES": "1000000",
                 "FJERNHJELP_TRUSTED_PROXIES": '["127.0.0.1/32"]',
             },
             port=main_port,

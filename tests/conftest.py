@@ -167,6 +167,10 @@ def test_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "argon2_parallelism": 1,
+        # Tests hold sockets open without a word to fill caps and admission; on a busy
+        # machine they would pass ws_silent_seconds and stop counting. Silence has its
+        # own tests, which set it (tests/server/test_agent_listener.py and others).
+        "ws_silent_seconds": 600.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -123,6 +123,15 @@ class Settings(BaseSettings):
     # from many addresses no more than this (~50 KiB each on the main port).
     ws_unauthenticated_per_address: int = Field(default=32, ge=1)
     ws_unauthenticated_total: int = Field(default=2048, ge=1)
+    # A socket let in that has not said its hello (an agent) or its join (the relay) this
+    # many seconds later is silent: it no longer counts as a login in progress, and it
+    # is a strike against its source. ws_silent_strikes strikes within
+    # ws_silent_window_seconds cut the source to ws_silent_allowance sockets until they
+    # are that old (server/ws_guard.py says why).
+    ws_silent_seconds: float = Field(default=5.0, gt=0)
+    ws_silent_strikes: int = Field(default=32, ge=1)
+    ws_silent_window_seconds: float = Field(default=60.0, gt=0)
+    ws_silent_allowance: int = Field(default=2, ge=1)
     probe_audit_seconds: int = Field(default=60, ge=1)
     probe_audit_max_addresses: int = Field(default=10_000, ge=1)
 

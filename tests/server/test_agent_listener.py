@@ -193,7 +193,16 @@ def test_a_node_with_more_logins_than_it_answers_in_time_says_when_to_come_back(
     monkeypatch.setattr(admission, "FLOOR", 2)
     monkeypatch.setattr(admission, "BUDGET", 0.001)  # the limit is the floor: 2
     port = _port()
-    state = build_state(settings_for(tmp_path, database_url, agent_bind=f"127.0.0.1:{port}"))
+    state = build_state(
+        settings_for(
+            tmp_path,
+            database_url,
+            agent_bind=f"127.0.0.1:{port}",
+            # The two held sockets stand for logins at work here, however slow the
+            # machine: silent ones stop counting (the test after this one).
+            ws_silent_seconds=600,
+        )
+    )
     url = f"ws://127.0.0.1:{port}"
 
     def busy() -> float:
@@ -240,6 +249,70 @@ def test_a_node_with_more_logins_than_it_answers_in_time_says_when_to_come_back(
             # The login and, once its link closed, the departure (written behind it).
             assert audited[0] == "agent.connect" and set(audited[1:]) <= {"agent.disconnect"}
     assert busy() == busy_before + 1
+    state.engine.dispose()
+
+
+def test_sockets_held_open_without_a_word_neither_fill_admission_nor_keep_their_allowance(
+    tmp_path, database_url, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The attack (an attacker's review): sockets opened and held without a hello. Each
+    counted as a login in progress until its hello timeout, so a few dozen addresses
+    kept a node over its admission limit and every agent was told to come back later.
+    Now a socket silent past ws_silent_seconds stops counting, and a source with
+    ws_silent_strikes of them keeps only ws_silent_allowance sockets: refused 429,
+    noted as probing; other sources and the real agent are served."""
+    monkeypatch.setattr(admission, "FLOOR", 2)
+    monkeypatch.setattr(admission, "BUDGET", 0.001)  # the limit is the floor: 2
+    port = _port()
+    state = build_state(
+        settings_for(
+            tmp_path,
+            database_url,
+            agent_bind=f"127.0.0.1:{port}",
+            ws_silent_seconds=0.2,
+            ws_silent_strikes=3,
+            ws_silent_allowance=1,
+        )
+    )
+    url = f"ws://127.0.0.1:{port}"
+    app = create_app(state=state)
+    with TestClient(app):
+        gate = app.state.access.hub.admission
+        pending = state.unauthenticated_sockets
+        with state.readers() as db:
+            ((machine, key),) = _machines(db, 1)
+        with contextlib.ExitStack() as held:
+            for _ in range(2):
+                _waiting(held, url, "127.0.0.2")
+            # As many as the limit, said nothing, and still open: no longer counted.
+            _until(lambda: gate.in_progress == 0)
+            assert pending.count("127.0.0.2") == 2
+            with connect(f"{url}/agent/control", compression=None) as ws:
+                assert _login(ws, state, machine.id, key)["type"] == "welcome"
+            # The third silent socket is the source's third strike: its allowance of one
+            # is spent (it holds three), so the next is refused, before the upgrade.
+            _waiting(held, url, "127.0.0.2")
+            _until(lambda: gate.in_progress == 0)
+            assert _refused_with(url, "127.0.0.2") == (429, "5")
+            # Another address is not touched by it.
+            _waiting(held, url, "127.0.0.3")
+        _until(lambda: pending.count_all() == 0)
+        # Closed, the struck source still keeps only its allowance: one, not two.
+        with contextlib.ExitStack() as again:
+            _waiting(again, url, "127.0.0.2")
+            assert _refused_with(url, "127.0.0.2") == (429, "5")
+        with state.db_sessions() as db:
+            probes.flush(db, state.probes, state.now(), everything=True)
+            noted = {
+                e.source_address: json.loads(e.details)["kinds"]
+                for e in db.execute(
+                    select(AuditEvent).where(AuditEvent.action == "security.probing")
+                ).scalars()
+            }
+    # Each silent socket a note; each refusal a note; the real agent's source none.
+    assert noted["127.0.0.2"]["silent_socket_cap"] == 2
+    assert noted["127.0.0.2"]["silent_socket"] >= 3
+    assert "127.0.0.1" not in noted or set(noted["127.0.0.1"]) == {"silent_socket"}
     state.engine.dispose()
 
 

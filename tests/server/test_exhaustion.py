@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 import pytest
@@ -278,6 +279,47 @@ def test_unauthenticated_sockets_per_address_are_capped(tmp_path, database_url, 
             (event,) = probing_events(state, db)
             assert _kinds(event) == {"socket_cap": 2}
             assert {s["path"] for s in json.loads(event.details)["samples"]} >= {"/agent/control"}
+    finally:
+        state.engine.dispose()
+
+
+def test_silent_sockets_on_the_main_port_cut_their_sources_allowance(
+    tmp_path, database_url, clock
+) -> None:
+    """The main port's relay and control link (uvicorn's, not the lean listeners', whose
+    own tests are in test_relay_listener.py and test_agent_listener.py): a relay socket
+    without its join and a control link without its hello, each silent past
+    ws_silent_seconds, are strikes; at two the source keeps one socket, refused 429."""
+    from fastapi.testclient import TestClient
+
+    from fjernhjelp.server.state import build_state
+
+    settings = conftest.test_settings(
+        tmp_path, database_url, ws_silent_seconds=0.2, ws_silent_strikes=2, ws_silent_allowance=1
+    )
+    state = build_state(settings)
+    state.clock = clock
+    try:
+        with (
+            TestClient(create_app(state=state)) as client,
+            client.websocket_connect(f"/relay/{uuid.uuid4()}"),
+            client.websocket_connect("/agent/control") as link,
+        ):
+            link.receive_text()  # the challenge; no hello follows
+            deadline = time.monotonic() + 30
+            while state.probes.noted("testclient").get("silent_socket", 0) < 2:
+                assert time.monotonic() < deadline, "never noted as silent"
+                time.sleep(0.02)
+            assert client.app.state.access.hub.admission.in_progress == 0  # type: ignore[attr-defined]
+            with (
+                pytest.raises(WebSocketDenialResponse) as refused,
+                client.websocket_connect("/agent/control"),
+            ):
+                pass
+            assert refused.value.status_code == 429
+        with state.readers() as db:
+            (event,) = probing_events(state, db)
+            assert _kinds(event) == {"silent_socket": 2, "silent_socket_cap": 1}
     finally:
         state.engine.dispose()
 

@@ -24,10 +24,12 @@ from fjernhjelp.caller import Caller
 from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.remote.models import RemoteSession, SessionStatus
 from fjernhjelp.server.app import create_app
+from fjernhjelp.server.ws_guard import SilenceRule
 from fjernhjelp.tunnel.limits import MAX_RECORD
 from tests.conftest import only_on_one_backend
 from tests.conftest import test_settings as settings_for
 from tests.portal.access_world import build_site
+from tests.server.test_agent_listener import _until
 
 
 def _port() -> int:
@@ -168,6 +170,33 @@ def test_refusals_close_before_anything_passes_and_are_audited(lean, db, state) 
     row = db.get(RemoteSession, sid)
     assert row is not None and row.status == SessionStatus.REQUESTED
     assert state.unauthenticated_sockets.count("127.0.0.1") == 0
+
+
+def test_relay_sockets_that_never_join_cut_the_allowance(lean, db, state, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The attack: relay sockets opened and held without a join, to fill the node's
+    cap of unauthenticated sockets. Each silent one is a strike against its source; at
+    the rule's count the source keeps only its allowance, refused 429 and noted."""
+    _, url, site, _ = lean
+    sid, _, tech_token, _ = _session(db, state, site)
+    monkeypatch.setattr(
+        state, "settings", state.settings.model_copy(update={"ws_silent_seconds": 0.2})
+    )
+    pending = state.unauthenticated_sockets
+    monkeypatch.setattr(pending, "silence", SilenceRule(strikes=2, allowance=1))
+    with connect(f"{url}/relay/{sid}", compression=None):
+        with connect(f"{url}/relay/{sid}", compression=None):
+            _until(lambda: state.probes.noted("127.0.0.1").get("silent_socket") == 2)
+        with pytest.raises(InvalidStatus) as capped:
+            connect(f"{url}/relay/{sid}", compression=None)
+    assert capped.value.response.status_code == 429
+    kinds = {w.address: w.kinds for w in state.probes.take_all()}
+    assert kinds["127.0.0.1"] == {"silent_socket": 2, "silent_socket_cap": 1}
+    _until(lambda: pending.count("127.0.0.1") == 0)
+    # The technician's token was never touched: the session waits for its real ends.
+    db.rollback()
+    row = db.get(RemoteSession, sid)
+    assert row is not None and row.status == SessionStatus.REQUESTED
+    assert tech_token
 
 
 def test_a_cut_closes_both_ends_at_once(lean, db, state) -> None:  # type: ignore[no-untyped-def]

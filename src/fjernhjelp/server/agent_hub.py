@@ -69,6 +69,14 @@ HELLO_TIMEOUT = 20.0
 HEARTBEAT_SECONDS = 30
 
 
+@dataclass(slots=True)
+class _Login:
+    """One admitted socket's login: where from, and whether admission counts it."""
+
+    source: str | None
+    counted: bool = True
+
+
 class CloseCode:
     REFUSED = 4401
     MALFORMED = 4400
@@ -359,9 +367,10 @@ class AgentHub:
         (control_socket.py) admits before the upgrade, so refusals there are HTTP."""
         pending = self._state.unauthenticated_sockets
         answered = False
+        login = _Login(source)
         try:
             await websocket.accept()
-            machine = await self._login(websocket, source)
+            machine = await self._login(websocket, login)
             answered = True
         except (
             AgentRefused,
@@ -388,7 +397,8 @@ class AgentHub:
             return
         finally:
             pending.release(source)
-            self.admission.end(answered)
+            if login.counted:
+                self.admission.end(answered)
         if isinstance(machine, RemoteSession):
             await self._serve_support(websocket, machine.id, source)
             return
@@ -427,15 +437,26 @@ class AgentHub:
             with contextlib.suppress(Exception):
                 await websocket.close()
 
-    async def _login(self, websocket: WebSocket, source: str | None) -> uuid.UUID | RemoteSession:
+    async def _login(self, websocket: WebSocket, login: _Login) -> uuid.UUID | RemoteSession:
+        source = login.source
         nonce = os.urandom(statements.NONCE_BYTES)
         signature = self._state.keys.signing.sign(statements.server_challenge_statement(nonce))
         await websocket.send_text(
             Challenge(nonce=b64(nonce), signature=b64(signature)).model_dump_json()
         )
-        raw = await asyncio.wait_for(
-            receive_text_limited(websocket, AGENT_HELLO_MAX), HELLO_TIMEOUT
+        silent = asyncio.get_running_loop().call_later(
+            self.settings.ws_silent_seconds, self._silent, login
         )
+        try:
+            raw = await asyncio.wait_for(
+                receive_text_limited(websocket, AGENT_HELLO_MAX), HELLO_TIMEOUT
+            )
+        finally:
+            silent.cancel()
+        if not login.counted:
+            # It spoke after all: its login is work in progress again.
+            login.counted = True
+            self.admission.begin()
         hello = parse_agent_message(raw)
         if isinstance(hello, SupportHello):
             return await run_in_threadpool(self._authenticate_support, hello, nonce, source)
@@ -448,6 +469,18 @@ class AgentHub:
         if isinstance(result, AgentRefused):
             raise result
         return result
+
+    def _silent(self, login: _Login) -> None:
+        """An admitted socket has not said its hello within ws_silent_seconds of the
+        challenge (an agent answers within a round trip). It costs the node nothing while
+        it waits, so it stops counting as a login in progress: sockets held open without
+        a word had kept a node's admission full, and every agent told to wait
+        (ws_guard.py). And it is a strike against its source."""
+        login.counted = False
+        self.admission.end(answered=False)
+        self.note_probe(login.source, Kind.SILENT_SOCKET)
+        if self._state.unauthenticated_sockets.strike(login.source):
+            _log.warning("%s: its sockets keep silent; its allowance is cut", login.source)
 
     # -- the one-time Support client --------------------------------------------------
     #

@@ -45,7 +45,6 @@ from fjernhjelp.server.security import client_address
 from fjernhjelp.server.transport_calls import TransportCalls, wake
 from fjernhjelp.server.ws_guard import (
     PROTOCOL_MAX_MESSAGE,
-    Cap,
     busy_response_headers,
     count_busy_refusal,
 )
@@ -298,8 +297,7 @@ class ControlSocket(TransportCalls, asyncio.Protocol):
         )
         cap = hub.admit_pending(source)
         if cap is not None:
-            status = "429 Too Many Requests" if cap is Cap.ADDRESS else "503 Service Unavailable"
-            self._http_refuse(status, "Retry-After: 5\r\n")
+            self._http_refuse(cap.http_status, "Retry-After: 5\r\n")
             return
         self._write(wsframes.switching_protocols(upgrade.key))
         self._stage = _Stage.OPEN

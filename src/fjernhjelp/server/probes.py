@@ -34,6 +34,8 @@ class Kind:
     BODY_TOO_LARGE = "body_too_large"
     SOCKET_CAP = "socket_cap"
     NODE_SOCKET_CAP = "node_socket_cap"  # the node's cap on logins in progress
+    SILENT_SOCKET = "silent_socket"  # let in, and no hello or join in time
+    SILENT_SOCKET_CAP = "silent_socket_cap"  # refused: the source's silent sockets cut it
     MESSAGE_TOO_BIG = "ws_message_too_big"
 
 
@@ -93,6 +95,13 @@ class ProbeTally:
             windows = self._closed + [self._open.pop(k) for k in due]
             self._closed = []
             return windows
+
+    def noted(self, address: str | None) -> dict[str, int]:
+        """What ``address``'s open window has counted so far, by kind (for whoever
+        watches a flood as it happens: the event comes when the window ends)."""
+        with self._lock:
+            window = self._open.get(address or "")
+            return dict(window.kinds) if window is not None else {}
 
     def take_all(self) -> list[Window]:
         with self._lock:

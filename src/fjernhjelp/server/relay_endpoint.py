@@ -87,12 +87,17 @@ class RelayEndpoint:
             with contextlib.suppress(Exception):
                 await refuse_upgrade(websocket, refused)
             return
+        silent: asyncio.TimerHandle | None = None
         try:
             await websocket.accept()
             sid = uuid.UUID(session_id)
+            silent = asyncio.get_running_loop().call_later(
+                self._state.settings.ws_silent_seconds, self.silent, source, websocket.url.path
+            )
             raw = await asyncio.wait_for(
                 receive_text_limited(websocket, RELAY_JOIN_MAX), AUTH_TIMEOUT
             )
+            silent.cancel()
             auth = json.loads(raw)
             role = Role(auth["role"])
             token = str(auth["token"])
@@ -115,6 +120,8 @@ class RelayEndpoint:
                 await websocket.close(REFUSED, getattr(exc, "reason", "refused"))
             return
         finally:
+            if silent is not None:
+                silent.cancel()
             pending.release(source)
         end = StarletteEnd(websocket)
         with contextlib.suppress(DuplicateEnd):
@@ -122,6 +129,14 @@ class RelayEndpoint:
 
     def _probe(self, source: str | None, kind: str, websocket: WebSocket) -> None:
         self.note_probe(source, kind, websocket.url.path)
+
+    def silent(self, source: str | None, path: str) -> None:
+        """A relay socket let in has not sent its join within ws_silent_seconds (a
+        browser or an agent sends it as the socket opens): a strike against its source
+        (ws_guard.py), noted as probing."""
+        self.note_probe(source, Kind.SILENT_SOCKET, path)
+        if self._state.unauthenticated_sockets.strike(source):
+            _log.warning("%s: its relay sockets keep silent; its allowance is cut", source)
 
     def note_probe(self, source: str | None, kind: str, path: str) -> None:
         self._state.probes.note(source, kind, "WEBSOCKET", path, self._state.now())

@@ -64,7 +64,7 @@ from fjernhjelp.server.relay_endpoint import AUTH_TIMEOUT, REFUSED
 from fjernhjelp.server.relay_turns import LIGHT_BYTES, LIGHT_WINDOW, READ, TakesTurns
 from fjernhjelp.server.security import client_address
 from fjernhjelp.server.transport_calls import TransportCalls, wake
-from fjernhjelp.server.ws_guard import RELAY_JOIN_MAX, TOO_BIG, Cap
+from fjernhjelp.server.ws_guard import RELAY_JOIN_MAX, TOO_BIG
 from fjernhjelp.server.wsframes import MAX_REQUEST
 
 if TYPE_CHECKING:
@@ -128,6 +128,7 @@ class RelaySocket(TransportCalls, TakesTurns, asyncio.BufferedProtocol):
         self._path = "/relay/"
         self._session: uuid.UUID | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._silent: asyncio.TimerHandle | None = None  # JOIN: ws_silent_seconds
         self._task: asyncio.Task[None] | None = None
         # SPLICED: where frames go, and what the relay is told.
         self._to: RelaySocket | None = None
@@ -239,12 +240,14 @@ class RelaySocket(TransportCalls, TakesTurns, asyncio.BufferedProtocol):
             # This address has too many sockets that have not joined (429), or the node
             # has (503): as on the main port (ws_guard.refuse_upgrade).
             self._endpoint.note_probe(self._source, cap.value, self._path)
-            status = "429 Too Many Requests" if cap is Cap.ADDRESS else "503 Service Unavailable"
-            self._http_refuse(status, "Retry-After: 5\r\n")
+            self._http_refuse(cap.http_status, "Retry-After: 5\r\n")
             return
         self._pending = True
         self._transport.write(wsframes.switching_protocols(upgrade.key))
         self._stage = _Stage.JOIN
+        self._silent = self._loop.call_later(
+            self._state.settings.ws_silent_seconds, self._endpoint.silent, self._source, self._path
+        )
         if self._buf:
             self._read_join()
 
@@ -273,6 +276,8 @@ class RelaySocket(TransportCalls, TakesTurns, asyncio.BufferedProtocol):
                 self._stage = _Stage.CHECKING
                 if self._timer is not None:
                     self._timer.cancel()
+                if self._silent is not None:
+                    self._silent.cancel()
                 assert self._transport is not None
                 self._transport.pause_reading()
                 self._task = asyncio.create_task(self._join(payload))
@@ -312,6 +317,9 @@ class RelaySocket(TransportCalls, TakesTurns, asyncio.BufferedProtocol):
             self._refuse(REFUSED, "refused")
 
     def _release(self) -> None:
+        if self._silent is not None:
+            self._silent.cancel()
+            self._silent = None
         if self._pending:
             self._pending = False
             self._state.unauthenticated_sockets.release(self._source)

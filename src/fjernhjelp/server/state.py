@@ -20,7 +20,7 @@ from fjernhjelp.keystore import Keys
 from fjernhjelp.portal import revocations
 from fjernhjelp.portal.revocations import RevocationBus
 from fjernhjelp.server.probes import ProbeTally
-from fjernhjelp.server.ws_guard import PendingSockets
+from fjernhjelp.server.ws_guard import PendingSockets, SilenceRule
 
 
 @dataclass
@@ -45,8 +45,15 @@ class AppState:
             timedelta(seconds=self.settings.probe_audit_seconds),
             self.settings.probe_audit_max_addresses,
         )
+        settings = self.settings
         self.unauthenticated_sockets = PendingSockets(
-            self.settings.ws_unauthenticated_per_address, self.settings.ws_unauthenticated_total
+            settings.ws_unauthenticated_per_address,
+            settings.ws_unauthenticated_total,
+            SilenceRule(
+                strikes=settings.ws_silent_strikes,
+                window_seconds=settings.ws_silent_window_seconds,
+                allowance=settings.ws_silent_allowance,
+            ),
         )
 
     def now(self) -> datetime:

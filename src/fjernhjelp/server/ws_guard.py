@@ -14,12 +14,24 @@ Three bounds, cheapest first:
   attacker with many addresses could keep any number of sockets, each holding memory and
   a hello timeout, open; beyond the total every new one is refused at the upgrade and
   comes back with its backoff, so a flood costs the node a bounded amount.
+- A source whose sockets keep saying nothing (``Settings.ws_silent_strikes`` of them in
+  ``ws_silent_window_seconds``, each silent for ``ws_silent_seconds`` after it was let
+  in) keeps only ``ws_silent_allowance`` sockets until its strikes are old. An agent says
+  its hello within a round trip of the challenge and a browser its join as it opens, so
+  honest sources are not struck, however many machines share the address; a source that
+  opens sockets to hold them is, after its first allowance: at 32 a source, 47 addresses
+  kept a node's admission full (server/admission.py) and 64 its cap, so that every agent
+  was told to wait; at 2, it takes 750 and 1,024 (and a silent socket leaves admission's
+  count after ``ws_silent_seconds``, so the attacker must open them anew all the time).
 """
 
 from __future__ import annotations
 
 import enum
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.responses import Response
@@ -62,6 +74,14 @@ class Cap(enum.StrEnum):
 
     ADDRESS = Kind.SOCKET_CAP
     NODE = Kind.NODE_SOCKET_CAP
+    SILENT = Kind.SILENT_SOCKET_CAP  # the source's sockets kept silent: its allowance is cut
+
+    @property
+    def http_status(self) -> str:
+        """The refused upgrade's status line: the source's doing (429), or the node's (503)."""
+        if self is Cap.NODE:
+            return "503 Service Unavailable"
+        return "429 Too Many Requests"
 
 
 def source_group(address: str | None) -> str | None:
@@ -69,15 +89,37 @@ def source_group(address: str | None) -> str | None:
     return None if address is None else source_prefix(address)
 
 
+@dataclass(frozen=True, slots=True)
+class SilenceRule:
+    """When a source's silent sockets cut its allowance (module docstring)."""
+
+    strikes: int = 32
+    window_seconds: float = 60.0
+    allowance: int = 2
+    # Sources whose strikes are remembered at once; beyond it the oldest are forgotten
+    # first, so a flood from many addresses costs bounded memory.
+    max_sources: int = 65_536
+
+
 class PendingSockets:
     """Counts the sockets still waiting to authenticate, per source (``source_group``)
-    and in all."""
+    and in all, and the strikes of sources whose sockets said nothing."""
 
-    def __init__(self, per_address: int, total: int) -> None:
+    def __init__(
+        self,
+        per_address: int,
+        total: int,
+        silence: SilenceRule | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.per_address = per_address
         self.total = total
+        self.silence = silence or SilenceRule()
+        self._clock = clock
         self._counts: dict[str | None, int] = {}
         self._all = 0
+        # source -> (when its first strike of the window came, strikes since)
+        self._strikes: dict[str | None, tuple[float, int]] = {}
         self._lock = threading.Lock()
 
     def admit(self, address: str | None) -> Cap | None:
@@ -89,6 +131,8 @@ class PendingSockets:
             refused = (
                 Cap.ADDRESS
                 if count >= self.per_address
+                else Cap.SILENT
+                if count >= self.silence.allowance and self._struck(address)
                 else Cap.NODE
                 if self._all >= self.total
                 else None
@@ -110,6 +154,33 @@ class PendingSockets:
                 self._counts[address] = count
             else:
                 self._counts.pop(address, None)
+
+    def strike(self, address: str | None) -> bool:
+        """One of ``address``'s sockets was let in and said nothing in time. True when
+        the source's allowance is cut from now on (the caller notes it as probing)."""
+        address = source_group(address)
+        now = self._clock()
+        rule = self.silence
+        with self._lock:
+            first, strikes = self._strikes.pop(address, (now, 0))
+            if now - first >= rule.window_seconds:
+                first, strikes = now, 0
+            strikes += 1
+            # Re-inserted at the end: the dict's order is the order of last strikes.
+            self._strikes[address] = (first, strikes)
+            while len(self._strikes) > rule.max_sources:
+                del self._strikes[next(iter(self._strikes))]
+            return strikes == rule.strikes
+
+    def _struck(self, address: str | None) -> bool:
+        record = self._strikes.get(address)
+        if record is None:
+            return False
+        first, strikes = record
+        if self._clock() - first >= self.silence.window_seconds:
+            del self._strikes[address]
+            return False
+        return strikes >= self.silence.strikes
 
     def count(self, address: str | None) -> int:
         address = source_group(address)
@@ -155,11 +226,11 @@ async def refuse_upgrade(websocket: WebSocket, cap: Cap = Cap.ADDRESS) -> None:
     (the node has) where the server can send it; else close code 1013, "try again
     later", with the reason in words (the lean agent listener, server/agent_listener.py)."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        status = 429 if cap is Cap.ADDRESS else 503
+        status = int(cap.http_status.split()[0])
         await websocket.send_denial_response(
             Response(status_code=status, headers={"Retry-After": "5"})
         )
-    elif cap is Cap.ADDRESS:
+    elif cap is not Cap.NODE:
         await websocket.close(TRY_AGAIN_LATER, "too many unauthenticated sockets")
     else:
         await websocket.close(TRY_AGAIN_LATER, "too many logins in progress")
