@@ -10,6 +10,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -184,26 +185,26 @@ def test_logins_in_progress_are_capped_for_the_node_not_only_per_address(
     state.engine.dispose()
 
 
+def _admitting_two(tmp_path, database_url, monkeypatch, **settings: object) -> tuple[Any, str]:  # type: ignore[no-untyped-def]
+    """A node with a lean listener whose admission limit is two logins in progress."""
+    monkeypatch.setattr(admission, "FLOOR", 2)
+    monkeypatch.setattr(admission, "BUDGET", 0.001)  # the limit is the floor: 2
+    port = _port()
+    state = build_state(
+        settings_for(tmp_path, database_url, agent_bind=f"127.0.0.1:{port}", **settings)
+    )
+    return state, f"ws://127.0.0.1:{port}"
+
+
 def test_a_node_with_more_logins_than_it_answers_in_time_says_when_to_come_back(
     tmp_path, database_url, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """Over its admission limit (server/admission.py) the node refuses an agent's upgrade
     with 503 and Retry-After, before the challenge's signature or any database work; the
     refusal is counted, not audited (no identity was presented)."""
-    monkeypatch.setattr(admission, "FLOOR", 2)
-    monkeypatch.setattr(admission, "BUDGET", 0.001)  # the limit is the floor: 2
-    port = _port()
-    state = build_state(
-        settings_for(
-            tmp_path,
-            database_url,
-            agent_bind=f"127.0.0.1:{port}",
-            # The two held sockets stand for logins at work here, however slow the
-            # machine: silent ones stop counting (the test after this one).
-            ws_silent_seconds=600,
-        )
-    )
-    url = f"ws://127.0.0.1:{port}"
+    # The two held sockets stand for logins at work here, however slow the machine:
+    # silent ones stop counting (the test after this one).
+    state, url = _admitting_two(tmp_path, database_url, monkeypatch, ws_silent_seconds=600)
 
     def busy() -> float:
         value = metrics.REGISTRY.get_sample_value(
@@ -261,20 +262,14 @@ def test_sockets_held_open_without_a_word_neither_fill_admission_nor_keep_their_
     Now a socket silent past ws_silent_seconds stops counting, and a source with
     ws_silent_strikes of them keeps only ws_silent_allowance sockets: refused 429,
     noted as probing; other sources and the real agent are served."""
-    monkeypatch.setattr(admission, "FLOOR", 2)
-    monkeypatch.setattr(admission, "BUDGET", 0.001)  # the limit is the floor: 2
-    port = _port()
-    state = build_state(
-        settings_for(
-            tmp_path,
-            database_url,
-            agent_bind=f"127.0.0.1:{port}",
-            ws_silent_seconds=0.2,
-            ws_silent_strikes=3,
-            ws_silent_allowance=1,
-        )
+    state, url = _admitting_two(
+        tmp_path,
+        database_url,
+        monkeypatch,
+        ws_silent_seconds=0.2,
+        ws_silent_strikes=3,
+        ws_silent_allowance=1,
     )
-    url = f"ws://127.0.0.1:{port}"
     app = create_app(state=state)
     with TestClient(app):
         gate = app.state.access.hub.admission
