@@ -32,6 +32,7 @@ from fjernhjelp.db.engine import make_engine
 from fjernhjelp.db.models import Base
 from fjernhjelp.server.app import create_app
 from fjernhjelp.server.state import AppState, build_state
+from tests.applied import TEST_SESSION, AppliedRevocations
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.x11 import xvfb  # noqa: F401  (the real X server fixture, for every folder)
 
@@ -196,12 +197,19 @@ def db(state: AppState) -> Iterator[Session]:
     SQLite's write lock while the app under test serves a request; call db.rollback()
     (or commit) before reading what the app wrote, to see a fresh snapshot."""
     with state.readers() as session:
+        # Its transactions begin once the app has applied the revocations published so
+        # far (tests/applied.py): a DEFERRED transaction cannot wait for the write lock.
+        session.info[TEST_SESSION] = True
         yield session
 
 
 @pytest.fixture
 def app(state: AppState):  # type: ignore[no-untyped-def]
-    return create_app(state=state)
+    app = create_app(state=state)
+    applied = AppliedRevocations(state, app.state.access)
+    app.state.applied_revocations = applied
+    yield app
+    applied.close()
 
 
 @pytest.fixture
