@@ -168,6 +168,11 @@ def test_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "argon2_time_cost": 1,
         "argon2_memory_kib": 1024,
         "argon2_parallelism": 1,
+        # The Support sweep's timer writes every 30 s: in a test that runs that long (a
+        # loaded machine) its write could fall between a read and a write of the test's
+        # DEFERRED session, which then fails at once (tests/applied.py says why). Tests
+        # run the sweep themselves (housekeeping.support_expiry_job).
+        "support_sweep_seconds": 24 * 3600.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
