@@ -32,6 +32,7 @@ from fjernhjelp.db.engine import make_engine
 from fjernhjelp.db.models import Base
 from fjernhjelp.server.app import create_app
 from fjernhjelp.server.state import AppState, build_state
+from tests.applied import TEST_SESSION, AppliedRevocations
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.x11 import xvfb  # noqa: F401  (the real X server fixture, for every folder)
 
@@ -171,6 +172,11 @@ def test_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         # machine they would pass ws_silent_seconds and stop counting. Silence has its
         # own tests, which set it (tests/server/test_agent_listener.py and others).
         "ws_silent_seconds": 600.0,
+        # The Support sweep's timer writes every 30 s: in a test that runs that long (a
+        # loaded machine) its write could fall between a read and a write of the test's
+        # DEFERRED session, which then fails at once (tests/applied.py says why). Tests
+        # run the sweep themselves (housekeeping.support_expiry_job).
+        "support_sweep_seconds": 24 * 3600.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -200,12 +206,19 @@ def db(state: AppState) -> Iterator[Session]:
     SQLite's write lock while the app under test serves a request; call db.rollback()
     (or commit) before reading what the app wrote, to see a fresh snapshot."""
     with state.readers() as session:
+        # Its transactions begin once the app has applied the revocations published so
+        # far (tests/applied.py): a DEFERRED transaction cannot wait for the write lock.
+        session.info[TEST_SESSION] = True
         yield session
 
 
 @pytest.fixture
 def app(state: AppState):  # type: ignore[no-untyped-def]
-    return create_app(state=state)
+    app = create_app(state=state)
+    applied = AppliedRevocations(state, app.state.access)
+    app.state.applied_revocations = applied
+    yield app
+    applied.close()
 
 
 @pytest.fixture

@@ -4,11 +4,14 @@ and the API, with their refusals as pages and problems."""
 from __future__ import annotations
 
 import re
+import threading
 
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from fjernhjelp.portal import agreements, grants, terms
 from fjernhjelp.portal.models import OrgKind
+from fjernhjelp.portal.revocations import Revocation
 from fjernhjelp.remote.models import SessionStatus
 from tests.helpers import csrf_from, make_org, make_user
 from tests.portal.web import Api, browser
@@ -197,3 +200,50 @@ def test_api_refusals_are_problems(client, world: World) -> None:
         r = guesser.post("/api/v1/support/join", json={"code": "123456789"})
         assert_problem(r, 429, "support.code_throttled")
         assert int(r.headers["retry-after"]) > 0
+
+
+def test_the_tests_session_writes_after_the_app_has_applied_a_revocation(
+    client, world: World
+) -> None:
+    """The interleaving of a CI failure of the test above, forced: the app's consumer ends
+    the waiting code in its write transaction between the test session's first read and
+    its first write (an agreement: the terms read, then the insert). On SQLite that
+    write fails at once, "database is locked", unless the test's transaction waited for
+    the app's reaction before it read (tests/applied.py)."""
+    made = make_code(world)
+    runtime = client.app.state.access
+    applied = client.app.state.applied_revocations
+    may_apply, ended = threading.Event(), threading.Event()
+    # The consumer goes on once the test's transaction either waits for it (the harness
+    # holds it back) or has read: then it writes before the test does.
+    applied.on_wait = may_apply.set
+    affected = runtime._affected
+
+    def held(revocation: Revocation):  # type: ignore[no-untyped-def]
+        may_apply.wait()
+        try:
+            return affected(revocation)
+        finally:
+            ended.set()
+
+    runtime._affected = held
+    test_thread = threading.get_ident()
+    first_read = True
+
+    def after_read(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        nonlocal first_read
+        reads = statement.lstrip().upper().startswith("SELECT")
+        if first_read and reads and threading.get_ident() == test_thread:
+            first_read = False
+            may_apply.set()
+            ended.wait()
+
+    agreements.revoke(world.db, world.caller(world.gp_admin), world.agreement.id)  # type: ignore[union-attr]
+    world.db.commit()
+    event.listen(world.state.engine, "after_cursor_execute", after_read)
+    try:
+        world.record_agreement(reference="Bare Access", covers="access")
+    finally:
+        event.remove(world.state.engine, "after_cursor_execute", after_read)
+    cut = row(world.db, made.session.id)
+    assert (cut.status, cut.end_reason) == (SessionStatus.ENDED, "cut:agreement_revoked")
