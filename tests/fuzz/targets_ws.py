@@ -227,13 +227,16 @@ class _Endpoint:
     def note_probe(self, source: str | None, kind: str, path: str) -> None:
         pass
 
+    def silent(self, source: str | None, path: str) -> None:
+        pass
+
     def check_join(self, sid: uuid.UUID, role: object, token: str, source: str | None) -> None:
         if token != "godkjent":
             raise RelayRefused("denied")
 
 
 _STATE = SimpleNamespace(
-    settings=SimpleNamespace(trusted_proxy_networks=()),
+    settings=SimpleNamespace(trusted_proxy_networks=(), ws_silent_seconds=600.0),
     unauthenticated_sockets=PendingSockets(per_address=4, total=16),
 )
 _READS = ReadBuffer()
