@@ -2,8 +2,8 @@
 
 An agent connects to ``/agent/control``; the server signs a fresh nonce with the key the
 agent pinned, the agent signs it back with its identity key, and from then on the link
-carries presence reports from the agent and dial / cut commands to it. Commands for an
-agent held by another node travel over the cluster bus.
+carries presence reports from the agent and dial / cut commands to it (those are
+server/hub_commands.py's; the link itself server/agent_link.py's).
 """
 
 from __future__ import annotations
@@ -14,20 +14,17 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
-from redis.exceptions import RedisError
 
 from fjernhjelp.audit.log import without_secret_keys
 from fjernhjelp.config import Settings
 from fjernhjelp.control import statements
 from fjernhjelp.control.messages import (
     Challenge,
-    Cut,
-    Dial,
     Hello,
     MalformedMessage,
     Report,
@@ -46,8 +43,10 @@ from fjernhjelp.remote import sessions as remote_sessions
 from fjernhjelp.remote import support_tunnel
 from fjernhjelp.remote.models import RemoteSession
 from fjernhjelp.server.admission import LoginAdmission
+from fjernhjelp.server.agent_link import AgentLink, CloseCode
 from fjernhjelp.server.batches import BatchFailed, GroupCommit
-from fjernhjelp.server.cluster import Cluster, Message
+from fjernhjelp.server.cluster import Cluster
+from fjernhjelp.server.hub_commands import HubCommands
 from fjernhjelp.server.probes import Kind
 from fjernhjelp.server.recorded import refusals_kept
 from fjernhjelp.server.relay import Relay
@@ -77,39 +76,6 @@ class _Login:
     counted: bool = True
 
 
-class CloseCode:
-    REFUSED = 4401
-    MALFORMED = 4400
-    REPLACED = 4409  # the same machine connected again; the newer link wins
-    # A Support client's session is over and the client did not close its link within
-    # the grace time (support_link_grace_seconds).
-    SESSION_OVER = 4410
-    # The login's batch did not commit (the database is away): nothing was kept, the
-    # agent comes back with its back-off.
-    TRY_AGAIN = 1013
-
-
-@dataclass(slots=True)
-class AgentLink:
-    machine_id: uuid.UUID
-    websocket: WebSocket
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # A one-time Support client's link (keyed by its session's id), not an agent's.
-    support: bool = False
-    # Set for a Support link once its session is over: the server closes the link if
-    # the client has not, this long after (the client's last reports come first).
-    closer: asyncio.Task[None] | None = None
-
-    async def send(self, text: str) -> None:
-        async with self.lock:
-            await self.websocket.send_text(text)
-
-
-def _dial_json(command: Dial) -> str:
-    # Without empty fields: agents that predate a field refuse a message that names it.
-    return command.model_dump_json(exclude_none=True)
-
-
 async def _next_text(websocket: WebSocket) -> str:
     """The link's next text message.
 
@@ -128,7 +94,7 @@ async def _next_text(websocket: WebSocket) -> str:
     return text
 
 
-class AgentHub:
+class AgentHub(HubCommands):
     def __init__(self, state: AppState, cluster: Cluster, relay: Relay) -> None:
         self._state = state
         self.cluster = cluster
@@ -191,134 +157,6 @@ class AgentHub:
         for machine_id in machine_ids:
             await self.cluster.mark_offline(machine_id)
         return [None] * len(machine_ids)
-
-    # -- commands ------------------------------------------------------------------
-
-    async def dial(self, machine_id: uuid.UUID, command: Dial) -> bool:
-        """Tell the agent to dial the relay, wherever it is connected. False if offline."""
-        link = self.links.get(machine_id)
-        if link is not None:
-            await link.send(_dial_json(command))
-            return True
-        node = await self.cluster.locate(str(machine_id))
-        if node is None or node == self.cluster.node_id:
-            return False
-        # A node that holds the agent's presence but no longer listens (killed, its keys
-        # not yet expired) cannot pass the dial on: the agent is as good as offline.
-        return await self.cluster.send_to_node(
-            node,
-            {
-                "type": "dial",
-                "machine_id": str(machine_id),
-                "command": command.model_dump(mode="json", exclude_none=True),
-            },
-        )
-
-    async def cut(
-        self,
-        session_id: uuid.UUID,
-        machine_id: uuid.UUID,
-        reason: str,
-        *,
-        relay_node: str | None = None,
-    ) -> None:
-        """Cut a session: the relay closes both ends and records why, the agent is told.
-
-        With ``relay_node`` (the node that recorded the session, where its relay is), the
-        cut goes there first and that node tells the agent once its relay has taken the
-        reason. Told at the same moment by the node holding its link, the agent could
-        close its end before the relay on another node had heard of the cut, and the
-        session was recorded as "agent_closed" instead of why it was cut (a CI run of the
-        several-node test). When that node does not listen (killed, or unknown), or is
-        not named, every node cuts and the agent is told at once: the relay's record
-        matters less than the cut."""
-        message: Message = {
-            "type": "cut",
-            "session_id": str(session_id),
-            "machine_id": str(machine_id),
-            "reason": reason,
-        }
-        if relay_node is not None and await self.cluster.send_to_node(
-            relay_node, {**message, "type": "cut_relay_first"}
-        ):
-            return
-        await self.cluster.broadcast(message)
-
-    async def disconnect(self, machine_id: uuid.UUID, reason: str) -> None:
-        """Close the machine's control link on whichever node holds it (a removed
-        machine); its key is refused when it dials back."""
-        await self.cluster.broadcast(
-            {"type": "disconnect", "machine_id": str(machine_id), "reason": reason}
-        )
-
-    async def _close_link(self, machine_id: uuid.UUID, reason: str) -> None:
-        link = self.links.get(machine_id)
-        if link is not None:
-            with contextlib.suppress(Exception):
-                await link.websocket.close(CloseCode.REFUSED, reason[:100])
-
-    async def _on_cluster_message(self, message: Message) -> None:
-        kind = message.get("type")
-        if kind == "dial":
-            link = self.links.get(uuid.UUID(message["machine_id"]))
-            if link is not None:
-                self._send_soon(link, _dial_json(Dial.model_validate(message["command"])))
-        elif kind == "cut":
-            self.relay.cut(message["session_id"], message["reason"])
-            self._tell_cut(message)
-        elif kind == "cut_relay_first":
-            # This node holds the session's relay (AgentHub.cut): the relay takes the
-            # cut's reason before the agent hears of it.
-            self.relay.cut(message["session_id"], message["reason"])
-            await self._pass_cut_to_agent(message)
-        elif kind == "cut_agent":
-            self._tell_cut(message)
-        elif kind == "disconnect":
-            await self._close_link(uuid.UUID(message["machine_id"]), message["reason"])
-
-    def _tell_cut(self, message: Message) -> None:
-        """Tell the agent (or Support client) of a cut, if its link is on this node."""
-        link = self.links.get(uuid.UUID(message["machine_id"]))
-        if link is None:
-            return
-        cut = Cut(session_id=uuid.UUID(message["session_id"]), reason=message["reason"][:64])
-        self._send_soon(link, cut.model_dump_json())
-        if link.support:
-            self._close_when_over(link)
-
-    async def _pass_cut_to_agent(self, message: Message) -> None:
-        """After the relay here has cut: the agent, wherever its link is."""
-        told: Message = {**message, "type": "cut_agent"}
-        if self.links.get(uuid.UUID(message["machine_id"])) is not None:
-            self._tell_cut(told)
-            return
-        try:
-            node = await self.cluster.locate(message["machine_id"])
-        except RedisError:
-            # Nobody can say where the agent is: every node looks (the bus may be back).
-            _log.warning("cut %s: the agent's node is unknown, told to all", message["session_id"])
-            await self.cluster.broadcast(told)
-            return
-        if node is not None and node != self.cluster.node_id:
-            await self.cluster.send_to_node(node, told)
-
-    def _send_soon(self, link: AgentLink, text: str) -> None:
-        """Send to a link from a task of its own, not from the cluster bus's handler: the
-        bus hands this node its messages one at a time, and a send waits while the agent
-        does not read (up to control_socket.DRAIN_TIMEOUT), so one such agent held up
-        every dial and cut for the node's other agents meanwhile (found by review). The
-        link's lock is taken in the order the tasks start, so its messages keep their
-        order."""
-
-        async def send() -> None:
-            try:
-                await link.send(text)
-            except Exception:  # the link is ending; its handler records how
-                _log.debug("a message to %s was not sent: its link is ending", link.machine_id)
-
-        task = asyncio.get_running_loop().create_task(send())
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
 
     # -- the endpoint -----------------------------------------------------------------
 
