@@ -122,6 +122,18 @@ def _waiting(sockets: contextlib.ExitStack, url: str, source: str) -> None:
     json.loads(ws.recv(timeout=30))
 
 
+def _probing_audited(state) -> dict[str | None, dict[str, int]]:  # type: ignore[no-untyped-def]
+    """The probing events written once the tally is flushed: kinds by source address."""
+    with state.db_sessions() as db:
+        probes.flush(db, state.probes, state.now(), everything=True)
+        return {
+            e.source_address: json.loads(e.details)["kinds"]
+            for e in db.execute(
+                select(AuditEvent).where(AuditEvent.action == "security.probing")
+            ).scalars()
+        }
+
+
 def _refused_with(url: str, source: str) -> tuple[int, str | None]:
     """The HTTP status and Retry-After of an upgrade refused before it was accepted."""
     with pytest.raises(InvalidStatus) as refused:
@@ -173,14 +185,7 @@ def test_logins_in_progress_are_capped_for_the_node_not_only_per_address(
         )
         assert refused == refused_before + 1
         # Counted as probing of the refused address, like the per-address cap.
-        with state.db_sessions() as db:
-            probes.flush(db, state.probes, state.now(), everything=True)
-            noted = {
-                e.source_address: json.loads(e.details)["kinds"]
-                for e in db.execute(
-                    select(AuditEvent).where(AuditEvent.action == "security.probing")
-                ).scalars()
-            }
+        noted = _probing_audited(state)
         assert noted == {"127.0.0.4": {"node_socket_cap": 1}, "127.0.0.2": {"socket_cap": 1}}
     state.engine.dispose()
 
@@ -296,14 +301,7 @@ def test_sockets_held_open_without_a_word_neither_fill_admission_nor_keep_their_
         with contextlib.ExitStack() as again:
             _waiting(again, url, "127.0.0.2")
             assert _refused_with(url, "127.0.0.2") == (429, "5")
-        with state.db_sessions() as db:
-            probes.flush(db, state.probes, state.now(), everything=True)
-            noted = {
-                e.source_address: json.loads(e.details)["kinds"]
-                for e in db.execute(
-                    select(AuditEvent).where(AuditEvent.action == "security.probing")
-                ).scalars()
-            }
+        noted = _probing_audited(state)
     # Each silent socket a note; each refusal a note; the real agent's source none.
     assert noted["127.0.0.2"]["silent_socket_cap"] == 2
     assert noted["127.0.0.2"]["silent_socket"] >= 3

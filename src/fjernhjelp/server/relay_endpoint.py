@@ -97,7 +97,7 @@ class RelayEndpoint:
             raw = await asyncio.wait_for(
                 receive_text_limited(websocket, RELAY_JOIN_MAX), AUTH_TIMEOUT
             )
-            silent.cancel()
+            silent.cancel()  # it spoke: the token's check below may take its time
             auth = json.loads(raw)
             role = Role(auth["role"])
             token = str(auth["token"])
